@@ -1,0 +1,1 @@
+"""Thin s3prl ``UpstreamExpert`` classes over the package's models."""

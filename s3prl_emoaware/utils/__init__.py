@@ -1,0 +1,1 @@
+"""Small shared helpers: atomic writes, audio reading with clear errors, seeding."""
