@@ -1,2 +1,79 @@
-def main():
-    pass
+"""Entry point of ``s3prl-emoaware``.
+
+Subcommands live in their own modules (``s3prl_emoaware.cli.<module>``), each exposing
+``add_arguments(parser)`` and ``run(args) -> int``. Only the chosen subcommand's module is
+imported, so ``s3prl-emoaware --help`` answers without importing torch.
+
+Errors the user can fix (bad input, missing tool, unwritable folder) are raised as
+:class:`UserFacingError` subclasses or as the package's ``*Error`` types and printed as
+one line ``s3prl-emoaware: error: ...`` with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Dict, List, Optional, Tuple
+
+__all__ = ["main", "SUBCOMMANDS"]
+
+# name -> (module under s3prl_emoaware.cli, one-line help)
+SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
+    "synth-corpus": ("synth_corpus", "synthesise a speech corpus with espeak-ng in an official on-disk layout"),
+    "prepare-iemocap": ("prepare_iemocap", "build s3prl's IEMOCAP meta_data JSON files from the raw layout"),
+    "run-downstream": ("run_downstream", "the stock s3prl runner with our shipped configs (and --all-folds)"),
+}
+
+
+def _user_error_types() -> Tuple[type, ...]:
+    # Every error type of the package that carries a complete, user-facing message.
+    from ..config import ConfigError
+    from ..utils.atomic import OutputDirError
+    from ..utils.audio import AudioError
+    from ..utils.errors import UserFacingError
+
+    return (ConfigError, OutputDirError, AudioError, UserFacingError, FileNotFoundError)
+
+
+def build_parser(argv: List[str]) -> Tuple[argparse.ArgumentParser, Optional[object]]:
+    parser = argparse.ArgumentParser(prog="s3prl-emoaware", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    module = None
+    for name, (mod_name, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            module = importlib.import_module(f"{__package__}.{mod_name}")
+            module.add_arguments(p)
+            p.set_defaults(_module=module)
+    return parser, module
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, _ = build_parser(argv)
+    # run-downstream forwards unknown flags verbatim to the stock runner
+    args, extra = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if extra and not getattr(args._module, "ACCEPTS_EXTRA_ARGS", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args._module.run(args) or 0)
+    except _user_error_types() as err:
+        print(f"s3prl-emoaware: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("s3prl-emoaware: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
