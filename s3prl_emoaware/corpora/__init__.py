@@ -1,1 +1,1 @@
-"""TODO"""
+"""Corpora: readers of the official on-disk layouts and the espeak-ng corpus generator."""
