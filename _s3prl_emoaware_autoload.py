@@ -1,4 +1,8 @@
-"""Lazy registration hook, run at interpreter start-up by ``s3prl_emoaware-autoload.pth``.
+"""Lazy registration hook of s3prl_emoaware, run at interpreter start-up by ``s3prl_emoaware-autoload.pth``.
+
+It is a top-level module on purpose: importing it must not import the ``s3prl_emoaware``
+package, so that the package is resolved only when s3prl loads, through ``sys.path`` as it
+is then (a checkout on ``sys.path`` wins over the installed copy, as for any package).
 
 The stock ``python -m s3prl.run_downstream`` has no plugin mechanism: ``-u NAME`` is a
 ``getattr`` on the ``s3prl.hub`` module and ``-d NAME`` an import of
@@ -12,8 +16,8 @@ does nothing for any module except three, and for those it wraps the normal load
 - after ``s3prl.hub`` executes: add our upstream entry points to it;
 - after ``s3prl.downstream`` executes: add our downstream folder to its ``__path__``.
 
-It imports nothing heavy itself; ``python -X importtime -c "import site"`` shows only
-this module and the (torch-free) package ``__init__``.
+It imports nothing but ``sys``; ``python -X importtime -c "import site"`` shows only this
+module.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """s3prl-emoaware: emotion-aware self-supervised upstreams and SUPERB downstreams for s3prl.
 
-Importing this package is cheap on purpose: it runs at every Python start-up through the
-autoload ``.pth`` hook, so nothing here imports torch or s3prl. Registration with s3prl
-happens lazily, when s3prl itself is imported (see ``s3prl_emoaware._autoload``), or
+Importing this package does not import torch or s3prl. Registration with s3prl happens
+lazily, when s3prl itself is imported (see ``_s3prl_emoaware_autoload``), or
 explicitly through :func:`register`.
 """
 

@@ -143,7 +143,15 @@ def shipped_config_dir(kind: str) -> Path:
     """Folder of the shipped configs: ``kind`` is ``upstream_configs`` or ``downstream_configs``."""
     if kind not in ("upstream_configs", "downstream_configs"):
         raise ValueError(f"unknown config kind {kind!r}")
-    return Path(str(resources.files(f"s3prl_emoaware.{kind}")))
+    try:
+        # installed (editable or not): setup.cfg maps the top-level folder to this subpackage
+        return Path(str(resources.files(f"s3prl_emoaware.{kind}")))
+    except ModuleNotFoundError:
+        # a plain checkout on sys.path: the folder sits beside the package
+        checkout = Path(__file__).resolve().parent.parent / kind
+        if checkout.is_dir():
+            return checkout
+        raise ConfigError(f"shipped configs not found: {kind} is neither installed nor at {checkout}") from None
 
 
 def shipped_config(kind: str, name: str) -> Path:
