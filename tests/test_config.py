@@ -1,0 +1,63 @@
+"""YAML -> dataclass mapping: defaults, overrides, clear errors, shipped configs."""
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import pytest
+
+from s3prl_emoaware.config import (ConfigError, apply_overrides, from_dict, load_config, shipped_config,
+                                   shipped_config_dir, to_dict)
+from s3prl_emoaware.features import FbankConfig
+
+
+@dataclass
+class Inner:
+    size: int = 4
+    rate: float = 0.5
+
+
+@dataclass
+class Outer:
+    name: str = "x"
+    inner: Inner = field(default_factory=Inner)
+    layers: List[int] = field(default_factory=lambda: [1, 2])
+    extra: Optional[float] = None
+
+
+def test_defaults_then_yaml_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: y\ninner:\n  size: 8\n")
+    cfg = load_config(Outer, path, ["inner.rate=1", "extra=0.25"])
+    assert cfg == Outer(name="y", inner=Inner(size=8, rate=1.0), layers=[1, 2], extra=0.25)
+    assert isinstance(cfg.inner.rate, float)
+    assert to_dict(cfg) == {"name": "y", "inner": {"size": 8, "rate": 1.0}, "layers": [1, 2], "extra": 0.25}
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("inner:\n  sise: 8\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml.inner: unknown key\(s\) sise"):
+        load_config(Outer, path)
+
+
+def test_wrong_type_is_an_error():
+    with pytest.raises(ConfigError, match="expected int"):
+        from_dict(Inner, {"size": "big"})
+
+
+def test_override_syntax_error():
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        apply_overrides({}, ["oops"])
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+        load_config(Outer, tmp_path / "nope.yaml")
+
+
+def test_shipped_upstream_config_loads():
+    assert shipped_config_dir("upstream_configs").is_dir()
+    cfg = load_config(FbankConfig, shipped_config("upstream_configs", "emoaware_fbank"))
+    assert cfg.num_mel_bins == 80 and cfg.hop_samples == 160
+    with pytest.raises(ConfigError, match="available"):
+        shipped_config("upstream_configs", "does_not_exist")

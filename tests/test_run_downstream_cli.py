@@ -1,0 +1,64 @@
+"""The run-downstream wrapper: flag handling, shipped configs, data-root checks, fold scoring."""
+
+from pathlib import Path
+
+import pytest
+
+from s3prl_emoaware.cli import run_downstream as rd
+from s3prl_emoaware.cli.main import main
+
+
+def test_scan_flags_short_long_and_equals_forms():
+    flags = rd.scan_flags(["-m", "train", "--downstream=emotion", "-u", "fbank", "-o", "config.x=1,,args.y=2",
+                           "--expdir", "/tmp/e"])
+    assert flags == {"mode": "train", "downstream": "emotion", "override": "config.x=1,,args.y=2",
+                     "expdir": "/tmp/e"}
+
+
+def test_replace_flag_replaces_or_appends():
+    argv = ["-m", "train", "-p", "a", "-d", "emotion"]
+    assert rd.replace_flag(argv, ("-p", "--expdir"), "b") == ["-m", "train", "-p", "b", "-d", "emotion"]
+    assert rd.replace_flag(["-m", "train"], ("-o", "--override"), "config.a=1") == ["-m", "train", "-o", "config.a=1"]
+    assert rd.replace_flag(["--expdir=a"], ("-p", "--expdir"), "c") == ["--expdir=c"]
+
+
+def test_effective_config_applies_config_overrides(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("runner:\n  total_steps: 10\ndownstream_expert:\n  datarc:\n    root: PLACEHOLDER\n")
+    eff = rd.effective_config(cfg, "config.runner.total_steps=4,,config.downstream_expert.datarc.root=/data,,args.seed=3")
+    assert eff["runner"]["total_steps"] == 4
+    assert eff["downstream_expert"]["datarc"]["root"] == "/data"
+
+
+def test_missing_shipped_config_is_one_clear_error(capsys):
+    status = main(["run-downstream", "-m", "train", "-u", "fbank", "-d", "no_such_task", "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1
+    assert "no shipped config for downstream 'no_such_task'" in err[0]
+
+
+def test_all_folds_requires_a_fold_config(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("runner:\n  total_steps: 1\ndownstream_expert:\n  datarc: {}\n")
+    status = main(["run-downstream", "--all-folds", "-m", "train", "-u", "fbank", "-d", "x", "-c", str(cfg)])
+    assert status == 2
+    assert "test_fold" in capsys.readouterr().err
+
+
+def test_fold_accuracy_from_prediction_files(tmp_path):
+    (tmp_path / "test_fold2_predict.txt").write_text("a neu\nb ang\nc sad\nd neu\n")
+    (tmp_path / "test_fold2_truth.txt").write_text("a neu\nb hap\nc sad\nd neu\n")
+    result = rd._fold_accuracy(tmp_path, "fold2")
+    assert result["acc"] == pytest.approx(0.75)
+    assert result["majority_rate"] == pytest.approx(0.5)
+    assert result["n_test"] == 4
+
+
+def test_best_checkpoint_prefers_dev_best(tmp_path):
+    (tmp_path / "states-2.ckpt").write_text("")
+    (tmp_path / "states-10.ckpt").write_text("")
+    assert rd._best_checkpoint(tmp_path).name == "states-10.ckpt"
+    (tmp_path / "dev-best.ckpt").write_text("")
+    assert rd._best_checkpoint(tmp_path).name == "dev-best.ckpt"
+    with pytest.raises(rd.RunDownstreamError, match="no checkpoint"):
+        rd._best_checkpoint(tmp_path / "empty")
