@@ -1,0 +1,53 @@
+"""Leaderboard: scores come from the per-run test files, aggregated over folds and seeds."""
+
+import json
+
+import pytest
+import yaml
+
+from s3prl_emoaware import leaderboard
+from s3prl_emoaware.cli.main import main
+
+
+def _experiment(path, upstream, downstream, ckpt=None, seed=1337):
+    path.mkdir(parents=True)
+    args = {"mode": "train", "upstream": upstream, "downstream": downstream, "upstream_ckpt": ckpt, "seed": seed}
+    (path / "args_2026-01-01-00-00-00.yaml").write_text(yaml.dump(args))
+    return path
+
+
+def test_scores_match_per_run_files_and_aggregate(tmp_path):
+    a = _experiment(tmp_path / "fbank_er" / "fold1", "fbank", "emotion")
+    (a / "test_fold1_predict.txt").write_text("u1 neu\nu2 ang\nu3 sad\nu4 hap\n")
+    (a / "test_fold1_truth.txt").write_text("u1 neu\nu2 ang\nu3 neu\nu4 neu\n")  # 2/4
+    b = _experiment(tmp_path / "fbank_er" / "fold2", "fbank", "emotion")
+    (b / "test_fold2_predict.txt").write_text("v1 neu\nv2 ang\n")
+    (b / "test_fold2_truth.txt").write_text("v1 neu\nv2 ang\n")  # 2/2
+    c = _experiment(tmp_path / "ems_ic", "ems_npc_local", "fluent_commands", ckpt="/x/npc_ems/states-9.ckpt")
+    (c / "test_predict.csv").write_text("f1,activate,lights,kitchen\nf2,decrease,heat,none\n")
+    (c / "test_truth.csv").write_text("f1,activate,lights,kitchen\nf2,decrease,heat,bedroom\n")  # 1/2
+    d = _experiment(tmp_path / "pr", "fbank", "phoneme_recognition")
+    (d / "test-hyp.ark").write_text("x1 a b c\nx2 d\n")
+    (d / "test-ref.ark").write_text("x1 a b d\nx2 d e\n")  # (1 + 1) / 5
+    _experiment(tmp_path / "unfinished", "fbank", "emotion")  # no test output: ignored
+
+    results = leaderboard.collect([tmp_path])
+    table = leaderboard.aggregate(results)
+    assert table["fbank"]["emotion/acc"]["mean"] == pytest.approx(0.75)
+    assert table["fbank"]["emotion/acc"]["std"] == pytest.approx(0.25)
+    assert table["fbank"]["emotion/acc"]["n"] == 2
+    assert table["fbank"]["phoneme_recognition/per"]["mean"] == pytest.approx(0.4)
+    assert table["ems_npc_local (npc_ems)"]["fluent_commands/acc"]["mean"] == pytest.approx(0.5)
+
+    out = tmp_path / "board"
+    assert main(["leaderboard", str(tmp_path), "--out", str(out)]) == 0
+    md = (out / "leaderboard.md").read_text()
+    assert "75.00 ± 25.00 (n=2)" in md and "40.00" in md
+    assert (out / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((out / "leaderboard.json").read_text())["fbank"]["emotion/acc"]["n"] == 2
+    assert "fbank,emotion,acc,0.750000,0.250000,2" in (out / "leaderboard.csv").read_text()
+
+
+def test_no_results_is_one_clear_error(tmp_path, capsys):
+    assert main(["leaderboard", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "no scored experiments" in capsys.readouterr().err
