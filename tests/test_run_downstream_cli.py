@@ -55,10 +55,12 @@ def test_fold_accuracy_from_prediction_files(tmp_path):
 
 
 def test_best_checkpoint_prefers_dev_best(tmp_path):
+    from s3prl_emoaware.s3prl_adapters.launch import NoCheckpointError, best_checkpoint
+
     (tmp_path / "states-2.ckpt").write_text("")
     (tmp_path / "states-10.ckpt").write_text("")
-    assert rd._best_checkpoint(tmp_path).name == "states-10.ckpt"
+    assert best_checkpoint(tmp_path).name == "states-10.ckpt"
     (tmp_path / "dev-best.ckpt").write_text("")
-    assert rd._best_checkpoint(tmp_path).name == "dev-best.ckpt"
-    with pytest.raises(rd.RunDownstreamError, match="no checkpoint"):
-        rd._best_checkpoint(tmp_path / "empty")
+    assert best_checkpoint(tmp_path).name == "dev-best.ckpt"
+    with pytest.raises(NoCheckpointError, match="no checkpoint"):
+        best_checkpoint(tmp_path / "empty")

@@ -17,6 +17,7 @@ additions:
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import subprocess
@@ -149,6 +150,24 @@ def launch(argv: Sequence[str]) -> int:
     return subprocess.call(cmd, env=os.environ.copy())
 
 
+def launch_batch(steps: List[dict], workdir: Path) -> List[dict]:
+    """Run several runner steps in one child process (one s3prl import); return their statuses."""
+    from ..utils.atomic import atomic_write_json
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    steps_file, status_file = workdir / "runner_steps.json", workdir / "runner_status.json"
+    atomic_write_json(steps_file, steps)
+    if status_file.exists():
+        status_file.unlink()
+    cmd = [sys.executable, "-m", "s3prl_emoaware.s3prl_adapters.launch", "--batch", str(steps_file),
+           "--status", str(status_file)]
+    logger.info("running %d runner steps in one process: %s", len(steps), " ".join(cmd))
+    subprocess.call(cmd, env=os.environ.copy())
+    if not status_file.is_file():
+        raise RunDownstreamError(f"the runner batch stopped before its first step finished (see output above; {steps_file})")
+    return json.loads(status_file.read_text())
+
+
 def prepare_argv(argv: List[str]) -> Tuple[List[str], Dict[str, str]]:
     """Add the shipped ``-c`` where needed and check data roots; return (argv, flags)."""
     flags = scan_flags(argv)
@@ -186,17 +205,6 @@ def _fold_accuracy(expdir: Path, fold: str) -> Dict[str, float]:
     return {"acc": correct / len(truth), "majority_rate": majority, "n_test": len(truth)}
 
 
-def _best_checkpoint(expdir: Path) -> Path:
-    best = expdir / "dev-best.ckpt"
-    if best.is_file():
-        return best
-    states = sorted(expdir.glob("states-*.ckpt"), key=lambda p: int(p.stem.split("-")[-1]))
-    if not states:
-        raise RunDownstreamError(f"{expdir}: training wrote no checkpoint (dev-best.ckpt or states-*.ckpt)")
-    logger.warning("%s: no dev-best.ckpt (no dev evaluation ran); using %s", expdir, states[-1].name)
-    return states[-1]
-
-
 def run_all_folds(argv: List[str], flags: Dict[str, str]) -> int:
     from ..utils.atomic import atomic_write_json
 
@@ -211,7 +219,8 @@ def run_all_folds(argv: List[str], flags: Dict[str, str]) -> int:
         base = Path(flags["expdir"])
     else:
         base = Path("result/downstream") / flags.get("expname", f"{flags['downstream']}_all_folds")
-    results: Dict[str, Dict[str, float]] = {}
+    steps: List[dict] = []
+    device = ["--device", argv[argv.index("--device") + 1]] if "--device" in argv else []
     for k in range(1, N_FOLDS + 1):
         fold = f"fold{k}"
         expdir = base / fold
@@ -219,17 +228,17 @@ def run_all_folds(argv: List[str], flags: Dict[str, str]) -> int:
         fold_override = f"config.downstream_expert.datarc.test_fold='{fold}'"
         override = f"{override},,{fold_override}" if override and override.lower() != "none" else fold_override
         train_argv = replace_flag(replace_flag(argv, ("-p", "--expdir"), str(expdir)), ("-o", "--override"), override)
-        logger.info("fold %d/%d: training into %s", k, N_FOLDS, expdir)
-        if launch(train_argv) != 0:
-            raise RunDownstreamError(f"training of {fold} failed (see the runner output above; expdir {expdir})")
-        ckpt = _best_checkpoint(expdir)
-        eval_argv = ["-m", "evaluate", "-e", str(ckpt), "-t", "test"]
-        if "--device" in argv:
-            eval_argv += ["--device", argv[argv.index("--device") + 1]]
-        if launch(eval_argv) != 0:
-            raise RunDownstreamError(f"evaluation of {fold} failed ({ckpt})")
-        results[fold] = _fold_accuracy(expdir, fold)
-        results[fold]["checkpoint"] = str(ckpt)
+        steps += [{"argv": train_argv}, {"evaluate_best": str(expdir), "argv": device}]
+    statuses = launch_batch(steps, base)
+    failed = [s for s in statuses if not s["ok"]]
+    if failed or len(statuses) != len(steps):
+        detail = failed[0].get("error", "stopped early") if failed else "stopped early"
+        raise RunDownstreamError(f"{len(failed) or len(steps) - len(statuses)} runner step(s) failed in {base}: {detail}")
+    results: Dict[str, Dict[str, float]] = {}
+    for k in range(1, N_FOLDS + 1):
+        fold = f"fold{k}"
+        results[fold] = _fold_accuracy(base / fold, fold)
+        results[fold]["checkpoint"] = statuses[2 * k - 1].get("checkpoint")
     accs = [r["acc"] for r in results.values()]
     mean = sum(accs) / len(accs)
     std = (sum((a - mean) ** 2 for a in accs) / len(accs)) ** 0.5
