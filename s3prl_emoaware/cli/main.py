@@ -24,6 +24,7 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "synth-corpus": ("synth_corpus", "synthesise a speech corpus with espeak-ng in an official on-disk layout"),
     "prepare-iemocap": ("prepare_iemocap", "build s3prl's IEMOCAP meta_data JSON files from the raw layout"),
     "run-downstream": ("run_downstream", "the stock s3prl runner with our shipped configs (and --all-folds)"),
+    "config": ("config", "print the path of a shipped config (for the stock runner's -c), or list them"),
     "leaderboard": ("leaderboard", "collect runner experiment folders into a SUPERB-style table (md, csv, png)"),
 }
 
