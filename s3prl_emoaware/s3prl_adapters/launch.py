@@ -9,7 +9,8 @@ runs several runner invocations in one process. Importing ``s3prl.run_downstream
 about 10 s of CPU (it imports every upstream), which dominated short SUPERB runs such as
 the 5 IEMOCAP folds; a batch pays it once. Each step is ``{"argv": [...]}`` or
 ``{"evaluate_best": EXPDIR, "argv": [extra flags]}`` (evaluate that experiment's
-``dev-best.ckpt``, or its last ``states-*.ckpt``, on the test split). A failing step is
+``dev-best.ckpt``, or its last ``states-*.ckpt``, on the test split); a step with a
+``"marker"`` path writes its status there when it succeeds. A failing step is
 recorded in the status file and the batch goes on with the next step.
 """
 
@@ -75,6 +76,8 @@ def run_batch(steps: List[Dict], status_path: Optional[Path] = None) -> List[Dic
             status["argv"] = argv
             run_once(argv)
             status["ok"] = True
+            if "marker" in step:  # lets a caller skip this step when it re-runs
+                atomic_write_json(Path(step["marker"]), status)
         except (Exception, SystemExit) as err:  # a bad run is reported, the batch goes on
             status["error"] = f"{type(err).__name__}: {err}"
             logger.error("step %d failed: %s\n%s", i, status["error"], traceback.format_exc())

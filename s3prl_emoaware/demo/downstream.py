@@ -1,0 +1,90 @@
+"""SUPERB downstream runs of the demo: every upstream on every task, through the stock runner.
+
+For one upstream, all its runs (5 IEMOCAP folds, phoneme recognition, intent
+classification; each trained, then its best checkpoint evaluated on test) go to one child
+process (see :mod:`s3prl_emoaware.s3prl_adapters.launch`), so s3prl's import is paid once
+per upstream. A run whose experiment folder already holds its test output is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["UpstreamSpec", "TaskSpec", "runner_steps", "run_upstream"]
+
+
+@dataclass
+class UpstreamSpec:
+    """One leaderboard row: a runner ``-u`` name and, for ``*_local`` upstreams, its ``-k``."""
+
+    label: str
+    upstream: str
+    ckpt: Optional[str] = None
+
+
+@dataclass
+class TaskSpec:
+    """One leaderboard column: a downstream with its config and demo-size overrides.
+
+    Attributes:
+        name: runner ``-d`` name.
+        config: path of the runner config (``-c``).
+        override: s3prl ``-o`` string (``config.a.b=v,,config.c=w``) with data roots and sizes.
+        folds: number of IEMOCAP leave-one-session-out folds (0 = not a fold task).
+    """
+
+    name: str
+    config: str
+    override: str = ""
+    folds: int = 0
+
+
+def _marker(expdir: Path) -> Path:
+    # written by the batch launcher after the test evaluation succeeded
+    return expdir / "evaluated_best.json"
+
+
+def runner_steps(up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str = "cpu",
+                 seed: int = 1337) -> List[Dict]:
+    """The launch-batch steps still to run for upstream ``up`` (finished runs are left out)."""
+    steps: List[Dict] = []
+    for task in tasks:
+        folds = [f"fold{k}" for k in range(1, task.folds + 1)] or [None]
+        for fold in folds:
+            expdir = out / up.label / task.name / (fold or "")
+            if _marker(expdir).is_file():
+                continue
+            override = task.override
+            if fold is not None:
+                extra = f"config.downstream_expert.datarc.test_fold='{fold}'"
+                override = f"{override},,{extra}" if override else extra
+            argv = ["-m", "train", "-u", up.upstream, "-d", task.name, "-c", task.config, "-p", str(expdir),
+                    "--device", device, "--seed", str(seed)]
+            if up.ckpt:
+                argv += ["-k", up.ckpt]
+            if override:
+                argv += ["-o", override]
+            steps += [{"argv": argv},
+                      {"evaluate_best": str(expdir), "argv": ["--device", device], "marker": str(_marker(expdir))}]
+    return steps
+
+
+def run_upstream(up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str = "cpu") -> dict:
+    """Run (or finish) every task for one upstream; raise if a step failed."""
+    from ..cli.run_downstream import RunDownstreamError, launch_batch
+
+    steps = runner_steps(up, tasks, out, device)
+    if not steps:
+        return {"runs": 0}
+    statuses = launch_batch(steps, out / up.label)
+    failed = [s for s in statuses if not s["ok"]]
+    if failed or len(statuses) != len(steps):
+        detail = failed[0].get("error") if failed else "the batch stopped early"
+        raise RunDownstreamError(f"{up.label}: {len(failed)} of {len(steps)} runner steps failed ({detail}); "
+                                 f"see {out / up.label / 'runner_status.json'}")
+    return {"runs": len(steps) // 2}
