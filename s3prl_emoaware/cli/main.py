@@ -21,6 +21,7 @@ __all__ = ["main", "SUBCOMMANDS"]
 
 # name -> (module under s3prl_emoaware.cli, one-line help)
 SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
+    "demo": ("demo", "the main job: generated corpora, pre-training, SUPERB runs, leaderboard"),
     "synth-corpus": ("synth_corpus", "synthesise a speech corpus with espeak-ng in an official on-disk layout"),
     "prepare-iemocap": ("prepare_iemocap", "build s3prl's IEMOCAP meta_data JSON files from the raw layout"),
     "run-downstream": ("run_downstream", "the stock s3prl runner with our shipped configs (and --all-folds)"),

@@ -1,0 +1,153 @@
+"""``s3prl-emoaware demo``: the whole pipeline on generated corpora, ending with a leaderboard.
+
+Stages (each resumable, see :mod:`.stages`):
+
+1. ``corpora``: synthesise IEMOCAP-, LibriSpeech- and FSC-layout corpora with espeak-ng;
+2. ``downstream_<upstream>``: for every upstream, the stock s3prl runner on emotion (all
+   IEMOCAP folds), phoneme recognition and intent classification;
+3. ``leaderboard``: one table (Markdown, CSV, PNG) from all runner experiments.
+
+Pre-training stages (StrengthNet, intensities, EMS/random Mockingjay and NPC, contrastive
+ECAPA) are inserted before the downstream stages by :func:`build_stages` for the
+upstreams the config lists.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from ..config import from_dict, load_yaml
+from .downstream import TaskSpec, UpstreamSpec, run_upstream
+from .stages import Stage, run_stages, stage_times
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DemoConfig", "build_stages", "run_demo"]
+
+
+@dataclass
+class DownstreamSizes:
+    """Runner overrides that size the SUPERB runs for the demo (s3prl ``-o`` syntax, data roots added here)."""
+
+    emotion: str = ("config.runner.total_steps=150,,config.runner.eval_step=50,,config.runner.save_step=50,,"
+                    "config.runner.log_step=50,,config.runner.gradient_accumulate_steps=1,,"
+                    "config.optimizer.lr=1.0e-3,,config.downstream_expert.datarc.num_workers=0,,"
+                    "config.downstream_expert.datarc.train_batch_size=8")
+    phoneme_recognition: str = ("config.runner.total_steps=200,,config.runner.eval_step=100,,"
+                                "config.runner.save_step=100,,config.runner.log_step=50,,"
+                                "config.runner.gradient_accumulate_steps=1,,config.downstream_expert.corpus.num_workers=0")
+    fluent_commands: str = ("config.runner.total_steps=150,,config.runner.eval_step=50,,config.runner.save_step=50,,"
+                            "config.runner.log_step=50,,config.optimizer.lr=1.0e-3,,"
+                            "config.downstream_expert.datarc.num_workers=0,,config.downstream_expert.datarc.train_batch_size=8")
+
+
+@dataclass
+class DemoConfig:
+    """Everything the demo does; ``s3prl_emoaware/demo/configs/{full,quick}.yaml`` fill it.
+
+    Attributes:
+        seed: seed of the corpora, pre-training and downstream runs.
+        corpus_size: ``demo`` (a few minutes to synthesise) or ``tiny``.
+        folds: IEMOCAP folds to run (5 = SUPERB's leave-one-session-out; fewer for --quick).
+        tasks: downstreams to run, among emotion, phoneme_recognition, fluent_commands.
+        baselines: upstreams without pre-training (s3prl's ``fbank``, our ``emoaware_fbank``).
+        device: runner ``--device``.
+        sizes: runner overrides per task.
+    """
+
+    seed: int = 0
+    corpus_size: str = "demo"
+    folds: int = 5
+    tasks: List[str] = field(default_factory=lambda: ["emotion", "phoneme_recognition", "fluent_commands"])
+    baselines: List[str] = field(default_factory=lambda: ["fbank", "emoaware_fbank"])
+    device: str = "cpu"
+    sizes: DownstreamSizes = field(default_factory=DownstreamSizes)
+
+
+def load_demo_config(quick: bool, overrides: Optional[List[str]] = None) -> DemoConfig:
+    from ..config import apply_overrides
+
+    data = load_yaml(Path(__file__).resolve().parent / "configs" / ("quick.yaml" if quick else "full.yaml"))
+    apply_overrides(data, overrides or [])
+    return from_dict(DemoConfig, data, where="demo config")
+
+
+def _corpus_paths(out: Path) -> Dict[str, Path]:
+    return {"iemocap": out / "corpora" / "iemocap", "librispeech": out / "corpora" / "librispeech",
+            "fsc": out / "corpora" / "fsc"}
+
+
+def _task_specs(cfg: DemoConfig, out: Path) -> List[TaskSpec]:
+    from ..config import shipped_config
+
+    corpora = _corpus_paths(out)
+    specs: List[TaskSpec] = []
+    for task in cfg.tasks:
+        size = getattr(cfg.sizes, task)
+        if task == "emotion":
+            roots = (f"config.downstream_expert.datarc.root='{corpora['iemocap']}',,"
+                     f"config.downstream_expert.datarc.meta_data='{corpora['iemocap'] / 'meta_data'}'")
+            specs.append(TaskSpec(task, str(shipped_config("downstream_configs", task)), f"{roots},,{size}",
+                                  folds=cfg.folds))
+        elif task == "phoneme_recognition":
+            lib = corpora["librispeech"]
+            roots = (f"config.downstream_expert.corpus.path='{lib}',,"
+                     f"config.downstream_expert.corpus.lexicon=['{lib / 'lexicon.txt'}'],,"
+                     f"config.downstream_expert.text.vocab_file='{lib / 'phones.txt'}'")
+            specs.append(TaskSpec(task, str(shipped_config("downstream_configs", task)), f"{roots},,{size}"))
+        elif task == "fluent_commands":
+            roots = f"config.downstream_expert.datarc.file_path='{corpora['fsc']}'"
+            specs.append(TaskSpec(task, str(shipped_config("downstream_configs", task)), f"{roots},,{size}"))
+        else:
+            raise ValueError(f"unknown demo task {task!r}")
+    return specs
+
+
+def _synthesise(cfg: DemoConfig, out: Path) -> dict:
+    from ..corpora.synth import synthesize_corpus
+
+    summary = {}
+    for kind, path in _corpus_paths(out).items():
+        if path.is_dir():
+            summary[kind] = "kept"
+            continue
+        synthesize_corpus(kind, path, seed=cfg.seed, size=cfg.corpus_size)
+        summary[kind] = str(path)
+    return summary
+
+
+def build_stages(cfg: DemoConfig, out: Path) -> List[Stage]:
+    stages = [Stage("corpora", "synthesise IEMOCAP, LibriSpeech and FSC layouts with espeak-ng",
+                    lambda: _synthesise(cfg, out))]
+    tasks = _task_specs(cfg, out)
+    upstreams = [UpstreamSpec(label=name, upstream=name) for name in cfg.baselines]
+    for up in upstreams:
+        stages.append(Stage(f"downstream_{up.label}", f"SUPERB runs ({', '.join(cfg.tasks)}) for {up.label}",
+                            lambda up=up: run_upstream(up, tasks, out / "downstream", cfg.device)))
+    stages.append(Stage("leaderboard", "collect every runner experiment into the leaderboard",
+                        lambda: _leaderboard(out)))
+    return stages
+
+
+def _leaderboard(out: Path) -> dict:
+    from .. import leaderboard
+
+    table = leaderboard.aggregate(leaderboard.collect([out / "downstream"]))
+    paths = leaderboard.write_all(table, out / "leaderboard")
+    return {k: str(v) for k, v in paths.items()}
+
+
+def run_demo(out: Path, quick: bool = False, redo: List[str] = (), overrides: Optional[List[str]] = None) -> str:
+    """Run (or finish) the demo into ``out``; return the leaderboard and stage times as Markdown."""
+    from ..utils.atomic import atomic_write_text, ensure_writable_dir
+
+    out = ensure_writable_dir(out).resolve()
+    cfg = load_demo_config(quick, overrides)
+    done = run_stages(build_stages(cfg, out), out, redo)
+    report = ("## Leaderboard\n\n" + (out / "leaderboard" / "leaderboard.md").read_text()
+              + "\n## Stage times (seconds, this machine)\n\n" + stage_times(done))
+    atomic_write_text(out / "REPORT.md", report)
+    return report
