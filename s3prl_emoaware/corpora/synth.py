@@ -1,0 +1,299 @@
+"""Synthesised corpora in the official on-disk layouts (IEMOCAP, LibriSpeech, Fluent Speech Commands).
+
+``s3prl-emoaware synth-corpus KIND OUT --seed N --size tiny|demo`` writes a corpus that the
+real loaders read unchanged: s3prl's ``emotion`` expert (through the IEMOCAP meta_data JSON
+files that :mod:`.iemocap` builds from the raw layout, as s3prl's ``IEMOCAP_preprocess.py``
+does), our phoneme-recognition downstream (LibriSpeech layout + lexicon) and s3prl's
+``fluent_commands`` expert.
+
+Speakers are espeak-ng voice variants with a per-speaker pitch offset; emotions are prosody
+profiles (:data:`EMOTIONS`) blended with neutral by an intensity in [0.5, 1]. Emotion varies
+inside utterances: a share of emotional IEMOCAP utterances start neutral and turn emotional
+part-way, and the emotional segment's start and end (seconds) go to the sidecar
+``emotional_segments.json`` (``{utt_id: [start, end]}``; neutral utterances map to null).
+
+The same seed gives the same files, byte for byte. The corpus is built in a temporary
+folder beside ``OUT`` and renamed into place at the end, so an interrupted run leaves no
+half-written corpus.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..utils.atomic import ensure_writable_dir
+from ..utils.errors import UserFacingError
+from .espeak import SAMPLE_RATE, Prosody, phonemize, synthesize
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EMOTIONS", "SIZES", "KINDS", "synthesize_corpus", "CorpusExistsError"]
+
+KINDS = ("iemocap", "librispeech", "fsc")
+
+# Emotion = prosody profile (what each emotion does to pitch, range, rate and loudness).
+EMOTIONS: Dict[str, Prosody] = {
+    "neu": Prosody(pitch=45, pitch_range=40, rate=160, amplitude=100),
+    "hap": Prosody(pitch=72, pitch_range=95, rate=190, amplitude=125),
+    "ang": Prosody(pitch=62, pitch_range=80, rate=215, amplitude=185),
+    "sad": Prosody(pitch=25, pitch_range=8, rate=115, amplitude=65),
+}
+
+
+@dataclass(frozen=True)
+class SizePreset:
+    """Corpus sizes: utterances per speaker (IEMOCAP), per split speakers x utterances (LibriSpeech, FSC)."""
+
+    iemocap_utts_per_speaker: int
+    libri_speakers: Tuple[int, int, int]  # train, dev, test
+    libri_utts_per_speaker: int
+    fsc_speakers: Tuple[int, int, int]
+    fsc_utts_per_speaker: int
+
+
+SIZES: Dict[str, SizePreset] = {
+    "tiny": SizePreset(iemocap_utts_per_speaker=5, libri_speakers=(2, 1, 1), libri_utts_per_speaker=4,
+                       fsc_speakers=(2, 1, 1), fsc_utts_per_speaker=6),
+    "demo": SizePreset(iemocap_utts_per_speaker=24, libri_speakers=(6, 2, 2), libri_utts_per_speaker=12,
+                       fsc_speakers=(6, 2, 2), fsc_utts_per_speaker=24),
+}
+
+SENTENCES = [
+    "the meeting starts at nine in the morning",
+    "i left my keys on the kitchen table",
+    "we should take the train to the city",
+    "she found a small dog near the river",
+    "they painted the old house blue last summer",
+    "please close the window before you leave",
+    "the weather will change again tomorrow",
+    "my brother bought a new car yesterday",
+    "he told me the story one more time",
+    "the children played in the park all day",
+    "you can call me when you get home",
+    "our flight was delayed for three hours",
+    "the letter arrived just after lunch",
+    "i never expected to see you here",
+    "the music was playing in the other room",
+    "we waited for the bus in the rain",
+    "that is not what i asked you to do",
+    "the garden looks beautiful in spring",
+    "he forgot to bring the tickets again",
+    "they moved to a quiet town by the sea",
+]
+
+# espeak-ng voice variants: female and male speakers (with per-speaker pitch offsets)
+_FEMALE = ["en-us+f1", "en-us+f2", "en-us+f3", "en-us+f4", "en-us+f5"]
+_MALE = ["en-us+m1", "en-us+m2", "en-us+m3", "en-us+m4", "en-us+m5", "en-us+m6", "en-us+m7", "en-us+m8"]
+
+
+class CorpusExistsError(UserFacingError):
+    pass
+
+
+def _write_wav(path: Path, wav: np.ndarray, fmt: str = "WAV") -> None:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    peak = float(np.abs(wav).max()) if wav.size else 0.0
+    if peak > 0.99:  # loud 'ang' prosody can clip after resampling
+        wav = wav * (0.99 / peak)
+    sf.write(str(path), wav, SAMPLE_RATE, subtype="PCM_16", format=fmt)
+
+
+def _speaker_prosody(prosody: Prosody, offset: float) -> Prosody:
+    return Prosody(float(np.clip(prosody.pitch + offset, 0, 99)), prosody.pitch_range, prosody.rate,
+                   prosody.amplitude)
+
+
+def _pause(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * SAMPLE_RATE), dtype=np.float32)
+
+
+def _emotional_utterance(text: str, voice: str, emotion: str, intensity: float, offset: float,
+                         mixed: bool) -> Tuple[np.ndarray, Optional[Tuple[float, float]]]:
+    """Audio and emotional segment (seconds) of one utterance; ``mixed`` = neutral start, emotional end."""
+    neutral = _speaker_prosody(EMOTIONS["neu"], offset)
+    target = _speaker_prosody(EMOTIONS["neu"].blend(EMOTIONS[emotion], intensity), offset)
+    lead = _pause(0.15)
+    if emotion == "neu":
+        return np.concatenate([lead, synthesize(text, voice, neutral), lead]), None
+    if not mixed:
+        body = synthesize(text, voice, target)
+        return np.concatenate([lead, body, lead]), (len(lead) / SAMPLE_RATE, (len(lead) + len(body)) / SAMPLE_RATE)
+    words = text.split()
+    cut = max(1, len(words) // 2)
+    first = synthesize(" ".join(words[:cut]), voice, neutral)
+    second = synthesize(" ".join(words[cut:]), voice, target)
+    gap = _pause(0.08)
+    start = (len(lead) + len(first) + len(gap)) / SAMPLE_RATE
+    audio = np.concatenate([lead, first, gap, second, lead])
+    return audio, (start, start + len(second) / SAMPLE_RATE)
+
+
+# --- IEMOCAP ----------------------------------------------------------------------------------
+
+def _build_iemocap(out: Path, rng: np.random.Generator, size: SizePreset) -> None:
+    from .iemocap import prepare_iemocap_meta
+
+    emotions = ["neu", "hap", "ang", "sad"]
+    segments: Dict[str, Optional[List[float]]] = {}
+    for session in range(1, 6):
+        evaluations: Dict[str, List[str]] = {}
+        for gender, voices in (("F", _FEMALE), ("M", _MALE)):
+            voice = voices[(session - 1) % len(voices)]
+            offset = float(rng.uniform(-8, 8))
+            for i in range(size.iemocap_utts_per_speaker):
+                emotion = emotions[i % 4]
+                # real IEMOCAP labels some happy turns 'exc' (merged into hap by SUPERB)
+                label = "exc" if emotion == "hap" and rng.random() < 0.3 else emotion
+                dialog = f"Ses0{session}{'FM'[i % 2]}_impro0{1 + (i // 2) % 3}"
+                utt = f"{dialog}_{gender}{i:03d}"
+                text = SENTENCES[int(rng.integers(len(SENTENCES)))]
+                intensity = float(rng.uniform(0.6, 1.0))
+                mixed = emotion != "neu" and rng.random() < 0.5
+                audio, segment = _emotional_utterance(text, voice, emotion, intensity, offset, mixed)
+                _write_wav(out / f"Session{session}" / "sentences" / "wav" / dialog / f"{utt}.wav", audio)
+                segments[utt] = [round(segment[0], 4), round(segment[1], 4)] if segment else None
+                t0 = round(float(rng.uniform(0, 200)), 4)
+                vad = {"neu": (2.5, 2.5), "hap": (4.0, 3.5), "ang": (1.5, 4.0), "sad": (1.5, 1.5)}[emotion]
+                evaluations.setdefault(dialog, []).append(
+                    f"[{t0:.4f} - {t0 + len(audio) / SAMPLE_RATE:.4f}]\t{utt}\t{label}\t"
+                    f"[{vad[0]:.4f}, {vad[1]:.4f}, 2.5000]")
+        # one utterance without evaluator agreement ('xxx'): the preparation must drop it
+        dialog = f"Ses0{session}F_impro01"
+        utt = f"{dialog}_F900"
+        audio = synthesize(SENTENCES[0], _FEMALE[(session - 1) % len(_FEMALE)], EMOTIONS["neu"])
+        _write_wav(out / f"Session{session}" / "sentences" / "wav" / dialog / f"{utt}.wav", audio)
+        evaluations[dialog].append(f"[0.0000 - {len(audio) / SAMPLE_RATE:.4f}]\t{utt}\txxx\t[2.5000, 2.5000, 2.5000]")
+        for dialog, lines in evaluations.items():
+            path = out / f"Session{session}" / "dialog" / "EmoEvaluation" / f"{dialog}.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            body = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
+            body += "".join(f"{line}\nC-E1:\tNeutral;\t()\n\n" for line in lines)
+            path.write_text(body)
+    (out / "emotional_segments.json").write_text(json.dumps(segments, indent=1, sort_keys=True) + "\n")
+    prepare_iemocap_meta(out, out / "meta_data")
+
+
+# --- LibriSpeech ------------------------------------------------------------------------------
+
+def _build_librispeech(out: Path, rng: np.random.Generator, size: SizePreset) -> None:
+    splits = ("train-clean-100", "dev-clean", "test-clean")
+    voices = _MALE + _FEMALE
+    speaker_index = 0
+    words = set()
+    for split, n_speakers in zip(splits, size.libri_speakers):
+        for _ in range(n_speakers):
+            spk = 100 + 37 * speaker_index
+            chapter = 1000 + 11 * speaker_index
+            voice = voices[speaker_index % len(voices)]
+            offset = float(rng.uniform(-10, 10))
+            speaker_index += 1
+            folder = out / split / str(spk) / str(chapter)
+            lines = []
+            for u in range(size.libri_utts_per_speaker):
+                text = SENTENCES[int(rng.integers(len(SENTENCES)))]
+                emotion = ("neu", "hap", "sad")[int(rng.integers(3))]  # read speech, some expressiveness
+                prosody = _speaker_prosody(EMOTIONS["neu"].blend(EMOTIONS[emotion], 0.3), offset)
+                utt = f"{spk}-{chapter}-{u:04d}"
+                _write_wav(folder / f"{utt}.flac", synthesize(text, voice, prosody), fmt="FLAC")
+                lines.append(f"{utt} {text.upper()}\n")
+                words.update(text.upper().split())
+            (folder / f"{spk}-{chapter}.trans.txt").write_text("".join(lines))
+    lexicon = phonemize(sorted(words))
+    (out / "lexicon.txt").write_text("".join(f"{w}\t{' '.join(p)}\n" for w, p in sorted(lexicon.items())))
+    phones = sorted({p for ps in lexicon.values() for p in ps})
+    (out / "phones.txt").write_text("".join(f"{p}\n" for p in phones))
+
+
+# --- Fluent Speech Commands -------------------------------------------------------------------
+
+# (action, object, location, sentence): FSC's slot vocabulary, lowercase 'none' as in the real data
+FSC_COMMANDS = [
+    ("activate", "lights", "kitchen", "turn on the kitchen lights"),
+    ("activate", "lights", "bedroom", "switch on the lights in the bedroom"),
+    ("deactivate", "lights", "kitchen", "turn off the lights in the kitchen"),
+    ("deactivate", "lights", "washroom", "switch off the washroom lights"),
+    ("increase", "heat", "none", "turn the heat up"),
+    ("decrease", "heat", "bedroom", "lower the heat in the bedroom"),
+    ("increase", "volume", "none", "make it louder"),
+    ("decrease", "volume", "none", "turn the volume down"),
+    ("activate", "music", "none", "play some music"),
+    ("deactivate", "music", "none", "stop the music"),
+    ("bring", "newspaper", "none", "bring me the newspaper"),
+    ("bring", "juice", "none", "get me some juice"),
+    ("change language", "Chinese", "none", "switch the language to chinese"),
+    ("activate", "lamp", "none", "turn on the lamp"),
+]
+
+
+def _build_fsc(out: Path, rng: np.random.Generator, size: SizePreset) -> None:
+    import csv
+
+    voices = _FEMALE + _MALE
+    rows: Dict[str, List[List[str]]] = {"train": [], "valid": [], "test": []}
+    speaker_index = 0
+    for split, n_speakers in zip(("train", "valid", "test"), size.fsc_speakers):
+        for _ in range(n_speakers):
+            spk = f"spk{speaker_index:02d}x{int(rng.integers(1000, 9999))}"
+            voice = voices[speaker_index % len(voices)]
+            offset = float(rng.uniform(-10, 10))
+            speaker_index += 1
+            # training speakers say every command (so valid/test slot values are all seen in train)
+            order = list(range(len(FSC_COMMANDS))) if split == "train" else []
+            while len(order) < size.fsc_utts_per_speaker:
+                order.append(int(rng.integers(len(FSC_COMMANDS))))
+            for k, idx in enumerate(order):
+                action, obj, location, text = FSC_COMMANDS[idx]
+                emotion = ("neu", "hap", "ang")[int(rng.integers(3))]
+                prosody = _speaker_prosody(EMOTIONS["neu"].blend(EMOTIONS[emotion], 0.4), offset)
+                rel = f"wavs/speakers/{spk}/{spk}_{k:04d}.wav"
+                _write_wav(out / rel, synthesize(text, voice, prosody))
+                rows[split].append([rel, spk, text.capitalize(), action, obj, location])
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    for split, split_rows in rows.items():
+        with open(out / "data" / f"{split}_data.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["", "path", "speakerId", "transcription", "action", "object", "location"])
+            for i, row in enumerate(split_rows):
+                writer.writerow([i, *row])
+
+
+_BUILDERS = {"iemocap": _build_iemocap, "librispeech": _build_librispeech, "fsc": _build_fsc}
+
+
+def synthesize_corpus(kind: str, out, seed: int = 0, size: str = "tiny", force: bool = False) -> Path:
+    """Build corpus ``kind`` into ``out`` (atomically); return ``out``."""
+    if kind not in _BUILDERS:
+        raise UserFacingError(f"unknown corpus kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if size not in SIZES:
+        raise UserFacingError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise CorpusExistsError(f"{out}: output folder exists and is not empty (use --force to replace it)")
+    ensure_writable_dir(out.parent if out.parent != Path("") else Path("."))
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        _BUILDERS[kind](tmp, np.random.default_rng(seed), SIZES[size])
+        (tmp / "SYNTHETIC_CORPUS.json").write_text(json.dumps(
+            {"kind": kind, "seed": seed, "size": size, "generator": "s3prl-emoaware synth-corpus (espeak-ng)"},
+            indent=1) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    logger.info("wrote %s corpus (%s, seed %d) to %s", kind, size, seed, out)
+    return out
