@@ -1,0 +1,1 @@
+"""Phoneme recognition (SUPERB PR): CTC over LibriSpeech-layout audio, lexicon-based phone targets, PER."""

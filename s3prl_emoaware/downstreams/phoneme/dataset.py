@@ -1,0 +1,72 @@
+"""LibriSpeech-layout utterances with phone targets, and length-bucketed batches."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ...utils.audio import read_audio
+from ...utils.errors import UserFacingError
+from .text import PhoneVocabulary
+
+__all__ = ["PhoneDataset", "BucketSampler", "collate"]
+
+
+class PhoneDataset(Dataset):
+    """Items ``(wav float32 (samples,), phone ids LongTensor, utt_id)`` of the given LibriSpeech splits."""
+
+    def __init__(self, root, splits: Sequence[str], lexicon: Dict[str, List[str]], vocab: PhoneVocabulary):
+        root = Path(root)
+        if not root.is_dir():
+            raise UserFacingError(f"{root}: LibriSpeech root does not exist (downstream_expert.corpus.path)")
+        self.items: List[Tuple[Path, List[int], str, int]] = []
+        for split in splits:
+            trans_files = sorted((root / split).glob("*/*/*.trans.txt"))
+            if not trans_files:
+                raise UserFacingError(f"{root / split}: no <spk>/<chapter>/*.trans.txt files for split {split!r}")
+            for trans in trans_files:
+                for line in trans.read_text().splitlines():
+                    if not line.strip():
+                        continue
+                    utt, _, text = line.partition(" ")
+                    phones: List[str] = []
+                    for word in text.split():
+                        if word not in lexicon:
+                            raise UserFacingError(f"{trans}: word {word!r} of {utt} is not in the lexicon "
+                                                  "(downstream_expert.corpus.lexicon)")
+                        phones += lexicon[word]
+                    audio = trans.parent / f"{utt}.flac"
+                    self.items.append((audio, vocab.encode(phones), utt, len(text)))
+        # longest transcripts first (as s3prl's libriphone): the first batch shows memory problems at once
+        self.items.sort(key=lambda item: -item[3])
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i):
+        audio, ids, utt, _ = self.items[i]
+        return read_audio(audio, expected_rate=16000, min_samples=400), torch.tensor(ids, dtype=torch.long), utt
+
+
+class BucketSampler(Sampler):
+    """Batches of neighbours in the length order, batch order shuffled per epoch (seeded)."""
+
+    def __init__(self, n_items: int, batch_size: int, shuffle: bool, epoch: int = 0, seed: int = 0):
+        self.batches = [list(range(i, min(i + batch_size, n_items))) for i in range(0, n_items, batch_size)]
+        if shuffle:
+            random.Random(seed + epoch).shuffle(self.batches)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def collate(items):
+    wavs, labels, utts = zip(*items)
+    return list(wavs), list(labels), list(utts)

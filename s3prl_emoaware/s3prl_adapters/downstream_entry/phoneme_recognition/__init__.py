@@ -1,0 +1,1 @@
+"""``-d phoneme_recognition`` entry for s3prl's downstream package path."""
