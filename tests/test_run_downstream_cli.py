@@ -64,3 +64,31 @@ def test_best_checkpoint_prefers_dev_best(tmp_path):
     assert best_checkpoint(tmp_path).name == "dev-best.ckpt"
     with pytest.raises(NoCheckpointError, match="no checkpoint"):
         best_checkpoint(tmp_path / "empty")
+
+
+def _broken_copy(src, dst, how):
+    import shutil
+
+    shutil.copytree(src, dst)
+    wav = sorted(dst.glob("Session1/sentences/wav/*/*.wav"))[0]
+    if how == "unreadable":
+        wav.write_bytes(b"RIFF....not really a wav file")
+    else:
+        import soundfile as sf
+
+        sf.write(str(wav), [], 16000, subtype="PCM_16")
+    return wav
+
+
+@pytest.mark.parametrize("how,message", [("unreadable", "unreadable audio"), ("empty", "empty audio")])
+def test_bad_wav_in_corpus_is_one_line_naming_it(tiny_iemocap, tmp_path, capsys, how, message):
+    corpus = tmp_path / "iemocap"
+    bad = _broken_copy(tiny_iemocap, corpus, how)
+    override = (f"config.downstream_expert.datarc.root='{corpus}',,"
+                f"config.downstream_expert.datarc.meta_data='{corpus / 'meta_data'}'")
+    status = main(["run-downstream", "-m", "train", "-u", "fbank", "-d", "emotion", "-o", override,
+                   "-p", str(tmp_path / "exp"), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and err.count("\n") == 0
+    assert str(bad) in err and message in err
+    assert not (tmp_path / "exp").exists()  # nothing started, nothing half-written

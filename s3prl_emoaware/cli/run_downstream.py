@@ -49,6 +49,8 @@ class RunDownstreamError(UserFacingError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--skip-audio-check", action="store_true",
+                        help="do not check the headers of every audio file the config will read before starting")
     parser.add_argument("--all-folds", action="store_true",
                         help="IEMOCAP emotion: train and evaluate all 5 leave-one-session-out folds, report each and the mean")
     parser.epilog = ("All other flags are s3prl run_downstream.py flags (-m, -u, -d, -k, -c, -o, -p, -e, -f, "
@@ -168,7 +170,7 @@ def launch_batch(steps: List[dict], workdir: Path) -> List[dict]:
     return json.loads(status_file.read_text())
 
 
-def prepare_argv(argv: List[str]) -> Tuple[List[str], Dict[str, str]]:
+def prepare_argv(argv: List[str], check_audio: bool = True) -> Tuple[List[str], Dict[str, str]]:
     """Add the shipped ``-c`` where needed and check data roots; return (argv, flags)."""
     flags = scan_flags(argv)
     mode = flags.get("mode", "train")
@@ -186,7 +188,13 @@ def prepare_argv(argv: List[str]) -> Tuple[List[str], Dict[str, str]]:
         config_path = Path(flags["config"])
         if not config_path.is_file():
             raise RunDownstreamError(f"{config_path}: config file not found (-c)")
-        _check_roots(flags["downstream"], effective_config(config_path, flags.get("override")))
+        config = effective_config(config_path, flags.get("override"))
+        _check_roots(flags["downstream"], config)
+        if check_audio:
+            from ..corpora.validate import check_audio_headers, downstream_audio_files
+
+            n = check_audio_headers(downstream_audio_files(flags["downstream"], config))
+            logger.info("checked %d audio files", n)
     return argv, flags
 
 
@@ -252,7 +260,7 @@ def run_all_folds(argv: List[str], flags: Dict[str, str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    argv, flags = prepare_argv(list(args.extra))
+    argv, flags = prepare_argv(list(args.extra), check_audio=not args.skip_audio_check)
     if args.all_folds:
         return run_all_folds(argv, flags)
     return launch(argv)

@@ -1,0 +1,71 @@
+"""Audio checks before a long job: every file readable, non-empty, at the expected rate.
+
+The stock s3prl experts read audio deep inside their datasets, where a bad file ends a run
+with a long traceback (or, with ``pre_load``, at start-up without naming the file). The
+run-downstream wrapper checks the files a config will read first, from their headers only
+(fast: no decoding), and reports the first bad one as one line naming it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Iterable, List
+
+from ..utils.audio import AudioError
+
+__all__ = ["check_audio_headers", "downstream_audio_files"]
+
+
+def check_audio_headers(paths: Iterable[Path], expected_rate: int = 16000) -> int:
+    """Raise ``AudioError`` for the first unreadable, empty or wrong-rate file; return the count checked."""
+    import soundfile as sf
+
+    n = 0
+    for path in paths:
+        path = Path(path)
+        try:
+            info = sf.info(str(path))
+        except Exception as err:
+            raise AudioError(f"{path}: unreadable audio ({str(err).strip() or type(err).__name__})") from None
+        if info.frames == 0:
+            raise AudioError(f"{path}: empty audio (0 samples)")
+        if expected_rate and info.samplerate != expected_rate:
+            raise AudioError(f"{path}: sample rate {info.samplerate} Hz, expected {expected_rate} Hz")
+        n += 1
+    return n
+
+
+def _get(config: dict, dotted: str):
+    node = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def downstream_audio_files(downstream: str, config: dict) -> List[Path]:
+    """The audio files a shipped downstream config will read (empty for unknown downstreams)."""
+    if downstream == "emotion":
+        root = Path(_get(config, "downstream_expert.datarc.root"))
+        meta = Path(_get(config, "downstream_expert.datarc.meta_data"))
+        fold = str(_get(config, "downstream_expert.datarc").get("test_fold") or "fold1").replace("fold", "Session")
+        files = []
+        for name in ("train_meta_data.json", "test_meta_data.json"):
+            path = meta / fold / name
+            if path.is_file():
+                files += [root / item["path"] for item in json.loads(path.read_text())["meta_data"]]
+        return files
+    if downstream == "fluent_commands":
+        root = Path(_get(config, "downstream_expert.datarc.file_path"))
+        files = []
+        for split in ("train", "valid", "test"):
+            with open(root / "data" / f"{split}_data.csv", newline="") as f:
+                files += [root / row["path"] for row in csv.DictReader(f)]
+        return files
+    if downstream == "phoneme_recognition":
+        corpus = _get(config, "downstream_expert.corpus")
+        root = Path(corpus["path"])
+        return [p for split in corpus["train"] + corpus["dev"] + corpus["test"]
+                for p in sorted((root / split).glob("*/*/*.flac"))]
+    return []
