@@ -1,1 +1,1 @@
-"""TODO"""
+"""Frame-level emotion intensity: StrengthNet, its ranking targets, alignment, extraction and cache."""
