@@ -1,0 +1,154 @@
+"""StrengthNet (Liu, Sisman, Li; arXiv 2110.03156) in PyTorch.
+
+Frame-level emotion strength from a mel spectrogram (16 kHz, n_fft 512, hop 256, window
+512, Hamming: 62.5 frames/s):
+
+- per-frame ``Linear(n_mels, 257)``;
+- 12 ``Conv2d`` 3x3 + ReLU in 4 stages of 16/32/64/128 channels; the third convolution of
+  each stage strides 3 along frequency only (257 -> 86 -> 29 -> 10 -> 4 bins), so time is
+  never downsampled and each frame ends as a 128 x 4 = 512-dim encoding;
+- strength branch: BiLSTM(128 per direction) -> Linear 128 + ReLU -> dropout 0.3 ->
+  Linear 1 -> frame strength; the utterance strength is its mean over valid frames;
+- auxiliary emotion branch: BiLSTM(128) final states -> Linear(n_emotions).
+
+The public reference is Keras code without weights; sizes come from
+``upstream_configs/strengthnet.yaml``. Our choices where the paper is silent (config
+fields): log-compressed mel input (``log_mel``), and a sigmoid on the frame strength
+(``bounded_output``) since targets lie in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Tuple
+
+import torch
+import torchaudio
+from torch import Tensor, nn
+
+from .alignment import STRENGTHNET_GRID
+
+__all__ = ["StrengthNetConfig", "StrengthNet", "MelFrontend", "strengthnet", "strengthnet_tiny"]
+
+
+@dataclass
+class StrengthNetConfig:
+    """Sizes of StrengthNet (METHOD section 3 defaults).
+
+    Args:
+        n_mels: mel bands of the input.
+        dense_dim: per-frame dense layer width (257 = a linear-spectrogram-like axis).
+        channels: channels of the 4 conv stages (3 convs each, the third strides 3 in frequency).
+        lstm_dim: LSTM units per direction (both branches).
+        hidden_dim: width of the dense layer after the strength BiLSTM.
+        dropout: dropout before the frame-strength output.
+        emotions: labels of the auxiliary emotion classifier.
+        log_mel: log-compress the mel magnitudes.
+        bounded_output: sigmoid on the frame strength (targets are in [0, 1]).
+    """
+
+    n_mels: int = 80
+    dense_dim: int = 257
+    channels: List[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    lstm_dim: int = 128
+    hidden_dim: int = 128
+    dropout: float = 0.3
+    emotions: List[str] = field(default_factory=lambda: ["neu", "hap", "ang", "sad"])
+    log_mel: bool = True
+    bounded_output: bool = True
+
+    def __post_init__(self):
+        if len(self.channels) < 1:
+            raise ValueError("channels needs at least one stage")
+        if self.dense_dim < 3 ** len(self.channels):
+            raise ValueError(f"dense_dim {self.dense_dim} is too small for {len(self.channels)} stride-3 stages")
+
+
+class MelFrontend(nn.Module):
+    """Waveform ``(B, samples)`` -> (log-)mel ``(B, T, n_mels)`` on StrengthNet's 16 ms grid."""
+
+    def __init__(self, n_mels: int = 80, log: bool = True):
+        super().__init__()
+        grid = STRENGTHNET_GRID
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=grid.sample_rate, n_fft=512, win_length=grid.window, hop_length=grid.hop, n_mels=n_mels,
+            window_fn=torch.hamming_window, power=1.0, center=True)
+        self.log = log
+
+    def forward(self, wavs: Tensor) -> Tensor:
+        mel = self.mel(wavs).transpose(-1, -2)
+        return torch.log(mel + 1e-5) if self.log else mel
+
+
+def _conv_stage(cin: int, cout: int) -> List[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, stride=(1, 3), padding=1), nn.ReLU()]
+
+
+class StrengthNet(nn.Module):
+    """Frame and utterance emotion strength, plus emotion logits.
+
+    Args:
+        config: model sizes.
+    """
+
+    def __init__(self, config: StrengthNetConfig):
+        super().__init__()
+        self.config = config
+        self.dense = nn.Linear(config.n_mels, config.dense_dim)
+        layers: List[nn.Module] = []
+        cin = 1
+        for cout in config.channels:
+            layers += _conv_stage(cin, cout)
+            cin = cout
+        self.convs = nn.Sequential(*layers)
+        freq = config.dense_dim
+        for _ in config.channels:
+            freq = (freq - 1) // 3 + 1
+        self.encoding_dim = config.channels[-1] * freq
+        self.strength_lstm = nn.LSTM(self.encoding_dim, config.lstm_dim, batch_first=True, bidirectional=True)
+        self.strength_head = nn.Sequential(nn.Linear(2 * config.lstm_dim, config.hidden_dim), nn.ReLU(),
+                                           nn.Dropout(config.dropout), nn.Linear(config.hidden_dim, 1))
+        self.emotion_lstm = nn.LSTM(self.encoding_dim, config.lstm_dim, batch_first=True, bidirectional=True)
+        self.emotion_head = nn.Linear(2 * config.lstm_dim, len(config.emotions))
+
+    def forward(self, mels: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """``mels``: (B, T, n_mels), ``lengths``: (B,) valid frames.
+
+        Returns:
+            frame strength (B, T) (0 on padding), utterance strength (B,), emotion logits (B, n_emotions).
+        """
+        if mels.dim() != 3 or mels.shape[-1] != self.config.n_mels:
+            raise ValueError(f"expected mels of shape (B, T, {self.config.n_mels}), got {tuple(mels.shape)}")
+        b, t, _ = mels.shape
+        mask = torch.arange(t, device=mels.device)[None, :] < lengths[:, None]
+        # zero the padded frames before and after every conv, so a clip's scores do not depend on
+        # how much padding its batch has (the 3x3 kernels reach one frame into the padding)
+        time_mask = mask[:, None, :, None].to(mels.dtype)
+        x = self.dense(mels).unsqueeze(1) * time_mask
+        for layer in self.convs:
+            x = layer(x)
+            if isinstance(layer, nn.ReLU):
+                x = x * time_mask  # (B, C, T, F')
+        x = x.permute(0, 2, 1, 3).reshape(b, t, self.encoding_dim)
+        lengths_cpu = lengths.clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths_cpu, batch_first=True, enforce_sorted=False)
+        out, _ = self.strength_lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=t)
+        frame = self.strength_head(out).squeeze(-1)
+        if self.config.bounded_output:
+            frame = torch.sigmoid(frame)
+        frame = frame * mask
+        utterance = frame.sum(1) / lengths.clamp(min=1).to(frame.dtype)
+        _, (h, _) = self.emotion_lstm(packed)
+        logits = self.emotion_head(torch.cat([h[-2], h[-1]], dim=-1))
+        return frame, utterance, logits
+
+
+def strengthnet(config: StrengthNetConfig = None) -> StrengthNet:
+    return StrengthNet(config or StrengthNetConfig())
+
+
+def strengthnet_tiny() -> StrengthNet:
+    return StrengthNet(StrengthNetConfig(dense_dim=27, channels=[2, 4], lstm_dim=8, hidden_dim=8))

@@ -1,0 +1,125 @@
+"""StrengthNet, ranker targets, energy proxy, and the resumable intensity cache."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from s3prl_emoaware.config import load_config, shipped_config
+from s3prl_emoaware.corpora.reader import read_corpus
+from s3prl_emoaware.features import num_frames
+from s3prl_emoaware.intensity.acoustic import energy_intensity, utterance_statistics
+from s3prl_emoaware.intensity.cache import IntensityCache, MissingIntensityError
+from s3prl_emoaware.intensity.extract import extract_intensities
+from s3prl_emoaware.intensity.ranker import RelativeAttributeRanker
+from s3prl_emoaware.intensity.strengthnet import MelFrontend, StrengthNetConfig, strengthnet
+from s3prl_emoaware.intensity.train import StrengthNetRecipe, load_strengthnet, train_strengthnet
+from s3prl_emoaware.utils.audio import read_audio
+
+
+def test_strengthnet_shapes_sizes_and_padding():
+    model = strengthnet()
+    assert 1.8e6 < sum(p.numel() for p in model.parameters()) < 2.0e6  # "about 1.9M parameters"
+    assert model.encoding_dim == 512  # 128 channels x 4 bins after four stride-3 stages
+    mels = MelFrontend()(torch.randn(2, 48000))
+    assert mels.shape == (2, 188, 80)  # 62.5 frames/s, time never downsampled
+    model.eval()
+    frame, utt, logits = model(mels, torch.tensor([188, 90]))
+    assert frame.shape == (2, 188) and utt.shape == (2,) and logits.shape == (2, 4)
+    assert torch.all(frame[1, 90:] == 0) and torch.all((frame >= 0) & (frame <= 1))
+    assert torch.allclose(utt[1], frame[1, :90].mean())
+    # padding does not change a clip's scores
+    alone, _, _ = model(mels[1:, :90], torch.tensor([90]))
+    assert torch.allclose(alone[0], frame[1, :90], atol=1e-5)
+    with pytest.raises(ValueError, match="too small"):
+        StrengthNetConfig(dense_dim=8, channels=[2, 2, 2])
+
+
+def test_ranker_orders_emotional_above_neutral_per_speaker():
+    rng = np.random.default_rng(0)
+    stats, emotions, speakers = [], [], []
+    for spk in range(4):
+        base = rng.normal(size=5)
+        for e, shift in (("neu", 0.0), ("ang", 2.0)):
+            for _ in range(6):
+                x = base + rng.normal(scale=0.3, size=5)
+                x[0] += shift * rng.uniform(0.5, 1.0)  # anger raises feature 0
+                stats.append(x), emotions.append(e), speakers.append(f"s{spk}")
+    ranker = RelativeAttributeRanker().fit(np.array(stats), emotions, speakers)
+    strength = ranker.strength(np.array(stats), ["ang"] * len(stats))
+    emo = np.array(emotions) == "ang"
+    assert strength[emo].mean() > strength[~emo].mean() + 0.4
+    assert np.all((strength >= 0) & (strength <= 1))
+    assert np.all(ranker.strength(np.array(stats), emotions)[~emo] == 0)  # neutral utterances: strength 0
+
+
+def test_energy_proxy_on_fbank_grid(tiny_iemocap):
+    u = next(u for u in read_corpus(tiny_iemocap) if u.emotion == "ang")
+    wav = read_audio(u.path)
+    curve = energy_intensity(wav)
+    assert curve.shape == (num_frames(len(wav), 400, 160),)
+    assert curve.min() == 0 and curve.max() == pytest.approx(1)
+    # leading silence (0.15 s) has low arousal
+    assert curve[:8].mean() < curve.mean()
+    assert utterance_statistics(wav).shape == (10,)
+
+
+@pytest.fixture(scope="module")
+def tiny_strengthnet(tiny_iemocap, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sn")
+    recipe = load_config(StrengthNetRecipe, shipped_config("upstream_configs", "strengthnet_tiny"))
+    metrics = train_strengthnet(tiny_iemocap, out, recipe)
+    return out, metrics
+
+
+def test_training_writes_safe_checkpoint_and_metrics(tiny_strengthnet):
+    out, metrics = tiny_strengthnet
+    ckpt = torch.load(out / "strengthnet.ckpt", map_location="cpu", weights_only=True)
+    assert set(ckpt) >= {"model", "config", "epoch", "val_loss"}
+    assert load_strengthnet(out / "strengthnet.ckpt").config.channels == [2, 4]
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["n_val"] > 0 and set(saved["val_speakers"]).isdisjoint(ckpt["train_speakers"])
+    assert (out / "ranker.joblib").is_file() and list(out.glob("events.out.tfevents.*"))
+
+
+def test_incompatible_checkpoint_is_named(tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    torch.save({"model": {}, "config": {"n_mels": 40}}, bad)
+    with pytest.raises(Exception, match="bad.ckpt: not a compatible StrengthNet checkpoint"):
+        load_strengthnet(bad)
+
+
+def test_killed_extraction_resumes_without_redoing(tiny_iemocap, tiny_strengthnet, tmp_path):
+    _, _ = tiny_strengthnet
+    cache = tmp_path / "cache"
+    model = str(tiny_strengthnet[0] / "strengthnet.ckpt")
+    with pytest.raises(KeyboardInterrupt):
+        extract_intensities(tiny_iemocap, cache, model_path=model, batch_size=4, stop_after=6)
+    first = IntensityCache(cache)
+    assert len(first) == 6
+    done = {utt: (cache / item["file"]).stat().st_mtime_ns for utt, item in first.items.items()}
+    counts = extract_intensities(tiny_iemocap, cache, model_path=model, batch_size=4)
+    full = IntensityCache(cache)
+    assert counts["new"] == len(read_corpus(tiny_iemocap)) - 6 == len(full) - 6
+    assert all((cache / full.items[u]["file"]).stat().st_mtime_ns == t for u, t in done.items())
+    for u in read_corpus(tiny_iemocap)[:5]:
+        curve = full.get(u.utt_id)
+        assert curve.shape == (num_frames(len(read_audio(u.path)), 400, 160),)
+        assert curve.dtype == np.float32 and curve.min() >= 0 and curve.max() <= 1
+    assert not list(cache.rglob("*.tmp"))
+
+
+def test_bad_files_are_skipped_and_reported(tiny_iemocap, tmp_path):
+    corpus = tmp_path / "iemocap"
+    shutil.copytree(tiny_iemocap, corpus)
+    bad = sorted(corpus.glob("Session2/sentences/wav/*/*.wav"))[0]
+    bad.write_bytes(b"garbage")
+    counts = extract_intensities(corpus, tmp_path / "cache", source="energy")
+    cache = IntensityCache(tmp_path / "cache")
+    assert counts["skipped"] == 1 and bad.stem in cache.failed and "unreadable audio" in cache.failed[bad.stem]
+    with pytest.raises(MissingIntensityError, match=f"{bad.stem}.*extraction failed.*s3prl-emoaware intensity"):
+        cache.get(bad.stem)
+    with pytest.raises(MissingIntensityError, match="missing index.json"):
+        IntensityCache(tmp_path / "nowhere")
