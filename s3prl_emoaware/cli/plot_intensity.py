@@ -1,0 +1,51 @@
+"""``s3prl-emoaware plot-intensity WAV --out PNG [--model CKPT | --source energy] [--ems]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("wav", type=Path)
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--source", choices=["strengthnet", "energy"], default="strengthnet")
+    parser.add_argument("--model", type=Path, help="StrengthNet checkpoint (for --source strengthnet)")
+    parser.add_argument("--ems", action="store_true", help="shade the spans EMS masking would choose")
+    parser.add_argument("--mask-ratio", type=float, default=0.15)
+    parser.add_argument("--span", type=int, default=7)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from ..intensity.acoustic import energy_intensity
+    from ..intensity.alignment import FBANK_GRID, STRENGTHNET_GRID, align_curve
+    from ..intensity.plot import plot_intensity
+    from ..utils.audio import read_audio
+    from ..utils.errors import UserFacingError
+
+    wav = read_audio(args.wav, min_samples=FBANK_GRID.window)
+    n = FBANK_GRID.num_frames(len(wav))
+    if args.source == "energy":
+        curve = energy_intensity(wav)
+    else:
+        if args.model is None:
+            raise UserFacingError("--model CKPT is required with --source strengthnet (or use --source energy)")
+        from ..intensity.strengthnet import MelFrontend
+        from ..intensity.train import load_strengthnet, predict_frames
+
+        model = load_strengthnet(args.model)
+        mel = MelFrontend(model.config.n_mels, model.config.log_mel)(torch.from_numpy(wav)[None])[0]
+        curve = align_curve(predict_frames(model, [mel])[0], STRENGTHNET_GRID, FBANK_GRID, n)
+    masked = None
+    if args.ems:
+        from ..masking.spans import MaskingConfig, ems_starts, spans_to_mask
+
+        cfg = MaskingConfig(mask_ratio=args.mask_ratio, span=args.span)
+        starts = ems_starts(curve, n, cfg, np.random.default_rng(0))
+        masked = spans_to_mask(starts, n, cfg.span)
+    plot_intensity(wav, curve, args.out, title=f"{args.wav.name} ({args.source})", masked=masked)
+    print(args.out)
+    return 0
