@@ -8,7 +8,7 @@ stays as fast as it was.
 
 from __future__ import annotations
 
-__all__ = ["emoaware_fbank"]
+__all__ = ["emoaware_fbank", "ems_mockingjay", "ems_mockingjay_local"]
 
 
 def emoaware_fbank(ckpt=None, model_config=None, refresh=False, **kwargs):
@@ -16,3 +16,29 @@ def emoaware_fbank(ckpt=None, model_config=None, refresh=False, **kwargs):
     from .upstreams.fbank import FbankUpstreamExpert
 
     return FbankUpstreamExpert(ckpt=ckpt, model_config=model_config, **kwargs)
+
+
+_PRETRAIN_MOCKINGJAY = ("s3prl-emoaware pretrain -c upstream_configs/ems_mockingjay.yaml --corpus CORPUS "
+                        "--intensity CACHE --out EXPDIR, then use EXPDIR/last.ckpt")
+
+
+def ems_mockingjay_local(ckpt=None, model_config=None, refresh=False, **kwargs):
+    """Mockingjay pre-trained with emotional masking, from ``-k CKPT`` (ours or s3prl's Mockingjay format)."""
+    from .checkpoints import resolve_checkpoint
+    from .upstreams.mockingjay import MockingjayUpstreamExpert
+
+    from ..utils.errors import UserFacingError
+
+    if not ckpt:
+        raise UserFacingError(f"ems_mockingjay_local needs -k CKPT; to make one: {_PRETRAIN_MOCKINGJAY}")
+    return MockingjayUpstreamExpert(ckpt=str(resolve_checkpoint("ems_mockingjay", ckpt, _PRETRAIN_MOCKINGJAY)),
+                                    model_config=model_config, **kwargs)
+
+
+def ems_mockingjay(ckpt=None, model_config=None, refresh=False, **kwargs):
+    """EMS Mockingjay: ``-k CKPT``, else ``$S3PRL_EMOAWARE_HOME/ems_mockingjay.ckpt``."""
+    from .checkpoints import resolve_checkpoint
+    from .upstreams.mockingjay import MockingjayUpstreamExpert
+
+    return MockingjayUpstreamExpert(ckpt=str(resolve_checkpoint("ems_mockingjay", ckpt, _PRETRAIN_MOCKINGJAY)),
+                                    model_config=model_config, **kwargs)

@@ -1,0 +1,29 @@
+"""Where upstream checkpoints come from: ``-k``, else ``$S3PRL_EMOAWARE_HOME/<name>.ckpt``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from ..utils.errors import UserFacingError
+
+__all__ = ["resolve_checkpoint", "HOME_ENV"]
+
+HOME_ENV = "S3PRL_EMOAWARE_HOME"
+
+
+def resolve_checkpoint(name: str, ckpt: Optional[str], how_to_make: str) -> Path:
+    """The checkpoint for upstream ``name``; a clear error saying how to get one otherwise."""
+    if ckpt:
+        path = Path(ckpt)
+        if not path.is_file():
+            raise UserFacingError(f"{path}: upstream checkpoint not found (-k)")
+        return path
+    home = os.environ.get(HOME_ENV)
+    if home and (Path(home) / f"{name}.ckpt").is_file():
+        return Path(home) / f"{name}.ckpt"
+    where = f"${HOME_ENV}/{name}.ckpt" + (f" ({Path(home) / f'{name}.ckpt'} does not exist)" if home else
+                                           f" (${HOME_ENV} is not set)")
+    raise UserFacingError(f"no checkpoint for upstream {name!r}: pass -k CKPT, or put one at {where}. "
+                          f"To make one: {how_to_make}")

@@ -1,0 +1,62 @@
+"""``ems_mockingjay`` / ``ems_mockingjay_local``: our Mockingjay encoder as an s3prl upstream.
+
+Loads our checkpoints (``weights_only=True``) or s3prl-format Mockingjay checkpoints
+(converted on the fly), computes the same fbank features as s3prl's Mockingjay for the
+checkpoint's audio config, and returns every hidden state (input representation + each
+layer), so the SUPERB featurizer can weight them.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import torch
+from s3prl.upstream.interfaces import UpstreamBase
+from torch import Tensor
+
+from ...features import FbankFrontend
+from ...models.mockingjay import MockingjayEncoder
+from ...utils.errors import UserFacingError
+from ..mockingjay_interop import config_from_ckpt_dict, from_s3prl_checkpoint, is_s3prl_mockingjay, load_s3prl_file
+
+__all__ = ["MockingjayUpstreamExpert", "load_mockingjay_encoder"]
+
+
+def load_mockingjay_encoder(path):
+    """(encoder in eval mode, fbank config) from our or s3prl's checkpoint format."""
+    ckpt = load_s3prl_file(path)
+    if isinstance(ckpt, dict) and ckpt.get("format") == "s3prl_emoaware" and ckpt.get("kind") == "mockingjay":
+        model_cfg, fbank = config_from_ckpt_dict(ckpt["config"])
+        state = ckpt["model"]
+    elif is_s3prl_mockingjay(ckpt):
+        model_cfg, fbank, state = from_s3prl_checkpoint(ckpt)
+    else:
+        kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise UserFacingError(f"{path}: not a Mockingjay checkpoint (ours or s3prl's); found kind {kind!r}")
+    encoder = MockingjayEncoder(model_cfg)
+    prefix = "encoder."
+    encoder_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    try:
+        encoder.load_state_dict(encoder_state, strict=True)
+    except RuntimeError as err:
+        raise UserFacingError(f"{path}: checkpoint does not match its own config ({err})") from None
+    return encoder.eval(), fbank
+
+
+class MockingjayUpstreamExpert(UpstreamBase):
+    """``forward(wavs) -> {"hidden_states": [(B, T, H)] * (layers + 1)}``."""
+
+    def __init__(self, ckpt: str, model_config: Optional[str] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder, fbank = load_mockingjay_encoder(ckpt)
+        self.frontend = FbankFrontend(fbank)
+
+    def get_downsample_rates(self, key: str) -> int:
+        return self.frontend.downsample_rate * self.encoder.config.frame_stack
+
+    def forward(self, wavs: List[Tensor]) -> Dict[str, List[Tensor]]:
+        feats, lengths = self.frontend(wavs)
+        lengths = lengths.to(feats.device)
+        intensity = torch.zeros(feats.shape[:2], device=feats.device) if self.encoder.config.intensity_input else None
+        states = self.encoder(feats, lengths, intensity)  # no intensity at downstream time (EMS)
+        return {"hidden_states": states, "last_hidden_state": states[-1]}
