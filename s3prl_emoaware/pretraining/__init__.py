@@ -1,1 +1,1 @@
-"""TODO"""
+"""Pre-training: data (features, intensities, bucketed batches), objectives (tasks) and the generic trainer."""

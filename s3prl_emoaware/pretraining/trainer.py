@@ -1,0 +1,214 @@
+"""The generic pre-training loop: AdamW + warm-up, accumulation, clipping, atomic checkpoints,
+exact resume, TensorBoard, tqdm, DistributedDataParallel under ``torchrun``.
+
+Determinism without stored RNG state: the micro-batch of every step follows from the step
+number (:func:`.data.epoch_batches`), the masking generator is seeded with
+``(seed, step, micro-batch, rank)`` and torch's generator (dropout) with a function of the
+same, so ``--resume`` from a checkpoint continues exactly the loss sequence an
+uninterrupted run with the same seed produces (on CPU).
+
+Checkpoints hold tensors and plain dicts only (``torch.load(..., weights_only=True)``):
+``{"format": "s3prl_emoaware", "kind", "model", "optimizer", "scheduler", "step", "config"}``
+written atomically to ``EXPDIR/states-<step>.ckpt`` and ``EXPDIR/last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import to_dict
+from ..features import FbankConfig
+from ..masking.spans import MaskingConfig
+from ..utils.atomic import atomic_torch_save, ensure_writable_dir
+from ..utils.errors import UserFacingError
+from .data import PretrainItem, collate, epoch_batches
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TrainingConfig", "PretrainRecipe", "Trainer", "distributed_context"]
+
+
+@dataclass
+class TrainingConfig:
+    """Args:
+        total_steps: optimizer steps.
+        batch_size: utterances per micro-batch (per process under DDP).
+        accumulate: micro-batches per optimizer step.
+        lr: peak AdamW learning rate.
+        warmup_proportion: share of steps with linear warm-up (then linear decay to 0).
+        weight_decay: AdamW weight decay.
+        clip: gradient-norm clipping.
+        log_every: steps between TensorBoard/progress updates.
+        save_every: steps between checkpoints (plus one at the end).
+        keep: how many ``states-*.ckpt`` to keep (``last.ckpt`` always).
+        max_frames: utterances are truncated to this many frames (s3prl: sequence_length 1500).
+        seed: data order, masks, dropout.
+    """
+
+    total_steps: int = 1000
+    batch_size: int = 8
+    accumulate: int = 1
+    lr: float = 2.0e-4
+    warmup_proportion: float = 0.07
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    log_every: int = 10
+    save_every: int = 500
+    keep: int = 2
+    max_frames: int = 1500
+    seed: int = 0
+
+
+@dataclass
+class PretrainRecipe:
+    """A pre-training YAML (``upstream_configs/ems_*.yaml``): fields of these sections."""
+
+    kind: str = "mockingjay"
+    frontend: FbankConfig = field(default_factory=FbankConfig)
+    model: Dict = field(default_factory=dict)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+
+def distributed_context() -> Tuple[int, int, Optional[int]]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, None) without it."""
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
+    return 0, 1, None
+
+
+def _lr_lambda(total: int, warmup_proportion: float):
+    warmup = max(1, int(total * warmup_proportion))
+
+    def fn(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return fn
+
+
+class Trainer:
+    """Runs a task's objective over items; see the module docstring for the guarantees."""
+
+    def __init__(self, task, items: List[PretrainItem], recipe: PretrainRecipe, out, device: str = "cpu"):
+        self.task, self.items, self.recipe = task, items, recipe
+        self.cfg = recipe.training
+        self.rank, self.world, self.local_rank = distributed_context()
+        self.out = ensure_writable_dir(out) if self.rank == 0 else Path(out)
+        if self.world > 1 and not torch.distributed.is_initialized():
+            backend = "nccl" if device.startswith("cuda") else "gloo"
+            torch.distributed.init_process_group(backend)
+        if device.startswith("cuda") and self.local_rank is not None:
+            device = f"cuda:{self.local_rank}"
+        self.device = torch.device(device)
+        torch.manual_seed(self.cfg.seed)
+        self.model = task.build_model().to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, _lr_lambda(self.cfg.total_steps, self.cfg.warmup_proportion))
+        self.step = 0
+        self.ddp = (nn.parallel.DistributedDataParallel(self.model, device_ids=None if self.device.type == "cpu"
+                                                        else [self.device.index]) if self.world > 1 else None)
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"format": "s3prl_emoaware", "kind": self.task.kind, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "step": self.step,
+                "config": {"frontend": to_dict(self.recipe.frontend), "model": self.task.model_config(),
+                           "masking": to_dict(self.recipe.masking), "training": to_dict(self.cfg),
+                           "kind": self.recipe.kind}}
+
+    def save(self) -> Path:
+        path = self.out / f"states-{self.step}.ckpt"
+        state = self.state()
+        atomic_torch_save(state, path)
+        atomic_torch_save(state, self.out / "last.ckpt")
+        old = sorted(self.out.glob("states-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
+        for stale in old[:-self.cfg.keep]:
+            stale.unlink()
+        return path
+
+    def resume(self, path) -> None:
+        path = Path(path)
+        if path.is_dir():
+            path = path / "last.ckpt"
+        if not path.is_file():
+            raise UserFacingError(f"{path}: no checkpoint to resume from")
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if ckpt.get("kind") != self.task.kind or ckpt.get("config", {}).get("model") != self.task.model_config():
+            raise UserFacingError(f"{path}: incompatible checkpoint (kind {ckpt.get('kind')!r} or model config "
+                                  "differs from this run's config)")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.step = int(ckpt["step"])
+        logger.info("resumed from %s at step %d", path, self.step)
+
+    # --- training -------------------------------------------------------------------------------
+    def _micro_batch(self, index: int) -> List[int]:
+        n = len(epoch_batches(self.items, self.cfg.batch_size, self.cfg.seed, 0, self.rank, self.world))
+        epoch, i = divmod(index, n)
+        return epoch_batches(self.items, self.cfg.batch_size, self.cfg.seed, epoch, self.rank, self.world)[i]
+
+    def train(self, stop_at: Optional[int] = None) -> List[Tuple[int, float]]:
+        """Train up to ``total_steps`` (or ``stop_at``); return (step, loss) for every step run."""
+        from tensorboardX import SummaryWriter
+        from tqdm import tqdm
+
+        end = min(self.cfg.total_steps, stop_at or self.cfg.total_steps)
+        writer = SummaryWriter(str(self.out)) if self.rank == 0 else None
+        bar = tqdm(total=end, initial=self.step, desc=f"pretrain {self.task.kind}", disable=self.rank != 0)
+        module = self.ddp or self.model
+        history: List[Tuple[int, float]] = []
+        self.model.train()
+        while self.step < end:
+            total = 0.0
+            logs: Dict[str, float] = {}
+            for micro in range(self.cfg.accumulate):
+                index = self.step * self.cfg.accumulate + micro
+                torch.manual_seed(self.cfg.seed * 1_000_003 + index * 131 + self.rank)
+                rng = np.random.default_rng([self.cfg.seed, index, self.rank])
+                batch = collate([self.items[i] for i in self._micro_batch(index)])
+                batch.features = batch.features.to(self.device)
+                loss, logs = self.task.loss(module, batch, rng)
+                (loss / self.cfg.accumulate).backward()
+                total += loss.item() / self.cfg.accumulate
+            if self.world > 1:
+                t = torch.tensor([total], device=self.device)
+                torch.distributed.all_reduce(t)
+                total = t.item() / self.world
+            grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
+            if torch.isfinite(grad_norm):
+                self.optimizer.step()
+            else:
+                logger.warning("step %d: non-finite gradient norm, update skipped", self.step + 1)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            self.step += 1
+            history.append((self.step, total))
+            bar.update(1)
+            if writer is not None and self.step % self.cfg.log_every == 0:
+                writer.add_scalar(f"pretrain/{self.task.kind}-loss", total, self.step)
+                writer.add_scalar("pretrain/lr", self.scheduler.get_last_lr()[0], self.step)
+                for k, v in logs.items():
+                    writer.add_scalar(f"pretrain/{k}", v, self.step)
+                bar.set_postfix(loss=f"{total:.4f}")
+            if self.step % self.cfg.save_every == 0 or self.step == end:
+                if self.rank == 0:
+                    self.save()
+                if self.world > 1:
+                    torch.distributed.barrier()
+        bar.close()
+        if writer is not None:
+            writer.close()
+        return history
