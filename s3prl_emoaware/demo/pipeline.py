@@ -2,14 +2,16 @@
 
 Stages (each resumable, see :mod:`.stages`):
 
-1. ``corpora``: synthesise IEMOCAP-, LibriSpeech- and FSC-layout corpora with espeak-ng;
-2. ``downstream_<upstream>``: for every upstream, the stock s3prl runner on emotion (all
-   IEMOCAP folds), phoneme recognition and intent classification;
-3. ``leaderboard``: one table (Markdown, CSV, PNG) from all runner experiments.
-
-Pre-training stages (StrengthNet, intensities, EMS/random Mockingjay and NPC, contrastive
-ECAPA) are inserted before the downstream stages by :func:`build_stages` for the
-upstreams the config lists.
+1. ``corpora``: synthesise IEMOCAP-, LibriSpeech- and FSC-layout corpora with espeak-ng, plus
+   a separate IEMOCAP-layout corpus (another seed) used, without its labels, for
+   pre-training, so no downstream test audio is seen in pre-training;
+2. ``strengthnet``: train StrengthNet on the labelled IEMOCAP-layout corpus;
+3. ``intensity``: frame intensities of the pre-training corpus, aligned to the fbank frames;
+4. ``pretrain_<label>``: each configured pre-training (e.g. Mockingjay with random and with
+   EMS masking, same seed, steps and data);
+5. ``downstream_<upstream>``: for every upstream (baselines and pre-trained ones), the stock
+   s3prl runner on emotion (all IEMOCAP folds), phoneme recognition and intent classification;
+6. ``leaderboard``: one table (Markdown, CSV, PNG) from all runner experiments.
 """
 
 from __future__ import annotations
@@ -45,6 +47,25 @@ class DownstreamSizes:
 
 
 @dataclass
+class PretrainSpec:
+    """One pre-trained upstream of the demo.
+
+    Attributes:
+        label: leaderboard row and folder name (e.g. ``mockingjay_ems``).
+        config: shipped upstream config (``upstream_configs/<config>.yaml``).
+        masking: ``random`` (baseline) or ``ems``.
+        upstream: the runner ``-u`` name that loads the checkpoint (``-k``).
+        overrides: recipe overrides (``training.total_steps=100`` ...).
+    """
+
+    label: str
+    config: str
+    masking: str
+    upstream: str
+    overrides: List[str] = field(default_factory=list)
+
+
+@dataclass
 class DemoConfig:
     """Everything the demo does; ``s3prl_emoaware/demo/configs/{full,quick}.yaml`` fill it.
 
@@ -56,6 +77,8 @@ class DemoConfig:
         baselines: upstreams without pre-training (s3prl's ``fbank``, our ``emoaware_fbank``).
         device: runner ``--device``.
         sizes: runner overrides per task.
+        strengthnet: shipped StrengthNet recipe; strengthnet_overrides: its overrides.
+        pretrain: the pre-trained upstreams.
     """
 
     seed: int = 0
@@ -65,6 +88,9 @@ class DemoConfig:
     baselines: List[str] = field(default_factory=lambda: ["fbank", "emoaware_fbank"])
     device: str = "cpu"
     sizes: DownstreamSizes = field(default_factory=DownstreamSizes)
+    strengthnet: str = "strengthnet_small"
+    strengthnet_overrides: List[str] = field(default_factory=list)
+    pretrain: List[PretrainSpec] = field(default_factory=list)
 
 
 def load_demo_config(quick: bool, overrides: Optional[List[str]] = None) -> DemoConfig:
@@ -77,7 +103,7 @@ def load_demo_config(quick: bool, overrides: Optional[List[str]] = None) -> Demo
 
 def _corpus_paths(out: Path) -> Dict[str, Path]:
     return {"iemocap": out / "corpora" / "iemocap", "librispeech": out / "corpora" / "librispeech",
-            "fsc": out / "corpora" / "fsc"}
+            "fsc": out / "corpora" / "fsc", "pretrain": out / "corpora" / "pretrain_iemocap"}
 
 
 def _task_specs(cfg: DemoConfig, out: Path) -> List[TaskSpec]:
@@ -110,20 +136,60 @@ def _synthesise(cfg: DemoConfig, out: Path) -> dict:
     from ..corpora.synth import synthesize_corpus
 
     summary = {}
-    for kind, path in _corpus_paths(out).items():
+    for name, path in _corpus_paths(out).items():
         if path.is_dir():
-            summary[kind] = "kept"
+            summary[name] = "kept"
             continue
-        synthesize_corpus(kind, path, seed=cfg.seed, size=cfg.corpus_size)
-        summary[kind] = str(path)
+        kind, seed = ("iemocap", cfg.seed + 1) if name == "pretrain" else (name, cfg.seed)
+        synthesize_corpus(kind, path, seed=seed, size=cfg.corpus_size)
+        summary[name] = str(path)
     return summary
+
+
+def _train_strengthnet(cfg: DemoConfig, out: Path) -> dict:
+    from ..config import load_config, shipped_config
+    from ..intensity.train import StrengthNetRecipe, train_strengthnet
+
+    recipe = load_config(StrengthNetRecipe, shipped_config("upstream_configs", cfg.strengthnet),
+                         cfg.strengthnet_overrides)
+    metrics = train_strengthnet(_corpus_paths(out)["iemocap"], out / "strengthnet", recipe)
+    return {k: v for k, v in metrics.items() if k != "skipped"}
+
+
+def _extract(out: Path) -> dict:
+    from ..intensity.extract import extract_intensities
+
+    return extract_intensities(_corpus_paths(out)["pretrain"], out / "intensity",
+                               model_path=str(out / "strengthnet" / "strengthnet.ckpt"))
+
+
+def _pretrain(spec: PretrainSpec, out: Path) -> dict:
+    from ..config import load_config, shipped_config
+    from ..pretraining.run import pretrain
+    from ..pretraining.trainer import PretrainRecipe
+
+    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", spec.config),
+                         [*spec.overrides, f"masking.strategy={spec.masking}"])
+    cache = str(out / "intensity") if spec.masking != "random" else None
+    _, history = pretrain(recipe, _corpus_paths(out)["pretrain"], out / "pretrain" / spec.label, cache)
+    return {"steps": len(history), "first_loss": history[0][1], "last_loss": history[-1][1]}
 
 
 def build_stages(cfg: DemoConfig, out: Path) -> List[Stage]:
     stages = [Stage("corpora", "synthesise IEMOCAP, LibriSpeech and FSC layouts with espeak-ng",
                     lambda: _synthesise(cfg, out))]
+    if any(spec.masking != "random" for spec in cfg.pretrain):
+        stages += [Stage("strengthnet", f"train StrengthNet ({cfg.strengthnet}) on the labelled corpus",
+                         lambda: _train_strengthnet(cfg, out)),
+                   Stage("intensity", "StrengthNet intensities of the pre-training corpus, on the fbank grid",
+                         lambda: _extract(out))]
+    for spec in cfg.pretrain:
+        stages.append(Stage(f"pretrain_{spec.label}", f"pre-train {spec.config} with {spec.masking} masking",
+                            lambda spec=spec: _pretrain(spec, out)))
     tasks = _task_specs(cfg, out)
     upstreams = [UpstreamSpec(label=name, upstream=name) for name in cfg.baselines]
+    upstreams += [UpstreamSpec(label=spec.label, upstream=spec.upstream,
+                               ckpt=str(out / "pretrain" / spec.label / "last.ckpt")) for spec in cfg.pretrain]
     for up in upstreams:
         stages.append(Stage(f"downstream_{up.label}", f"SUPERB runs ({', '.join(cfg.tasks)}) for {up.label}",
                             lambda up=up: run_upstream(up, tasks, out / "downstream", cfg.device)))
