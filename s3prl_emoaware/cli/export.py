@@ -1,4 +1,4 @@
-"""``s3prl-emoaware export --format s3prl CKPT OUT``: our Mockingjay checkpoint in s3prl's format."""
+"""``s3prl-emoaware export --format s3prl CKPT OUT``: our Mockingjay or NPC checkpoint in s3prl's format."""
 
 from __future__ import annotations
 
@@ -24,9 +24,19 @@ def run(args: argparse.Namespace) -> int:
     ckpt = torch.load(args.ckpt, map_location="cpu", weights_only=True)
     if ckpt.get("format") != "s3prl_emoaware":
         raise UserFacingError(f"{args.ckpt}: not an s3prl-emoaware checkpoint")
-    if ckpt.get("kind") != "mockingjay":
-        raise UserFacingError(f"{args.ckpt}: export of {ckpt.get('kind')!r} checkpoints is not supported")
-    model_cfg, fbank = config_from_ckpt_dict(ckpt["config"])
-    atomic_torch_save(to_s3prl_checkpoint(ckpt["model"], model_cfg, fbank), args.out)
-    print(f"{args.out}: use it with `-u mockingjay_local -k {args.out}`")
+    kind = ckpt.get("kind")
+    if kind == "mockingjay":
+        model_cfg, fbank = config_from_ckpt_dict(ckpt["config"])
+        atomic_torch_save(to_s3prl_checkpoint(ckpt["model"], model_cfg, fbank), args.out)
+    elif kind == "npc":
+        from ..config import from_dict
+        from ..features import FbankConfig
+        from ..models.npc import NPCConfig
+        from ..s3prl_adapters.npc_interop import to_s3prl_npc
+
+        atomic_torch_save(to_s3prl_npc(ckpt["model"], from_dict(NPCConfig, ckpt["config"]["model"]),
+                                       from_dict(FbankConfig, ckpt["config"]["frontend"])), args.out)
+    else:
+        raise UserFacingError(f"{args.ckpt}: export of {kind!r} checkpoints is not supported")
+    print(f"{args.out}: use it with `-u {kind}_local -k {args.out}`")
     return 0

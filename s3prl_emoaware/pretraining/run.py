@@ -21,7 +21,7 @@ __all__ = ["pretrain"]
 def pretrain(recipe: PretrainRecipe, corpus, out, intensity: Optional[str] = None, resume: bool = False,
              device: str = "cpu", stop_at: Optional[int] = None) -> Tuple[Trainer, List[Tuple[int, float]]]:
     frontend = FbankFrontend(recipe.frontend)
-    task = build_task(recipe.kind, recipe.model, recipe.masking, recipe.frontend.feature_dim)
+    task = build_task(recipe.kind, recipe.model, recipe.masking, recipe.frontend.feature_dim, recipe.objective)
     cache = None
     if task.needs_intensity:
         if intensity is None:

@@ -6,6 +6,7 @@ trainer knows nothing model-specific; a new model (NPC, ECAPA) is a new task.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Dict, Tuple
 
 import numpy as np
@@ -15,9 +16,10 @@ from torch import Tensor, nn
 from ..config import from_dict, to_dict
 from ..masking.spans import MaskingConfig, batch_masks, corrupt
 from ..models.mockingjay import MockingjayConfig, MockingjayForPretraining
+from ..models.npc import NPCConfig, NPCModel
 from .data import Batch
 
-__all__ = ["MockingjayTask", "TASKS", "build_task"]
+__all__ = ["MockingjayTask", "NPCObjective", "NPCTask", "TASKS", "build_task"]
 
 
 class MockingjayTask:
@@ -70,10 +72,77 @@ class MockingjayTask:
         return loss, logs
 
 
-TASKS = {"mockingjay": MockingjayTask}
+@dataclass
+class NPCObjective:
+    """How EMS changes NPC (unknown from the paper; METHOD 1.4). ``variant``:
+
+    - ``none``: plain NPC (the baseline): L1 on every valid frame;
+    - ``input_mask``: spans chosen by ``masking`` (intensity-ranked with strategy ``ems``)
+      are zeroed in the input; the loss stays on all valid frames (the masked convolution
+      already hides each frame's centre; this additionally removes high-intensity context);
+    - ``loss_weight``: the per-frame L1 is weighted by ``1 + intensity_weight * intensity``
+      (normalised by the weights' sum), so emotional frames count more;
+    - ``both``: input masking and loss weighting together.
+    """
+
+    variant: str = "input_mask"
+    intensity_weight: float = 1.0
+
+    def __post_init__(self):
+        if self.variant not in ("none", "input_mask", "loss_weight", "both"):
+            raise ValueError(f"objective.variant must be none, input_mask, loss_weight or both, got {self.variant!r}")
 
 
-def build_task(kind: str, model: dict, masking: MaskingConfig, feature_dim: int):
+class NPCTask:
+    """NPC's L1 frame prediction, with the EMS variants of :class:`NPCObjective`."""
+
+    kind = "npc"
+
+    def __init__(self, model: dict, masking: MaskingConfig, feature_dim: int, objective: dict = None):
+        model = dict(model)
+        model.setdefault("input_dim", feature_dim)
+        self.config = from_dict(NPCConfig, model, "model")
+        if self.config.input_dim != feature_dim:
+            raise ValueError(f"model.input_dim {self.config.input_dim} != front-end feature dimension {feature_dim}")
+        self.masking = masking
+        self.objective = from_dict(NPCObjective, objective or {}, "objective")
+
+    @property
+    def needs_intensity(self) -> bool:
+        v = self.objective.variant
+        return v in ("loss_weight", "both") or (v == "input_mask" and self.masking.strategy != "random")
+
+    def build_model(self) -> nn.Module:
+        return NPCModel(self.config)
+
+    def model_config(self) -> dict:
+        return to_dict(self.config)
+
+    def loss(self, model: nn.Module, batch: Batch, rng: np.random.Generator) -> Tuple[Tensor, Dict[str, float]]:
+        feats, lengths = batch.features, batch.lengths.to(batch.features.device)
+        valid = torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]
+        inputs = feats
+        variant = self.objective.variant
+        if variant in ("input_mask", "both"):
+            mask, _ = batch_masks(batch.lengths.tolist(), feats.shape[1], self.masking, rng, batch.intensities)
+            inputs = feats.masked_fill(mask.to(feats.device)[..., None], 0.0)
+        pred, _, _ = model(inputs)
+        per_frame = (pred - feats).abs().mean(-1)
+        weights = valid.to(feats.dtype)
+        if variant in ("loss_weight", "both"):
+            weights = weights * (1.0 + self.objective.intensity_weight * batch.intensity.to(feats.device))
+        loss = (per_frame * weights).sum() / weights.sum()
+        return loss, {"l1": loss.item()}
+
+
+TASKS = {"mockingjay": MockingjayTask, "npc": NPCTask}
+
+
+def build_task(kind: str, model: dict, masking: MaskingConfig, feature_dim: int, objective: dict = None):
     if kind not in TASKS:
         raise ValueError(f"unknown pre-training kind {kind!r}; known: {', '.join(TASKS)}")
+    if kind == "npc":
+        return NPCTask(model, masking, feature_dim, objective)
+    if objective:
+        raise ValueError(f"objective settings are not used by {kind!r} pre-training")
     return TASKS[kind](model, masking, feature_dim)

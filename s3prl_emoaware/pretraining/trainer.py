@@ -75,6 +75,7 @@ class PretrainRecipe:
     frontend: FbankConfig = field(default_factory=FbankConfig)
     model: Dict = field(default_factory=dict)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
+    objective: Dict = field(default_factory=dict)
     training: TrainingConfig = field(default_factory=TrainingConfig)
 
 
@@ -125,7 +126,8 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "step": self.step,
                 "config": {"frontend": to_dict(self.recipe.frontend), "model": self.task.model_config(),
-                           "masking": to_dict(self.recipe.masking), "training": to_dict(self.cfg),
+                           "masking": to_dict(self.recipe.masking), "objective": dict(self.recipe.objective),
+                           "training": to_dict(self.cfg),
                            "kind": self.recipe.kind}}
 
     def save(self) -> Path:

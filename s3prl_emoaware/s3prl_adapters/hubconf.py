@@ -8,7 +8,7 @@ stays as fast as it was.
 
 from __future__ import annotations
 
-__all__ = ["emoaware_fbank", "ems_mockingjay", "ems_mockingjay_local"]
+__all__ = ["emoaware_fbank", "ems_mockingjay", "ems_mockingjay_local", "ems_npc", "ems_npc_local"]
 
 
 def emoaware_fbank(ckpt=None, model_config=None, refresh=False, **kwargs):
@@ -42,3 +42,26 @@ def ems_mockingjay(ckpt=None, model_config=None, refresh=False, **kwargs):
 
     return MockingjayUpstreamExpert(ckpt=str(resolve_checkpoint("ems_mockingjay", ckpt, _PRETRAIN_MOCKINGJAY)),
                                     model_config=model_config, **kwargs)
+
+
+_PRETRAIN_NPC = ("s3prl-emoaware pretrain -c upstream_configs/ems_npc.yaml --corpus CORPUS --intensity CACHE "
+                 "--out EXPDIR, then use EXPDIR/last.ckpt")
+
+
+def ems_npc_local(ckpt=None, model_config=None, refresh=False, **kwargs):
+    """NPC pre-trained with emotion-aware masking, from ``-k CKPT`` (ours or s3prl's NPC format)."""
+    from ..utils.errors import UserFacingError
+    from .checkpoints import resolve_checkpoint
+    from .upstreams.npc import NPCUpstreamExpert
+
+    if not ckpt:
+        raise UserFacingError(f"ems_npc_local needs -k CKPT; to make one: {_PRETRAIN_NPC}")
+    return NPCUpstreamExpert(ckpt=str(resolve_checkpoint("ems_npc", ckpt, _PRETRAIN_NPC)), **kwargs)
+
+
+def ems_npc(ckpt=None, model_config=None, refresh=False, **kwargs):
+    """EMS NPC: ``-k CKPT``, else ``$S3PRL_EMOAWARE_HOME/ems_npc.ckpt``."""
+    from .checkpoints import resolve_checkpoint
+    from .upstreams.npc import NPCUpstreamExpert
+
+    return NPCUpstreamExpert(ckpt=str(resolve_checkpoint("ems_npc", ckpt, _PRETRAIN_NPC)), **kwargs)

@@ -1,0 +1,55 @@
+"""``ems_npc`` / ``ems_npc_local``: our NPC as an s3prl upstream (ours or s3prl's checkpoint format).
+
+``hidden_states`` are, in s3prl's ``npc_local`` order, each block's output and each masked
+convolution's output, then the summed masked feature (the NPC representation): 2 x blocks + 1.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+from s3prl.upstream.interfaces import UpstreamBase
+from torch import Tensor
+
+from ...config import from_dict
+from ...features import FbankConfig, FbankFrontend
+from ...models.npc import NPCConfig, NPCModel
+from ...utils.errors import UserFacingError
+from ..mockingjay_interop import load_s3prl_file
+from ..npc_interop import from_s3prl_npc, is_s3prl_npc
+
+__all__ = ["NPCUpstreamExpert", "load_npc"]
+
+
+def load_npc(path):
+    ckpt = load_s3prl_file(path)
+    if isinstance(ckpt, dict) and ckpt.get("format") == "s3prl_emoaware" and ckpt.get("kind") == "npc":
+        cfg = from_dict(NPCConfig, ckpt["config"]["model"])
+        fbank = from_dict(FbankConfig, ckpt["config"]["frontend"])
+        state = ckpt["model"]
+    elif is_s3prl_npc(ckpt):
+        cfg, fbank, state = from_s3prl_npc(ckpt)
+    else:
+        kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise UserFacingError(f"{path}: not an NPC checkpoint (ours or s3prl's); found kind {kind!r}")
+    model = NPCModel(cfg)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise UserFacingError(f"{path}: checkpoint does not match its own config ({err})") from None
+    return model.eval(), fbank
+
+
+class NPCUpstreamExpert(UpstreamBase):
+    def __init__(self, ckpt: str, model_config: Optional[str] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.model, fbank = load_npc(ckpt)
+        self.frontend = FbankFrontend(fbank)
+
+    def get_downsample_rates(self, key: str) -> int:
+        return self.frontend.downsample_rate
+
+    def forward(self, wavs: List[Tensor]) -> Dict[str, List[Tensor]]:
+        feats, _ = self.frontend(wavs)
+        feat, states = self.model.encode(feats)  # no VQ/postnet: only the representation is needed
+        return {"hidden_states": [*states, feat], "last_hidden_state": feat}

@@ -1,0 +1,117 @@
+"""NPC: masked convolutions never see the centre, s3prl equivalence both ways, EMS variants, pre-training."""
+
+import pytest
+import torch
+
+from s3prl_emoaware.config import load_config, shipped_config, to_dict
+from s3prl_emoaware.features import FbankConfig
+from s3prl_emoaware.intensity.extract import extract_intensities
+from s3prl_emoaware.models.npc import NPCConfig, NPCModel
+from s3prl_emoaware.pretraining.run import pretrain
+from s3prl_emoaware.pretraining.trainer import PretrainRecipe
+from s3prl_emoaware.s3prl_adapters.npc_interop import from_s3prl_npc, to_s3prl_npc
+
+TINY = NPCConfig(hidden_size=16, n_blocks=2, kernel_size=15, mask_size=7, vq_codebook_sizes=[8, 8], vq_code_dims=[8, 8])
+FBANK = FbankConfig(window_type="hamming", cmvn=True)
+
+
+def test_prediction_of_a_frame_ignores_the_frame_and_its_neighbours():
+    torch.manual_seed(0)
+    model = NPCModel(TINY).eval()
+    x = torch.randn(1, 60, 80)
+    y = x.clone()
+    y[0, 30 - 3:30 + 4] += torch.randn(7, 80)  # change the 7 frames around frame 30 (the input mask)
+    with torch.no_grad():
+        a, b = model.encode(x)[0], model.encode(y)[0]
+    assert torch.allclose(a[0, 30], b[0, 30], atol=1e-6)  # the representation of frame 30 did not see them
+    assert not torch.allclose(a[0, 33], b[0, 33])  # its neighbours' representations did
+    with pytest.raises(ValueError, match="kernel_size"):
+        NPCConfig(kernel_size=15, mask_size=7, n_blocks=4)
+
+
+def _register():
+    import s3prl_emoaware
+
+    s3prl_emoaware.register()
+    import s3prl.hub
+
+    return s3prl.hub
+
+
+def _max_diff(a, b):
+    torch.manual_seed(1)
+    wavs = [torch.randn(16000 * 2) * 0.1]
+    with torch.no_grad():
+        ha, hb = a(wavs)["hidden_states"], b(wavs)["hidden_states"]
+    assert len(ha) == len(hb) == 2 * TINY.n_blocks + 1
+    return max((x - y).abs().max().item() for x, y in zip(ha, hb))
+
+
+def test_same_hidden_states_as_s3prl_npc_local_both_ways(tmp_path):
+    hub = _register()
+    torch.manual_seed(0)
+    model = NPCModel(TINY)
+    for m in model.modules():  # non-trivial BatchNorm statistics
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+    ours = tmp_path / "ours.ckpt"
+    torch.save({"format": "s3prl_emoaware", "kind": "npc", "model": model.state_dict(),
+                "config": {"model": to_dict(TINY), "frontend": to_dict(FBANK)}, "step": 0}, ours)
+    theirs = tmp_path / "s3prl_npc.ckpt"
+    torch.save(to_s3prl_npc(model.state_dict(), TINY, FBANK), theirs)
+    ours_up, theirs_up = hub.ems_npc_local(ckpt=str(ours)).eval(), hub.npc_local(ckpt=str(theirs)).eval()
+    assert _max_diff(ours_up, theirs_up) < 1e-4
+    # and an s3prl-format checkpoint loads in our upstream
+    cfg, fbank, state = from_s3prl_npc(torch.load(theirs, weights_only=True))
+    assert cfg == TINY and fbank.window_type == "hamming"
+    assert _max_diff(hub.ems_npc_local(ckpt=str(theirs)).eval(), theirs_up) < 1e-4
+
+
+@pytest.mark.parametrize("variant", ["none", "input_mask", "loss_weight", "both"])
+def test_every_ems_variant_pretrains(variant, tiny_iemocap, tmp_path):
+    cache = tmp_path / "cache"
+    extract_intensities(tiny_iemocap, cache, source="energy")
+    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", "ems_npc_tiny"),
+                         [f"objective.variant={variant}", "training.total_steps=3"])
+    trainer, history = pretrain(recipe, tiny_iemocap, tmp_path / "pt", str(cache))
+    assert len(history) == 3 and all(torch.isfinite(torch.tensor(l)) for _, l in history)
+    ckpt = torch.load(tmp_path / "pt" / "last.ckpt", weights_only=True)
+    assert ckpt["kind"] == "npc" and ckpt["config"]["objective"]["variant"] == variant
+    hub = _register()
+    up = hub.ems_npc_local(ckpt=str(tmp_path / "pt" / "last.ckpt"))
+    assert up.get_downsample_rates("hidden_states") == 160
+
+
+@pytest.mark.slow
+def test_stock_runner_trains_and_evaluates_ems_npc_from_any_directory(tiny_iemocap, tmp_path):
+    import subprocess
+
+    from s3prl_emoaware.s3prl_adapters.launch import best_checkpoint
+    from subprocess_env import PYTHON, child_env
+
+    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", "ems_npc_tiny"),
+                         ["objective.variant=none", "masking.strategy=random"])
+    pretrain(recipe, tiny_iemocap, tmp_path / "home_pt", None)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "ems_npc.ckpt").write_bytes((tmp_path / "home_pt" / "last.ckpt").read_bytes())
+    env = child_env(S3PRL_EMOAWARE_HOME=str(home))
+    elsewhere = tmp_path / "somewhere"
+    elsewhere.mkdir()
+    override = ("config.runner.total_steps=4,,config.runner.eval_step=2,,config.runner.save_step=2,,"
+                "config.runner.log_step=2,,config.runner.gradient_accumulate_steps=1,,"
+                f"config.downstream_expert.datarc.root='{tiny_iemocap}',,"
+                f"config.downstream_expert.datarc.meta_data='{tiny_iemocap / 'meta_data'}',,"
+                "config.downstream_expert.datarc.num_workers=0")
+    expdir = tmp_path / "exp"
+    train = subprocess.run([PYTHON, "-m", "s3prl.run_downstream", "-m", "train", "-u", "ems_npc", "-d", "emotion",
+                            "-c", str(shipped_config("downstream_configs", "emotion")), "-o", override,
+                            "-p", str(expdir), "--device", "cpu"],
+                           capture_output=True, text=True, env=env, cwd=elsewhere, timeout=600)
+    assert train.returncode == 0, train.stderr[-3000:]
+    ev = subprocess.run([PYTHON, "-m", "s3prl.run_downstream", "-m", "evaluate", "-e", str(best_checkpoint(expdir)),
+                         "-t", "test", "--device", "cpu"],
+                        capture_output=True, text=True, env=env, cwd=elsewhere, timeout=600)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    assert "test acc:" in ev.stdout
