@@ -28,6 +28,8 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "intensity": ("intensity", "extract per-frame intensity curves for a corpus into an aligned cache"),
     "plot-intensity": ("plot_intensity", "PNG of a clip's spectrogram with its intensity curve (and EMS masks)"),
     "pretrain": ("pretrain", "pre-train an upstream (EMS or random masking) on a corpus; torchrun for DDP"),
+    "train-speaker": ("train_speaker", "train an ECAPA speaker encoder (AAM-softmax) on a corpus's speaker labels"),
+    "cluster": ("cluster", "intra-speaker k-means of speaker embeddings, scored against emotion labels"),
     "export": ("export", "convert our checkpoint to s3prl's format (stock mockingjay_local / npc_local -k)"),
     "run-downstream": ("run_downstream", "the stock s3prl runner with our shipped configs (and --all-folds)"),
     "config": ("config", "print the path of a shipped config (for the stock runner's -c), or list them"),

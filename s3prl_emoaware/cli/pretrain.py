@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="experiment folder (checkpoints, TensorBoard)")
     parser.add_argument("--masking", choices=["random", "ems", "threshold"],
                         help="override masking.strategy (random = the original Mockingjay baseline)")
+    parser.add_argument("--clusters", type=Path, help="contrastive ECAPA: assignments.json of `s3prl-emoaware cluster`")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
@@ -29,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from ..pretraining.trainer import PretrainRecipe
 
     overrides = list(args.override) + ([f"masking.strategy={args.masking}"] if args.masking else [])
+    if args.clusters:
+        overrides.append(f"objective.clusters={args.clusters}")
     recipe = load_config(PretrainRecipe, args.config, overrides)
     trainer, history = pretrain(recipe, args.corpus, args.out, str(args.intensity) if args.intensity else None,
                                 resume=args.resume, device=args.device)

@@ -1,1 +1,1 @@
-"""TODO"""
+"""Contrastive pre-training from intra-speaker clusters: clustering, pair sampling, losses, objectives."""

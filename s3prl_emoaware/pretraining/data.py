@@ -32,6 +32,8 @@ class PretrainItem:
     utt_id: str
     features: Tensor  # (T, D)
     intensity: Optional[np.ndarray]  # (T,) or None
+    speaker: Optional[str] = None
+    emotion: Optional[str] = None  # kept for analysis only; never used by the objectives
 
 
 @dataclass
@@ -40,6 +42,8 @@ class Batch:
     lengths: Tensor  # (B,)
     intensities: Optional[List[np.ndarray]]
     intensity: Optional[Tensor]  # (B, T), zero-padded
+    utt_ids: Optional[List[str]] = None
+    speakers: Optional[List[str]] = None
 
 
 def load_items(utterances: Sequence[Utterance], frontend: FbankFrontend, cache=None, max_frames: int = 1500,
@@ -70,7 +74,7 @@ def load_items(utterances: Sequence[Utterance], frontend: FbankFrontend, cache=N
                                       f"features have {feats.shape[0]}: the cache was built for another frame grid "
                                       "or audio; rebuild it with `s3prl-emoaware intensity`")
             curve = curve[:max_frames]
-        items.append(PretrainItem(u.utt_id, feats[:max_frames], curve))
+        items.append(PretrainItem(u.utt_id, feats[:max_frames], curve, u.speaker, u.emotion))
     if not items:
         raise UserFacingError("no usable utterance for pre-training (all skipped; see the warnings above)")
     if skipped:
@@ -90,10 +94,11 @@ def epoch_batches(items: Sequence[PretrainItem], batch_size: int, seed: int, epo
 def collate(items: Sequence[PretrainItem]) -> Batch:
     feats = torch.nn.utils.rnn.pad_sequence([it.features for it in items], batch_first=True)
     lengths = torch.tensor([it.features.shape[0] for it in items])
+    ids, speakers = [it.utt_id for it in items], [it.speaker for it in items]
     if items[0].intensity is None:
-        return Batch(feats, lengths, None, None)
+        return Batch(feats, lengths, None, None, ids, speakers)
     curves = [it.intensity for it in items]
     padded = torch.zeros(feats.shape[:2])
     for i, c in enumerate(curves):
         padded[i, :len(c)] = torch.from_numpy(np.asarray(c, dtype=np.float32))
-    return Batch(feats, lengths, curves, padded)
+    return Batch(feats, lengths, curves, padded, ids, speakers)

@@ -139,8 +139,14 @@ TASKS = {"mockingjay": MockingjayTask, "npc": NPCTask}
 
 
 def build_task(kind: str, model: dict, masking: MaskingConfig, feature_dim: int, objective: dict = None):
+    from ..contrastive.tasks import ContrastiveTask, SpeakerTask
+
+    if kind == "ecapa_speaker":
+        return SpeakerTask(model, feature_dim, objective)
+    if kind == "ecapa_contrastive":
+        return ContrastiveTask(model, feature_dim, objective)
     if kind not in TASKS:
-        raise ValueError(f"unknown pre-training kind {kind!r}; known: {', '.join(TASKS)}")
+        raise ValueError(f"unknown pre-training kind {kind!r}; known: {', '.join([*TASKS, 'ecapa_speaker', 'ecapa_contrastive'])}")
     if kind == "npc":
         return NPCTask(model, masking, feature_dim, objective)
     if objective:

@@ -112,7 +112,8 @@ class Trainer:
             device = f"cuda:{self.local_rank}"
         self.device = torch.device(device)
         torch.manual_seed(self.cfg.seed)
-        self.model = task.build_model().to(self.device)
+        self.model = (task.build_model(items) if getattr(task, "needs_items", False) else task.build_model())
+        self.model = self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _lr_lambda(self.cfg.total_steps, self.cfg.warmup_proportion))
@@ -157,10 +158,16 @@ class Trainer:
         logger.info("resumed from %s at step %d", path, self.step)
 
     # --- training -------------------------------------------------------------------------------
+    def _epoch(self, epoch: int) -> List[List[int]]:
+        # a task may define its own batch structure (e.g. speakers x clusters x utterances)
+        sampler = getattr(self.task, "epoch_batches", None)
+        if sampler is not None:
+            return sampler(self.items, self.cfg.batch_size, self.cfg.seed, epoch, self.rank, self.world)
+        return epoch_batches(self.items, self.cfg.batch_size, self.cfg.seed, epoch, self.rank, self.world)
+
     def _micro_batch(self, index: int) -> List[int]:
-        n = len(epoch_batches(self.items, self.cfg.batch_size, self.cfg.seed, 0, self.rank, self.world))
-        epoch, i = divmod(index, n)
-        return epoch_batches(self.items, self.cfg.batch_size, self.cfg.seed, epoch, self.rank, self.world)[i]
+        epoch, i = divmod(index, len(self._epoch(0)))
+        return self._epoch(epoch)[i]
 
     def train(self, stop_at: Optional[int] = None) -> List[Tuple[int, float]]:
         """Train up to ``total_steps`` (or ``stop_at``); return (step, loss) for every step run."""

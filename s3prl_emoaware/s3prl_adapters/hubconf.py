@@ -8,7 +8,8 @@ stays as fast as it was.
 
 from __future__ import annotations
 
-__all__ = ["emoaware_fbank", "ems_mockingjay", "ems_mockingjay_local", "ems_npc", "ems_npc_local"]
+__all__ = ["emoaware_fbank", "ems_mockingjay", "ems_mockingjay_local", "ems_npc", "ems_npc_local", "emo_ecapa",
+           "emo_ecapa_local"]
 
 
 def emoaware_fbank(ckpt=None, model_config=None, refresh=False, **kwargs):
@@ -65,3 +66,28 @@ def ems_npc(ckpt=None, model_config=None, refresh=False, **kwargs):
     from .upstreams.npc import NPCUpstreamExpert
 
     return NPCUpstreamExpert(ckpt=str(resolve_checkpoint("ems_npc", ckpt, _PRETRAIN_NPC)), **kwargs)
+
+
+_PRETRAIN_ECAPA = ("s3prl-emoaware train-speaker, s3prl-emoaware cluster, then s3prl-emoaware pretrain "
+                   "-c upstream_configs/emo_ecapa.yaml --clusters ASSIGNMENTS --out EXPDIR (EXPDIR/last.ckpt)")
+
+
+def emo_ecapa_local(ckpt=None, model_config=None, refresh=False, **kwargs):
+    """ECAPA encoder (contrastive from intra-speaker clusters, or any of ours / SpeechBrain's) from ``-k``."""
+    from ..utils.errors import UserFacingError
+    from .checkpoints import resolve_checkpoint
+    from .upstreams.ecapa import EcapaUpstreamExpert
+
+    if not ckpt:
+        raise UserFacingError(f"emo_ecapa_local needs -k CKPT; to make one: {_PRETRAIN_ECAPA}")
+    return EcapaUpstreamExpert(ckpt=str(resolve_checkpoint("emo_ecapa", ckpt, _PRETRAIN_ECAPA)),
+                               model_config=model_config, **kwargs)
+
+
+def emo_ecapa(ckpt=None, model_config=None, refresh=False, **kwargs):
+    """Contrastive ECAPA: ``-k CKPT``, else ``$S3PRL_EMOAWARE_HOME/emo_ecapa.ckpt``."""
+    from .checkpoints import resolve_checkpoint
+    from .upstreams.ecapa import EcapaUpstreamExpert
+
+    return EcapaUpstreamExpert(ckpt=str(resolve_checkpoint("emo_ecapa", ckpt, _PRETRAIN_ECAPA)),
+                               model_config=model_config, **kwargs)

@@ -1,0 +1,194 @@
+"""Objectives for the shared trainer: speaker encoder (AAM-softmax) and the contrastive SER encoder.
+
+The contrastive batches are P speakers x K of their clusters x M utterances per cluster
+(:meth:`ContrastiveTask.epoch_batches`), so every anchor has positives (same speaker and
+cluster) and negatives (same speaker, other clusters; optionally other speakers).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..config import from_dict, to_dict
+from ..models.ecapa import EcapaConfig, EcapaTdnn
+from ..utils.errors import UserFacingError
+from .losses import GradientReversal, aam_softmax_logits, pair_masks, supervised_contrastive, triplet
+
+__all__ = ["SpeakerObjective", "ContrastiveObjective", "SpeakerTask", "ContrastiveTask", "EcapaWithHeads"]
+
+
+class EcapaWithHeads(nn.Module):
+    """ECAPA encoder plus an optional speaker head (AAM weight matrix or linear classifier)."""
+
+    def __init__(self, config: EcapaConfig, n_speakers: int = 0, reversal: Optional[float] = None):
+        super().__init__()
+        self.encoder = EcapaTdnn(config)
+        self.speaker_weight = nn.Parameter(torch.randn(n_speakers, config.embedding_dim) * 0.01) if n_speakers else None
+        self.reversal = GradientReversal(reversal) if reversal is not None else None
+
+    def forward(self, feats: Tensor, lengths: Tensor) -> Tuple[Tensor, List[Tensor]]:
+        return self.encoder(feats, lengths)
+
+
+@dataclass
+class SpeakerObjective:
+    """AAM-softmax speaker classification (ECAPA's training objective)."""
+
+    margin: float = 0.2
+    scale: float = 30.0
+
+
+@dataclass
+class ContrastiveObjective:
+    """Args:
+        clusters: JSON of ``s3prl-emoaware cluster`` (utt_id -> speaker cluster); required.
+        loss: ``supcon`` (InfoNCE / supervised contrastive) or ``triplet``.
+        temperature: of supcon.
+        margin: of triplet.
+        negatives: ``same_speaker`` (the method) or ``all`` (other speakers too).
+        speakers_per_batch, clusters_per_speaker, utterances_per_cluster: P x K x M.
+        speaker_weight: lambda of the multi-task speaker classification (0 = off).
+        adversarial_weight: alpha of the gradient-reversed speaker head (0 = off).
+        init_from: speaker-encoder checkpoint to start from (null = random init).
+    """
+
+    clusters: str = ""
+    loss: str = "supcon"
+    temperature: float = 0.1
+    margin: float = 0.2
+    negatives: str = "same_speaker"
+    speakers_per_batch: int = 4
+    clusters_per_speaker: int = 2
+    utterances_per_cluster: int = 2
+    speaker_weight: float = 0.0
+    adversarial_weight: float = 0.0
+    init_from: Optional[str] = None
+
+    def __post_init__(self):
+        if self.loss not in ("supcon", "triplet"):
+            raise ValueError(f"objective.loss must be supcon or triplet, got {self.loss!r}")
+        if self.speaker_weight and self.adversarial_weight:
+            raise ValueError("choose multi-task (speaker_weight) or adversarial (adversarial_weight), not both")
+
+
+def _speaker_index(items) -> Dict[str, int]:
+    speakers = sorted({it.speaker for it in items})
+    if None in speakers or len(speakers) < 2:
+        raise UserFacingError("speaker labels are needed (at least two speakers)")
+    return {s: i for i, s in enumerate(speakers)}
+
+
+class _EcapaTask:
+    needs_intensity = False
+    needs_items = True
+
+    def __init__(self, model: dict, feature_dim: int):
+        model = dict(model)
+        model.setdefault("input_dim", feature_dim)
+        self.config = from_dict(EcapaConfig, model, "model")
+        if self.config.input_dim != feature_dim:
+            raise ValueError(f"model.input_dim {self.config.input_dim} != front-end feature dimension {feature_dim}")
+
+    def model_config(self) -> dict:
+        return to_dict(self.config)
+
+
+class SpeakerTask(_EcapaTask):
+    kind = "ecapa_speaker"
+
+    def __init__(self, model: dict, feature_dim: int, objective: dict = None):
+        super().__init__(model, feature_dim)
+        self.objective = from_dict(SpeakerObjective, objective or {}, "objective")
+
+    def build_model(self, items) -> nn.Module:
+        self.speaker_index = _speaker_index(items)
+        return EcapaWithHeads(self.config, len(self.speaker_index))
+
+    def loss(self, model, batch, rng):
+        module = getattr(model, "module", model)
+        emb, _ = model(batch.features, batch.lengths.to(batch.features.device))
+        labels = torch.tensor([self.speaker_index[s] for s in batch.speakers], device=emb.device)
+        logits = aam_softmax_logits(emb, module.speaker_weight, labels, self.objective.margin, self.objective.scale)
+        loss = nn.functional.cross_entropy(logits, labels)
+        return loss, {"aam_ce": loss.item(), "acc": (logits.argmax(1) == labels).float().mean().item()}
+
+
+class ContrastiveTask(_EcapaTask):
+    kind = "ecapa_contrastive"
+
+    def __init__(self, model: dict, feature_dim: int, objective: dict = None):
+        super().__init__(model, feature_dim)
+        self.objective = from_dict(ContrastiveObjective, objective or {}, "objective")
+        if not self.objective.clusters:
+            raise UserFacingError("objective.clusters is not set: run `s3prl-emoaware cluster` and pass "
+                                  "--clusters OUT/assignments.json")
+        path = Path(self.objective.clusters)
+        if not path.is_file():
+            raise UserFacingError(f"{path}: cluster assignments not found (objective.clusters)")
+        self.assignments: Dict[str, int] = {u: int(c) for u, c in json.loads(path.read_text())["clusters"].items()}
+
+    def build_model(self, items) -> nn.Module:
+        o = self.objective
+        self.speaker_index = _speaker_index(items)
+        n = len(self.speaker_index) if (o.speaker_weight or o.adversarial_weight) else 0
+        model = EcapaWithHeads(self.config, n, o.adversarial_weight if o.adversarial_weight else None)
+        if o.init_from:
+            ckpt = torch.load(o.init_from, map_location="cpu", weights_only=True)
+            state = {k[len("encoder."):]: v for k, v in ckpt["model"].items() if k.startswith("encoder.")}
+            model.encoder.load_state_dict(state)
+        return model
+
+    def epoch_batches(self, items, batch_size, seed, epoch, rank=0, world=1) -> List[List[int]]:
+        """P speakers x K clusters x M utterances; only clustered utterances take part."""
+        o = self.objective
+        rng = random.Random(seed * 100003 + epoch)
+        groups: Dict[str, Dict[int, List[int]]] = {}
+        for i, it in enumerate(items):
+            c = self.assignments.get(it.utt_id, -1)
+            if c >= 0:
+                groups.setdefault(it.speaker, {}).setdefault(c, []).append(i)
+        usable = {s: {c: v for c, v in g.items() if len(v) >= o.utterances_per_cluster} for s, g in groups.items()}
+        usable = {s: g for s, g in usable.items() if len(g) >= min(2, o.clusters_per_speaker)}
+        if len(usable) < 1:
+            raise UserFacingError("no speaker has enough clustered utterances for a contrastive batch")
+        n_batches = max(1, sum(len(v) for g in usable.values() for v in g.values())
+                        // (o.speakers_per_batch * o.clusters_per_speaker * o.utterances_per_cluster))
+        speakers = sorted(usable)
+        batches = []
+        for _ in range(n_batches):
+            batch = []
+            for spk in rng.sample(speakers, min(o.speakers_per_batch, len(speakers))):
+                clusters = rng.sample(sorted(usable[spk]), min(o.clusters_per_speaker, len(usable[spk])))
+                for c in clusters:
+                    batch += rng.sample(usable[spk][c], o.utterances_per_cluster)
+            batches.append(batch)
+        count = (len(batches) // world) * world or len(batches)
+        return batches[:count][rank::world]
+
+    def loss(self, model, batch, rng):
+        o = self.objective
+        module = getattr(model, "module", model)
+        emb, _ = model(batch.features, batch.lengths.to(batch.features.device))
+        device = emb.device
+        spk = torch.tensor([self.speaker_index[s] for s in batch.speakers], device=device)
+        clusters = torch.tensor([self.assignments[u] for u in batch.utt_ids], device=device)
+        positive, allowed = pair_masks(spk, clusters, o.negatives)
+        if o.loss == "supcon":
+            loss = supervised_contrastive(emb, positive, allowed, o.temperature)
+        else:
+            loss = triplet(emb, positive, allowed, o.margin)
+        logs = {"contrastive": loss.item()}
+        if module.speaker_weight is not None:
+            head_in = module.reversal(emb) if module.reversal is not None else emb
+            ce = nn.functional.cross_entropy(aam_softmax_logits(head_in, module.speaker_weight, spk, 0.0, 30.0), spk)
+            loss = loss + (o.speaker_weight if module.reversal is None else 1.0) * ce
+            logs["speaker_ce"] = ce.item()
+        return loss, logs
