@@ -34,3 +34,8 @@ def tiny_librispeech(corpora_root):
 @pytest.fixture(scope="session")
 def tiny_fsc(corpora_root):
     return _corpus(corpora_root, "fsc")
+
+
+@pytest.fixture(scope="session")
+def tiny_ravdess(corpora_root):
+    return _corpus(corpora_root, "ravdess")

@@ -10,7 +10,8 @@ RUNNER_KEYS = {"total_steps", "gradient_clipping", "gradient_accumulate_steps", 
                "save_step", "max_keep", "eval_dataloaders"}
 
 
-@pytest.mark.parametrize("name", ["emotion", "fluent_commands", "phoneme_recognition"])
+@pytest.mark.parametrize("name", ["emotion", "fluent_commands", "phoneme_recognition", "emotion_cremad",
+                                  "emotion_esd", "emotion_ravdess"])
 def test_shipped_configs_are_complete(name):
     config = yaml.safe_load(shipped_config("downstream_configs", name).read_text())
     assert RUNNER_KEYS <= set(config["runner"])

@@ -14,7 +14,12 @@ from ..utils.errors import UserFacingError
 
 __all__ = ["Utterance", "read_corpus", "detect_layout", "LAYOUTS"]
 
-LAYOUTS = ("iemocap", "librispeech", "fsc")
+LAYOUTS = ("iemocap", "librispeech", "fsc", "cremad", "esd", "ravdess")
+
+# corpus label -> lowercase code (SUPERB's neu/hap/ang/sad where the emotion is one of them)
+CREMAD_LABELS = {"NEU": "neu", "HAP": "hap", "ANG": "ang", "SAD": "sad", "DIS": "dis", "FEA": "fea"}
+ESD_LABELS = {"Neutral": "neu", "Happy": "hap", "Angry": "ang", "Sad": "sad", "Surprise": "sur"}
+RAVDESS_LABELS = {"01": "neu", "02": "cal", "03": "hap", "04": "sad", "05": "ang", "06": "fea", "07": "dis", "08": "sur"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,12 @@ def detect_layout(root: Path) -> str:
         return "fsc"
     if any(root.glob("*/*/*/*.trans.txt")):
         return "librispeech"
+    if (root / "AudioWAV").is_dir():
+        return "cremad"
+    if any(root.glob("Actor_*/03-01-*.wav")):
+        return "ravdess"
+    if any(root.glob("00[0-9][0-9]/Neutral")):
+        return "esd"
     raise UserFacingError(f"{root}: unknown corpus layout (expected IEMOCAP, LibriSpeech or Fluent Speech Commands)")
 
 
@@ -98,7 +109,39 @@ def _read_fsc(root: Path) -> List[Utterance]:
     return items
 
 
-_READERS = {"iemocap": _read_iemocap, "librispeech": _read_librispeech, "fsc": _read_fsc}
+def _read_cremad(root: Path) -> List[Utterance]:
+    items = []
+    for wav in sorted((root / "AudioWAV").glob("*.wav")):
+        parts = wav.stem.split("_")
+        if len(parts) != 4:
+            raise UserFacingError(f"{wav}: not a CREMA-D file name (<Actor>_<Sentence>_<EMO>_<LVL>.wav)")
+        items.append(Utterance(wav.stem, wav.resolve(), parts[0], CREMAD_LABELS.get(parts[2], parts[2].lower())))
+    return items
+
+
+def _read_esd(root: Path) -> List[Utterance]:
+    items = []
+    for spk_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name.isdigit()):
+        for emotion, code in ESD_LABELS.items():
+            for wav in sorted((spk_dir / emotion).rglob("*.wav")):
+                items.append(Utterance(wav.stem, wav.resolve(), spk_dir.name, code))
+    return items
+
+
+def _read_ravdess(root: Path) -> List[Utterance]:
+    items = []
+    for wav in sorted(root.glob("Actor_*/*.wav")):
+        parts = wav.stem.split("-")
+        if len(parts) != 7:
+            raise UserFacingError(f"{wav}: not a RAVDESS file name (MM-VV-EE-II-SS-RR-AA.wav)")
+        if parts[1] != "01":  # speech only (02 = song)
+            continue
+        items.append(Utterance(wav.stem, wav.resolve(), f"Actor_{parts[6]}", RAVDESS_LABELS.get(parts[2])))
+    return items
+
+
+_READERS = {"iemocap": _read_iemocap, "librispeech": _read_librispeech, "fsc": _read_fsc,
+            "cremad": _read_cremad, "esd": _read_esd, "ravdess": _read_ravdess}
 
 
 def read_corpus(root, layout: str = "auto") -> List[Utterance]:

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["EMOTIONS", "SIZES", "KINDS", "synthesize_corpus", "CorpusExistsError"]
 
-KINDS = ("iemocap", "librispeech", "fsc")
+KINDS = ("iemocap", "librispeech", "fsc", "cremad", "esd", "ravdess")
 
 # Emotion = prosody profile (what each emotion does to pitch, range, rate and loudness).
 EMOTIONS: Dict[str, Prosody] = {
@@ -267,7 +267,67 @@ def _build_fsc(out: Path, rng: np.random.Generator, size: SizePreset) -> None:
                 writer.writerow([i, *row])
 
 
-_BUILDERS = {"iemocap": _build_iemocap, "librispeech": _build_librispeech, "fsc": _build_fsc}
+# --- emotional-speech corpora with file-name labels (CREMA-D, ESD, RAVDESS) ---------------------
+
+_CREMAD_EMO = {"neu": "NEU", "hap": "HAP", "ang": "ANG", "sad": "SAD"}
+_CREMAD_SENTENCES = {"IEO": "it is eleven o'clock", "TIE": "that is exactly what happened",
+                     "IOM": "i'm on my way to the meeting", "DFA": "don't forget a jacket"}
+_ESD_EMO = {"neu": "Neutral", "hap": "Happy", "ang": "Angry", "sad": "Sad"}
+_RAVDESS_EMO = {"neu": "01", "hap": "03", "sad": "04", "ang": "05"}
+_RAVDESS_STATEMENTS = {"01": "kids are talking by the door", "02": "dogs are sitting by the door"}
+
+
+def _emotional_speakers(n: int, rng: np.random.Generator):
+    voices = _FEMALE + _MALE
+    return [(voices[i % len(voices)], float(rng.uniform(-8, 8))) for i in range(n)]
+
+
+def _build_cremad(out: Path, rng: np.random.Generator, size: SizePreset) -> None:
+    """CREMA-D: AudioWAV/<ActorID>_<Sentence>_<EMO>_<LVL>.wav (LVL: LO/MD/HI/XX)."""
+    n_actors = 6 if size.iemocap_utts_per_speaker <= 5 else 12
+    for a, (voice, offset) in enumerate(_emotional_speakers(n_actors, rng)):
+        actor = 1001 + a
+        for code, text in _CREMAD_SENTENCES.items():
+            for emo, tag in _CREMAD_EMO.items():
+                level, intensity = [("LO", 0.5), ("MD", 0.75), ("HI", 1.0), ("XX", 0.8)][int(rng.integers(4))]
+                audio, _ = _emotional_utterance(text, voice, emo, intensity, offset, mixed=False)
+                _write_wav(out / "AudioWAV" / f"{actor}_{code}_{tag}_{level if emo != 'neu' else 'XX'}.wav", audio)
+
+
+def _build_esd(out: Path, rng: np.random.Generator, size: SizePreset) -> None:
+    """ESD (English speakers 0011-0020): <spk>/<Emotion>/<spk>_<nnnnnn>.wav and <spk>/<spk>.txt."""
+    n_spk = 4 if size.iemocap_utts_per_speaker <= 5 else 10
+    per_emotion = 3 if size.iemocap_utts_per_speaker <= 5 else 8
+    for s, (voice, offset) in enumerate(_emotional_speakers(n_spk, rng)):
+        spk = f"{11 + s:04d}"
+        lines, n = [], 0
+        for emo, folder in _ESD_EMO.items():
+            for _ in range(per_emotion):
+                n += 1
+                text = SENTENCES[int(rng.integers(len(SENTENCES)))]
+                audio, _ = _emotional_utterance(text, voice, emo, float(rng.uniform(0.7, 1.0)), offset, mixed=False)
+                name = f"{spk}_{n:06d}"
+                _write_wav(out / spk / folder / f"{name}.wav", audio)
+                lines.append(f"{name}\t{text.capitalize()}.\t{folder}\n")
+        (out / spk / f"{spk}.txt").write_text("".join(lines))
+
+
+def _build_ravdess(out: Path, rng: np.random.Generator, size: SizePreset) -> None:
+    """RAVDESS speech: Actor_XX/03-01-<emotion>-<intensity>-<statement>-<repetition>-<actor>.wav."""
+    n_actors = 6 if size.iemocap_utts_per_speaker <= 5 else 12
+    for a, (voice, offset) in enumerate(_emotional_speakers(n_actors, rng)):
+        actor = f"{a + 1:02d}"
+        for emo, code in _RAVDESS_EMO.items():
+            for level, intensity in (("01", 0.6), ("02", 1.0)):
+                if emo == "neu" and level == "02":
+                    continue  # RAVDESS has no strong-intensity neutral
+                for stmt, text in _RAVDESS_STATEMENTS.items():
+                    audio, _ = _emotional_utterance(text, voice, emo, intensity, offset, mixed=False)
+                    _write_wav(out / f"Actor_{actor}" / f"03-01-{code}-{level}-{stmt}-01-{actor}.wav", audio)
+
+
+_BUILDERS = {"iemocap": _build_iemocap, "librispeech": _build_librispeech, "fsc": _build_fsc,
+             "cremad": _build_cremad, "esd": _build_esd, "ravdess": _build_ravdess}
 
 
 def synthesize_corpus(kind: str, out, seed: int = 0, size: str = "tiny", force: bool = False) -> Path:

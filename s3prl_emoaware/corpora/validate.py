@@ -68,4 +68,9 @@ def downstream_audio_files(downstream: str, config: dict) -> List[Path]:
         root = Path(corpus["path"])
         return [p for split in corpus["train"] + corpus["dev"] + corpus["test"]
                 for p in sorted((root / split).glob("*/*/*.flac"))]
+    if downstream.startswith("emotion_"):
+        from .reader import read_corpus
+
+        datarc = _get(config, "downstream_expert.datarc")
+        return [u.path for u in read_corpus(datarc["root"], datarc.get("layout", "auto"))]
     return []

@@ -20,6 +20,9 @@ DATA_ROOT_KEYS: Dict[str, List[str]] = {
     "fluent_commands": ["downstream_expert.datarc.file_path"],
     "phoneme_recognition": ["downstream_expert.corpus.path", "downstream_expert.corpus.lexicon",
                             "downstream_expert.text.vocab_file"],
+    "emotion_cremad": ["downstream_expert.datarc.root"],
+    "emotion_esd": ["downstream_expert.datarc.root"],
+    "emotion_ravdess": ["downstream_expert.datarc.root"],
 }
 
 

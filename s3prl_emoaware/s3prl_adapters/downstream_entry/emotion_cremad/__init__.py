@@ -1,0 +1,1 @@
+"""``-d emotion_cremad`` entry for s3prl's downstream package path."""
