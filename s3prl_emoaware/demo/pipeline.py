@@ -90,6 +90,10 @@ class DemoConfig:
     sizes: DownstreamSizes = field(default_factory=DownstreamSizes)
     strengthnet: str = "strengthnet_small"
     strengthnet_overrides: List[str] = field(default_factory=list)
+    speaker_encoder: str = "ecapa_speaker_tiny"
+    speaker_encoder_overrides: List[str] = field(default_factory=list)
+    clusters_per_speaker: int = 4
+    cluster_min_utterances: int = 8
     pretrain: List[PretrainSpec] = field(default_factory=list)
 
 
@@ -163,14 +167,50 @@ def _extract(out: Path) -> dict:
                                model_path=str(out / "strengthnet" / "strengthnet.ckpt"))
 
 
+def _recipe_kind(spec: PretrainSpec) -> str:
+    from ..config import load_yaml, shipped_config
+
+    return load_yaml(shipped_config("upstream_configs", spec.config)).get("kind", "mockingjay")
+
+
+def _train_speaker_encoder(cfg: DemoConfig, out: Path) -> dict:
+    from ..config import load_config, shipped_config
+    from ..pretraining.run import pretrain
+    from ..pretraining.trainer import PretrainRecipe
+
+    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", cfg.speaker_encoder),
+                         cfg.speaker_encoder_overrides)
+    # speaker labels of the labelled corpus (its emotion labels are not used)
+    _, history = pretrain(recipe, _corpus_paths(out)["iemocap"], out / "speaker_encoder", None)
+    return {"steps": len(history), "last_loss": history[-1][1]}
+
+
+def _cluster(cfg: DemoConfig, out: Path) -> dict:
+    from ..cli.main import main as cli
+
+    status = cli(["cluster", "--corpus", str(_corpus_paths(out)["pretrain"]), "--encoder",
+                  str(out / "speaker_encoder" / "last.ckpt"), "--out", str(out / "clusters"),
+                  "-k", str(cfg.clusters_per_speaker), "--min-utterances", str(cfg.cluster_min_utterances)])
+    if status != 0:
+        raise RuntimeError("clustering failed (see above)")
+    import json
+
+    return json.loads((out / "clusters" / "report.json").read_text())["overall"]
+
+
 def _pretrain(spec: PretrainSpec, out: Path) -> dict:
     from ..config import load_config, shipped_config
     from ..pretraining.run import pretrain
     from ..pretraining.trainer import PretrainRecipe
 
-    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", spec.config),
-                         [*spec.overrides, f"masking.strategy={spec.masking}"])
-    cache = str(out / "intensity") if spec.masking != "random" else None
+    extra = [f"masking.strategy={spec.masking}"]
+    if _recipe_kind(spec) == "ecapa_contrastive":
+        extra = [f"objective.clusters={out / 'clusters' / 'assignments.json'}",
+                 f"objective.init_from={out / 'speaker_encoder' / 'last.ckpt'}"]
+    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", spec.config), [*spec.overrides, *extra])
+    needs_cache = spec.masking != "random" or any(o.startswith("objective.variant=loss_weight") or
+                                                  o.startswith("objective.variant=both") for o in spec.overrides)
+    cache = str(out / "intensity") if needs_cache else None
     _, history = pretrain(recipe, _corpus_paths(out)["pretrain"], out / "pretrain" / spec.label, cache)
     return {"steps": len(history), "first_loss": history[0][1], "last_loss": history[-1][1]}
 
@@ -178,6 +218,11 @@ def _pretrain(spec: PretrainSpec, out: Path) -> dict:
 def build_stages(cfg: DemoConfig, out: Path) -> List[Stage]:
     stages = [Stage("corpora", "synthesise IEMOCAP, LibriSpeech and FSC layouts with espeak-ng",
                     lambda: _synthesise(cfg, out))]
+    if any(_recipe_kind(spec) == "ecapa_contrastive" for spec in cfg.pretrain):
+        stages += [Stage("speaker_encoder", f"train the ECAPA speaker encoder ({cfg.speaker_encoder}) on speaker labels",
+                         lambda: _train_speaker_encoder(cfg, out)),
+                   Stage("clusters", "intra-speaker clusters of the pre-training corpus's speaker embeddings",
+                         lambda: _cluster(cfg, out))]
     if any(spec.masking != "random" for spec in cfg.pretrain):
         stages += [Stage("strengthnet", f"train StrengthNet ({cfg.strengthnet}) on the labelled corpus",
                          lambda: _train_strengthnet(cfg, out)),
