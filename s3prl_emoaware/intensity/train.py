@@ -229,7 +229,7 @@ def evaluate_strengthnet(model: StrengthNet, frontend: MelFrontend, utterances: 
         if seg and u.emotion != "neu" and seg[0] > 0.3:  # starts neutral, turns emotional part-way
             t = STRENGTHNET_GRID.centres(len(frames))
             inside = (t >= seg[0]) & (t <= seg[1])
-            outside = ~inside & (t > 0.15)  # skip the leading silence
+            outside = (t > 0.15) & (t < seg[0] - 0.08)  # the neutral speech before it (no silences)
             if inside.any() and outside.any():
                 n_mixed += 1
                 inside_wins += frames[inside].mean() > frames[outside].mean()
