@@ -123,3 +123,21 @@ def test_bad_files_are_skipped_and_reported(tiny_iemocap, tmp_path):
         cache.get(bad.stem)
     with pytest.raises(MissingIntensityError, match="missing index.json"):
         IntensityCache(tmp_path / "nowhere")
+
+
+def test_windowed_frame_targets_follow_the_utterance(tiny_iemocap, tiny_strengthnet, tmp_path):
+    from s3prl_emoaware.intensity.ranker import RelativeAttributeRanker
+    from s3prl_emoaware.intensity.train import windowed_targets
+
+    out, _ = tiny_strengthnet
+    ranker = RelativeAttributeRanker.load(out / "ranker.joblib")
+    utts = read_corpus(tiny_iemocap)
+    mixed = next(u for u in utts if u.emotional_segment and u.emotional_segment[0] > 0.5 and u.emotion in ranker.weights)
+    wav = read_audio(mixed.path)
+    curve = windowed_targets(ranker, wav, mixed.emotion, 150, 1.0)
+    assert curve.shape == (150,) and curve.min() >= 0 and curve.max() <= 1 and curve.std() > 0
+    neutral = next(u for u in utts if u.emotion == "neu")
+    assert torch.all(windowed_targets(ranker, read_audio(neutral.path), "neu", 40, 1.0) == 0)
+    recipe = load_config(StrengthNetRecipe, shipped_config("upstream_configs", "strengthnet_tiny"),
+                         ["training.frame_targets=windowed", "training.epochs=1"])
+    assert train_strengthnet(tiny_iemocap, tmp_path / "w", recipe)["n_val"] > 0

@@ -41,6 +41,10 @@ __all__ = ["TrainConfig", "StrengthNetRecipe", "train_strengthnet", "evaluate_st
 @dataclass
 class TrainConfig:
     """Args:
+        frame_targets: ``repeat`` (the paper: the utterance score on every frame) or ``windowed``
+            (our option: the ranker applied to ``window_seconds`` windows around each frame, so the
+            target follows the prosody inside the utterance; the utterance target stays the paper's).
+        window_seconds: window of the ``windowed`` frame targets.
         epochs: maximum epochs.
         batch_size: utterances per batch (length-sorted buckets).
         lr: Adam learning rate (the paper: 1e-4 with many more epochs).
@@ -49,6 +53,8 @@ class TrainConfig:
         seed: data split, initialisation and batch order.
     """
 
+    frame_targets: str = "repeat"
+    window_seconds: float = 1.0
     epochs: int = 40
     batch_size: int = 16
     lr: float = 1.0e-3
@@ -71,6 +77,7 @@ class _Item:
     mel: torch.Tensor
     target: float = 0.0
     label: int = 0
+    frame_target: Optional[torch.Tensor] = None  # (T,) for windowed targets
 
 
 def split_speakers(speakers: Sequence[str], fraction: float, seed: int) -> Tuple[List[str], List[str]]:
@@ -105,13 +112,17 @@ def _batches(items: List[_Item], batch_size: int, rng: Optional[random.Random]):
         lengths = torch.tensor([items[i].mel.shape[0] for i in batch])
         targets = torch.tensor([items[i].target for i in batch], dtype=torch.float32)
         labels = torch.tensor([items[i].label for i in batch])
-        yield batch, mels, lengths, targets, labels
+        frame_targets = nn.utils.rnn.pad_sequence(
+            [items[i].frame_target if items[i].frame_target is not None
+             else torch.full((items[i].mel.shape[0],), items[i].target) for i in batch], batch_first=True)
+        yield batch, mels, lengths, (targets, frame_targets), labels
 
 
 def _loss(model, mels, lengths, targets, labels):
+    targets, frame_targets = targets
     frame, utterance, logits = model(mels, lengths)
     mask = torch.arange(mels.shape[1])[None, :] < lengths[:, None]
-    frame_mae = ((frame - targets[:, None]).abs() * mask).sum() / mask.sum()
+    frame_mae = ((frame - frame_targets).abs() * mask).sum() / mask.sum()
     utt_mae = (utterance - targets).abs().mean()
     ce = nn.functional.cross_entropy(logits, labels)
     return utt_mae + frame_mae + ce, {"utt_mae": utt_mae.item(), "frame_mae": frame_mae.item(), "ce": ce.item()}
@@ -145,6 +156,11 @@ def train_strengthnet(corpus, out, recipe: StrengthNetRecipe) -> Dict:
     ranker.save(out / "ranker.joblib")
     label_index = {e: i for i, e in enumerate(model_cfg.emotions)}
     items = [_Item(u, _mels(frontend, w), float(t), label_index[u.emotion]) for (u, w), t in zip(loaded, targets)]
+    if cfg.frame_targets == "windowed":
+        for item, (_, wav) in zip(items, loaded):
+            item.frame_target = windowed_targets(ranker, wav, item.utt.emotion, item.mel.shape[0], cfg.window_seconds)
+    elif cfg.frame_targets != "repeat":
+        raise UserFacingError(f"training.frame_targets must be repeat or windowed, got {cfg.frame_targets!r}")
     train_items = [it for it, tr in zip(items, is_train) if tr]
     val_items = [it for it, tr in zip(items, is_train) if not tr]
 
@@ -185,6 +201,24 @@ def train_strengthnet(corpus, out, recipe: StrengthNetRecipe) -> Dict:
                     "n_train": len(train_items), "n_val": len(val_items), "skipped": failed})
     atomic_write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def windowed_targets(ranker: RelativeAttributeRanker, wav: np.ndarray, emotion: str, n_frames: int,
+                     window_seconds: float) -> torch.Tensor:
+    """Frame targets on StrengthNet's grid: the ranker's strength of a window centred on each of a
+    set of anchor times (every 0.1 s), linearly interpolated; 0 everywhere for neutral speech."""
+    if emotion not in ranker.weights:
+        return torch.zeros(n_frames)
+    half = int(window_seconds * 16000 / 2)
+    anchors = np.arange(0, len(wav), 1600)
+    scores = []
+    for a in anchors:
+        seg = wav[max(0, a - half):a + half]
+        if len(seg) < 4000:  # too short for statistics: take the utterance's
+            seg = wav
+        scores.append(ranker.strength(utterance_statistics(seg), [emotion])[0])
+    times = STRENGTHNET_GRID.centres(n_frames)
+    return torch.from_numpy(np.interp(times, anchors / 16000, scores).astype(np.float32))
 
 
 def load_strengthnet(path) -> StrengthNet:
