@@ -112,6 +112,23 @@ class StrengthNet(nn.Module):
                                            nn.Dropout(config.dropout), nn.Linear(config.hidden_dim, 1))
         self.emotion_lstm = nn.LSTM(self.encoding_dim, config.lstm_dim, batch_first=True, bidirectional=True)
         self.emotion_head = nn.Linear(2 * config.lstm_dim, len(config.emotions))
+        # global per-band input statistics, set from the training data (see set_input_statistics):
+        # log-mel values lie around -11..3, far from what the dense/conv stack trains well on
+        self.register_buffer("input_mean", torch.zeros(config.n_mels))
+        self.register_buffer("input_std", torch.ones(config.n_mels))
+        # He initialisation: with PyTorch's default init the 12 plain ReLU convolutions shrink the
+        # signal about 3x per layer, so the BiLSTMs saw ~1e-3 of the input and training collapsed to
+        # a constant output (measured); He init keeps the activation scale through the stack
+        for m in self.convs:
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
+    def set_input_statistics(self, mels: List[Tensor]) -> None:
+        """Set the global normalisation from a list of (T, n_mels) training spectrograms."""
+        frames = torch.cat(list(mels), dim=0)
+        self.input_mean.copy_(frames.mean(0))
+        self.input_std.copy_(frames.std(0).clamp(min=1e-3))
 
     def forward(self, mels: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """``mels``: (B, T, n_mels), ``lengths``: (B,) valid frames.
@@ -123,6 +140,7 @@ class StrengthNet(nn.Module):
             raise ValueError(f"expected mels of shape (B, T, {self.config.n_mels}), got {tuple(mels.shape)}")
         b, t, _ = mels.shape
         mask = torch.arange(t, device=mels.device)[None, :] < lengths[:, None]
+        mels = (mels - self.input_mean) / self.input_std
         # zero the padded frames before and after every conv, so a clip's scores do not depend on
         # how much padding its batch has (the 3x3 kernels reach one frame into the padding)
         time_mask = mask[:, None, :, None].to(mels.dtype)

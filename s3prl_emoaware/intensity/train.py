@@ -165,6 +165,7 @@ def train_strengthnet(corpus, out, recipe: StrengthNetRecipe) -> Dict:
     val_items = [it for it, tr in zip(items, is_train) if not tr]
 
     model = StrengthNet(model_cfg)
+    model.set_input_statistics([it.mel for it in train_items])
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     writer = SummaryWriter(str(out))
     rng = random.Random(cfg.seed)
