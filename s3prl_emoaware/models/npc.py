@@ -92,11 +92,18 @@ class _MaskedConv(nn.Module):
         mask = torch.ones_like(self.conv.weight)
         start = (c.kernel_size - masked_width) // 2
         mask[:, :, start:start + masked_width] = 0  # the centre frames are never seen
-        self.register_buffer("conv_mask", mask)
+        self.register_buffer("conv_mask", mask)  # kept for s3prl's state-dict layout
+        self.start, self.width = start, masked_width
 
     def forward(self, x: Tensor) -> Tensor:  # (B, C, T) -> (B, T, C)
-        return torch.tanh(F.conv1d(x, self.conv.weight * self.conv_mask, self.conv.bias,
-                                   padding=self.conv.padding)).transpose(1, 2)
+        # Only the unmasked taps are computed: the left ones [0, start) and the right ones
+        # [start + width, K), each a short convolution over the same padded input; the right
+        # one's output is shifted by start + width. Same result as the full masked kernel.
+        t, pad, end = x.shape[-1], self.conv.padding[0], self.start + self.width
+        w = self.conv.weight * self.conv_mask
+        left = F.conv1d(x, w[:, :, :self.start], self.conv.bias, padding=pad)[..., :t]
+        right = F.conv1d(x, w[:, :, end:], padding=pad)[..., end:end + t]
+        return torch.tanh(left + right).transpose(1, 2)
 
 
 class _VQGroup(nn.Module):
