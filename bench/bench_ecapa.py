@@ -8,12 +8,15 @@ Usage: python bench/bench_ecapa.py [--channels 512]
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure the checkout, not an installed copy
 
 
 def main() -> None:

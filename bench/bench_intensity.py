@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import soundfile as sf
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure the checkout, not an installed copy
 
 
 def main() -> None:

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure the checkout, not an installed copy
 
 
 def _upstreams(tmp: Path, hidden: int, layers: int, heads: int):
