@@ -40,7 +40,7 @@ def _run_action(action: str, module) -> None:
 class _HookedLoader:
     """Delegates to the real loader and runs our action around ``exec_module``."""
 
-    def __init__(self, inner: Loader, fullname: str):
+    def __init__(self, inner, fullname: str):
         self._inner = inner
         self._fullname = fullname
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from s3prl_emoaware.cli.main import main
 from s3prl_emoaware.corpora import espeak
 from s3prl_emoaware.corpora.iemocap import prepare_iemocap_meta
 from s3prl_emoaware.corpora.reader import read_corpus

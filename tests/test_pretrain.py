@@ -1,6 +1,5 @@
 """Pre-training: safe checkpoints, exact resume, DDP under torchrun, export to s3prl, stock runner use."""
 
-import json
 import subprocess
 
 import pytest

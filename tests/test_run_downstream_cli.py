@@ -1,6 +1,5 @@
 """The run-downstream wrapper: flag handling, shipped configs, data-root checks, fold scoring."""
 
-from pathlib import Path
 
 import pytest
 

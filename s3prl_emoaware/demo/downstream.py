@@ -9,7 +9,7 @@ per upstream. A run whose experiment folder already holds its test output is ski
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 

@@ -11,7 +11,6 @@ reported in the index's ``failed`` map. ``source="energy"`` uses the model-free 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np

@@ -12,7 +12,7 @@ paper trains on emotional speech whose neutral reference is the zero point).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 

@@ -13,7 +13,6 @@ convert both ways (:mod:`s3prl_emoaware.s3prl_adapters.mockingjay_interop`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 

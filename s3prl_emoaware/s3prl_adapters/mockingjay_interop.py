@@ -13,7 +13,6 @@ projections; the numbers are unchanged.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Dict, Tuple
 
 import torch
