@@ -118,6 +118,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, _lr_lambda(self.cfg.total_steps, self.cfg.warmup_proportion))
         self.step = 0
+        self._cached_epoch: Tuple[int, List[List[int]]] = (-1, [])
         self.ddp = (nn.parallel.DistributedDataParallel(self.model, device_ids=None if self.device.type == "cpu"
                                                         else [self.device.index]) if self.world > 1 else None)
 
@@ -166,8 +167,14 @@ class Trainer:
         return epoch_batches(self.items, self.cfg.batch_size, self.cfg.seed, epoch, self.rank, self.world)
 
     def _micro_batch(self, index: int) -> List[int]:
-        epoch, i = divmod(index, len(self._epoch(0)))
-        return self._epoch(epoch)[i]
+        # every epoch has the same number of batches; the batch list of the current epoch is
+        # built once and reused for all its steps (it is a pure function of the epoch)
+        if self._cached_epoch[0] < 0:
+            self._cached_epoch = (0, self._epoch(0))
+        epoch, i = divmod(index, len(self._cached_epoch[1]))
+        if self._cached_epoch[0] != epoch:
+            self._cached_epoch = (epoch, self._epoch(epoch))
+        return self._cached_epoch[1][i]
 
     def train(self, stop_at: Optional[int] = None) -> List[Tuple[int, float]]:
         """Train up to ``total_steps`` (or ``stop_at``); return (step, loss) for every step run."""
