@@ -139,25 +139,6 @@ def to_s3prl_checkpoint(model_state: Dict[str, Tensor], model_cfg: MockingjayCon
             "Config": {"exported_by": "s3prl-emoaware"}}
 
 
-def load_s3prl_file(path) -> dict:
-    """Load an s3prl-format checkpoint file the user gave explicitly.
-
-    s3prl's own pre-training checkpoints pickle an ``argparse.Namespace`` ('Args') and
-    sometimes optimizer objects; with the compatibility layer's Namespace allow-list the
-    common ones load with ``weights_only=True``; anything else is refused with a clear
-    message rather than unpickled silently.
-    """
-    from . import compat
-
-    compat.shim_namespace_safe_global()
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise UserFacingError(f"{path}: cannot load this checkpoint safely (weights_only): {err}. If it is an "
-                              "s3prl Mockingjay checkpoint you trust, re-save its 'Transformer', 'SpecHead', "
-                              "'Upstream_Config' and 'Config' entries as plain dicts.") from None
-
-
 def config_to_ckpt_dict(model_cfg: MockingjayConfig, fbank: FbankConfig) -> dict:
     return {"model": to_dict(model_cfg), "frontend": to_dict(fbank)}
 

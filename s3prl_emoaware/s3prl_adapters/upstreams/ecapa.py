@@ -18,13 +18,13 @@ from ...config import from_dict, load_config
 from ...features import FbankConfig, FbankFrontend
 from ...models.ecapa import EcapaConfig, EcapaTdnn, load_speechbrain_state_dict
 from ...utils.errors import UserFacingError
-from ..mockingjay_interop import load_s3prl_file
+from ..checkpoints import load_checkpoint
 
 __all__ = ["EcapaUpstreamExpert", "load_ecapa"]
 
 
 def load_ecapa(path, model_config: Optional[str] = None):
-    ckpt = load_s3prl_file(path)
+    ckpt = load_checkpoint(path)
     if isinstance(ckpt, dict) and ckpt.get("format") == "s3prl_emoaware" and str(ckpt.get("kind", "")).startswith("ecapa"):
         cfg = from_dict(EcapaConfig, ckpt["config"]["model"])
         fbank = from_dict(FbankConfig, ckpt["config"]["frontend"])

@@ -17,14 +17,15 @@ from torch import Tensor
 from ...features import FbankFrontend
 from ...models.mockingjay import MockingjayEncoder
 from ...utils.errors import UserFacingError
-from ..mockingjay_interop import config_from_ckpt_dict, from_s3prl_checkpoint, is_s3prl_mockingjay, load_s3prl_file
+from ..checkpoints import load_checkpoint
+from ..mockingjay_interop import config_from_ckpt_dict, from_s3prl_checkpoint, is_s3prl_mockingjay
 
 __all__ = ["MockingjayUpstreamExpert", "load_mockingjay_encoder"]
 
 
 def load_mockingjay_encoder(path):
     """(encoder in eval mode, fbank config) from our or s3prl's checkpoint format."""
-    ckpt = load_s3prl_file(path)
+    ckpt = load_checkpoint(path)
     if isinstance(ckpt, dict) and ckpt.get("format") == "s3prl_emoaware" and ckpt.get("kind") == "mockingjay":
         model_cfg, fbank = config_from_ckpt_dict(ckpt["config"])
         state = ckpt["model"]

@@ -15,14 +15,14 @@ from ...config import from_dict
 from ...features import FbankConfig, FbankFrontend
 from ...models.npc import NPCConfig, NPCModel
 from ...utils.errors import UserFacingError
-from ..mockingjay_interop import load_s3prl_file
+from ..checkpoints import load_checkpoint
 from ..npc_interop import from_s3prl_npc, is_s3prl_npc
 
 __all__ = ["NPCUpstreamExpert", "load_npc"]
 
 
 def load_npc(path):
-    ckpt = load_s3prl_file(path)
+    ckpt = load_checkpoint(path)
     if isinstance(ckpt, dict) and ckpt.get("format") == "s3prl_emoaware" and ckpt.get("kind") == "npc":
         cfg = from_dict(NPCConfig, ckpt["config"]["model"])
         fbank = from_dict(FbankConfig, ckpt["config"]["frontend"])
