@@ -20,7 +20,7 @@ from ..corpora.reader import Utterance, read_corpus
 from ..utils.audio import AudioError, read_audio
 from ..utils.errors import UserFacingError
 from .acoustic import energy_intensity
-from .alignment import GRIDS, STRENGTHNET_GRID, align_curve
+from .alignment import FBANK_GRID, GRIDS, STRENGTHNET_GRID, align_curve
 from .cache import IntensityCacheWriter
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def extract_intensities(corpus, out, source: str = "strengthnet", model_path: Op
                     good.append((u, wav))
             if source == "energy":
                 curves = [energy_intensity(w) for _, w in good]
-                native = target if target == GRIDS["fbank-25-10"] else GRIDS["fbank-25-10"]
+                native = FBANK_GRID  # the proxy is computed on the fbank frames
             else:
                 mels = pool(delayed(lambda w: frontend(torch.from_numpy(w)[None])[0])(w) for _, w in good)
                 curves = predict_frames(model, mels) if mels else []
