@@ -8,8 +8,36 @@ stays as fast as it was.
 
 from __future__ import annotations
 
+import importlib
+
 __all__ = ["emoaware_fbank", "ems_mockingjay", "ems_mockingjay_local", "ems_npc", "ems_npc_local", "emo_ecapa",
            "emo_ecapa_local"]
+
+# pre-trained upstream -> (module under upstreams/, expert class, how to make a checkpoint)
+_PRETRAINED = {
+    "ems_mockingjay": ("mockingjay", "MockingjayUpstreamExpert",
+                       "s3prl-emoaware pretrain -c upstream_configs/ems_mockingjay.yaml --corpus CORPUS "
+                       "--intensity CACHE --out EXPDIR, then use EXPDIR/last.ckpt"),
+    "ems_npc": ("npc", "NPCUpstreamExpert",
+                "s3prl-emoaware pretrain -c upstream_configs/ems_npc.yaml --corpus CORPUS --intensity CACHE "
+                "--out EXPDIR, then use EXPDIR/last.ckpt"),
+    "emo_ecapa": ("ecapa", "EcapaUpstreamExpert",
+                  "s3prl-emoaware train-speaker, s3prl-emoaware cluster, then s3prl-emoaware pretrain "
+                  "-c upstream_configs/emo_ecapa.yaml --clusters ASSIGNMENTS --out EXPDIR (EXPDIR/last.ckpt)"),
+}
+
+
+def _pretrained(name: str, ckpt, model_config, kwargs: dict, local: bool):
+    """Build upstream ``name``; ``local`` (the ``*_local`` entries) requires ``-k``, the others
+    fall back to ``$S3PRL_EMOAWARE_HOME/<name>.ckpt``."""
+    from ..utils.errors import UserFacingError
+    from .checkpoints import resolve_checkpoint
+
+    module, cls, how = _PRETRAINED[name]
+    if local and not ckpt:
+        raise UserFacingError(f"{name}_local needs -k CKPT; to make one: {how}")
+    expert = getattr(importlib.import_module(f"{__package__}.upstreams.{module}"), cls)
+    return expert(ckpt=str(resolve_checkpoint(name, ckpt, how)), model_config=model_config, **kwargs)
 
 
 def emoaware_fbank(ckpt=None, model_config=None, refresh=False, **kwargs):
@@ -19,75 +47,31 @@ def emoaware_fbank(ckpt=None, model_config=None, refresh=False, **kwargs):
     return FbankUpstreamExpert(ckpt=ckpt, model_config=model_config, **kwargs)
 
 
-_PRETRAIN_MOCKINGJAY = ("s3prl-emoaware pretrain -c upstream_configs/ems_mockingjay.yaml --corpus CORPUS "
-                        "--intensity CACHE --out EXPDIR, then use EXPDIR/last.ckpt")
-
-
 def ems_mockingjay_local(ckpt=None, model_config=None, refresh=False, **kwargs):
     """Mockingjay pre-trained with emotional masking, from ``-k CKPT`` (ours or s3prl's Mockingjay format)."""
-    from .checkpoints import resolve_checkpoint
-    from .upstreams.mockingjay import MockingjayUpstreamExpert
-
-    from ..utils.errors import UserFacingError
-
-    if not ckpt:
-        raise UserFacingError(f"ems_mockingjay_local needs -k CKPT; to make one: {_PRETRAIN_MOCKINGJAY}")
-    return MockingjayUpstreamExpert(ckpt=str(resolve_checkpoint("ems_mockingjay", ckpt, _PRETRAIN_MOCKINGJAY)),
-                                    model_config=model_config, **kwargs)
+    return _pretrained("ems_mockingjay", ckpt, model_config, kwargs, local=True)
 
 
 def ems_mockingjay(ckpt=None, model_config=None, refresh=False, **kwargs):
     """EMS Mockingjay: ``-k CKPT``, else ``$S3PRL_EMOAWARE_HOME/ems_mockingjay.ckpt``."""
-    from .checkpoints import resolve_checkpoint
-    from .upstreams.mockingjay import MockingjayUpstreamExpert
-
-    return MockingjayUpstreamExpert(ckpt=str(resolve_checkpoint("ems_mockingjay", ckpt, _PRETRAIN_MOCKINGJAY)),
-                                    model_config=model_config, **kwargs)
-
-
-_PRETRAIN_NPC = ("s3prl-emoaware pretrain -c upstream_configs/ems_npc.yaml --corpus CORPUS --intensity CACHE "
-                 "--out EXPDIR, then use EXPDIR/last.ckpt")
+    return _pretrained("ems_mockingjay", ckpt, model_config, kwargs, local=False)
 
 
 def ems_npc_local(ckpt=None, model_config=None, refresh=False, **kwargs):
     """NPC pre-trained with emotion-aware masking, from ``-k CKPT`` (ours or s3prl's NPC format)."""
-    from ..utils.errors import UserFacingError
-    from .checkpoints import resolve_checkpoint
-    from .upstreams.npc import NPCUpstreamExpert
-
-    if not ckpt:
-        raise UserFacingError(f"ems_npc_local needs -k CKPT; to make one: {_PRETRAIN_NPC}")
-    return NPCUpstreamExpert(ckpt=str(resolve_checkpoint("ems_npc", ckpt, _PRETRAIN_NPC)), **kwargs)
+    return _pretrained("ems_npc", ckpt, model_config, kwargs, local=True)
 
 
 def ems_npc(ckpt=None, model_config=None, refresh=False, **kwargs):
     """EMS NPC: ``-k CKPT``, else ``$S3PRL_EMOAWARE_HOME/ems_npc.ckpt``."""
-    from .checkpoints import resolve_checkpoint
-    from .upstreams.npc import NPCUpstreamExpert
-
-    return NPCUpstreamExpert(ckpt=str(resolve_checkpoint("ems_npc", ckpt, _PRETRAIN_NPC)), **kwargs)
-
-
-_PRETRAIN_ECAPA = ("s3prl-emoaware train-speaker, s3prl-emoaware cluster, then s3prl-emoaware pretrain "
-                   "-c upstream_configs/emo_ecapa.yaml --clusters ASSIGNMENTS --out EXPDIR (EXPDIR/last.ckpt)")
+    return _pretrained("ems_npc", ckpt, model_config, kwargs, local=False)
 
 
 def emo_ecapa_local(ckpt=None, model_config=None, refresh=False, **kwargs):
     """ECAPA encoder (contrastive from intra-speaker clusters, or any of ours / SpeechBrain's) from ``-k``."""
-    from ..utils.errors import UserFacingError
-    from .checkpoints import resolve_checkpoint
-    from .upstreams.ecapa import EcapaUpstreamExpert
-
-    if not ckpt:
-        raise UserFacingError(f"emo_ecapa_local needs -k CKPT; to make one: {_PRETRAIN_ECAPA}")
-    return EcapaUpstreamExpert(ckpt=str(resolve_checkpoint("emo_ecapa", ckpt, _PRETRAIN_ECAPA)),
-                               model_config=model_config, **kwargs)
+    return _pretrained("emo_ecapa", ckpt, model_config, kwargs, local=True)
 
 
 def emo_ecapa(ckpt=None, model_config=None, refresh=False, **kwargs):
     """Contrastive ECAPA: ``-k CKPT``, else ``$S3PRL_EMOAWARE_HOME/emo_ecapa.ckpt``."""
-    from .checkpoints import resolve_checkpoint
-    from .upstreams.ecapa import EcapaUpstreamExpert
-
-    return EcapaUpstreamExpert(ckpt=str(resolve_checkpoint("emo_ecapa", ckpt, _PRETRAIN_ECAPA)),
-                               model_config=model_config, **kwargs)
+    return _pretrained("emo_ecapa", ckpt, model_config, kwargs, local=False)
