@@ -21,6 +21,25 @@ def test_replace_flag_replaces_or_appends():
     assert rd.replace_flag(["--expdir=a"], ("-p", "--expdir"), "c") == ["--expdir=c"]
 
 
+def test_label_fraction_merges_into_the_override_the_runner_reads(tmp_path):
+    argv = rd.with_label_fraction(["-m", "train", "-d", "emotion_cremad", "-o", "config.runner.total_steps=4"], 0.1)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("runner:\n  total_steps: 10\ndownstream_expert:\n  datarc:\n    label_fraction: 1.0\n")
+    eff = rd.effective_config(cfg, rd.scan_flags(argv)["override"])
+    assert eff["downstream_expert"]["datarc"]["label_fraction"] == 0.1
+    assert eff["runner"]["total_steps"] == 4
+    assert rd.scan_flags(rd.with_label_fraction(["-d", "emotion_esd"], 0.5))["override"] == \
+        "config.downstream_expert.datarc.label_fraction=0.5"
+
+
+def test_label_fraction_is_refused_where_it_means_nothing(capsys):
+    status = main(["run-downstream", "--label-fraction", "0.1", "-m", "train", "-u", "fbank", "-d", "emotion"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "--label-fraction applies to emotion_cremad" in err[0]
+    with pytest.raises(rd.RunDownstreamError, match="must be in"):
+        rd.with_label_fraction(["-d", "emotion_ravdess"], 1.5)
+
+
 def test_effective_config_applies_config_overrides(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("runner:\n  total_steps: 10\ndownstream_expert:\n  datarc:\n    root: PLACEHOLDER\n")

@@ -11,7 +11,10 @@ additions:
 - ``--all-folds`` (IEMOCAP emotion): trains and evaluates the 5 leave-one-session-out
   folds into ``EXPDIR/fold1`` ... ``EXPDIR/fold5``, evaluates each fold's ``dev-best.ckpt``
   on its held-out session, and reports each fold and the mean (as SUPERB does), written to
-  ``EXPDIR/all_folds.json``.
+  ``EXPDIR/all_folds.json``;
+- ``--label-fraction F`` (our SER downstreams ``emotion_cremad``/``emotion_esd``/``emotion_ravdess``):
+  train with a class-stratified fraction F of the training labels (the few-label setting),
+  i.e. ``-o config.downstream_expert.datarc.label_fraction=F`` merged into any ``-o`` given.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 ACCEPTS_EXTRA_ARGS = True
 N_FOLDS = 5
+# downstreams whose datarc understands label_fraction (ours, see s3prl_emoaware/downstreams/ser)
+LABEL_FRACTION_DOWNSTREAMS = ("emotion_cremad", "emotion_esd", "emotion_ravdess")
 
 # flags of s3prl's run_downstream.py that this wrapper needs to look at (all others pass through)
 _FLAG_NAMES = {
@@ -53,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not check the headers of every audio file the config will read before starting")
     parser.add_argument("--all-folds", action="store_true",
                         help="IEMOCAP emotion: train and evaluate all 5 leave-one-session-out folds, report each and the mean")
+    parser.add_argument("--label-fraction", type=float, default=None, metavar="F",
+                        help="SER on CREMA-D/ESD/RAVDESS: train with a class-stratified fraction F (0 < F <= 1) "
+                             "of the training labels, e.g. 0.1")
     parser.epilog = ("All other flags are s3prl run_downstream.py flags (-m, -u, -d, -k, -c, -o, -p, -e, -f, "
                      "--device ...), forwarded verbatim.")
 
@@ -170,6 +178,19 @@ def launch_batch(steps: List[dict], workdir: Path) -> List[dict]:
     return json.loads(status_file.read_text())
 
 
+def with_label_fraction(argv: List[str], fraction: float) -> List[str]:
+    """``argv`` with ``datarc.label_fraction=fraction`` merged into its ``-o`` (checked first)."""
+    flags = scan_flags(argv)
+    if flags.get("downstream") not in LABEL_FRACTION_DOWNSTREAMS:
+        raise RunDownstreamError(f"--label-fraction applies to {', '.join(LABEL_FRACTION_DOWNSTREAMS)}, "
+                                 f"not to -d {flags.get('downstream')!r}")
+    if not 0 < fraction <= 1:
+        raise RunDownstreamError(f"--label-fraction must be in (0, 1], got {fraction}")
+    extra = f"config.downstream_expert.datarc.label_fraction={fraction}"
+    override = flags.get("override")
+    return replace_flag(argv, ("-o", "--override"), f"{override},,{extra}" if override else extra)
+
+
 def prepare_argv(argv: List[str], check_audio: bool = True) -> Tuple[List[str], Dict[str, str]]:
     """Add the shipped ``-c`` where needed and check data roots; return (argv, flags)."""
     flags = scan_flags(argv)
@@ -260,7 +281,10 @@ def run_all_folds(argv: List[str], flags: Dict[str, str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    argv, flags = prepare_argv(list(args.extra), check_audio=not args.skip_audio_check)
+    argv = list(args.extra)
+    if args.label_fraction is not None:
+        argv = with_label_fraction(argv, args.label_fraction)
+    argv, flags = prepare_argv(argv, check_audio=not args.skip_audio_check)
     if args.all_folds:
         return run_all_folds(argv, flags)
     return launch(argv)

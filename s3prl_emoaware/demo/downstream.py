@@ -36,12 +36,15 @@ class TaskSpec:
         config: path of the runner config (``-c``).
         override: s3prl ``-o`` string (``config.a.b=v,,config.c=w``) with data roots and sizes.
         folds: number of IEMOCAP leave-one-session-out folds (0 = not a fold task).
+        folder: experiment folder under the upstream's (default ``name``); lets one downstream
+            run several times with different overrides (e.g. speaker splits, label fractions).
     """
 
     name: str
     config: str
     override: str = ""
     folds: int = 0
+    folder: Optional[str] = None
 
 
 def _marker(expdir: Path) -> Path:
@@ -56,7 +59,7 @@ def runner_steps(up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str
     for task in tasks:
         folds = [f"fold{k}" for k in range(1, task.folds + 1)] or [None]
         for fold in folds:
-            expdir = out / up.label / task.name / (fold or "")
+            expdir = out / up.label / (task.folder or task.name) / (fold or "")
             if _marker(expdir).is_file():
                 continue
             override = task.override
