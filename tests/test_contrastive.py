@@ -10,6 +10,7 @@ from s3prl_emoaware.cli.main import main
 from s3prl_emoaware.config import load_config, shipped_config
 from s3prl_emoaware.contrastive.clustering import ClusteringConfig, cluster_per_speaker, cluster_report, purity
 from s3prl_emoaware.contrastive.losses import GradientReversal, pair_masks, supervised_contrastive, triplet
+from s3prl_emoaware.contrastive.tasks import random_crops
 from s3prl_emoaware.pretraining.run import pretrain
 from s3prl_emoaware.pretraining.trainer import PretrainRecipe
 
@@ -53,6 +54,26 @@ def test_per_speaker_clustering_finds_emotions_that_global_clustering_misses():
     _, _, skipped = cluster_per_speaker(np.array(emb)[:25], spk[:25], ClusteringConfig(k=2, min_utterances=8))
     assert "s1" in skipped and "5 utterances" in skipped["s1"]
     assert purity([0, 0, 1, 1], ["a", "b", "b", "b"]) == 0.75
+
+
+def test_random_crops_take_one_window_inside_each_utterance():
+    feats = torch.zeros(3, 10, 2)
+    lengths = torch.tensor([10, 7, 3])
+    for i, n in enumerate(lengths.tolist()):
+        feats[i, :n, 0] = torch.arange(n, dtype=torch.float32) + 1  # frame index + 1, 0 in padding
+    same, same_lengths = random_crops(feats, lengths, 0, np.random.default_rng(0))
+    assert same is feats and same_lengths is lengths
+    crops, new_lengths = random_crops(feats, lengths, 4, np.random.default_rng(0))
+    assert crops.shape == (3, 4, 2) and new_lengths.tolist() == [4, 4, 3]
+    for i, n in enumerate(new_lengths.tolist()):
+        window = crops[i, :n, 0]
+        assert torch.all(window[1:] - window[:-1] == 1)  # contiguous frames of the same utterance
+        assert window[0] >= 1 and window[-1] <= lengths[i]  # never reaches into padding
+    assert crops[2, :3, 0].tolist() == [1, 2, 3]  # shorter than the window: kept whole
+    again, _ = random_crops(feats, lengths, 4, np.random.default_rng(0))
+    assert torch.equal(crops, again)  # the trainer's step-seeded rng makes crops reproducible
+    starts = {int(random_crops(feats, lengths, 4, np.random.default_rng(s))[0][0, 0, 0]) for s in range(20)}
+    assert len(starts) > 1
 
 
 @pytest.mark.slow

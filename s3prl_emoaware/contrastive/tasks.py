@@ -21,7 +21,7 @@ from ..models.ecapa import EcapaConfig, EcapaTdnn
 from ..utils.errors import UserFacingError
 from .losses import GradientReversal, aam_softmax_logits, pair_masks, supervised_contrastive, triplet
 
-__all__ = ["SpeakerObjective", "ContrastiveObjective", "SpeakerTask", "ContrastiveTask", "EcapaWithHeads"]
+__all__ = ["SpeakerObjective", "ContrastiveObjective", "SpeakerTask", "ContrastiveTask", "EcapaWithHeads", "random_crops"]
 
 
 class EcapaWithHeads(nn.Module):
@@ -39,10 +39,19 @@ class EcapaWithHeads(nn.Module):
 
 @dataclass
 class SpeakerObjective:
-    """AAM-softmax speaker classification (ECAPA's training objective)."""
+    """AAM-softmax speaker classification (ECAPA's training objective).
+
+    Args:
+        margin, scale: of the AAM softmax.
+        crop_frames: train on a random crop of this many frames per utterance (0 = whole
+            utterances). Speaker-verification recipes train ECAPA on 2-3 s random crops; on
+            small corpora with few sentences, whole-utterance training lets the embedding
+            memorise the text, and then intra-speaker clusters follow sentences, not emotions.
+    """
 
     margin: float = 0.2
     scale: float = 30.0
+    crop_frames: int = 0
 
 
 @dataclass
@@ -76,6 +85,23 @@ class ContrastiveObjective:
             raise ValueError(f"objective.loss must be supcon or triplet, got {self.loss!r}")
         if self.speaker_weight and self.adversarial_weight:
             raise ValueError("choose multi-task (speaker_weight) or adversarial (adversarial_weight), not both")
+
+
+def random_crops(feats: Tensor, lengths: Tensor, frames: int, rng) -> Tuple[Tensor, Tensor]:
+    """One random window of ``frames`` frames per utterance (shorter ones kept whole).
+
+    ``feats``: (B, T, D) zero-padded, ``lengths``: (B,); ``rng``: numpy Generator (the
+    trainer derives it from the step, so crops are reproducible on resume).
+    Returns (B, T', D) and the new lengths.
+    """
+    if frames <= 0:
+        return feats, lengths
+    starts = [int(rng.integers(0, max(1, int(n) - frames + 1))) for n in lengths.tolist()]
+    new_lengths = torch.clamp(lengths, max=frames)
+    out = feats.new_zeros(feats.shape[0], int(new_lengths.max()), feats.shape[2])
+    for i, (start, n) in enumerate(zip(starts, new_lengths.tolist())):
+        out[i, :n] = feats[i, start:start + n]
+    return out, new_lengths
 
 
 def _speaker_index(items) -> Dict[str, int]:
@@ -113,7 +139,8 @@ class SpeakerTask(_EcapaTask):
 
     def loss(self, model, batch, rng):
         module = getattr(model, "module", model)
-        emb, _ = model(batch.features, batch.lengths.to(batch.features.device))
+        feats, lengths = random_crops(batch.features, batch.lengths, self.objective.crop_frames, rng)
+        emb, _ = model(feats, lengths.to(feats.device))
         labels = torch.tensor([self.speaker_index[s] for s in batch.speakers], device=emb.device)
         logits = aam_softmax_logits(emb, module.speaker_weight, labels, self.objective.margin, self.objective.scale)
         loss = nn.functional.cross_entropy(logits, labels)
