@@ -33,6 +33,7 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "export": ("export", "convert our checkpoint to s3prl's format (stock mockingjay_local / npc_local -k)"),
     "run-downstream": ("run_downstream", "the stock s3prl runner with our shipped configs (and --all-folds)"),
     "config": ("config", "print the path of a shipped config (for the stock runner's -c), or list them"),
+    "ser-study": ("ser_study", "few-label SER on CREMA-D/ESD/RAVDESS layouts: contrastive vs random-init vs speaker-only ECAPA"),
     "leaderboard": ("leaderboard", "collect runner experiment folders into a SUPERB-style table (md, csv, png)"),
 }
 

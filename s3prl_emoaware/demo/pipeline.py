@@ -229,7 +229,9 @@ def build_stages(cfg: DemoConfig, out: Path) -> List[Stage]:
                    Stage("intensity", "StrengthNet intensities of the pre-training corpus, on the fbank grid",
                          lambda: _extract(out))]
     for spec in cfg.pretrain:
-        stages.append(Stage(f"pretrain_{spec.label}", f"pre-train {spec.config} with {spec.masking} masking",
+        how = ("contrastive, pairs from the intra-speaker clusters" if _recipe_kind(spec) == "ecapa_contrastive"
+               else f"{spec.masking} masking")
+        stages.append(Stage(f"pretrain_{spec.label}", f"pre-train {spec.config} ({how})",
                             lambda spec=spec: _pretrain(spec, out)))
     tasks = _task_specs(cfg, out)
     upstreams = [UpstreamSpec(label=name, upstream=name) for name in cfg.baselines]

@@ -32,12 +32,15 @@ def _marker(out: Path, name: str) -> Path:
     return out / "stages" / f"{name}.json"
 
 
-def run_stages(stages: Sequence[Stage], out: Path, redo: Sequence[str] = ()) -> Dict[str, dict]:
-    """Run ``stages`` in order, skipping finished ones; return {name: marker content}."""
+def run_stages(stages: Sequence[Stage], out: Path, redo: Sequence[str] = (), desc: str = "demo") -> Dict[str, dict]:
+    """Run ``stages`` in order, skipping finished ones; return {name: marker content}.
+
+    ``desc`` names the job on the progress bar.
+    """
     from tqdm import tqdm
 
     done: Dict[str, dict] = {}
-    bar = tqdm(stages, desc="demo", unit="stage", dynamic_ncols=True)
+    bar = tqdm(stages, desc=desc, unit="stage", dynamic_ncols=True)
     for stage in bar:
         bar.set_postfix_str(stage.name)
         marker = _marker(out, stage.name)
