@@ -13,6 +13,7 @@ from s3prl_emoaware.contrastive.losses import GradientReversal, pair_masks, supe
 from s3prl_emoaware.contrastive.tasks import random_crops
 from s3prl_emoaware.pretraining.run import pretrain
 from s3prl_emoaware.pretraining.trainer import PretrainRecipe
+from s3prl_emoaware.utils.errors import UserFacingError
 
 
 def test_pairs_and_losses_reward_cluster_structure():
@@ -101,6 +102,13 @@ def test_speaker_encoder_clusters_contrastive_pretraining_and_upstream(tiny_iemo
         clu = [assignments["clusters"][trainer.items[i].utt_id] for i in batch]
         assert len(batch) == 4 * 2 * 2 and all(sum(1 for s, c in zip(spk, clu) if (s, c) == key) >= 2
                                                for key in zip(spk, clu))
+    # a speaker encoder trained on other features is refused, naming the file and the field
+    mismatched = load_config(PretrainRecipe, recipe_file, [f"objective.clusters={tmp_path / 'cl' / 'assignments.json'}",
+                                                           f"objective.init_from={tmp_path / 'spk' / 'last.ckpt'}",
+                                                           "frontend.cmvn_std=true"])
+    with pytest.raises(UserFacingError, match=r"spk/last.ckpt: incompatible.*frontend.cmvn_std: False there, True here"):
+        pretrain(mismatched, tiny_iemocap, tmp_path / "refused", None)
+    assert not (tmp_path / "refused").exists()
     import s3prl_emoaware
 
     s3prl_emoaware.register()

@@ -37,3 +37,24 @@ def test_mismatched_state_dict_is_refused():
     ours = EcapaTdnn(EcapaConfig(channels=[64, 64, 64, 64, 192]))
     with pytest.raises(ValueError, match="not a matching SpeechBrain"):
         load_speechbrain_state_dict(ours, {"blocks.0.conv.conv.weight": torch.zeros(1)})
+
+
+def test_ecapa_front_end_normalises_like_speechbrain(tmp_path):
+    """SpeechBrain's ECAPA recipes subtract each band's sentence mean and keep its spread."""
+    from speechbrain.processing.features import InputNormalization
+
+    from s3prl_emoaware.features import FbankConfig, FbankFrontend
+    from s3prl_emoaware.s3prl_adapters.upstreams.ecapa import load_ecapa
+
+    wav = torch.sin(torch.linspace(0, 2000, 16000)) * torch.linspace(0.05, 0.5, 16000)  # loudness ramps up
+    raw = FbankFrontend(FbankConfig(window_type="hamming", cmvn=False)).extract_one(wav)
+    ours = FbankFrontend(FbankConfig(window_type="hamming", cmvn=True, cmvn_std=False)).extract_one(wav)
+    reference = InputNormalization(norm_type="sentence", std_norm=False)(raw.unsqueeze(0), torch.tensor([1.0]))[0]
+    assert (ours - reference).abs().max().item() < 1e-4
+    assert (ours.std(dim=0) - raw.std(dim=0)).abs().max().item() < 1e-4  # the dynamic range survives
+    both = FbankFrontend(FbankConfig(window_type="hamming", cmvn=True)).extract_one(wav)
+    assert torch.allclose(both.std(dim=0), torch.ones(80), atol=1e-3)  # s3prl's CMVN flattens it
+    # a SpeechBrain embedding_model.ckpt gets SpeechBrain's normalisation in the upstream
+    torch.save(speechbrain_ecapa.ECAPA_TDNN(80, lin_neurons=192).state_dict(), tmp_path / "embedding_model.ckpt")
+    _, fbank = load_ecapa(tmp_path / "embedding_model.ckpt")
+    assert fbank.cmvn and not fbank.cmvn_std

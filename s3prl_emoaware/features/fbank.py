@@ -32,7 +32,12 @@ class FbankConfig:
         window_type: Kaldi window: ``povey`` (s3prl Mockingjay) or ``hamming`` (s3prl NPC).
         delta_order: 0 = static only, 2 = static + delta + delta-delta (Mockingjay: 240 dims).
         delta_win_length: window of torchaudio's ``ComputeDeltas``.
-        cmvn: per-utterance mean and variance normalisation over time.
+        cmvn: per-utterance normalisation over time: subtract each band's mean.
+        cmvn_std: with ``cmvn``, also divide by each band's standard deviation (s3prl's CMVN of
+            Mockingjay and NPC). SpeechBrain's ECAPA recipes normalise the mean only
+            (``InputNormalization(norm_type="sentence", std_norm=False)``), which keeps each
+            band's dynamic range: that is where pitch range and loudness dynamics, i.e. much of
+            the emotion, live. The ECAPA configs set it false.
         dither: Kaldi dither; 0 keeps features deterministic.
     """
 
@@ -44,6 +49,7 @@ class FbankConfig:
     delta_order: int = 0
     delta_win_length: int = 5
     cmvn: bool = True
+    cmvn_std: bool = True
     dither: float = 0.0
 
     def __post_init__(self):
@@ -116,8 +122,10 @@ class FbankFrontend(nn.Module):
                 stack.append(self.deltas(stack[-1].t().unsqueeze(0)).squeeze(0).t())
             feats = torch.cat(stack, dim=-1)
         if c.cmvn:
-            # eps outside the std, as s3prl's CMVN, so features match to float precision
-            feats = (feats - feats.mean(dim=0, keepdim=True)) / (1e-10 + feats.std(dim=0, keepdim=True))
+            feats = feats - feats.mean(dim=0, keepdim=True)
+            if c.cmvn_std:
+                # eps outside the std, as s3prl's CMVN, so features match to float precision
+                feats = feats / (1e-10 + feats.std(dim=0, keepdim=True))
         return feats
 
     def forward(self, wavs: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:

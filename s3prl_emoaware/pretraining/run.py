@@ -18,6 +18,36 @@ logger = logging.getLogger(__name__)
 __all__ = ["pretrain"]
 
 
+def check_init_compatible(recipe: PretrainRecipe, path) -> None:
+    """Refuse to start from a checkpoint whose encoder or front-end differ from the recipe's.
+
+    A model mismatch would only surface as a state-dict error, and a front-end mismatch (e.g.
+    mean-only vs mean-and-variance normalisation) would go unnoticed: the encoder would be
+    fed features it never saw.
+    """
+    from dataclasses import asdict
+
+    import torch
+
+    from ..config import from_dict
+    from ..features import FbankConfig
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        theirs = ckpt["config"]
+    except FileNotFoundError:
+        raise UserFacingError(f"{path}: checkpoint not found (objective.init_from)") from None
+    except Exception as err:
+        raise UserFacingError(f"{path}: not one of our pre-training checkpoints ({err})") from None
+    ours_frontend, their_frontend = asdict(recipe.frontend), asdict(from_dict(FbankConfig, theirs.get("frontend", {})))
+    diff = [f"frontend.{k}: {their_frontend[k]!r} there, {v!r} here" for k, v in ours_frontend.items()
+            if their_frontend.get(k) != v]
+    diff += [f"model.{k}: {theirs.get('model', {}).get(k)!r} there, {v!r} here" for k, v in (recipe.model or {}).items()
+             if theirs.get("model", {}).get(k, v) != v]
+    if diff:
+        raise UserFacingError(f"{path}: incompatible with this recipe (objective.init_from): " + "; ".join(diff))
+
+
 def pretrain(recipe: PretrainRecipe, corpus, out, intensity: Optional[str] = None, resume: bool = False,
              device: str = "cpu", stop_at: Optional[int] = None) -> Tuple[Trainer, List[Tuple[int, float]]]:
     frontend = FbankFrontend(recipe.frontend)
@@ -33,6 +63,9 @@ def pretrain(recipe: PretrainRecipe, corpus, out, intensity: Optional[str] = Non
         if cache.grid.hop != recipe.frontend.hop_samples or cache.grid.window != recipe.frontend.window_samples:
             raise UserFacingError(f"{intensity}: cache grid {cache.grid.to_dict()} does not match the front-end "
                                   f"({recipe.frontend.frame_length_ms} ms / {recipe.frontend.frame_shift_ms} ms)")
+    init_from = (recipe.objective or {}).get("init_from")
+    if init_from:
+        check_init_compatible(recipe, init_from)
     items = load_items(read_corpus(corpus), frontend, cache, recipe.training.max_frames)
     trainer = Trainer(task, items, recipe, out, device)
     if resume and (Path(out) / "last.ckpt").is_file():

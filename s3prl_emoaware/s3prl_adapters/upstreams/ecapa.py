@@ -33,7 +33,7 @@ def load_ecapa(path, model_config: Optional[str] = None):
     elif isinstance(ckpt, dict) and "blocks.0.conv.conv.weight" in ckpt:  # SpeechBrain embedding_model.ckpt
         cfg = load_config(EcapaConfig, model_config) if model_config else EcapaConfig(
             input_dim=ckpt["blocks.0.conv.conv.weight"].shape[1])
-        fbank = FbankConfig(num_mel_bins=cfg.input_dim, cmvn=True)
+        fbank = FbankConfig(num_mel_bins=cfg.input_dim, cmvn=True, cmvn_std=False)  # SpeechBrain's sentence mean norm
         encoder = EcapaTdnn(cfg)
         try:
             load_speechbrain_state_dict(encoder, ckpt)
