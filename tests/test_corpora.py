@@ -119,6 +119,21 @@ def test_librispeech_layout_lexicon_covers_transcripts(tiny_librispeech):
                     assert set(lexicon[w].split()) <= phones
 
 
+def test_voxceleb_layout_speakers_videos_and_meta(tmp_path):
+    from s3prl_emoaware.corpora.reader import detect_layout
+
+    root = synthesize_corpus("voxceleb", tmp_path / "vox", seed=0, size="tiny")
+    assert detect_layout(root) == "voxceleb"
+    files = sorted(root.glob("wav/id*/*/[0-9][0-9][0-9][0-9][0-9].wav"))
+    utts = read_corpus(root)
+    assert len(files) == len(utts) == 8 * 3
+    assert len({u.speaker for u in utts}) == 8 and all(u.emotion is None for u in utts)
+    with open(root / "vox1_meta.csv", newline="") as f:
+        meta = {row["VoxCeleb1 ID"]: row["Set"] for row in csv.DictReader(f, delimiter="\t")}
+    assert set(meta) == {u.speaker for u in utts} and {u.session for u in utts} == {"dev", "test"}
+    assert all(len({p.parent.name for p in files if p.parts[-3] == spk}) == 2 for spk in meta)  # two videos each
+
+
 def test_fsc_layout_slots_and_disjoint_speakers(tiny_fsc):
     splits = {}
     for split in ("train", "valid", "test"):

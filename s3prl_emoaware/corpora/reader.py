@@ -14,7 +14,7 @@ from ..utils.errors import UserFacingError
 
 __all__ = ["Utterance", "read_corpus", "detect_layout", "LAYOUTS"]
 
-LAYOUTS = ("iemocap", "librispeech", "fsc", "cremad", "esd", "ravdess")
+LAYOUTS = ("iemocap", "librispeech", "fsc", "cremad", "esd", "ravdess", "voxceleb")
 
 # corpus label -> lowercase code (SUPERB's neu/hap/ang/sad where the emotion is one of them)
 CREMAD_LABELS = {"NEU": "neu", "HAP": "hap", "ANG": "ang", "SAD": "sad", "DIS": "dis", "FEA": "fea"}
@@ -62,7 +62,9 @@ def detect_layout(root: Path) -> str:
         return "ravdess"
     if any(root.glob("00[0-9][0-9]/Neutral")):
         return "esd"
-    raise UserFacingError(f"{root}: unknown corpus layout (expected IEMOCAP, LibriSpeech or Fluent Speech Commands)")
+    if any(root.glob("wav/id*/*/*.wav")):
+        return "voxceleb"
+    raise UserFacingError(f"{root}: unknown corpus layout (expected one of {', '.join(LAYOUTS)})")
 
 
 def _read_iemocap(root: Path) -> List[Utterance]:
@@ -140,8 +142,25 @@ def _read_ravdess(root: Path) -> List[Utterance]:
     return items
 
 
+def _read_voxceleb(root: Path) -> List[Utterance]:
+    """VoxCeleb1 (wav/<speaker>/<video>/<n>.wav); the split comes from vox1_meta.csv where present."""
+    import csv
+
+    sets = {}
+    meta = root / "vox1_meta.csv"
+    if meta.is_file():
+        with open(meta, newline="") as f:
+            sets = {row["VoxCeleb1 ID"]: row["Set"] for row in csv.DictReader(f, delimiter="\t")}
+    items = []
+    for wav in sorted(root.glob("wav/id*/*/*.wav")):
+        spk, video = wav.parts[-3], wav.parts[-2]
+        items.append(Utterance(f"{spk}-{video}-{wav.stem}", wav.resolve(), spk, None, sets.get(spk)))
+    return items
+
+
 _READERS = {"iemocap": _read_iemocap, "librispeech": _read_librispeech, "fsc": _read_fsc,
-            "cremad": _read_cremad, "esd": _read_esd, "ravdess": _read_ravdess}
+            "cremad": _read_cremad, "esd": _read_esd, "ravdess": _read_ravdess,
+            "voxceleb": _read_voxceleb}
 
 
 def read_corpus(root, layout: str = "auto") -> List[Utterance]:

@@ -1,10 +1,12 @@
-"""Synthesised corpora in the official on-disk layouts (IEMOCAP, LibriSpeech, Fluent Speech Commands).
+"""Synthesised corpora in the official on-disk layouts (IEMOCAP, LibriSpeech, Fluent Speech Commands,
+CREMA-D, ESD, RAVDESS, VoxCeleb1).
 
 ``s3prl-emoaware synth-corpus KIND OUT --seed N --size tiny|demo`` writes a corpus that the
 real loaders read unchanged: s3prl's ``emotion`` expert (through the IEMOCAP meta_data JSON
 files that :mod:`.iemocap` builds from the raw layout, as s3prl's ``IEMOCAP_preprocess.py``
 does), our phoneme-recognition downstream (LibriSpeech layout + lexicon) and s3prl's
-``fluent_commands`` expert.
+``fluent_commands`` expert; our CREMA-D/ESD/RAVDESS SER downstreams; the speaker-encoder
+training of the contrastive method (VoxCeleb1 layout).
 
 Speakers are espeak-ng voice variants with a per-speaker pitch offset; emotions are prosody
 profiles (:data:`EMOTIONS`) blended with neutral by an intensity in [0.5, 1]. Emotion varies
@@ -37,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["EMOTIONS", "SIZES", "KINDS", "synthesize_corpus", "CorpusExistsError"]
 
-KINDS = ("iemocap", "librispeech", "fsc", "cremad", "esd", "ravdess")
+KINDS = ("iemocap", "librispeech", "fsc", "cremad", "esd", "ravdess", "voxceleb")
 
 # Emotion = prosody profile (what each emotion does to pitch, range, rate and loudness).
 EMOTIONS: Dict[str, Prosody] = {
@@ -57,13 +59,17 @@ class SizePreset:
     libri_utts_per_speaker: int
     fsc_speakers: Tuple[int, int, int]
     fsc_utts_per_speaker: int
+    voxceleb_speakers: int
+    voxceleb_utts_per_speaker: int
 
 
 SIZES: Dict[str, SizePreset] = {
     "tiny": SizePreset(iemocap_utts_per_speaker=5, libri_speakers=(2, 1, 1), libri_utts_per_speaker=4,
-                       fsc_speakers=(2, 1, 1), fsc_utts_per_speaker=6),
+                       fsc_speakers=(2, 1, 1), fsc_utts_per_speaker=6, voxceleb_speakers=8,
+                       voxceleb_utts_per_speaker=3),
     "demo": SizePreset(iemocap_utts_per_speaker=24, libri_speakers=(6, 2, 2), libri_utts_per_speaker=12,
-                       fsc_speakers=(6, 2, 2), fsc_utts_per_speaker=24),
+                       fsc_speakers=(6, 2, 2), fsc_utts_per_speaker=24, voxceleb_speakers=80,
+                       voxceleb_utts_per_speaker=12),
 }
 
 SENTENCES = [
@@ -326,8 +332,39 @@ def _build_ravdess(out: Path, rng: np.random.Generator, size: SizePreset) -> Non
                     _write_wav(out / f"Actor_{actor}" / f"03-01-{code}-{level}-{stmt}-01-{actor}.wav", audio)
 
 
+# --- VoxCeleb1 ---------------------------------------------------------------------------------
+
+def _build_voxceleb(out: Path, rng: np.random.Generator, size: SizePreset) -> None:
+    """VoxCeleb1: wav/<id1xxxx>/<video id>/<nnnnn>.wav and vox1_meta.csv (tab-separated).
+
+    What speaker encoders are trained on: many speakers, conversational rather than acted
+    speech. Speakers differ in voice, habitual pitch (+-25 on espeak's scale) and rate
+    (+-10%); utterances are neutral. An encoder trained here must tell speakers apart by
+    pitch and rate, so it stays sensitive to them, and emotion moves those within a speaker:
+    trained on emotional speech instead, the encoder learns to ignore exactly that variation
+    (measured: intra-speaker emotion clusters are weaker, see README).
+    """
+    voices = _FEMALE + _MALE
+    meta = ["VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet"]
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"))
+    n_test = max(1, size.voxceleb_speakers // 10)
+    for s in range(size.voxceleb_speakers):
+        spk = f"id{10001 + s}"
+        voice = voices[s % len(voices)]
+        neutral = EMOTIONS["neu"]
+        prosody = Prosody(float(np.clip(neutral.pitch + rng.uniform(-25, 25), 0, 99)), neutral.pitch_range,
+                          neutral.rate * float(rng.uniform(0.9, 1.1)), neutral.amplitude)
+        videos = ["".join(rng.choice(letters, 11)) for _ in range(2)]
+        for u in range(size.voxceleb_utts_per_speaker):
+            text = SENTENCES[int(rng.integers(len(SENTENCES)))]
+            _write_wav(out / "wav" / spk / videos[u % 2] / f"{u // 2 + 1:05d}.wav", synthesize(text, voice, prosody))
+        gender = "f" if voice in _FEMALE else "m"
+        meta.append(f"{spk}\tSpeaker_{s:04d}\t{gender}\tUSA\t{'test' if s < n_test else 'dev'}")
+    (out / "vox1_meta.csv").write_text("\n".join(meta) + "\n")
+
+
 _BUILDERS = {"iemocap": _build_iemocap, "librispeech": _build_librispeech, "fsc": _build_fsc,
-             "cremad": _build_cremad, "esd": _build_esd, "ravdess": _build_ravdess}
+             "cremad": _build_cremad, "esd": _build_esd, "ravdess": _build_ravdess, "voxceleb": _build_voxceleb}
 
 
 def synthesize_corpus(kind: str, out, seed: int = 0, size: str = "tiny", force: bool = False) -> Path:

@@ -70,9 +70,14 @@ class SerStudyConfig:
         label_fractions: training-label fractions (class-stratified).
         splits: speaker splits per (corpus, fraction): ``datarc.seed`` 0..splits-1, which also
             draws the labelled subset.
-        speaker_encoder / speaker_encoder_overrides: recipe of the speaker encoder, trained on
-            the speaker labels of a separate IEMOCAP-layout corpus (so its embeddings of the
-            pre-training corpus are not memorised training points).
+        speaker_corpus: layout of the speaker encoder's training corpus. ``voxceleb``: many
+            speakers, neutral speech, as real speaker encoders are trained; an encoder trained on
+            emotional speech learns to ignore emotion (weaker clusters, see README).
+        pretrain_corpus: layout of the emotion-unlabelled pre-training corpus (generated with
+            seed + 1, so its speakers' pitch offsets and sentences differ from the SER corpora);
+            its labels are read only by the clustering analysis. ``esd``: whole-utterance
+            emotions; ``iemocap`` adds utterances that turn emotional half-way.
+        speaker_encoder / speaker_encoder_overrides: recipe of the speaker encoder.
         contrastive / contrastive_overrides: recipe of every contrastive variant.
         clusters_per_speaker, cluster_min_utterances: of ``s3prl-emoaware cluster``.
         downstream: runner overrides (s3prl ``-o``) that size each SER run.
@@ -84,6 +89,8 @@ class SerStudyConfig:
     corpora: List[str] = field(default_factory=lambda: list(SER_CORPORA))
     label_fractions: List[float] = field(default_factory=lambda: [0.1, 1.0])
     splits: int = 5
+    speaker_corpus: str = "voxceleb"
+    pretrain_corpus: str = "esd"
     speaker_encoder: str = "ecapa_speaker_tiny"
     speaker_encoder_overrides: List[str] = field(default_factory=list)
     contrastive: str = "emo_ecapa_tiny"
@@ -102,6 +109,11 @@ class SerStudyConfig:
             raise ValueError(f"corpora: unknown {unknown}; choose among {list(SER_CORPORA)}")
         if self.splits < 1:
             raise ValueError("splits must be >= 1")
+        from ..corpora.synth import KINDS
+
+        for key in ("speaker_corpus", "pretrain_corpus"):
+            if getattr(self, key) not in KINDS:
+                raise ValueError(f"{key}: unknown corpus kind {getattr(self, key)!r}; choose among {list(KINDS)}")
 
 
 def load_study_config(quick: bool, overrides: Optional[List[str]] = None) -> SerStudyConfig:
@@ -113,7 +125,8 @@ def load_study_config(quick: bool, overrides: Optional[List[str]] = None) -> Ser
 
 
 def _corpora(out: Path, cfg: SerStudyConfig) -> Dict[str, Path]:
-    paths = {"speaker": out / "corpora" / "speaker_iemocap", "pretrain": out / "corpora" / "pretrain_iemocap"}
+    paths = {"speaker": out / "corpora" / f"speaker_{cfg.speaker_corpus}",
+             "pretrain": out / "corpora" / f"pretrain_{cfg.pretrain_corpus}"}
     paths.update({name: out / "corpora" / name for name in cfg.corpora})
     return paths
 
@@ -126,7 +139,8 @@ def _synthesise(cfg: SerStudyConfig, out: Path) -> dict:
         if path.is_dir():
             summary[name] = "kept"
             continue
-        kind, seed = {"speaker": ("iemocap", cfg.seed), "pretrain": ("iemocap", cfg.seed + 1)}.get(name, (name, cfg.seed))
+        kind, seed = {"speaker": (cfg.speaker_corpus, cfg.seed),
+                      "pretrain": (cfg.pretrain_corpus, cfg.seed + 1)}.get(name, (name, cfg.seed))
         synthesize_corpus(kind, path, seed=seed, size=cfg.corpus_size)
         summary[name] = str(path)
     return summary
