@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from s3prl_emoaware.demo.downstream import TaskSpec, UpstreamSpec, runner_steps
 
 
@@ -26,3 +28,25 @@ def test_steps_cover_folds_and_tasks_and_skip_finished(tmp_path):
     remaining = runner_steps(up, tasks, tmp_path)
     assert len(remaining) == 4
     assert all("fold1" not in " ".join(s["argv"]) for s in remaining)
+
+
+@pytest.mark.slow
+def test_quick_demo_runs_every_stage_and_resumes(tmp_path):
+    """The README's main job, reduced: every stage runs and the leaderboard has a row per upstream."""
+    from s3prl_emoaware.demo.pipeline import build_stages, load_demo_config, run_demo
+
+    report = run_demo(tmp_path / "demo", quick=True)
+    cfg = load_demo_config(quick=True)
+    rows = [line for line in report.splitlines() if line.startswith("| ") and "(" in line.split("|")[1]]
+    assert {spec.label for spec in cfg.pretrain} == {line.split("(")[1].split(")")[0] for line in rows}
+    for name in cfg.baselines:
+        assert f"| {name} |" in report
+    stages = [s.name for s in build_stages(cfg, tmp_path / "demo")]
+    assert all(f"| {name} |" in report for name in stages)  # every stage timed
+    clusters = json.loads((tmp_path / "demo" / "clusters" / "report.json").read_text())["overall"]
+    assert set(clusters) == {"per_speaker_kmeans", "global_kmeans", "random"}
+    # a second call finds every stage done and redoes nothing
+    marker = tmp_path / "demo" / "stages" / "leaderboard.json"
+    before = marker.stat().st_mtime_ns
+    assert run_demo(tmp_path / "demo", quick=True).startswith("## Leaderboard")
+    assert marker.stat().st_mtime_ns == before

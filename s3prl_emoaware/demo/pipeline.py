@@ -107,7 +107,8 @@ def load_demo_config(quick: bool, overrides: Optional[List[str]] = None) -> Demo
 
 def _corpus_paths(out: Path) -> Dict[str, Path]:
     return {"iemocap": out / "corpora" / "iemocap", "librispeech": out / "corpora" / "librispeech",
-            "fsc": out / "corpora" / "fsc", "pretrain": out / "corpora" / "pretrain_iemocap"}
+            "fsc": out / "corpora" / "fsc", "pretrain": out / "corpora" / "pretrain_iemocap",
+            "voxceleb": out / "corpora" / "voxceleb"}
 
 
 def _task_specs(cfg: DemoConfig, out: Path) -> List[TaskSpec]:
@@ -180,8 +181,8 @@ def _train_speaker_encoder(cfg: DemoConfig, out: Path) -> dict:
 
     recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", cfg.speaker_encoder),
                          cfg.speaker_encoder_overrides)
-    # speaker labels of the labelled corpus (its emotion labels are not used)
-    _, history = pretrain(recipe, _corpus_paths(out)["iemocap"], out / "speaker_encoder", None)
+    # many neutral speakers, as real speaker encoders are trained (see synth's voxceleb layout)
+    _, history = pretrain(recipe, _corpus_paths(out)["voxceleb"], out / "speaker_encoder", None)
     return {"steps": len(history), "last_loss": history[-1][1]}
 
 
@@ -216,7 +217,7 @@ def _pretrain(spec: PretrainSpec, out: Path) -> dict:
 
 
 def build_stages(cfg: DemoConfig, out: Path) -> List[Stage]:
-    stages = [Stage("corpora", "synthesise IEMOCAP, LibriSpeech and FSC layouts with espeak-ng",
+    stages = [Stage("corpora", "synthesise IEMOCAP, LibriSpeech, FSC and VoxCeleb layouts with espeak-ng",
                     lambda: _synthesise(cfg, out))]
     if any(_recipe_kind(spec) == "ecapa_contrastive" for spec in cfg.pretrain):
         stages += [Stage("speaker_encoder", f"train the ECAPA speaker encoder ({cfg.speaker_encoder}) on speaker labels",
