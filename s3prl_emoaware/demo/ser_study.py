@@ -260,7 +260,8 @@ def summarise(runs: Path, cfg: SerStudyConfig) -> dict:
                     better = sum(ua_a[s] > ua_b[s] for s in shared)
                     ties = sum(ua_a[s] == ua_b[s] for s in shared)
                     wins.setdefault(a, {}).setdefault(b, {})[column] = f"{better}/{ties}/{len(shared) - better - ties}"
-    return {"table": table, "paired_wins_ties_losses": wins, "splits": cfg.splits}
+    baselines = [spec.label for spec in cfg.encoders if spec.init in ("random", "speaker")]
+    return {"table": table, "paired_wins_ties_losses": wins, "splits": cfg.splits, "baselines": baselines}
 
 
 def report_markdown(summary: dict) -> str:
@@ -276,10 +277,13 @@ def report_markdown(summary: dict) -> str:
                          f"{100 * s['ua_mean']:.1f} ± {100 * s['ua_std']:.1f} ({100 * s['wa_mean']:.1f}), n={s['n']}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", f"Mean ± spread over {summary['splits']} speaker splits (each with its own labelled subset).",
-              "Paired comparison (wins/ties/losses in UA over the same splits and labelled clips):", ""]
+              "Paired comparison with the baselines (wins/ties/losses in UA over the same splits and labelled "
+              "clips; every pair in ser_study.json):", ""]
+    baselines = summary.get("baselines", [])
     for a, others in summary["paired_wins_ties_losses"].items():
         for b, cols in others.items():
-            lines.append(f"- {a} vs {b}: " + ", ".join(f"{c} {v}" for c, v in sorted(cols.items())))
+            if b in baselines and not (a in baselines and baselines.index(a) < baselines.index(b)):
+                lines.append(f"- {a} vs {b}: " + ", ".join(f"{c} {v}" for c, v in sorted(cols.items())))
     return "\n".join(lines) + "\n"
 
 
