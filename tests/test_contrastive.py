@@ -120,3 +120,47 @@ def test_speaker_encoder_clusters_contrastive_pretraining_and_upstream(tiny_iemo
     states = out["hidden_states"]
     assert len(states) == 4 and all(s.shape == (2, 98, 32) for s in states)
     assert upstream.get_downsample_rates("hidden_states") == 160
+
+
+def _clusters_by_arousal(corpus, path):
+    """Assignments file as `s3prl-emoaware cluster` writes it (here: low / high arousal, 2 per speaker)."""
+    from s3prl_emoaware.corpora.reader import read_corpus
+
+    codes = {"neu": 0, "sad": 0, "hap": 1, "ang": 1}
+    path.write_text(json.dumps({"clusters": {u.utt_id: codes[u.emotion] for u in read_corpus(corpus)
+                                             if u.emotion in codes}}))
+    return path
+
+
+@pytest.mark.parametrize("config,extra", [("ecapa_speaker_tiny", ["objective.crop_frames=60"]),
+                                          ("emo_ecapa_tiny", ["objective.speaker_weight=0.5"])])
+def test_ecapa_objectives_resume_exactly(tiny_iemocap, tmp_path, config, extra):
+    """Random crops and P x K x M batches come from the step, so a cut-and-resumed run repeats the losses."""
+    overrides = [*extra, "training.total_steps=4"]
+    if config == "emo_ecapa_tiny":
+        overrides.append(f"objective.clusters={_clusters_by_arousal(tiny_iemocap, tmp_path / 'clusters.json')}")
+    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", config), overrides)
+    _, full = pretrain(recipe, tiny_iemocap, tmp_path / "full", None)
+    _, first = pretrain(recipe, tiny_iemocap, tmp_path / "cut", None, stop_at=2)
+    _, rest = pretrain(recipe, tiny_iemocap, tmp_path / "cut", None, resume=True)
+    assert [s for s, _ in first + rest] == [1, 2, 3, 4]
+    assert [round(v, 5) for _, v in first + rest] == [round(v, 5) for _, v in full]
+
+
+@pytest.mark.slow
+def test_contrastive_pretraining_under_torchrun(tiny_iemocap, tmp_path):
+    import subprocess
+
+    from subprocess_env import PYTHON, child_env
+
+    clusters = _clusters_by_arousal(tiny_iemocap, tmp_path / "clusters.json")
+    out = subprocess.run(
+        [PYTHON, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29733",
+         "-m", "s3prl_emoaware.cli", "pretrain", "-c", str(shipped_config("upstream_configs", "emo_ecapa_tiny")),
+         "--corpus", str(tiny_iemocap), "--out", str(tmp_path / "ddp"), "-o", "training.total_steps=3",
+         "-o", f"objective.clusters={clusters}", "-o", "objective.adversarial_weight=0.5"],
+        capture_output=True, text=True, env=child_env(), timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "ddp" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["step"] == 3 and ckpt["kind"] == "ecapa_contrastive"
+    assert not any(k.startswith("module.") for k in ckpt["model"])
