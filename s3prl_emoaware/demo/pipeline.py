@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ..config import from_dict, load_yaml
 from .downstream import TaskSpec, UpstreamSpec, run_upstream
 from .stages import Stage, run_stages, stage_times
+from .steps import cluster_speakers, load_job_config, synthesise_missing, train_speaker_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -98,11 +98,7 @@ class DemoConfig:
 
 
 def load_demo_config(quick: bool, overrides: Optional[List[str]] = None) -> DemoConfig:
-    from ..config import apply_overrides
-
-    data = load_yaml(Path(__file__).resolve().parent / "configs" / ("quick.yaml" if quick else "full.yaml"))
-    apply_overrides(data, overrides or [])
-    return from_dict(DemoConfig, data, where="demo config")
+    return load_job_config(DemoConfig, "quick.yaml" if quick else "full.yaml", overrides, "demo config")
 
 
 def _corpus_paths(out: Path) -> Dict[str, Path]:
@@ -138,17 +134,9 @@ def _task_specs(cfg: DemoConfig, out: Path) -> List[TaskSpec]:
 
 
 def _synthesise(cfg: DemoConfig, out: Path) -> dict:
-    from ..corpora.synth import synthesize_corpus
-
-    summary = {}
-    for name, path in _corpus_paths(out).items():
-        if path.is_dir():
-            summary[name] = "kept"
-            continue
-        kind, seed = ("iemocap", cfg.seed + 1) if name == "pretrain" else (name, cfg.seed)
-        synthesize_corpus(kind, path, seed=seed, size=cfg.corpus_size)
-        summary[name] = str(path)
-    return summary
+    plan = {name: (("iemocap", path, cfg.seed + 1) if name == "pretrain" else (name, path, cfg.seed))
+            for name, path in _corpus_paths(out).items()}
+    return synthesise_missing(plan, cfg.corpus_size)
 
 
 def _train_strengthnet(cfg: DemoConfig, out: Path) -> dict:
@@ -175,28 +163,13 @@ def _recipe_kind(spec: PretrainSpec) -> str:
 
 
 def _train_speaker_encoder(cfg: DemoConfig, out: Path) -> dict:
-    from ..config import load_config, shipped_config
-    from ..pretraining.run import pretrain
-    from ..pretraining.trainer import PretrainRecipe
-
-    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", cfg.speaker_encoder),
-                         cfg.speaker_encoder_overrides)
     # many neutral speakers, as real speaker encoders are trained (see synth's voxceleb layout)
-    _, history = pretrain(recipe, _corpus_paths(out)["voxceleb"], out / "speaker_encoder", None)
-    return {"steps": len(history), "last_loss": history[-1][1]}
+    return train_speaker_encoder(cfg.speaker_encoder, cfg.speaker_encoder_overrides, _corpus_paths(out)["voxceleb"],
+                                 out)
 
 
 def _cluster(cfg: DemoConfig, out: Path) -> dict:
-    from ..cli.main import main as cli
-
-    status = cli(["cluster", "--corpus", str(_corpus_paths(out)["pretrain"]), "--encoder",
-                  str(out / "speaker_encoder" / "last.ckpt"), "--out", str(out / "clusters"),
-                  "-k", str(cfg.clusters_per_speaker), "--min-utterances", str(cfg.cluster_min_utterances)])
-    if status != 0:
-        raise RuntimeError("clustering failed (see above)")
-    import json
-
-    return json.loads((out / "clusters" / "report.json").read_text())["overall"]
+    return cluster_speakers(_corpus_paths(out)["pretrain"], out, cfg.clusters_per_speaker, cfg.cluster_min_utterances)
 
 
 def _pretrain(spec: PretrainSpec, out: Path) -> dict:

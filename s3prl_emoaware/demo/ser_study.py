@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ..config import from_dict, load_yaml
 from .downstream import TaskSpec, UpstreamSpec, run_upstream
 from .stages import Stage, run_stages, stage_times
+from .steps import cluster_speakers, load_job_config, synthesise_missing, train_speaker_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class SerStudyConfig:
     corpus_size: str = "demo"
     corpora: List[str] = field(default_factory=lambda: list(SER_CORPORA))
     label_fractions: List[float] = field(default_factory=lambda: [0.1, 1.0])
-    splits: int = 5
+    splits: int = 10
     speaker_corpus: str = "voxceleb"
     pretrain_corpus: str = "esd"
     speaker_encoder: str = "ecapa_speaker_tiny"
@@ -117,11 +117,8 @@ class SerStudyConfig:
 
 
 def load_study_config(quick: bool, overrides: Optional[List[str]] = None) -> SerStudyConfig:
-    from ..config import apply_overrides
-
-    data = load_yaml(Path(__file__).resolve().parent / "configs" / ("ser_study_quick.yaml" if quick else "ser_study.yaml"))
-    apply_overrides(data, overrides or [])
-    return from_dict(SerStudyConfig, data, where="ser-study config")
+    return load_job_config(SerStudyConfig, "ser_study_quick.yaml" if quick else "ser_study.yaml", overrides,
+                           "ser-study config")
 
 
 def _corpora(out: Path, cfg: SerStudyConfig) -> Dict[str, Path]:
@@ -132,18 +129,12 @@ def _corpora(out: Path, cfg: SerStudyConfig) -> Dict[str, Path]:
 
 
 def _synthesise(cfg: SerStudyConfig, out: Path) -> dict:
-    from ..corpora.synth import synthesize_corpus
-
-    summary = {}
+    kinds = {"speaker": (cfg.speaker_corpus, cfg.seed), "pretrain": (cfg.pretrain_corpus, cfg.seed + 1)}
+    plan = {}
     for name, path in _corpora(out, cfg).items():
-        if path.is_dir():
-            summary[name] = "kept"
-            continue
-        kind, seed = {"speaker": (cfg.speaker_corpus, cfg.seed),
-                      "pretrain": (cfg.pretrain_corpus, cfg.seed + 1)}.get(name, (name, cfg.seed))
-        synthesize_corpus(kind, path, seed=seed, size=cfg.corpus_size)
-        summary[name] = str(path)
-    return summary
+        kind, seed = kinds.get(name, (name, cfg.seed))
+        plan[name] = (kind, path, seed)
+    return synthesise_missing(plan, cfg.corpus_size)
 
 
 def _recipe(name: str, overrides: List[str]):
@@ -154,22 +145,12 @@ def _recipe(name: str, overrides: List[str]):
 
 
 def _train_speaker_encoder(cfg: SerStudyConfig, out: Path) -> dict:
-    from ..pretraining.run import pretrain
-
-    recipe = _recipe(cfg.speaker_encoder, cfg.speaker_encoder_overrides)
-    _, history = pretrain(recipe, _corpora(out, cfg)["speaker"], out / "speaker_encoder", None, device=cfg.device)
-    return {"steps": len(history), "last_loss": history[-1][1]}
+    return train_speaker_encoder(cfg.speaker_encoder, cfg.speaker_encoder_overrides, _corpora(out, cfg)["speaker"],
+                                 out, cfg.device)
 
 
 def _cluster(cfg: SerStudyConfig, out: Path) -> dict:
-    from ..cli.main import main as cli
-
-    status = cli(["cluster", "--corpus", str(_corpora(out, cfg)["pretrain"]), "--encoder",
-                  str(out / "speaker_encoder" / "last.ckpt"), "--out", str(out / "clusters"),
-                  "-k", str(cfg.clusters_per_speaker), "--min-utterances", str(cfg.cluster_min_utterances)])
-    if status != 0:
-        raise RuntimeError("clustering failed (see above)")
-    return json.loads((out / "clusters" / "report.json").read_text())["overall"]
+    return cluster_speakers(_corpora(out, cfg)["pretrain"], out, cfg.clusters_per_speaker, cfg.cluster_min_utterances)
 
 
 def _pretrain(cfg: SerStudyConfig, spec: EncoderSpec, out: Path) -> dict:

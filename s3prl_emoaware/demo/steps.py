@@ -1,0 +1,60 @@
+"""Steps that both staged jobs (``demo`` and ``ser-study``) run: their config, the generated
+corpora, the speaker encoder and the intra-speaker clusters. Each job decides which corpora
+and recipes; these functions do the work the same way for both.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Type, TypeVar
+
+T = TypeVar("T")
+
+__all__ = ["load_job_config", "synthesise_missing", "train_speaker_encoder", "cluster_speakers"]
+
+
+def load_job_config(cls: Type[T], filename: str, overrides: Optional[List[str]], where: str) -> T:
+    """``demo/configs/<filename>`` with ``-o KEY=VALUE`` overrides, mapped onto ``cls``."""
+    from ..config import apply_overrides, from_dict, load_yaml
+
+    data = load_yaml(Path(__file__).resolve().parent / "configs" / filename)
+    apply_overrides(data, overrides or [])
+    return from_dict(cls, data, where=where)
+
+
+def synthesise_missing(plan: Dict[str, Tuple[str, Path, int]], size: str) -> dict:
+    """Generate each ``name: (kind, path, seed)`` corpus whose folder does not exist yet."""
+    from ..corpora.synth import synthesize_corpus
+
+    summary = {}
+    for name, (kind, path, seed) in plan.items():
+        if path.is_dir():
+            summary[name] = "kept"
+            continue
+        synthesize_corpus(kind, path, seed=seed, size=size)
+        summary[name] = str(path)
+    return summary
+
+
+def train_speaker_encoder(recipe_name: str, overrides: List[str], corpus: Path, out: Path,
+                          device: str = "cpu") -> dict:
+    """AAM-softmax speaker encoder into ``out/speaker_encoder`` from a shipped recipe."""
+    from ..config import load_config, shipped_config
+    from ..pretraining.run import pretrain
+    from ..pretraining.trainer import PretrainRecipe
+
+    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", recipe_name), overrides)
+    _, history = pretrain(recipe, corpus, out / "speaker_encoder", None, device=device)
+    return {"steps": len(history), "last_loss": history[-1][1]}
+
+
+def cluster_speakers(corpus: Path, out: Path, k: int, min_utterances: int) -> dict:
+    """``s3prl-emoaware cluster`` of ``corpus`` with ``out/speaker_encoder`` into ``out/clusters``."""
+    from ..cli.main import main as cli
+
+    status = cli(["cluster", "--corpus", str(corpus), "--encoder", str(out / "speaker_encoder" / "last.ckpt"),
+                  "--out", str(out / "clusters"), "-k", str(k), "--min-utterances", str(min_utterances)])
+    if status != 0:
+        raise RuntimeError("clustering failed (see above)")
+    return json.loads((out / "clusters" / "report.json").read_text())["overall"]
