@@ -8,6 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
+# Two set-ups at once (e.g. the demo and the tests started together) would both pip-install into .venv:
+# the second waits for the first, then finds the stack in place.
+mkdir -p .venv
+exec 9>.venv/.setup.lock
+flock 9
+
 log() { echo "[setup] $*" >&2; }
 
 missing=()
