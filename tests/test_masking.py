@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from s3prl_emoaware.masking.spans import (MaskingConfig, batch_masks, choose_starts, corrupt, ems_starts,
-                                          num_spans, random_starts, spans_to_mask, threshold_starts)
+from s3prl_emoaware.masking.spans import (MaskCoverage, MaskingConfig, batch_masks, choose_starts, corrupt,
+                                          ems_starts, ems_topk_starts, mask_statistics, num_spans, random_budget,
+                                          random_starts, spans_to_mask, speech_frames, threshold_starts)
 
 
 def test_ratio_span_and_valid_starts():
@@ -21,23 +22,23 @@ def test_ratio_span_and_valid_starts():
     assert len(random_starts(5, cfg, rng)) == 0  # shorter than a span: nothing to mask
 
 
-def test_ems_picks_highest_intensity_frames():
-    cfg = MaskingConfig(strategy="ems", mask_ratio=0.15, span=7)
+def test_ems_topk_picks_highest_intensity_frames():
+    cfg = MaskingConfig(strategy="ems_topk", mask_ratio=0.15, span=7)
     length = 200
     intensity = np.zeros(length)
     peaks = [20, 60, 110, 150]
     intensity[peaks] = [0.9, 0.8, 0.95, 0.7]
     intensity[195] = 1.0  # the highest, but not a valid start (195 > 200-7-1)
-    starts = ems_starts(intensity, length, cfg, np.random.default_rng(0))
+    starts = ems_topk_starts(intensity, length, cfg, np.random.default_rng(0))
     assert list(starts) == peaks
 
 
-def test_ems_falls_back_to_random_when_too_few_valid_candidates():
-    cfg = MaskingConfig(strategy="ems", mask_ratio=0.3, span=7)
+def test_ems_topk_falls_back_to_random_when_too_few_valid_candidates():
+    cfg = MaskingConfig(strategy="ems_topk", mask_ratio=0.3, span=7)
     length = 50  # p = 2, valid starts 0..42, candidates = 4 highest frames
     intensity = np.zeros(length)
     intensity[[46, 47, 48, 49]] = 1.0  # all candidates are invalid starts
-    a = ems_starts(intensity, length, cfg, np.random.default_rng(3))
+    a = ems_topk_starts(intensity, length, cfg, np.random.default_rng(3))
     b = random_starts(length, cfg, np.random.default_rng(3))
     assert list(a) == list(b) and len(a) == 2
 
@@ -80,3 +81,115 @@ def test_corruption_is_utterance_wise_80_10_10():
         else:
             counts["replaced"] += 1
     assert 740 < counts["zero"] < 860 and 60 < counts["replaced"] < 140 and 60 < counts["kept"] < 140
+
+
+def _reference_topk(intensity, length, cfg, rng):
+    # the authors' rule written out independently: top-2p frames in descending order, the first
+    # p of them that are valid starts, else Mockingjay's random rule
+    p = int(round(length * cfg.mask_ratio / cfg.span))
+    ranked = sorted(range(length), key=lambda t: (-intensity[t], t))[:2 * p]
+    valid = [t for t in ranked if t <= length - cfg.span - 1][:p]
+    return sorted(valid) if len(valid) == p else list(random_starts(length, cfg, rng))
+
+
+def test_ems_topk_reproduces_the_authors_rule_on_random_curves():
+    cfg = MaskingConfig(strategy="ems_topk")
+    gen = np.random.default_rng(11)
+    for _ in range(200):
+        length = int(gen.integers(10, 400))
+        curve = np.round(gen.random(length), 2)  # ties included
+        assert list(ems_topk_starts(curve, length, cfg, np.random.default_rng(1))) == \
+            _reference_topk(curve, length, cfg, np.random.default_rng(1))
+
+
+def _curves(kind, n=300, seed=0):
+    gen = np.random.default_rng(seed)
+    for _ in range(n):
+        length = int(gen.integers(60, 700))
+        t = np.arange(length)
+        if kind == "peak":
+            yield length, np.exp(-0.5 * ((t - 0.6 * length) / (0.07 * length)) ** 2)
+        else:  # plateau: an emotional segment in the second half
+            yield length, ((t > 0.5 * length) & (t < 0.8 * length)).astype(float)
+
+
+@pytest.mark.parametrize("kind", ["peak", "plateau"])
+@pytest.mark.parametrize("ratio", [0.15, 0.4])
+def test_default_ems_spends_random_maskings_budget_on_the_intense_frames(kind, ratio):
+    ems, rand = MaskingConfig(mask_ratio=ratio), MaskingConfig(strategy="random", mask_ratio=ratio)
+    assert ems.strategy == "ems"  # the default
+    rng = np.random.default_rng(0)
+    e_masks, r_masks, curves = [], [], []
+    for length, curve in _curves(kind):
+        e_masks.append(spans_to_mask(choose_starts(ems, length, rng, curve), length, ems.span))
+        r_masks.append(spans_to_mask(choose_starts(rand, length, rng, curve), length, rand.span))
+        curves.append(curve)
+    e, r = mask_statistics(e_masks, curves), mask_statistics(r_masks, curves)
+    assert abs(e["masked_fraction"] - r["masked_fraction"]) < 0.01
+    assert r["top_quartile_share"] < 0.35 and e["top_quartile_share"] > r["top_quartile_share"] + 0.15
+    # the topk rule, by contrast, masks far less than its ratio on a smooth peak
+    if kind == "peak":
+        k_masks = [spans_to_mask(ems_topk_starts(c, len(c), ems, rng), len(c), ems.span) for c in curves]
+        assert mask_statistics(k_masks)["masked_fraction"] < 0.5 * r["masked_fraction"]
+
+
+def test_random_budget_matches_simulated_random_masking():
+    cfg = MaskingConfig(strategy="random")
+    rng = np.random.default_rng(2)
+    for length in (20, 120, 500):
+        simulated = np.mean([spans_to_mask(random_starts(length, cfg, rng), length, 7).sum() for _ in range(3000)])
+        assert abs(random_budget(length, cfg) - simulated) < 0.02 * length + 0.3
+
+
+def test_sharpness_limits_are_random_and_topk_spans():
+    length = 300
+    curve = np.zeros(length)
+    curve[100:170] = 1.0
+    sharp = MaskingConfig(sharpness=200.0, speech_only=False, mask_ratio=0.05)  # 2 spans
+    for seed in range(20):
+        mask = spans_to_mask(ems_starts(curve, length, sharp, np.random.default_rng(seed)), length, 7)
+        assert mask.sum() in (7, 14)  # one or two spans (budget ~1.98 spans, stochastically rounded)
+        assert mask[100:170].sum() == mask.sum()  # the top-scoring spans: all on the segment
+    flat = MaskingConfig(sharpness=0.0, speech_only=False)
+    hits = np.mean([spans_to_mask(ems_starts(curve, length, flat, np.random.default_rng(s)), length, 7)[100:170].sum()
+                    for s in range(300)])
+    assert 7 < hits < 13  # uniform: the segment (23 % of the frames) gets about its share of ~42 frames
+
+
+def test_ems_spans_do_not_overlap_and_avoid_pauses():
+    length = 400
+    energy = np.full(length, -5.0)
+    energy[50:350] = 1.0  # speech between two pauses
+    speech = speech_frames(energy)
+    assert not speech[:50].any() and speech[50:350].all()
+    curve = np.full(length, 0.5)
+    curve[:50] = 1.0  # the most "intense" frames are in the pause: they must not attract masks
+    cfg = MaskingConfig(mask_ratio=0.3)
+    for seed in range(20):
+        starts = ems_starts(curve, length, cfg, np.random.default_rng(seed), speech)
+        assert np.all(np.diff(starts) >= cfg.span)  # disjoint
+        mask = spans_to_mask(starts, length, cfg.span)
+        assert mask[50:350].sum() >= 0.9 * mask.sum()
+    assert speech_frames(np.zeros(30)).all()  # no dynamic range: nothing to call a pause
+
+
+def test_ems_masks_differ_between_steps_and_repeat_with_the_step_seed():
+    length, curve = next(_curves("plateau"))
+    cfg = MaskingConfig()
+    draws = [tuple(ems_starts(curve, length, cfg, np.random.default_rng([0, step, 0]))) for step in range(10)]
+    assert len(set(draws)) > 5
+    assert draws[3] == tuple(ems_starts(curve, length, cfg, np.random.default_rng([0, 3, 0])))
+
+
+def test_mask_coverage_accumulates_over_steps():
+    cov = MaskCoverage()
+    m = torch.zeros(1, 10, dtype=torch.bool)
+    m[0, :3] = True
+    cov.update(["a"], m, [10])
+    assert cov.value == pytest.approx(0.3)
+    m2 = torch.zeros(1, 10, dtype=torch.bool)
+    m2[0, 2:6] = True
+    cov.update(["a"], m2, [10])
+    assert cov.value == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="sharpness"):
+        MaskingConfig(sharpness=-1)

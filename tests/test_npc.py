@@ -68,7 +68,7 @@ def test_same_hidden_states_as_s3prl_npc_local_both_ways(tmp_path):
     assert _max_diff(hub.ems_npc_local(ckpt=str(theirs)).eval(), theirs_up) < 1e-4
 
 
-@pytest.mark.parametrize("variant", ["none", "input_mask", "loss_weight", "both"])
+@pytest.mark.parametrize("variant", ["none", "input_mask", "loss_weight", "both", "authors"])
 def test_every_ems_variant_pretrains(variant, tiny_iemocap, tmp_path):
     cache = tmp_path / "cache"
     extract_intensities(tiny_iemocap, cache, source="energy")
@@ -81,6 +81,44 @@ def test_every_ems_variant_pretrains(variant, tiny_iemocap, tmp_path):
     hub = _register()
     up = hub.ems_npc_local(ckpt=str(tmp_path / "pt" / "last.ckpt"))
     assert up.get_downsample_rates("hidden_states") == 160
+    assert ("intensity_head.weight" in ckpt["model"]) == (variant == "authors")
+    with torch.no_grad():  # no intensity at downstream time, whatever the variant
+        assert len(up([torch.randn(16000)])["hidden_states"]) == 2 * TINY.n_blocks + 1
+
+
+def test_loss_weight_normalises_a_nearly_flat_intensity():
+    from s3prl_emoaware.pretraining.tasks import normalised_intensity
+
+    flat = torch.tensor([[0.600, 0.601, 0.605, 0.602, 0.0], [0.3, 0.3, 0.3, 0.0, 0.0]])
+    lengths = torch.tensor([4, 3])
+    mm = normalised_intensity(flat, lengths, "minmax")
+    assert torch.allclose(mm[0, :4], torch.tensor([0.0, 0.2, 1.0, 0.4]), atol=1e-3) and mm[0, 4] == 0
+    assert torch.all(mm[1] == 0)  # a constant curve carries no ranking: no frame is favoured
+    rk = normalised_intensity(flat, lengths, "rank")
+    assert torch.allclose(rk[0, :4], torch.tensor([0.0, 1 / 3, 1.0, 2 / 3]))
+
+
+def test_npc_logs_where_its_input_masks_fall(tiny_iemocap, tmp_path):
+    from s3prl_emoaware.pretraining.tasks import build_task
+    from s3prl_emoaware.pretraining.data import Batch
+    from s3prl_emoaware.masking.spans import MaskingConfig
+    import numpy as np
+
+    feats = torch.randn(2, 300, 80)
+    curve = np.zeros(300)
+    curve[150:250] = 1.0
+    batch = Batch(feats, torch.tensor([300, 300]), [curve, curve], torch.tensor(np.stack([curve, curve])).float(),
+                  ["a", "b"])
+    logs = {}
+    for strategy in ("random", "ems", "ems_topk"):
+        task = build_task("npc", {"hidden_size": 16, "n_blocks": 2, "kernel_size": 15, "mask_size": 7,
+                                  "vq_codebook_sizes": [8, 8], "vq_code_dims": [8, 8]},
+                          MaskingConfig(strategy=strategy), 80, {"variant": "input_mask"})
+        _, logs[strategy] = task.loss(task.build_model(), batch, np.random.default_rng(0))
+    assert abs(logs["ems"]["mask/fraction"] - logs["random"]["mask/fraction"]) < 0.03
+    assert logs["ems_topk"]["mask/fraction"] < logs["random"]["mask/fraction"]
+    assert logs["ems"]["mask/top_quartile_share"] > 0.6 > logs["random"]["mask/top_quartile_share"]
+    assert 0 < logs["ems"]["mask/coverage"] <= 1
 
 
 @pytest.mark.slow

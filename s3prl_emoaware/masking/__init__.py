@@ -1,5 +1,7 @@
-"""Span masking for masked acoustic modelling (Mockingjay random spans, EMS intensity-ranked spans)."""
+"""Span masking for masked acoustic modelling (Mockingjay's random spans, the EMS rules)."""
 
-from .spans import MaskingConfig, batch_masks, choose_starts, corrupt, ems_starts, random_starts, spans_to_mask
+from .spans import (MaskCoverage, MaskingConfig, batch_masks, choose_starts, corrupt, ems_starts, ems_topk_starts,
+                    mask_statistics, random_budget, random_starts, spans_to_mask, speech_frames)
 
-__all__ = ["MaskingConfig", "batch_masks", "choose_starts", "corrupt", "ems_starts", "random_starts", "spans_to_mask"]
+__all__ = ["MaskCoverage", "MaskingConfig", "batch_masks", "choose_starts", "corrupt", "ems_starts", "ems_topk_starts",
+           "mask_statistics", "random_budget", "random_starts", "spans_to_mask", "speech_frames"]

@@ -17,7 +17,7 @@ other's weights directly; the code is ours.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +41,11 @@ class NPCConfig:
         vq_codebook_sizes: codes per VQ group (empty = no VQ).
         vq_code_dims: dimension of each group (must sum to ``hidden_size``).
         gumbel_temperature: Gumbel-softmax temperature.
+        intensity_input: the EMS authors' NPC extra: the frame intensity is added to every input
+            dimension in pre-training (the masked convolutions hide it at the predicted frame,
+            as they hide the frame itself); at downstream time no intensity is given (zeros).
+        intensity_head: the authors' second output: a linear head on the representation that
+            reconstructs the intensity (an L1 loss summed with the frame loss).
     """
 
     input_dim: int = 80
@@ -55,6 +60,8 @@ class NPCConfig:
     vq_codebook_sizes: List[int] = field(default_factory=lambda: [64, 64, 64, 64])
     vq_code_dims: List[int] = field(default_factory=lambda: [128, 128, 128, 128])
     gumbel_temperature: float = 1.0
+    intensity_input: bool = False
+    intensity_head: bool = False
 
     def __post_init__(self):
         if self.kernel_size % 2 == 0 or self.mask_size % 2 == 0:
@@ -137,6 +144,7 @@ class NPCModel(nn.Module):
         self.vq_layers = nn.ModuleList(_VQGroup(d, n, c.gumbel_temperature)
                                        for n, d in zip(c.vq_codebook_sizes, c.vq_code_dims))
         self.postnet = nn.Linear(c.hidden_size, c.input_dim)
+        self.intensity_head = nn.Linear(c.hidden_size, 1) if c.intensity_head else None
 
     def encode(self, feats: Tensor) -> Tuple[Tensor, List[Tensor]]:
         """``feats`` (B, T, input_dim) -> summed masked feature (B, T, H) and, in s3prl's hook
@@ -153,8 +161,14 @@ class NPCModel(nn.Module):
             total = m if total is None else total + m
         return total, states
 
-    def forward(self, feats: Tensor) -> Tuple[Tensor, Tensor, List[Tensor]]:
-        """Returns the prediction (B, T, input_dim), the representation (B, T, H), and all states."""
+    def forward(self, feats: Tensor, intensity: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, List[Tensor]]:
+        """``feats`` (B, T, input_dim), ``intensity`` (B, T) with ``intensity_input``.
+
+        Returns the prediction (B, T, input_dim), the representation (B, T, H), and all states."""
+        if self.config.intensity_input:
+            if intensity is None:
+                raise ValueError("this model was configured with intensity_input: give the intensity")
+            feats = feats + intensity[..., None]
         feat, states = self.encode(feats)
         if len(self.vq_layers):
             parts = torch.split(feat, self.config.vq_code_dims, dim=-1)
@@ -162,6 +176,12 @@ class NPCModel(nn.Module):
         else:
             quantised = feat
         return self.postnet(quantised), feat, states
+
+    def predict_intensity(self, representation: Tensor) -> Tensor:
+        """(B, T, H) representation -> (B, T) intensity (needs ``intensity_head``)."""
+        if self.intensity_head is None:
+            raise ValueError("this model has no intensity head (intensity_head: false)")
+        return self.intensity_head(representation).squeeze(-1)
 
 
 def npc_model(config: NPCConfig) -> NPCModel:

@@ -51,7 +51,8 @@ def check_init_compatible(recipe: PretrainRecipe, path) -> None:
 def pretrain(recipe: PretrainRecipe, corpus, out, intensity: Optional[str] = None, resume: bool = False,
              device: str = "cpu", stop_at: Optional[int] = None) -> Tuple[Trainer, List[Tuple[int, float]]]:
     frontend = FbankFrontend(recipe.frontend)
-    task = build_task(recipe.kind, recipe.model, recipe.masking, recipe.frontend.feature_dim, recipe.objective)
+    task = build_task(recipe.kind, recipe.model, recipe.masking, recipe.frontend.feature_dim, recipe.objective,
+                      recipe.frontend.num_mel_bins)
     cache = None
     if task.needs_intensity:
         if intensity is None:

@@ -2,40 +2,76 @@
 
 A task builds its model from the recipe and turns a :class:`~.data.Batch` into a loss. The
 trainer knows nothing model-specific; a new model (NPC, ECAPA) is a new task.
+
+Every masking task logs, per step, what its masks spend and where (``mask/fraction``,
+``mask/top_quartile_share`` when intensities are loaded, ``mask/coverage``: the share of the
+frames seen so far that were masked at least once since the run (or its resume) started).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..config import from_dict, to_dict
-from ..masking.spans import MaskingConfig, batch_masks, corrupt
+from ..masking.spans import MaskCoverage, MaskingConfig, batch_masks, corrupt, mask_statistics, speech_frames
 from ..models.mockingjay import MockingjayConfig, MockingjayForPretraining
 from ..models.npc import NPCConfig, NPCModel
 from .data import Batch
 
-__all__ = ["MockingjayTask", "NPCObjective", "NPCTask", "TASKS", "build_task"]
+__all__ = ["MockingjayTask", "NPCObjective", "NPCTask", "TASKS", "build_task", "normalised_intensity"]
 
 
-class MockingjayTask:
+class _MaskingTask:
+    """What Mockingjay and NPC share: drawing the batch's masks (with a voice-activity test on
+    the static log-mel part of the features for the EMS rule) and logging where they fall."""
+
+    def __init__(self, masking: MaskingConfig, static_dim: int):
+        self.masking, self.static_dim = masking, static_dim
+        self.coverage = MaskCoverage()
+
+    def _speech(self, batch: Batch) -> Optional[List[np.ndarray]]:
+        if self.masking.strategy != "ems" or not self.masking.speech_only:
+            return None
+        # mean of the static (log-mel) dims: monotone in frame energy, also after per-band CMVN
+        energy = batch.features[..., :self.static_dim].mean(-1).detach().cpu().numpy()
+        return [speech_frames(energy[i, :int(n)], self.masking.vad_threshold)
+                for i, n in enumerate(batch.lengths.tolist())]
+
+    def draw_masks(self, batch: Batch, rng: np.random.Generator) -> Tuple[Tensor, Dict[str, float]]:
+        lengths = batch.lengths.tolist()
+        curves = batch.intensities if self.masking.needs_intensity else None
+        mask, _ = batch_masks(lengths, batch.features.shape[1], self.masking, rng, curves, self._speech(batch))
+        rows = [mask[i, :n].numpy() for i, n in enumerate(lengths)]
+        stats = mask_statistics(rows, batch.intensities)
+        logs = {f"mask/{'fraction' if k == 'masked_fraction' else k}": v for k, v in stats.items()}
+        if batch.utt_ids is not None:
+            self.coverage.update(batch.utt_ids, mask, lengths)
+            logs["mask/coverage"] = self.coverage.value
+        return mask.to(batch.features.device), logs
+
+
+class MockingjayTask(_MaskingTask):
     """Masked acoustic modelling: reconstruct masked frames (L1 on the masked set).
 
-    With ``masking.strategy`` = ``ems`` the spans are ranked by intensity; ``random`` is
-    Mockingjay's rule. Optional EMS extras (``model.intensity_input``,
-    ``model.intensity_head``) add the intensity to the inputs and reconstruct it (L1 on
-    valid frames), summed with equal weight.
+    ``masking.strategy`` chooses the spans (``random``: Mockingjay's rule; ``ems``: the
+    budget-matched intensity-weighted draw; ``ems_topk``: the authors' rule). Optional EMS
+    extras of the authors' code: ``model.intensity_input`` adds the intensity to the inputs,
+    hidden (zeroed) at the masked frames so it cannot give the answer away;
+    ``model.intensity_head`` reconstructs the intensity, scored (L1) on the masked frames like
+    the features, summed with equal weight.
     """
 
     kind = "mockingjay"
-    needs_intensity = property(lambda self: self.masking.strategy != "random" or self.config.intensity_input
+    needs_intensity = property(lambda self: self.masking.needs_intensity or self.config.intensity_input
                                or self.config.intensity_head)
 
-    def __init__(self, model: dict, masking: MaskingConfig, feature_dim: int):
+    def __init__(self, model: dict, masking: MaskingConfig, feature_dim: int, static_dim: Optional[int] = None):
+        super().__init__(masking, static_dim or feature_dim)
         model = dict(model)
         model.setdefault("input_dim", feature_dim)
         self.config = from_dict(MockingjayConfig, model, "model")
@@ -43,7 +79,6 @@ class MockingjayTask:
             raise ValueError(f"model.input_dim {self.config.input_dim} != front-end feature dimension {feature_dim}")
         if self.config.frame_stack != 1:
             raise ValueError("pre-training with frame_stack > 1 is not supported; use frame_stack: 1")
-        self.masking = masking
 
     def build_model(self) -> nn.Module:
         return MockingjayForPretraining(self.config)
@@ -53,23 +88,24 @@ class MockingjayTask:
 
     def loss(self, model: nn.Module, batch: Batch, rng: np.random.Generator) -> Tuple[Tensor, Dict[str, float]]:
         feats, lengths = batch.features, batch.lengths
-        mask, _ = batch_masks(lengths.tolist(), feats.shape[1], self.masking, rng, batch.intensities)
-        mask = mask.to(feats.device)
+        mask, logs = self.draw_masks(batch, rng)
         inputs = corrupt(feats, lengths.tolist(), mask, self.masking, rng)
         intensity = batch.intensity.to(feats.device) if batch.intensity is not None else None
-        recon, predicted_intensity, _ = model(inputs, lengths.to(feats.device),
-                                              intensity if self.config.intensity_input else None)
+        shown = intensity.masked_fill(mask, 0.0) if self.config.intensity_input else None
+        recon, predicted_intensity, _ = model(inputs, lengths.to(feats.device), shown)
         n_masked = mask.sum()
         if n_masked == 0:  # every utterance shorter than a span: nothing to learn from this batch
-            return (recon.sum() * 0.0), {"masked_frames": 0.0}
+            return (recon.sum() * 0.0), {"masked_frames": 0.0, **logs}
         loss = (recon - feats).abs()[mask].mean()
-        logs = {"recon_l1": loss.item(), "masked_frames": float(n_masked)}
+        logs.update({"recon_l1": loss.item(), "masked_frames": float(n_masked)})
         if predicted_intensity is not None:
-            valid = torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths.to(feats.device)[:, None]
-            intensity_l1 = (predicted_intensity.squeeze(-1) - intensity).abs()[valid].mean()
+            intensity_l1 = (predicted_intensity.squeeze(-1) - intensity).abs()[mask].mean()
             loss = loss + intensity_l1
             logs["intensity_l1"] = intensity_l1.item()
         return loss, logs
+
+
+NPC_VARIANTS = ("none", "input_mask", "loss_weight", "both", "authors")
 
 
 @dataclass
@@ -77,41 +113,78 @@ class NPCObjective:
     """How EMS changes NPC (unknown from the paper; METHOD 1.4). ``variant``:
 
     - ``none``: plain NPC (the baseline): L1 on every valid frame;
-    - ``input_mask``: spans chosen by ``masking`` (intensity-ranked with strategy ``ems``)
-      are zeroed in the input; the loss stays on all valid frames (the masked convolution
-      already hides each frame's centre; this additionally removes high-intensity context);
-    - ``loss_weight``: the per-frame L1 is weighted by ``1 + intensity_weight * intensity``
-      (normalised by the weights' sum), so emotional frames count more;
-    - ``both``: input masking and loss weighting together (the default: best emotion accuracy
-      of the four on the demo corpus, by a margin inside the fold spread; see the README).
+    - ``input_mask``: spans chosen by ``masking`` are zeroed in the input (with ``masking.strategy:
+      random`` this is the control at the same budget that credits a gain to the intensity,
+      not to the extra masking); the loss stays on all valid frames;
+    - ``loss_weight``: the per-frame L1 is weighted by ``1 + intensity_weight * s``, ``s`` the
+      intensity normalised per utterance (``weight_scale``: ``minmax`` or ``rank``, both on
+      [0, 1]), so the most emotional frames of every utterance count up to ``1 + w`` times the
+      least (a raw StrengthNet curve near a constant would make the weight a constant factor);
+    - ``both``: input masking and loss weighting together;
+    - ``authors``: the EMS authors' official NPC pre-training: the intensity added to the input
+      and a second head reconstructing it (L1 on valid frames, summed), no change to the masks.
     """
 
     variant: str = "both"
     intensity_weight: float = 1.0
+    weight_scale: str = "minmax"
 
     def __post_init__(self):
-        if self.variant not in ("none", "input_mask", "loss_weight", "both"):
-            raise ValueError(f"objective.variant must be none, input_mask, loss_weight or both, got {self.variant!r}")
+        if self.variant not in NPC_VARIANTS:
+            raise ValueError(f"objective.variant must be one of {', '.join(NPC_VARIANTS)}, got {self.variant!r}")
+        if self.weight_scale not in ("minmax", "rank"):
+            raise ValueError(f"objective.weight_scale must be minmax or rank, got {self.weight_scale!r}")
+        if self.intensity_weight < 0:
+            raise ValueError(f"objective.intensity_weight must be >= 0, got {self.intensity_weight}")
 
 
-class NPCTask:
+def normalised_intensity(intensity: Tensor, lengths: Tensor, how: str = "minmax") -> Tensor:
+    """(B, T) intensity -> per-utterance ``minmax`` or ``rank`` scaled to [0, 1] over the valid
+    frames (0 on padding; a constant curve gives 0 everywhere)."""
+    out = torch.zeros_like(intensity)
+    for i, n in enumerate(lengths.tolist()):
+        x = intensity[i, :n]
+        if n == 0:
+            continue
+        if how == "rank":
+            from scipy.stats import rankdata
+
+            r = rankdata(x.detach().cpu().numpy()) - 1
+            out[i, :n] = torch.as_tensor(r / max(1, n - 1), dtype=intensity.dtype, device=intensity.device)
+        else:
+            lo, hi = x.min(), x.max()
+            out[i, :n] = (x - lo) / (hi - lo) if hi - lo > 1e-8 else 0.0
+    return out
+
+
+class NPCTask(_MaskingTask):
     """NPC's L1 frame prediction, with the EMS variants of :class:`NPCObjective`."""
 
     kind = "npc"
 
-    def __init__(self, model: dict, masking: MaskingConfig, feature_dim: int, objective: dict = None):
+    def __init__(self, model: dict, masking: MaskingConfig, feature_dim: int, objective: dict = None,
+                 static_dim: Optional[int] = None):
+        super().__init__(masking, static_dim or feature_dim)
+        self.objective = from_dict(NPCObjective, objective or {}, "objective")
         model = dict(model)
         model.setdefault("input_dim", feature_dim)
+        if self.objective.variant == "authors":
+            for key in ("intensity_input", "intensity_head"):
+                if model.setdefault(key, True) is not True:
+                    raise ValueError(f"objective.variant 'authors' needs model.{key}: true")
         self.config = from_dict(NPCConfig, model, "model")
         if self.config.input_dim != feature_dim:
             raise ValueError(f"model.input_dim {self.config.input_dim} != front-end feature dimension {feature_dim}")
-        self.masking = masking
-        self.objective = from_dict(NPCObjective, objective or {}, "objective")
+
+    @property
+    def masks_input(self) -> bool:
+        return self.objective.variant in ("input_mask", "both")
 
     @property
     def needs_intensity(self) -> bool:
         v = self.objective.variant
-        return v in ("loss_weight", "both") or (v == "input_mask" and self.masking.strategy != "random")
+        return (v in ("loss_weight", "both", "authors") or (self.masks_input and self.masking.needs_intensity)
+                or self.config.intensity_input or self.config.intensity_head)
 
     def build_model(self) -> nn.Module:
         return NPCModel(self.config)
@@ -122,24 +195,34 @@ class NPCTask:
     def loss(self, model: nn.Module, batch: Batch, rng: np.random.Generator) -> Tuple[Tensor, Dict[str, float]]:
         feats, lengths = batch.features, batch.lengths.to(batch.features.device)
         valid = torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]
-        inputs = feats
-        variant = self.objective.variant
-        if variant in ("input_mask", "both"):
-            mask, _ = batch_masks(batch.lengths.tolist(), feats.shape[1], self.masking, rng, batch.intensities)
-            inputs = feats.masked_fill(mask.to(feats.device)[..., None], 0.0)
-        pred, _, _ = model(inputs)
+        inputs, logs = feats, {}
+        if self.masks_input:
+            mask, logs = self.draw_masks(batch, rng)
+            inputs = feats.masked_fill(mask[..., None], 0.0)
+        intensity = batch.intensity.to(feats.device) if batch.intensity is not None else None
+        pred, representation, _ = model(inputs, intensity if self.config.intensity_input else None)
         per_frame = (pred - feats).abs().mean(-1)
         weights = valid.to(feats.dtype)
-        if variant in ("loss_weight", "both"):
-            weights = weights * (1.0 + self.objective.intensity_weight * batch.intensity.to(feats.device))
+        if self.objective.variant in ("loss_weight", "both"):
+            scaled = normalised_intensity(intensity, lengths, self.objective.weight_scale)
+            weights = weights * (1.0 + self.objective.intensity_weight * scaled)
         loss = (per_frame * weights).sum() / weights.sum()
-        return loss, {"l1": loss.item()}
+        logs["l1"] = loss.item()
+        if self.config.intensity_head:
+            module = getattr(model, "module", model)  # DDP wraps the model
+            intensity_l1 = (module.predict_intensity(representation) - intensity).abs()[valid].mean()
+            loss = loss + intensity_l1
+            logs["intensity_l1"] = intensity_l1.item()
+        return loss, logs
 
 
 TASKS = {"mockingjay": MockingjayTask, "npc": NPCTask}
 
 
-def build_task(kind: str, model: dict, masking: MaskingConfig, feature_dim: int, objective: dict = None):
+def build_task(kind: str, model: dict, masking: MaskingConfig, feature_dim: int, objective: dict = None,
+               static_dim: Optional[int] = None):
+    """``static_dim``: the leading feature dims that are log-mel bands (without deltas); the EMS
+    rule's voice-activity test reads frame energy there (default: all ``feature_dim``)."""
     from ..contrastive.tasks import ContrastiveTask, SpeakerTask
 
     if kind == "ecapa_speaker":
@@ -149,7 +232,7 @@ def build_task(kind: str, model: dict, masking: MaskingConfig, feature_dim: int,
     if kind not in TASKS:
         raise ValueError(f"unknown pre-training kind {kind!r}; known: {', '.join([*TASKS, 'ecapa_speaker', 'ecapa_contrastive'])}")
     if kind == "npc":
-        return NPCTask(model, masking, feature_dim, objective)
+        return NPCTask(model, masking, feature_dim, objective, static_dim)
     if objective:
         raise ValueError(f"objective settings are not used by {kind!r} pre-training")
-    return TASKS[kind](model, masking, feature_dim)
+    return TASKS[kind](model, masking, feature_dim, static_dim)

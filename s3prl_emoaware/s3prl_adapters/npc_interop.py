@@ -54,4 +54,5 @@ def to_s3prl_npc(state: Dict[str, Tensor], cfg: NPCConfig, fbank: FbankConfig) -
     audio = {"feat_type": "fbank", "feat_dim": fbank.num_mel_bins, "frame_length": fbank.frame_length_ms,
              "frame_shift": fbank.frame_shift_ms, "decode_wav": False, "cmvn": fbank.cmvn}
     return {"config": {"data": {"audio": audio}, "model": {"paras": paras}},
-            "model": {k: v for k, v in state.items()}}
+            # the intensity head (the authors' pre-training extra) has no place in s3prl's NPC
+            "model": {k: v for k, v in state.items() if not k.startswith("intensity_head.")}}
