@@ -34,6 +34,7 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "run-downstream": ("run_downstream", "the stock s3prl runner with our shipped configs (and --all-folds)"),
     "config": ("config", "print the path of a shipped config (for the stock runner's -c), or list them"),
     "ser-study": ("ser_study", "few-label SER on CREMA-D/ESD/RAVDESS layouts: contrastive vs random-init vs speaker-only ECAPA"),
+    "ems-study": ("ems_study", "EMS vs random masking for Mockingjay and NPC: seeds x folds, paired bootstrap intervals"),
     "leaderboard": ("leaderboard", "collect runner experiment folders into a SUPERB-style table (md, csv, png)"),
 }
 

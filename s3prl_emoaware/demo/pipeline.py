@@ -23,11 +23,12 @@ from typing import Dict, List, Optional
 
 from .downstream import TaskSpec, UpstreamSpec, run_upstream
 from .stages import Stage, run_stages, stage_times
-from .steps import cluster_speakers, load_job_config, synthesise_missing, train_speaker_encoder
+from .steps import (cluster_speakers, load_job_config, recipe_needs_intensity, synthesise_missing,
+                    train_speaker_encoder)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DemoConfig", "build_stages", "run_demo"]
+__all__ = ["DemoConfig", "DownstreamSizes", "build_stages", "run_demo", "superb_tasks"]
 
 
 @dataclass
@@ -107,30 +108,35 @@ def _corpus_paths(out: Path) -> Dict[str, Path]:
             "voxceleb": out / "corpora" / "voxceleb"}
 
 
-def _task_specs(cfg: DemoConfig, out: Path) -> List[TaskSpec]:
+def superb_tasks(tasks: List[str], sizes: DownstreamSizes, folds: int, corpora: Dict[str, Path]) -> List[TaskSpec]:
+    """The runner runs of the SUPERB columns (emotion over ``folds`` IEMOCAP folds, phoneme
+    recognition, intent classification) on the corpora ``iemocap``, ``librispeech``, ``fsc``."""
     from ..config import shipped_config
 
-    corpora = _corpus_paths(out)
     specs: List[TaskSpec] = []
-    for task in cfg.tasks:
-        size = getattr(cfg.sizes, task)
+    for task in tasks:
+        size = getattr(sizes, task, None)
+        if size is None:
+            raise ValueError(f"unknown SUPERB task {task!r}; choose among emotion, phoneme_recognition, fluent_commands")
         if task == "emotion":
             roots = (f"config.downstream_expert.datarc.root='{corpora['iemocap']}',,"
                      f"config.downstream_expert.datarc.meta_data='{corpora['iemocap'] / 'meta_data'}'")
             specs.append(TaskSpec(task, str(shipped_config("downstream_configs", task)), f"{roots},,{size}",
-                                  folds=cfg.folds))
+                                  folds=folds))
         elif task == "phoneme_recognition":
             lib = corpora["librispeech"]
             roots = (f"config.downstream_expert.corpus.path='{lib}',,"
                      f"config.downstream_expert.corpus.lexicon=['{lib / 'lexicon.txt'}'],,"
                      f"config.downstream_expert.text.vocab_file='{lib / 'phones.txt'}'")
             specs.append(TaskSpec(task, str(shipped_config("downstream_configs", task)), f"{roots},,{size}"))
-        elif task == "fluent_commands":
+        else:
             roots = f"config.downstream_expert.datarc.file_path='{corpora['fsc']}'"
             specs.append(TaskSpec(task, str(shipped_config("downstream_configs", task)), f"{roots},,{size}"))
-        else:
-            raise ValueError(f"unknown demo task {task!r}")
     return specs
+
+
+def _task_specs(cfg: DemoConfig, out: Path) -> List[TaskSpec]:
+    return superb_tasks(cfg.tasks, cfg.sizes, cfg.folds, _corpus_paths(out))
 
 
 def _synthesise(cfg: DemoConfig, out: Path) -> dict:
@@ -182,9 +188,7 @@ def _pretrain(spec: PretrainSpec, out: Path) -> dict:
         extra = [f"objective.clusters={out / 'clusters' / 'assignments.json'}",
                  f"objective.init_from={out / 'speaker_encoder' / 'last.ckpt'}"]
     recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", spec.config), [*spec.overrides, *extra])
-    needs_cache = spec.masking != "random" or any(o.startswith("objective.variant=loss_weight") or
-                                                  o.startswith("objective.variant=both") for o in spec.overrides)
-    cache = str(out / "intensity") if needs_cache else None
+    cache = str(out / "intensity") if recipe_needs_intensity(recipe) else None
     _, history = pretrain(recipe, _corpus_paths(out)["pretrain"], out / "pretrain" / spec.label, cache)
     return {"steps": len(history), "first_loss": history[0][1], "last_loss": history[-1][1]}
 

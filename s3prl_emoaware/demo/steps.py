@@ -11,7 +11,8 @@ from typing import Dict, List, Optional, Tuple, Type, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["load_job_config", "synthesise_missing", "train_speaker_encoder", "cluster_speakers"]
+__all__ = ["load_job_config", "synthesise_missing", "train_speaker_encoder", "cluster_speakers",
+           "recipe_needs_intensity"]
 
 
 def load_job_config(cls: Type[T], filename: str, overrides: Optional[List[str]], where: str) -> T:
@@ -58,3 +59,13 @@ def cluster_speakers(corpus: Path, out: Path, k: int, min_utterances: int) -> di
     if status != 0:
         raise RuntimeError("clustering failed (see above)")
     return json.loads((out / "clusters" / "report.json").read_text())["overall"]
+
+
+def recipe_needs_intensity(recipe) -> bool:
+    """Whether pre-training ``recipe`` (a PretrainRecipe) reads an intensity cache (its task says)."""
+    from ..pretraining.tasks import build_task
+
+    if recipe.kind not in ("mockingjay", "npc"):
+        return False
+    return build_task(recipe.kind, recipe.model, recipe.masking, recipe.frontend.feature_dim,
+                      recipe.objective).needs_intensity

@@ -1,0 +1,487 @@
+"""``s3prl-emoaware ems-study``: does intensity-guided masking help, with the power to tell.
+
+Each backbone (Mockingjay, NPC) is pre-trained on the same emotion-unlabelled corpus, with
+the same steps and seeds, under several masking rows:
+
+- ``random``: Mockingjay's rule (for NPC: the same random spans zeroed in the input, so a gain
+  of the EMS rows over it cannot come from the extra masking itself);
+- ``ems_topk``: the authors' rule with StrengthNet intensities;
+- ``ems``: the budget-matched stochastic rule (the package default) with StrengthNet intensities;
+- ``ems_oracle``: the same rule with an *oracle* intensity (1 inside the generator's emotional
+  segment, 0 elsewhere; study only), which separates "how good is the intensity" from "does
+  intensity-guided masking help".
+
+StrengthNet is trained on another corpus (an ESD-layout one, other speakers: the paper used
+ESD), never on the IEMOCAP-layout folds it is judged on. Every pre-trained upstream goes
+through the stock runner: IEMOCAP emotion over all folds, phoneme recognition and intent
+classification. The report gives, per row, mean and spread, and the paired difference to
+the backbone's random row (same pre-training seed, same fold) with a 95 % bootstrap interval
+over seeds x folds and wins/ties/losses; it also says what each row's masks spend and where
+(masked fraction, share in the top intensity quartile and inside the emotional segments,
+coverage over one and over ten epochs), simulated with the row's own masker.
+
+Stages (resumable, like the demo): corpora, strengthnet, intensity, pretrain_<row>_s<seed>,
+downstream_<row>_s<seed>, masks, report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .downstream import UpstreamSpec, run_upstream
+from .pipeline import DownstreamSizes, superb_tasks
+from .stages import Stage, run_stages, stage_times
+from .steps import load_job_config, recipe_needs_intensity, synthesise_missing
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EmsStudyConfig", "RowSpec", "BackboneSpec", "build_stages", "run_ems_study", "summarise",
+           "paired_bootstrap", "oracle_curve"]
+
+INTENSITY_SOURCES = ("none", "strengthnet", "oracle", "energy")
+
+
+@dataclass
+class BackboneSpec:
+    """A pre-training recipe (``upstream_configs/<config>.yaml``) and the runner name that loads it."""
+
+    name: str
+    config: str
+    upstream: str
+    overrides: List[str] = field(default_factory=list)
+
+
+@dataclass
+class RowSpec:
+    """One row: a backbone, a masking strategy and where its intensity comes from.
+
+    Attributes:
+        label: row name (folders: ``<label>_s<seed>``).
+        backbone: a :class:`BackboneSpec` name.
+        masking: ``masking.strategy`` of the recipe.
+        intensity: ``none``, ``strengthnet``, ``oracle`` (the generator's segments) or ``energy``.
+        overrides: further recipe overrides (``objective.variant=input_mask`` ...).
+        baseline: the row this one is paired with (default: the backbone's ``random`` row).
+    """
+
+    label: str
+    backbone: str
+    masking: str
+    intensity: str = "none"
+    overrides: List[str] = field(default_factory=list)
+    baseline: Optional[str] = None
+
+    def __post_init__(self):
+        if self.intensity not in INTENSITY_SOURCES:
+            raise ValueError(f"row {self.label!r}: intensity must be one of {INTENSITY_SOURCES}, got {self.intensity!r}")
+
+
+@dataclass
+class EmsStudyConfig:
+    """Fields of ``s3prl_emoaware/demo/configs/ems_study{,_quick}.yaml``.
+
+    Attributes:
+        seed: seed of the generated corpora (the labelled IEMOCAP layout uses it, the
+            pre-training corpus seed + 1, StrengthNet's ESD-layout corpus seed + 2). Knobs are
+            chosen with another seed (``-o seed=100``), never on the reported folds.
+        corpus_size: ``demo`` or ``tiny``.
+        seeds: pre-training seeds (``training.seed``); each crosses every fold.
+        folds: IEMOCAP leave-one-session-out folds.
+        tasks: SUPERB downstreams (emotion, phoneme_recognition, fluent_commands).
+        sizes: runner overrides per task.
+        strengthnet / strengthnet_overrides: StrengthNet recipe, trained on ``strengthnet_corpus``.
+        backbones, rows: what is pre-trained.
+        mask_epochs: epochs simulated for the long-run coverage of each row's masks.
+        bootstrap: resamples of the paired bootstrap.
+    """
+
+    seed: int = 0
+    corpus_size: str = "demo"
+    seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
+    folds: int = 5
+    tasks: List[str] = field(default_factory=lambda: ["emotion", "phoneme_recognition", "fluent_commands"])
+    sizes: DownstreamSizes = field(default_factory=DownstreamSizes)
+    device: str = "cpu"
+    strengthnet: str = "strengthnet_small"
+    strengthnet_overrides: List[str] = field(default_factory=list)
+    strengthnet_corpus: str = "esd"
+    backbones: List[BackboneSpec] = field(default_factory=list)
+    rows: List[RowSpec] = field(default_factory=list)
+    mask_epochs: int = 10
+    bootstrap: int = 10000
+
+    def __post_init__(self):
+        names = {b.name for b in self.backbones}
+        labels = [r.label for r in self.rows]
+        if len(set(labels)) != len(labels):
+            raise ValueError("rows: labels must be unique")
+        for row in self.rows:
+            if row.backbone not in names:
+                raise ValueError(f"row {row.label!r}: unknown backbone {row.backbone!r}; known: {sorted(names)}")
+            if row.baseline is not None and row.baseline not in labels:
+                raise ValueError(f"row {row.label!r}: unknown baseline row {row.baseline!r}")
+        if not self.seeds:
+            raise ValueError("seeds: give at least one pre-training seed")
+
+
+def load_study_config(quick: bool, overrides: Optional[List[str]] = None) -> EmsStudyConfig:
+    return load_job_config(EmsStudyConfig, "ems_study_quick.yaml" if quick else "ems_study.yaml", overrides,
+                           "ems-study config")
+
+
+def _corpora(out: Path) -> Dict[str, Path]:
+    root = out / "corpora"
+    return {"iemocap": root / "iemocap", "librispeech": root / "librispeech", "fsc": root / "fsc",
+            "pretrain": root / "pretrain_iemocap", "strengthnet": root / "strengthnet_corpus"}
+
+
+def _synthesise(cfg: EmsStudyConfig, out: Path) -> dict:
+    paths = _corpora(out)
+    plan = {"iemocap": ("iemocap", paths["iemocap"], cfg.seed),
+            "pretrain": ("iemocap", paths["pretrain"], cfg.seed + 1),
+            "strengthnet": (cfg.strengthnet_corpus, paths["strengthnet"], cfg.seed + 2)}
+    if "phoneme_recognition" in cfg.tasks:
+        plan["librispeech"] = ("librispeech", paths["librispeech"], cfg.seed)
+    if "fluent_commands" in cfg.tasks:
+        plan["fsc"] = ("fsc", paths["fsc"], cfg.seed)
+    return synthesise_missing(plan, cfg.corpus_size)
+
+
+def _train_strengthnet(cfg: EmsStudyConfig, out: Path) -> dict:
+    from ..config import load_config, shipped_config
+    from ..intensity.train import StrengthNetRecipe, train_strengthnet
+
+    recipe = load_config(StrengthNetRecipe, shipped_config("upstream_configs", cfg.strengthnet),
+                         cfg.strengthnet_overrides)
+    # judged on the pre-training corpus too (its sidecar says where the emotion is), never trained on it
+    metrics = train_strengthnet(_corpora(out)["strengthnet"], out / "strengthnet", recipe,
+                                eval_corpora=[_corpora(out)["pretrain"]])
+    return {k: v for k, v in metrics.items() if k != "skipped"}
+
+
+def oracle_curve(num_frames: int, segment: Optional[Tuple[float, float]], emotional: bool,
+                 frame_centres: np.ndarray) -> np.ndarray:
+    """1 on the frames inside the emotional segment, 0 elsewhere; (T,) float32.
+
+    A whole-utterance emotion without a recorded segment is 1 everywhere, a neutral one 0.
+    """
+    if segment is not None:
+        t = frame_centres[:num_frames]
+        return ((t >= segment[0]) & (t < segment[1])).astype(np.float32)
+    return np.full(num_frames, 1.0 if emotional else 0.0, dtype=np.float32)
+
+
+def _oracle_cache(out: Path) -> dict:
+    from ..corpora.reader import read_corpus
+    from ..intensity.alignment import FBANK_GRID
+    from ..intensity.cache import IntensityCacheWriter
+    from ..utils.audio import AudioError, read_audio
+
+    writer = IntensityCacheWriter(out / "intensity" / "oracle", "oracle", FBANK_GRID, "fbank-25-10")
+    inside = total = 0
+    for u in read_corpus(_corpora(out)["pretrain"]):
+        try:
+            wav = read_audio(u.path, expected_rate=FBANK_GRID.sample_rate)
+        except AudioError as err:
+            writer.fail(u.utt_id, str(err))
+            continue
+        n = FBANK_GRID.num_frames(len(wav))
+        curve = oracle_curve(n, u.emotional_segment, (u.emotion or "neu") != "neu", FBANK_GRID.centres(n))
+        writer.add(u.utt_id, curve, str(u.path), wav)
+        inside, total = inside + int(curve.sum()), total + n
+    writer.flush()
+    return {"utterances": len(writer.items), "emotional_frame_share": inside / max(1, total)}
+
+
+def _intensities(cfg: EmsStudyConfig, out: Path) -> dict:
+    from ..intensity.extract import extract_intensities
+
+    used = {r.intensity for r in cfg.rows}
+    summary = {}
+    pretrain = _corpora(out)["pretrain"]
+    if "strengthnet" in used:
+        summary["strengthnet"] = extract_intensities(pretrain, out / "intensity" / "strengthnet",
+                                                     model_path=str(out / "strengthnet" / "strengthnet.ckpt"))
+    if "energy" in used:
+        summary["energy"] = extract_intensities(pretrain, out / "intensity" / "energy", source="energy")
+    # the oracle also serves the mask report (share of masks inside the emotional segments)
+    summary["oracle"] = _oracle_cache(out)
+    return summary
+
+
+def _backbone(cfg: EmsStudyConfig, name: str) -> BackboneSpec:
+    return next(b for b in cfg.backbones if b.name == name)
+
+
+def _recipe(cfg: EmsStudyConfig, row: RowSpec, seed: int):
+    from ..config import load_config, shipped_config
+    from ..pretraining.trainer import PretrainRecipe
+
+    bb = _backbone(cfg, row.backbone)
+    return load_config(PretrainRecipe, shipped_config("upstream_configs", bb.config),
+                       [*bb.overrides, f"masking.strategy={row.masking}", *row.overrides, f"training.seed={seed}"])
+
+
+def _intensity_dir(row: RowSpec, out: Path) -> Optional[str]:
+    return None if row.intensity == "none" else str(out / "intensity" / row.intensity)
+
+
+def _run_name(row: RowSpec, seed: int) -> str:
+    return f"{row.label}_s{seed}"
+
+
+def _pretrain(cfg: EmsStudyConfig, row: RowSpec, seed: int, out: Path) -> dict:
+    from ..pretraining.run import pretrain
+    from ..utils.errors import UserFacingError
+
+    recipe = _recipe(cfg, row, seed)
+    cache = _intensity_dir(row, out)
+    if recipe_needs_intensity(recipe) and cache is None:
+        raise UserFacingError(f"ems-study row {row.label!r}: its recipe needs intensities; set its intensity source")
+    _, history = pretrain(recipe, _corpora(out)["pretrain"], out / "pretrain" / _run_name(row, seed),
+                          cache if recipe_needs_intensity(recipe) else None, device=cfg.device)
+    losses = [loss for _, loss in history]
+    tail = losses[-max(1, len(losses) // 10):]
+    head = losses[-2 * len(tail):-len(tail)] or tail
+    # a loss that has levelled off changes little between the last two tenths of the run
+    return {"steps": len(history), "first_loss": losses[0], "last_loss": losses[-1],
+            "last_tenth_mean": statistics.fmean(tail), "previous_tenth_mean": statistics.fmean(head)}
+
+
+def mask_report(cfg: EmsStudyConfig, out: Path) -> Dict[str, dict]:
+    """What each row's masker does on the pre-training corpus, one draw per utterance and epoch
+    with the trainer's seeding scheme: masked fraction, top-quartile share (StrengthNet's curve
+    where there is one, else the row's), share inside the emotional segments (the oracle) against
+    the share of such frames, and coverage after one and after ``mask_epochs`` epochs."""
+    from ..corpora.reader import read_corpus
+    from ..features import FbankFrontend
+    from ..intensity.cache import IntensityCache
+    from ..masking.spans import choose_starts, mask_statistics, spans_to_mask, speech_frames
+    from ..utils.audio import AudioError, read_audio
+
+    utterances = read_corpus(_corpora(out)["pretrain"])
+    oracle = IntensityCache(out / "intensity" / "oracle")
+    caches = {src: IntensityCache(out / "intensity" / src) for src in ("strengthnet", "energy")
+              if (out / "intensity" / src / "index.json").is_file()}
+    energies: Dict[str, Dict[str, np.ndarray]] = {}
+    report = {}
+    for row in cfg.rows:
+        recipe = _recipe(cfg, row, cfg.seeds[0])
+        bb = row.backbone
+        if bb not in energies:  # frame energy on this backbone's front-end, for the VAD
+            frontend, energies[bb] = FbankFrontend(recipe.frontend), {}
+            for u in utterances:
+                try:
+                    wav = read_audio(u.path, expected_rate=recipe.frontend.sample_rate)
+                except AudioError as err:
+                    logger.warning("mask report: skipped %s", err)
+                    continue
+                import torch
+
+                with torch.no_grad():
+                    feats = frontend.extract_one(torch.from_numpy(wav))
+                energies[bb][u.utt_id] = feats[:, :recipe.frontend.num_mel_bins].mean(-1).numpy()
+        own = caches.get(row.intensity) if row.intensity not in ("none", "oracle") else None
+        if row.intensity == "oracle":
+            own = oracle
+        ref = caches.get("strengthnet", own)
+        covered, masks, ref_curves, in_segment, seg_frames, total = {}, [], [], 0, 0, 0
+        ids = [u.utt_id for u in utterances if u.utt_id in energies[bb] and u.utt_id in oracle]
+        for epoch in range(cfg.mask_epochs):
+            for i, utt in enumerate(ids):
+                energy = energies[bb][utt]
+                n = min(len(energy), recipe.training.max_frames)
+                rng = np.random.default_rng([cfg.seeds[0], epoch, i])
+                curve = own.get(utt)[:n] if own is not None else None
+                speech = speech_frames(energy[:n], recipe.masking.vad_threshold)
+                mask = spans_to_mask(choose_starts(recipe.masking, n, rng, curve, speech), n, recipe.masking.span)
+                covered[utt] = mask if epoch == 0 else covered[utt] | mask
+                if epoch == 0:
+                    masks.append(mask)
+                    ref_curves.append(ref.get(utt)[:n] if ref is not None else np.zeros(n))
+                    seg = oracle.get(utt)[:n] > 0.5
+                    in_segment += int((mask & seg).sum())
+                    seg_frames += int(seg.sum())
+                    total += n
+            if epoch == 0:
+                first_coverage = sum(int(c.sum()) for c in covered.values()) / max(1, total)
+        stats = mask_statistics(masks, ref_curves)
+        report[row.label] = {**stats, "inside_emotional_segments": in_segment / max(1, sum(int(m.sum()) for m in masks)),
+                             "emotional_frame_share": seg_frames / max(1, total),
+                             "coverage_1_epoch": first_coverage,
+                             f"coverage_{cfg.mask_epochs}_epochs": sum(int(c.sum()) for c in covered.values()) / max(1, total)}
+    from ..utils.atomic import atomic_write_json
+
+    atomic_write_json(out / "report" / "masks.json", report)
+    return report
+
+
+def paired_bootstrap(diffs: Sequence[float], resamples: int = 10000, seed: int = 0) -> Tuple[float, float, float]:
+    """Mean of paired differences and its 95 % percentile-bootstrap interval."""
+    d = np.asarray(diffs, dtype=np.float64)
+    if d.size == 0:
+        raise ValueError("no paired differences")
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, d.size, size=(resamples, d.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(d.mean()), float(lo), float(hi)
+
+
+def _scores(out: Path, run: str) -> Dict[Tuple[str, Optional[str]], float]:
+    """{(task/metric, fold): value} of one pre-trained upstream's runner experiments."""
+    from ..leaderboard import score_experiment
+
+    scores = {}
+    root = out / "downstream" / run
+    for args in sorted(root.rglob("args_*.yaml")) if root.is_dir() else []:
+        for r in score_experiment(args.parent):
+            scores[(f"{r.task}/{r.metric}", r.fold)] = r.value
+    return scores
+
+
+def summarise(cfg: EmsStudyConfig, out: Path) -> dict:
+    """Per row and metric: mean, spread and n over seeds x folds; paired difference to its
+    baseline row with a bootstrap interval and wins/ties/losses (ties: equal to 1e-9)."""
+    scores = {(row.label, s): _scores(out, _run_name(row, s)) for row in cfg.rows for s in cfg.seeds}
+    metrics = sorted({m for sc in scores.values() for (m, _) in sc})
+    table, paired = {}, {}
+    for row in cfg.rows:
+        base = row.baseline or next((r.label for r in cfg.rows if r.backbone == row.backbone and r.masking == "random"
+                                     and r.label != row.label), None)
+        for metric in metrics:
+            values = {(s, fold): v for s in cfg.seeds for (m, fold), v in scores[(row.label, s)].items() if m == metric}
+            if not values:
+                continue
+            vals = list(values.values())
+            table.setdefault(row.label, {})[metric] = {
+                "mean": statistics.fmean(vals), "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
+            if base is None or base == row.label:
+                continue
+            theirs = {(s, fold): v for s in cfg.seeds for (m, fold), v in scores[(base, s)].items() if m == metric}
+            keys = sorted(set(values) & set(theirs), key=str)
+            if not keys:
+                continue
+            diffs = [values[k] - theirs[k] for k in keys]
+            mean, lo, hi = paired_bootstrap(diffs, cfg.bootstrap)
+            wins = sum(d > 1e-9 for d in diffs)
+            ties = sum(abs(d) <= 1e-9 for d in diffs)
+            paired.setdefault(row.label, {})[metric] = {
+                "baseline": base, "mean_diff": mean, "ci95": [lo, hi], "n": len(diffs),
+                "wins_ties_losses": f"{wins}/{ties}/{len(diffs) - wins - ties}"}
+    return {"table": table, "paired": paired, "seeds": cfg.seeds, "folds": cfg.folds}
+
+
+def _pct(metric: str) -> float:
+    return 100.0  # accuracies and PER are fractions; the report shows percent
+
+
+def report_markdown(summary: dict, masks: Dict[str, dict]) -> str:
+    table, paired = summary["table"], summary["paired"]
+    metrics = sorted({m for row in table.values() for m in row})
+    lines = ["| row | " + " | ".join(metrics) + " | Δ vs random (95 % CI), W/T/L |", "|---|" + "---|" * (len(metrics) + 1)]
+    for label, row in table.items():
+        cells = []
+        for m in metrics:
+            s = row.get(m)
+            cells.append("-" if s is None else f"{_pct(m) * s['mean']:.2f} ± {_pct(m) * s['std']:.2f} (n={s['n']})")
+        diffs = []
+        for m, p in sorted(paired.get(label, {}).items()):
+            k = _pct(m)
+            diffs.append(f"{m.split('/')[0]} {k * p['mean_diff']:+.2f} [{k * p['ci95'][0]:+.2f}, "
+                         f"{k * p['ci95'][1]:+.2f}] {p['wins_ties_losses']}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " | " + ("<br>".join(diffs) or "(baseline)") + " |")
+    lines += ["", f"Mean ± spread over pre-training seeds {summary['seeds']} x IEMOCAP folds (emotion) or over seeds "
+                  "(PR, IC). Δ: paired difference to the backbone's random-masking row (same seed, same fold), "
+                  "95 % percentile-bootstrap interval; W/T/L: wins/ties/losses of those pairs.", ""]
+    if masks:
+        keys = list(next(iter(masks.values())))
+        lines += ["Where each row's masks go (pre-training corpus, simulated with the row's masker):", "",
+                  "| row | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        lines += [f"| {label} | " + " | ".join(f"{v:.3f}" for v in stats.values()) + " |"
+                  for label, stats in masks.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paired = summary["paired"]
+    metrics = sorted({m for row in paired.values() for m in row})
+    if not metrics:
+        return
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        labels = [label for label in paired if m in paired[label]]
+        k = _pct(m)
+        means = [k * paired[label][m]["mean_diff"] for label in labels]
+        lo = [k * (paired[label][m]["mean_diff"] - paired[label][m]["ci95"][0]) for label in labels]
+        hi = [k * (paired[label][m]["ci95"][1] - paired[label][m]["mean_diff"]) for label in labels]
+        ax.errorbar(means, range(len(labels)), xerr=[lo, hi], fmt="o", capsize=3)
+        ax.axvline(0, color="grey", lw=0.8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.set_title(f"{m}: Δ vs random (95 % CI)", fontsize=8)
+    fig.tight_layout()
+    from ..utils.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def _report(cfg: EmsStudyConfig, out: Path) -> dict:
+    from ..utils.atomic import atomic_write_json, atomic_write_text
+
+    summary = summarise(cfg, out)
+    masks = json.loads((out / "report" / "masks.json").read_text()) if (out / "report" / "masks.json").is_file() else {}
+    atomic_write_json(out / "report" / "ems_study.json", {**summary, "masks": masks})
+    atomic_write_text(out / "report" / "ems_study.md", report_markdown(summary, masks))
+    _plot(summary, out / "report" / "ems_study.png")
+    return {"report": str(out / "report" / "ems_study.md")}
+
+
+def build_stages(cfg: EmsStudyConfig, out: Path) -> List[Stage]:
+    stages = [Stage("corpora", "synthesise the labelled, pre-training and StrengthNet corpora (and PR/IC ones)",
+                    lambda: _synthesise(cfg, out))]
+    if any(r.intensity == "strengthnet" for r in cfg.rows):
+        stages.append(Stage("strengthnet", f"train StrengthNet ({cfg.strengthnet}) on the {cfg.strengthnet_corpus} "
+                                           "corpus (never on the reported folds)", lambda: _train_strengthnet(cfg, out)))
+    stages.append(Stage("intensity", "intensities of the pre-training corpus (StrengthNet, oracle, energy as used)",
+                        lambda: _intensities(cfg, out)))
+    for row in cfg.rows:
+        for seed in cfg.seeds:
+            stages.append(Stage(f"pretrain_{_run_name(row, seed)}",
+                                f"pre-train {row.backbone} ({row.masking} masking, {row.intensity} intensity, seed {seed})",
+                                lambda row=row, seed=seed: _pretrain(cfg, row, seed, out)))
+    stages.append(Stage("masks", "where each row's masks go on the pre-training corpus", lambda: mask_report(cfg, out)))
+    tasks = superb_tasks(cfg.tasks, cfg.sizes, cfg.folds, _corpora(out))
+    for row in cfg.rows:
+        for seed in cfg.seeds:
+            run = _run_name(row, seed)
+            up = UpstreamSpec(run, _backbone(cfg, row.backbone).upstream, str(out / "pretrain" / run / "last.ckpt"))
+            stages.append(Stage(f"downstream_{run}", f"SUPERB runs ({', '.join(cfg.tasks)}) for {run}",
+                                lambda up=up: run_upstream(up, tasks, out / "downstream", cfg.device)))
+    stages.append(Stage("report", "paired differences to random masking with bootstrap intervals",
+                        lambda: _report(cfg, out)))
+    return stages
+
+
+def run_ems_study(out: Path, quick: bool = False, redo: Sequence[str] = (), overrides: Optional[List[str]] = None) -> str:
+    """Run (or finish) the study into ``out``; return the report and stage times as Markdown."""
+    from ..utils.atomic import atomic_write_text, ensure_writable_dir
+
+    out = ensure_writable_dir(out).resolve()
+    cfg = load_study_config(quick, overrides)
+    done = run_stages(build_stages(cfg, out), out, list(redo), desc="ems-study")
+    text = (out / "report" / "ems_study.md").read_text() + "\n" + stage_times(done)
+    atomic_write_text(out / "REPORT.md", text)
+    return text

@@ -1,0 +1,74 @@
+"""ems-study: paired bootstrap, oracle intensity, report summary, and the quick study end to end."""
+
+import json
+
+import numpy as np
+import pytest
+
+from s3prl_emoaware.demo.ems_study import (EmsStudyConfig, RowSpec, BackboneSpec, load_study_config, oracle_curve,
+                                           paired_bootstrap, run_ems_study)
+
+
+def test_paired_bootstrap_interval_of_a_hand_made_set():
+    diffs = [0.02, 0.05, -0.01, 0.04, 0.03, 0.06, 0.00, 0.05, 0.02, 0.04]
+    mean, lo, hi = paired_bootstrap(diffs, resamples=20000, seed=1)
+    assert mean == pytest.approx(0.03)
+    # the percentile interval of the mean is close to mean +- 1.96 * sd / sqrt(n) for this near-normal set
+    half = 1.96 * np.std(diffs) / np.sqrt(len(diffs))
+    assert lo == pytest.approx(0.03 - half, abs=0.003) and hi == pytest.approx(0.03 + half, abs=0.003)
+    assert lo > 0  # excludes 0
+    assert paired_bootstrap([0.01] * 6) == pytest.approx((0.01, 0.01, 0.01))
+    with pytest.raises(ValueError):
+        paired_bootstrap([])
+
+
+def test_oracle_curve_marks_the_emotional_segment():
+    centres = np.arange(100) * 0.01 + 0.0125
+    curve = oracle_curve(100, (0.30, 0.60), True, centres)
+    assert curve[:29].sum() == 0 and curve[30:59].all() and curve[60:].sum() == 0
+    assert oracle_curve(5, None, False, centres).sum() == 0
+    assert oracle_curve(5, None, True, centres).tolist() == [1.0] * 5
+
+
+def test_config_refuses_unknown_backbones_and_duplicate_rows():
+    bb = [BackboneSpec("mockingjay", "ems_mockingjay_tiny", "ems_mockingjay_local")]
+    with pytest.raises(ValueError, match="unknown backbone"):
+        EmsStudyConfig(backbones=bb, rows=[RowSpec("a", "npc", "random")])
+    with pytest.raises(ValueError, match="unique"):
+        EmsStudyConfig(backbones=bb, rows=[RowSpec("a", "mockingjay", "random"), RowSpec("a", "mockingjay", "ems")])
+    with pytest.raises(ValueError, match="intensity"):
+        RowSpec("a", "mockingjay", "ems", intensity="psychic")
+
+
+def test_shipped_study_crosses_seeds_and_folds_with_every_strategy():
+    cfg = load_study_config(quick=False)
+    assert len(cfg.seeds) >= 3 and cfg.folds == 5
+    for backbone in ("mockingjay", "npc"):
+        rows = {(r.masking, r.intensity) for r in cfg.rows if r.backbone == backbone}
+        assert rows == {("random", "none"), ("ems_topk", "strengthnet"), ("ems", "strengthnet"), ("ems", "oracle")}
+
+
+@pytest.mark.slow
+def test_quick_study_runs_end_to_end_and_resumes(tmp_path):
+    out = tmp_path / "study"
+    text = run_ems_study(out, quick=True)
+    report = json.loads((out / "report" / "ems_study.json").read_text())
+    cfg = load_study_config(quick=True)
+    assert set(report["table"]) == {r.label for r in cfg.rows}
+    for row in cfg.rows:
+        assert report["table"][row.label]["emotion/acc"]["n"] == len(cfg.seeds) * cfg.folds
+    paired = report["paired"]["npc_ems"]["emotion/acc"]
+    assert paired["baseline"] == "npc_random" and paired["n"] == len(cfg.seeds) * cfg.folds
+    assert paired["ci95"][0] <= paired["mean_diff"] <= paired["ci95"][1]
+    masks = report["masks"]
+    # the default EMS spends random masking's budget; the authors' rule spends far less and never moves
+    assert abs(masks["mockingjay_ems_oracle"]["masked_fraction"] - masks["mockingjay_random"]["masked_fraction"]) < 0.01
+    assert masks["mockingjay_ems_topk"]["masked_fraction"] < 0.7 * masks["mockingjay_random"]["masked_fraction"]
+    assert masks["mockingjay_ems_topk"]["coverage_3_epochs"] == pytest.approx(masks["mockingjay_ems_topk"]["coverage_1_epoch"])
+    # with the oracle, the masks go where the emotion is
+    assert (masks["mockingjay_ems_oracle"]["inside_emotional_segments"]
+            > masks["mockingjay_random"]["inside_emotional_segments"] + 0.05)
+    assert (out / "report" / "ems_study.png").stat().st_size > 0 and "Δ vs random" in text
+    markers = {p.name: p.stat().st_mtime_ns for p in (out / "stages").glob("*.json")}
+    run_ems_study(out, quick=True)  # everything done: nothing re-runs
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "stages").glob("*.json")} == markers
