@@ -38,7 +38,7 @@ import numpy as np
 from .downstream import UpstreamSpec, run_upstream
 from .pipeline import DownstreamSizes, superb_tasks
 from .stages import Stage, run_stages, stage_times
-from .steps import load_job_config, recipe_needs_intensity, synthesise_missing
+from .steps import corpus_plan, load_job_config, recipe_needs_intensity, synthesise_missing
 
 logger = logging.getLogger(__name__)
 
@@ -143,15 +143,10 @@ def _corpora(out: Path) -> Dict[str, Path]:
 
 
 def _synthesise(cfg: EmsStudyConfig, out: Path) -> dict:
-    paths = _corpora(out)
-    plan = {"iemocap": ("iemocap", paths["iemocap"], cfg.seed),
-            "pretrain": ("iemocap", paths["pretrain"], cfg.seed + 1),
-            "strengthnet": (cfg.strengthnet_corpus, paths["strengthnet"], cfg.seed + 2)}
-    if "phoneme_recognition" in cfg.tasks:
-        plan["librispeech"] = ("librispeech", paths["librispeech"], cfg.seed)
-    if "fluent_commands" in cfg.tasks:
-        plan["fsc"] = ("fsc", paths["fsc"], cfg.seed)
-    return synthesise_missing(plan, cfg.corpus_size)
+    needed = {"librispeech": "phoneme_recognition", "fsc": "fluent_commands"}
+    paths = {name: path for name, path in _corpora(out).items() if name not in needed or needed[name] in cfg.tasks}
+    special = {"pretrain": ("iemocap", cfg.seed + 1), "strengthnet": (cfg.strengthnet_corpus, cfg.seed + 2)}
+    return synthesise_missing(corpus_plan(paths, cfg.seed, special), cfg.corpus_size)
 
 
 def _train_strengthnet(cfg: EmsStudyConfig, out: Path) -> dict:

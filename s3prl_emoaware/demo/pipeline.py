@@ -5,7 +5,8 @@ Stages (each resumable, see :mod:`.stages`):
 1. ``corpora``: synthesise IEMOCAP-, LibriSpeech- and FSC-layout corpora with espeak-ng, plus
    a separate IEMOCAP-layout corpus (another seed) used, without its labels, for
    pre-training, so no downstream test audio is seen in pre-training;
-2. ``strengthnet``: train StrengthNet on the labelled IEMOCAP-layout corpus;
+2. ``strengthnet``: train StrengthNet on a third corpus (ESD layout, other speakers and
+   seed: the paper trained it on ESD), never on the IEMOCAP-layout folds it is judged on;
 3. ``intensity``: frame intensities of the pre-training corpus, aligned to the fbank frames;
 4. ``pretrain_<label>``: each configured pre-training (e.g. Mockingjay with random and with
    EMS masking, same seed, steps and data);
@@ -23,7 +24,7 @@ from typing import Dict, List, Optional
 
 from .downstream import TaskSpec, UpstreamSpec, run_upstream
 from .stages import Stage, run_stages, stage_times
-from .steps import (cluster_speakers, load_job_config, recipe_needs_intensity, synthesise_missing,
+from .steps import (cluster_speakers, corpus_plan, load_job_config, recipe_needs_intensity, synthesise_missing,
                     train_speaker_encoder)
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class DemoConfig:
         device: runner ``--device``.
         sizes: runner overrides per task.
         strengthnet: shipped StrengthNet recipe; strengthnet_overrides: its overrides.
+        strengthnet_corpus: layout of StrengthNet's training corpus (generated with seed + 2).
         pretrain: the pre-trained upstreams.
     """
 
@@ -91,6 +93,7 @@ class DemoConfig:
     sizes: DownstreamSizes = field(default_factory=DownstreamSizes)
     strengthnet: str = "strengthnet_small"
     strengthnet_overrides: List[str] = field(default_factory=list)
+    strengthnet_corpus: str = "esd"
     speaker_encoder: str = "ecapa_speaker_tiny"
     speaker_encoder_overrides: List[str] = field(default_factory=list)
     clusters_per_speaker: int = 4
@@ -105,7 +108,7 @@ def load_demo_config(quick: bool, overrides: Optional[List[str]] = None) -> Demo
 def _corpus_paths(out: Path) -> Dict[str, Path]:
     return {"iemocap": out / "corpora" / "iemocap", "librispeech": out / "corpora" / "librispeech",
             "fsc": out / "corpora" / "fsc", "pretrain": out / "corpora" / "pretrain_iemocap",
-            "voxceleb": out / "corpora" / "voxceleb"}
+            "voxceleb": out / "corpora" / "voxceleb", "strengthnet": out / "corpora" / "strengthnet_corpus"}
 
 
 def superb_tasks(tasks: List[str], sizes: DownstreamSizes, folds: int, corpora: Dict[str, Path]) -> List[TaskSpec]:
@@ -140,9 +143,8 @@ def _task_specs(cfg: DemoConfig, out: Path) -> List[TaskSpec]:
 
 
 def _synthesise(cfg: DemoConfig, out: Path) -> dict:
-    plan = {name: (("iemocap", path, cfg.seed + 1) if name == "pretrain" else (name, path, cfg.seed))
-            for name, path in _corpus_paths(out).items()}
-    return synthesise_missing(plan, cfg.corpus_size)
+    special = {"pretrain": ("iemocap", cfg.seed + 1), "strengthnet": (cfg.strengthnet_corpus, cfg.seed + 2)}
+    return synthesise_missing(corpus_plan(_corpus_paths(out), cfg.seed, special), cfg.corpus_size)
 
 
 def _train_strengthnet(cfg: DemoConfig, out: Path) -> dict:
@@ -151,7 +153,9 @@ def _train_strengthnet(cfg: DemoConfig, out: Path) -> dict:
 
     recipe = load_config(StrengthNetRecipe, shipped_config("upstream_configs", cfg.strengthnet),
                          cfg.strengthnet_overrides)
-    metrics = train_strengthnet(_corpus_paths(out)["iemocap"], out / "strengthnet", recipe)
+    # judged on the pre-training corpus too (its sidecar says where the emotion is), never trained on it
+    metrics = train_strengthnet(_corpus_paths(out)["strengthnet"], out / "strengthnet", recipe,
+                                eval_corpora=[_corpus_paths(out)["pretrain"]])
     return {k: v for k, v in metrics.items() if k != "skipped"}
 
 
@@ -202,7 +206,7 @@ def build_stages(cfg: DemoConfig, out: Path) -> List[Stage]:
                    Stage("clusters", "intra-speaker clusters of the pre-training corpus's speaker embeddings",
                          lambda: _cluster(cfg, out))]
     if any(spec.masking != "random" for spec in cfg.pretrain):
-        stages += [Stage("strengthnet", f"train StrengthNet ({cfg.strengthnet}) on the labelled corpus",
+        stages += [Stage("strengthnet", f"train StrengthNet ({cfg.strengthnet}) on the {cfg.strengthnet_corpus} corpus",
                          lambda: _train_strengthnet(cfg, out)),
                    Stage("intensity", "StrengthNet intensities of the pre-training corpus, on the fbank grid",
                          lambda: _extract(out))]

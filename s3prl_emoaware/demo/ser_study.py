@@ -31,7 +31,7 @@ from typing import Dict, List, Optional
 
 from .downstream import TaskSpec, UpstreamSpec, run_upstream
 from .stages import Stage, run_stages, stage_times
-from .steps import cluster_speakers, load_job_config, synthesise_missing, train_speaker_encoder
+from .steps import cluster_speakers, corpus_plan, load_job_config, synthesise_missing, train_speaker_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -129,12 +129,8 @@ def _corpora(out: Path, cfg: SerStudyConfig) -> Dict[str, Path]:
 
 
 def _synthesise(cfg: SerStudyConfig, out: Path) -> dict:
-    kinds = {"speaker": (cfg.speaker_corpus, cfg.seed), "pretrain": (cfg.pretrain_corpus, cfg.seed + 1)}
-    plan = {}
-    for name, path in _corpora(out, cfg).items():
-        kind, seed = kinds.get(name, (name, cfg.seed))
-        plan[name] = (kind, path, seed)
-    return synthesise_missing(plan, cfg.corpus_size)
+    special = {"speaker": (cfg.speaker_corpus, cfg.seed), "pretrain": (cfg.pretrain_corpus, cfg.seed + 1)}
+    return synthesise_missing(corpus_plan(_corpora(out, cfg), cfg.seed, special), cfg.corpus_size)
 
 
 def _recipe(name: str, overrides: List[str]):

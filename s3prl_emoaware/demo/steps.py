@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Tuple, Type, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["load_job_config", "synthesise_missing", "train_speaker_encoder", "cluster_speakers",
+__all__ = ["load_job_config", "corpus_plan", "synthesise_missing", "train_speaker_encoder", "cluster_speakers",
            "recipe_needs_intensity"]
 
 
@@ -22,6 +22,16 @@ def load_job_config(cls: Type[T], filename: str, overrides: Optional[List[str]],
     data = load_yaml(Path(__file__).resolve().parent / "configs" / filename)
     apply_overrides(data, overrides or [])
     return from_dict(cls, data, where=where)
+
+
+def corpus_plan(paths: Dict[str, Path], seed: int, special: Dict[str, Tuple[str, int]]) -> Dict[str, Tuple[str, Path, int]]:
+    """``{name: (kind, path, seed)}`` for :func:`synthesise_missing`: each corpus is generated in
+    the layout of its name with ``seed``, except those in ``special`` (``name: (kind, seed)``)."""
+    plan = {}
+    for name, path in paths.items():
+        kind, corpus_seed = special.get(name, (name, seed))
+        plan[name] = (kind, path, corpus_seed)
+    return plan
 
 
 def synthesise_missing(plan: Dict[str, Tuple[str, Path, int]], size: str) -> dict:
