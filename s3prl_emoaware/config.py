@@ -83,7 +83,12 @@ def from_dict(cls: Type[T], data: Mapping[str, Any], where: str = "config") -> T
         )
     hints = _field_types(cls)
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as err:  # a dataclass's own range check (__post_init__): one line naming where
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def to_dict(obj: Any) -> Any:

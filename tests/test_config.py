@@ -61,3 +61,19 @@ def test_shipped_upstream_config_loads():
     assert cfg.num_mel_bins == 80 and cfg.hop_samples == 160
     with pytest.raises(ConfigError, match="available"):
         shipped_config("upstream_configs", "does_not_exist")
+
+
+def test_out_of_range_value_is_one_line_naming_the_file_and_section(tmp_path):
+    from subprocess_env import PYTHON, child_env
+    import subprocess
+
+    from s3prl_emoaware.pretraining.trainer import PretrainRecipe
+
+    path = shipped_config("upstream_configs", "ems_mockingjay_tiny")
+    with pytest.raises(ConfigError, match=r"ems_mockingjay_tiny.yaml.masking: mask_ratio must be in \(0, 1\)"):
+        load_config(PretrainRecipe, path, ["masking.mask_ratio=2"])
+    out = subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", "pretrain", "-c", str(path), "--corpus", str(tmp_path),
+                          "--out", str(tmp_path / "x"), "-o", "masking.mask_ratio=2"],
+                         capture_output=True, text=True, env=child_env())
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "mask_ratio must be in (0, 1)" in out.stderr
