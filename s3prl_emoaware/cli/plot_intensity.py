@@ -11,9 +11,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--source", choices=["strengthnet", "energy"], default="strengthnet")
     parser.add_argument("--model", type=Path, help="StrengthNet checkpoint (for --source strengthnet)")
-    parser.add_argument("--ems", action="store_true", help="shade the spans EMS masking would choose")
+    parser.add_argument("--ems", action="store_true", help="shade the spans EMS masking would choose (one draw)")
+    parser.add_argument("--strategy", choices=["ems", "ems_topk", "threshold", "random"], default="ems",
+                        help="masking rule to shade with --ems (default: the budget-matched EMS)")
     parser.add_argument("--mask-ratio", type=float, default=0.15)
     parser.add_argument("--span", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the masking draw")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,10 +44,14 @@ def run(args: argparse.Namespace) -> int:
         curve = align_curve(predict_frames(model, [mel])[0], STRENGTHNET_GRID, FBANK_GRID, n)
     masked = None
     if args.ems:
-        from ..masking.spans import MaskingConfig, ems_starts, spans_to_mask
+        from ..features import FbankConfig, FbankFrontend
+        from ..masking.spans import MaskingConfig, choose_starts, spans_to_mask, speech_frames
 
-        cfg = MaskingConfig(mask_ratio=args.mask_ratio, span=args.span)
-        starts = ems_starts(curve, n, cfg, np.random.default_rng(0))
+        cfg = MaskingConfig(strategy=args.strategy, mask_ratio=args.mask_ratio, span=args.span)
+        with torch.no_grad():  # frame energy for the masker's voice-activity test, as in pre-training
+            logmel = FbankFrontend(FbankConfig()).extract_one(torch.from_numpy(wav))
+        speech = speech_frames(logmel.mean(-1).numpy()[:n], cfg.vad_threshold)
+        starts = choose_starts(cfg, n, np.random.default_rng(args.seed), curve, speech)
         masked = spans_to_mask(starts, n, cfg.span)
     plot_intensity(wav, curve, args.out, title=f"{args.wav.name} ({args.source})", masked=masked)
     print(args.out)
