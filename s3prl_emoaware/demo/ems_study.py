@@ -129,6 +129,8 @@ class EmsStudyConfig:
                 raise ValueError(f"row {row.label!r}: unknown baseline row {row.baseline!r}")
         if not self.seeds:
             raise ValueError("seeds: give at least one pre-training seed")
+        if self.mask_epochs < 1 or self.bootstrap < 100:
+            raise ValueError("mask_epochs must be >= 1 and bootstrap >= 100")
 
 
 def load_study_config(quick: bool, overrides: Optional[List[str]] = None) -> EmsStudyConfig:
@@ -251,8 +253,8 @@ def _pretrain(cfg: EmsStudyConfig, row: RowSpec, seed: int, out: Path) -> dict:
 
 
 def mask_report(cfg: EmsStudyConfig, out: Path) -> Dict[str, dict]:
-    """What each row's masker does on the pre-training corpus, one draw per utterance and epoch
-    with the trainer's seeding scheme: masked fraction, top-quartile share (StrengthNet's curve
+    """What each row's masker does on the pre-training corpus, one independent draw per utterance
+    and epoch (as pre-training draws afresh at every step): masked fraction, top-quartile share (StrengthNet's curve
     where there is one, else the row's), share inside the emotional segments (the oracle) against
     the share of such frames, and coverage after one and after ``mask_epochs`` epochs."""
     from ..corpora.reader import read_corpus
@@ -370,7 +372,22 @@ def summarise(cfg: EmsStudyConfig, out: Path) -> dict:
             paired.setdefault(row.label, {})[metric] = {
                 "baseline": base, "mean_diff": mean, "ci95": [lo, hi], "n": len(diffs),
                 "wins_ties_losses": f"{wins}/{ties}/{len(diffs) - wins - ties}"}
-    return {"table": table, "paired": paired, "seeds": cfg.seeds, "folds": cfg.folds}
+    return {"table": table, "paired": paired, "seeds": cfg.seeds, "folds": cfg.folds,
+            "pretraining": _loss_levels(cfg, out)}
+
+
+def _loss_levels(cfg: EmsStudyConfig, out: Path) -> Dict[str, dict]:
+    """Per row: mean last-step loss and the relative change between the last two tenths of the
+    run (a levelled-off loss changes by a few percent at most)."""
+    levels = {}
+    for row in cfg.rows:
+        runs = [json.loads(p.read_text())["summary"] for s in cfg.seeds
+                if (p := out / "stages" / f"pretrain_{_run_name(row, s)}.json").is_file()]
+        if runs:
+            levels[row.label] = {
+                "last_loss": statistics.fmean(r["last_loss"] for r in runs),
+                "last_tenth_change": statistics.fmean(r["last_tenth_mean"] / r["previous_tenth_mean"] - 1 for r in runs)}
+    return levels
 
 
 def _pct(metric: str) -> float:
@@ -395,6 +412,12 @@ def report_markdown(summary: dict, masks: Dict[str, dict]) -> str:
     lines += ["", f"Mean ± spread over pre-training seeds {summary['seeds']} x IEMOCAP folds (emotion) or over seeds "
                   "(PR, IC). Δ: paired difference to the backbone's random-masking row (same seed, same fold), "
                   "95 % percentile-bootstrap interval; W/T/L: wins/ties/losses of those pairs.", ""]
+    levels = summary.get("pretraining", {})
+    if levels:
+        lines += ["Pre-training loss (mean over seeds): last step, and the change from the previous tenth of the run "
+                  "to the last (levelled off: a few percent):", ""]
+        lines += [f"- {label}: {v['last_loss']:.4f} ({100 * v['last_tenth_change']:+.1f} %)" for label, v in levels.items()]
+        lines.append("")
     if masks:
         keys = list(next(iter(masks.values())))
         lines += ["Where each row's masks go (pre-training corpus, simulated with the row's masker):", "",
