@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from s3prl_emoaware.demo.ems_study import (EmsStudyConfig, RowSpec, BackboneSpec, load_study_config, oracle_curve,
-                                           paired_bootstrap, run_ems_study)
+                                           run_ems_study)
+from s3prl_emoaware.utils.stats import paired_bootstrap, wins_ties_losses
 
 
 def test_paired_bootstrap_interval_of_a_hand_made_set():
@@ -20,6 +21,7 @@ def test_paired_bootstrap_interval_of_a_hand_made_set():
     assert paired_bootstrap([0.01] * 6) == pytest.approx((0.01, 0.01, 0.01))
     with pytest.raises(ValueError):
         paired_bootstrap([])
+    assert wins_ties_losses([0.1, 0.0, -0.2, 0.3]) == "2/1/1"
 
 
 def test_oracle_curve_marks_the_emotional_segment():

@@ -35,6 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..utils.stats import paired_bootstrap, wins_ties_losses
 from .downstream import UpstreamSpec, run_upstream
 from .pipeline import DownstreamSizes, superb_tasks
 from .stages import Stage, run_stages, stage_times
@@ -42,8 +43,7 @@ from .steps import corpus_plan, load_job_config, recipe_needs_intensity, synthes
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EmsStudyConfig", "RowSpec", "BackboneSpec", "build_stages", "run_ems_study", "summarise",
-           "paired_bootstrap", "oracle_curve"]
+__all__ = ["EmsStudyConfig", "RowSpec", "BackboneSpec", "build_stages", "run_ems_study", "summarise", "oracle_curve"]
 
 INTENSITY_SOURCES = ("none", "strengthnet", "oracle", "energy")
 
@@ -320,17 +320,6 @@ def mask_report(cfg: EmsStudyConfig, out: Path) -> Dict[str, dict]:
     return report
 
 
-def paired_bootstrap(diffs: Sequence[float], resamples: int = 10000, seed: int = 0) -> Tuple[float, float, float]:
-    """Mean of paired differences and its 95 % percentile-bootstrap interval."""
-    d = np.asarray(diffs, dtype=np.float64)
-    if d.size == 0:
-        raise ValueError("no paired differences")
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, d.size, size=(resamples, d.size))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(d.mean()), float(lo), float(hi)
-
-
 def _scores(out: Path, run: str) -> Dict[Tuple[str, Optional[str]], float]:
     """{(task/metric, fold): value} of one pre-trained upstream's runner experiments."""
     from ..leaderboard import score_experiment
@@ -367,11 +356,9 @@ def summarise(cfg: EmsStudyConfig, out: Path) -> dict:
                 continue
             diffs = [values[k] - theirs[k] for k in keys]
             mean, lo, hi = paired_bootstrap(diffs, cfg.bootstrap)
-            wins = sum(d > 1e-9 for d in diffs)
-            ties = sum(abs(d) <= 1e-9 for d in diffs)
             paired.setdefault(row.label, {})[metric] = {
                 "baseline": base, "mean_diff": mean, "ci95": [lo, hi], "n": len(diffs),
-                "wins_ties_losses": f"{wins}/{ties}/{len(diffs) - wins - ties}"}
+                "wins_ties_losses": wins_ties_losses(diffs)}
     return {"table": table, "paired": paired, "seeds": cfg.seeds, "folds": cfg.folds,
             "pretraining": _loss_levels(cfg, out)}
 

@@ -1,1 +1,1 @@
-"""Small shared helpers: atomic writes, audio reading with clear errors, seeding."""
+"""Small shared helpers: atomic writes, audio reading with clear errors, paired statistics."""
