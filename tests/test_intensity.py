@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,3 +142,66 @@ def test_windowed_frame_targets_follow_the_utterance(tiny_iemocap, tiny_strength
     recipe = load_config(StrengthNetRecipe, shipped_config("upstream_configs", "strengthnet_tiny"),
                          ["training.frame_targets=windowed", "training.epochs=1"])
     assert train_strengthnet(tiny_iemocap, tmp_path / "w", recipe)["n_val"] > 0
+
+
+def test_cached_curve_from_other_audio_is_refused(tiny_iemocap, tmp_path):
+    from s3prl_emoaware.intensity.cache import IntensityMismatchError
+
+    utts = read_corpus(tiny_iemocap)
+    extract_intensities(tiny_iemocap, tmp_path / "cache", source="energy", utterances=utts[:3])
+    cache = IntensityCache(tmp_path / "cache")
+    wav = read_audio(utts[0].path)
+    assert cache.get(utts[0].utt_id, wav).shape == cache.get(utts[0].utt_id).shape
+    other = wav.copy()
+    other[100] += 0.01  # same length, same id, other content
+    with pytest.raises(IntensityMismatchError, match=f"{utts[0].utt_id}.*other audio"):
+        cache.get(utts[0].utt_id, other)
+    # resuming into the cache from another corpus with the same ids is refused, not skipped
+    corpus = tmp_path / "copy"
+    shutil.copytree(tiny_iemocap, corpus)
+    with pytest.raises(IntensityMismatchError, match="another corpus"):
+        extract_intensities(corpus, tmp_path / "cache", source="energy")
+
+
+def _item(n, emotional, speech_from, speech_to, value=0.8):
+    from s3prl_emoaware.corpora.reader import Utterance
+    from s3prl_emoaware.intensity.train import _Item
+
+    speech = torch.zeros(n, dtype=torch.bool)
+    speech[speech_from:speech_to] = True
+    target = torch.where(speech, torch.tensor(value if emotional else 0.0), torch.tensor(0.0))
+    utt = Utterance(f"u{n}{int(emotional)}", Path("unused.wav"), "spk", "ang" if emotional else "neu")
+    return _Item(utt, torch.randn(n, 4), speech, target, float(target.mean()), 2 if emotional else 0)
+
+
+
+
+def test_splice_trims_the_junction_and_labels_the_emotional_part():
+    from s3prl_emoaware.intensity.train import splice
+
+    neutral = _item(50, False, 5, 40)   # 10 trailing non-speech frames
+    angry = _item(60, True, 8, 55)      # 8 leading non-speech frames
+    out = splice(neutral, angry, gap_frames=6)
+    # neutral up to its speech end + 3 of its 10 trailing frames, then 3 of angry's 8 leading frames onwards
+    assert out.mel.shape[0] == 40 + 3 + (60 - 8 + 3)
+    assert out.emotional == (43, out.mel.shape[0]) and out.label == 2 and out.utt.emotion == "ang"
+    assert torch.all(out.frame_target[:43] == 0) and out.frame_target[43:].max() == pytest.approx(0.8)
+    assert out.target == pytest.approx(float(out.frame_target.mean()))
+    first = splice(angry, neutral, gap_frames=0)  # no pause kept at all
+    assert first.emotional == (0, 55) and first.mel.shape[0] == 55 + 45
+
+
+def test_calibrated_recipe_reports_levels_and_spliced_localisation(tiny_iemocap, tmp_path):
+    recipe = load_config(StrengthNetRecipe, shipped_config("upstream_configs", "strengthnet_tiny"),
+                         ["training.emotional_floor=0.3", "training.vad_db=35", "training.splice_per_emotional=1",
+                          "training.utterance_target=frame_mean", "training.calibration=minmax"])
+    metrics = train_strengthnet(tiny_iemocap, tmp_path / "sn", recipe, eval_corpora=[tiny_iemocap])
+    assert metrics["n_spliced"] > 0 and 0 <= metrics["localisation_spliced"] <= 1
+    assert set(metrics["mean_intensity_by_emotion"]) >= {"neu"}
+    assert "level_difference" in metrics and "auc_emotional_vs_neutral" in metrics
+    cross = metrics["cross_corpus"][str(tiny_iemocap)]
+    assert cross["n_utterances"] == len([u for u in read_corpus(tiny_iemocap)
+                                         if u.emotion in recipe.model.emotions])
+    with pytest.raises(Exception, match="emotional_floor"):
+        load_config(StrengthNetRecipe, shipped_config("upstream_configs", "strengthnet_tiny"),
+                    ["training.emotional_floor=1.5"])

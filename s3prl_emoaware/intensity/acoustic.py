@@ -13,6 +13,8 @@ curves come out with exactly as many values as the SSL features of the same clip
   energy and absolute pitch deviation from the utterance's median voiced pitch, smoothed
   over 50 ms. It ranks frames *within* an utterance (which is what EMS masking uses); its
   values are not comparable across utterances.
+- :func:`speech_frames`: an energy voice-activity test on any frame grid (StrengthNet's frame
+  targets are 0 outside speech).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from typing import Dict
 import numpy as np
 import torch
 
-from .alignment import FBANK_GRID
+from .alignment import FBANK_GRID, FrameGrid
 
-__all__ = ["frame_measurements", "utterance_statistics", "energy_intensity", "STAT_NAMES"]
+__all__ = ["frame_measurements", "utterance_statistics", "energy_intensity", "speech_frames", "STAT_NAMES"]
 
 _PITCH_WINDOW = 640  # 40 ms: two periods of a 50 Hz voice
 _F0_MIN, _F0_MAX = 70.0, 400.0
@@ -109,3 +111,17 @@ def energy_intensity(wav, sample_rate: int = 16000) -> np.ndarray:
     curve = 0.5 * _minmax(m["log_energy"]) + 0.5 * _minmax(deviation)
     curve = np.convolve(curve, np.ones(5) / 5, mode="same")
     return _minmax(curve).astype(np.float32)
+
+
+def speech_frames(wav, grid: FrameGrid, n_frames: int, threshold_db: float = 35.0) -> np.ndarray:
+    """Boolean per frame of ``grid``: the frame's RMS is within ``threshold_db`` of the clip's loudest
+    frame. Centred grids (``snip_edges=False``) are zero-padded by half a window on each side."""
+    wav = np.asarray(wav, dtype=np.float32)
+    if n_frames == 0:
+        return np.zeros(0, dtype=bool)
+    offset = 0 if grid.snip_edges else grid.window // 2
+    padded = np.pad(wav, (offset, offset + grid.window))
+    idx = np.arange(n_frames)[:, None] * grid.hop + np.arange(grid.window)[None, :]
+    rms = np.sqrt(np.mean(padded[idx] ** 2, axis=1))
+    level = 20 * np.log10(rms + 1e-5)
+    return level > level.max() - threshold_db

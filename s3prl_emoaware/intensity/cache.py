@@ -2,11 +2,21 @@
 
 Layout of ``CACHE/``::
 
-    index.json        {"version": 1, "source": "strengthnet"|"energy", "grid": {...FrameGrid...},
+    index.json        {"version": 2, "source": "strengthnet"|"energy", "grid": {...FrameGrid...},
                        "grid_name": "fbank-25-10",
-                       "items": {utt_id: {"file": "arrays/<utt_id>.npy", "num_frames": N, "audio": path}},
+                       "items": {utt_id: {"file": "arrays/<utt_id>.npy", "num_frames": N, "audio": path,
+                                          "audio_hash": "<blake2b-128 of the decoded samples>"}},
                        "failed": {utt_id: "reason"}}
     arrays/<utt_id>.npy   float32 (N,) in [0, 1], N = the grid's frame count for that clip
+
+Each curve records a content hash of the audio it was computed from (:func:`audio_hash`:
+the decoded float32 samples, so it does not depend on the file's container or path).
+Corpora share utterance ids (the labelled and the pre-training IEMOCAP-layout corpora both
+have ``Ses01F_impro01_F000``), and a clip of the same length has the same frame count, so
+``IntensityCache.get(utt_id, wav)`` compares the hash of the caller's audio with the recorded
+one and raises :class:`IntensityMismatchError` naming the utterance and both files when they
+differ. Resuming an extraction into a cache whose entry for an id came from another file is
+refused the same way.
 
 Every array is written atomically before it is entered in the index, and the index is
 rewritten atomically, so a killed extraction leaves a consistent cache: re-running it
@@ -15,6 +25,7 @@ skips the finished items and does the rest.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Dict, Optional
@@ -25,13 +36,24 @@ from ..utils.atomic import atomic_path, atomic_write_json
 from ..utils.errors import UserFacingError
 from .alignment import FrameGrid
 
-__all__ = ["IntensityCache", "IntensityCacheWriter", "MissingIntensityError"]
+__all__ = ["IntensityCache", "IntensityCacheWriter", "MissingIntensityError", "IntensityMismatchError",
+           "audio_hash"]
 
-VERSION = 1
+VERSION = 2  # 2: per-item audio_hash
 
 
 class MissingIntensityError(UserFacingError):
     """An utterance has no intensity curve in the cache (or the cache does not exist)."""
+
+
+class IntensityMismatchError(UserFacingError):
+    """A cached curve was computed from other audio than the caller's (same utterance id)."""
+
+
+def audio_hash(wav) -> str:
+    """Content hash of a waveform: blake2b (128 bits) of its float32 samples."""
+    samples = np.ascontiguousarray(np.asarray(wav, dtype=np.float32))
+    return hashlib.blake2b(samples.tobytes(), digest_size=16).hexdigest()
 
 
 def _build_hint(root: Path) -> str:
@@ -49,7 +71,9 @@ class IntensityCache:
                                         + _build_hint(self.root))
         data = json.loads(index.read_text())
         if data.get("version") != VERSION:
-            raise MissingIntensityError(f"{index}: unsupported cache version {data.get('version')!r}")
+            raise MissingIntensityError(f"{index}: unsupported cache version {data.get('version')!r} (this "
+                                        f"package writes version {VERSION}, with audio hashes); rebuild it into "
+                                        "a new folder with `s3prl-emoaware intensity`")
         self.source: str = data["source"]
         self.grid = FrameGrid(**data["grid"])
         self.grid_name: Optional[str] = data.get("grid_name")
@@ -62,7 +86,9 @@ class IntensityCache:
     def __len__(self) -> int:
         return len(self.items)
 
-    def get(self, utt_id: str) -> np.ndarray:
+    def get(self, utt_id: str, wav=None) -> np.ndarray:
+        """The curve of ``utt_id``; with ``wav`` (the caller's decoded audio of that utterance), first
+        check that the curve was computed from the same audio (:class:`IntensityMismatchError` if not)."""
         item = self.items.get(utt_id)
         if item is None:
             reason = f" (extraction failed: {self.failed[utt_id]})" if utt_id in self.failed else ""
@@ -72,7 +98,18 @@ class IntensityCache:
         if values.shape != (item["num_frames"],):
             raise MissingIntensityError(f"{self.root / item['file']}: expected {item['num_frames']} frames, "
                                         f"found shape {values.shape}; rebuild the cache")
+        if wav is not None:
+            self.check_audio(utt_id, wav)
         return values
+
+    def check_audio(self, utt_id: str, wav) -> None:
+        """Raise :class:`IntensityMismatchError` unless ``wav`` is the audio ``utt_id``'s curve came from."""
+        item = self.items[utt_id]
+        if audio_hash(wav) != item["audio_hash"]:
+            raise IntensityMismatchError(
+                f"{self.root}: the intensity curve of utterance {utt_id!r} was computed from other audio "
+                f"({item['audio']}) than the one given (content hashes differ): the cache belongs to another "
+                f"corpus that shares utterance ids; {_build_hint(self.root)} for this corpus, in a new folder")
 
 
 class IntensityCacheWriter:
@@ -85,6 +122,9 @@ class IntensityCacheWriter:
         self.index_path = self.root / "index.json"
         if self.index_path.is_file():
             data = json.loads(self.index_path.read_text())
+            if data.get("version") != VERSION:
+                raise UserFacingError(f"{self.index_path}: cache version {data.get('version')!r}, this package "
+                                      f"writes {VERSION} (with audio hashes); use another --out")
             if data["source"] != source or FrameGrid(**data["grid"]) != grid:
                 raise UserFacingError(f"{self.root}: existing cache has source {data['source']!r} and grid "
                                       f"{data['grid']}; refusing to mix with {source!r} {grid.to_dict()} "
@@ -96,16 +136,27 @@ class IntensityCacheWriter:
         self.flush_every = flush_every
         self._pending = 0
 
-    def done(self, utt_id: str) -> bool:
-        return utt_id in self.items and (self.root / self.items[utt_id]["file"]).is_file()
+    def done(self, utt_id: str, audio: Optional[str] = None) -> bool:
+        """Whether ``utt_id`` has its curve already; an entry made from another file than ``audio``
+        (another corpus with the same ids) is an error, not a skip."""
+        item = self.items.get(utt_id)
+        if item is None or not (self.root / item["file"]).is_file():
+            return False
+        if audio is not None and item["audio"] != str(audio):
+            raise IntensityMismatchError(
+                f"{self.root}: utterance {utt_id!r} is cached from {item['audio']}, not {audio}: this cache "
+                "belongs to another corpus; use another --out")
+        return True
 
-    def add(self, utt_id: str, values: np.ndarray, audio: str) -> None:
+    def add(self, utt_id: str, values: np.ndarray, audio: str, wav) -> None:
+        """Record ``values`` for ``utt_id``, computed from ``wav`` (decoded from the file ``audio``)."""
         values = np.asarray(values, dtype=np.float32)
         rel = f"arrays/{utt_id}.npy"
         with atomic_path(self.root / rel) as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, values)
-        self.items[utt_id] = {"file": rel, "num_frames": int(values.shape[0]), "audio": str(audio)}
+        self.items[utt_id] = {"file": rel, "num_frames": int(values.shape[0]), "audio": str(audio),
+                              "audio_hash": audio_hash(wav)}
         self.failed.pop(utt_id, None)
         self._tick()
 

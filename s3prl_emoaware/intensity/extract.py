@@ -60,7 +60,7 @@ def extract_intensities(corpus, out, source: str = "strengthnet", model_path: Op
         model = load_strengthnet(model_path)
         frontend = MelFrontend(model.config.n_mels, model.config.log_mel)
     writer = IntensityCacheWriter(out, source, target, grid)
-    todo = [u for u in (utterances if utterances is not None else read_corpus(corpus)) if not writer.done(u.utt_id)]
+    todo = [u for u in (utterances if utterances is not None else read_corpus(corpus)) if not writer.done(u.utt_id, str(u.path))]
     # length-sorted batches: neighbours have similar lengths, so little padding work
     todo.sort(key=lambda u: u.path.stat().st_size if u.path.exists() else 0)
     new = skipped = 0
@@ -86,7 +86,7 @@ def extract_intensities(corpus, out, source: str = "strengthnet", model_path: Op
                 native = STRENGTHNET_GRID
             for (u, wav), curve in zip(good, curves):
                 aligned = align_curve(curve, native, target, target.num_frames(len(wav)))
-                writer.add(u.utt_id, np.clip(aligned, 0.0, 1.0), str(u.path))
+                writer.add(u.utt_id, np.clip(aligned, 0.0, 1.0), str(u.path), wav)
                 new += 1
                 if stop_after is not None and new >= stop_after:
                     raise KeyboardInterrupt(f"stopped after {new} items (stop_after)")

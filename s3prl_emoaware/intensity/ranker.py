@@ -4,9 +4,15 @@ For each emotion e, a linear ranking function w_e is learnt so that w_e . x(u) >
 for every emotional utterance u of e and neutral utterance v *of the same speaker*
 (RankSVM: a linear SVM on pair differences), where x are the utterance statistics of
 :func:`.acoustic.utterance_statistics`, standardised. Scores are then mapped to [0, 1] per
-emotion (5th percentile of that emotion's neutral pairs -> 0, 95th percentile of its
-emotional utterances -> 1, clipped). Neutral utterances get strength 0 (our choice; the
-paper trains on emotional speech whose neutral reference is the zero point).
+emotion (``calibration``):
+
+- ``percentile`` (default): 5th percentile of the neutral utterances' scores -> 0, 95th
+  percentile of that emotion's utterances -> 1, clipped;
+- ``minmax``: the lowest and highest score of that emotion's training utterances -> 0 and 1,
+  so the emotional targets of each emotion span the whole range.
+
+Neutral utterances get strength 0 (our choice; the paper trains on emotional speech whose
+neutral reference is the zero point).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from ..utils.atomic import atomic_path
 __all__ = ["RelativeAttributeRanker"]
 
 NEUTRAL = "neu"
+CALIBRATIONS = ("percentile", "minmax")
 
 
 @dataclass
@@ -31,6 +38,11 @@ class RelativeAttributeRanker:
     bounds: Dict[str, tuple] = field(default_factory=dict)
     max_pairs_per_speaker: int = 400
     seed: int = 0
+    calibration: str = "percentile"
+
+    def __post_init__(self):
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {self.calibration!r}")
 
     def fit(self, stats: np.ndarray, emotions: Sequence[str], speakers: Sequence[str]) -> "RelativeAttributeRanker":
         from sklearn.svm import LinearSVC
@@ -57,7 +69,10 @@ class RelativeAttributeRanker:
             w = svm.coef_[0]
             scores_e = z[emotions == emotion] @ w
             scores_n = z[emotions == NEUTRAL] @ w
-            lo, hi = np.percentile(scores_n, 5), np.percentile(scores_e, 95)
+            if self.calibration == "minmax":
+                lo, hi = scores_e.min(), scores_e.max()
+            else:
+                lo, hi = np.percentile(scores_n, 5), np.percentile(scores_e, 95)
             self.weights[emotion] = w
             self.bounds[emotion] = (float(lo), float(max(hi, lo + 1e-6)))
         if not self.weights:

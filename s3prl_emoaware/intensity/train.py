@@ -1,13 +1,34 @@
 """Training and evaluation of StrengthNet on any emotion-labelled corpus.
 
-Targets come from the relative-attributes ranker (:mod:`.ranker`) fitted on the training
-speakers only; the frame target is the utterance target repeated (as in the original).
-Loss = MAE(utterance) + MAE(frame, valid frames) + CE(emotion), equal weights. Validation
-speakers are held out by speaker (never seen in training or by the ranker); training stops
-early when the validation loss has not improved for ``patience`` epochs. The best
-checkpoint (plain tensors and dicts, loads with ``weights_only=True``) is written
-atomically as ``EXPDIR/strengthnet.ckpt`` with the ranker as ``EXPDIR/ranker.joblib``;
-TensorBoard logs go to ``EXPDIR``; ``EXPDIR/metrics.json`` holds the held-out evaluation.
+Only what a real corpus has is used for training: one emotion label per utterance and the
+speaker. Targets come from the relative-attributes ranker (:mod:`.ranker`) fitted on the
+training speakers only. Per utterance: the ranker's strength for emotional utterances
+(optionally raised to at least ``emotional_floor``), 0 for neutral ones. Per frame
+(``TrainConfig``):
+
+- ``frame_targets``: ``repeat`` (the paper: the utterance target on every frame) or
+  ``windowed`` (the ranker on windows around each frame);
+- ``vad_db``: frames more than that many dB below the clip's loudest frame are not speech
+  and get target 0 (``null``: off, the paper);
+- ``splice_per_emotional``: concatenation augmentation. Each epoch, that many examples per
+  emotional training utterance are made by splicing it with a neutral utterance of the same
+  speaker (random order, the silence at the junction trimmed to a random gap of
+  ``splice_gap_seconds``); the frame target is 0 on the neutral part and the emotional
+  utterance's targets on the other, so localisation is learnt from utterance labels only.
+
+Loss = ``utterance_loss_weight`` MAE(utterance) + ``frame_loss_weight`` MAE(frame, valid
+frames) + ``emotion_loss_weight`` CE(emotion). The utterance target is the ranker's score
+(``utterance_target: ranker``, the paper) or the mean of the frame targets (``frame_mean``,
+consistent with the model's utterance output, the mean of its frames; spliced examples
+always use it). Validation speakers are held out by speaker (never seen in training or by
+the ranker), with spliced validation examples drawn once; training stops early when the
+validation loss has not improved for ``patience`` epochs. The best checkpoint (plain tensors
+and dicts, loads with ``weights_only=True``) is written atomically as
+``EXPDIR/strengthnet.ckpt`` with the ranker as ``EXPDIR/ranker.joblib``; TensorBoard logs go
+to ``EXPDIR``; ``EXPDIR/metrics.json`` holds the held-out evaluation (:func:`evaluate_strengthnet`)
+and, for every ``eval_corpora`` folder, the same figures on all its labelled utterances.
+
+The emotional-segment sidecar of generated corpora is read by the evaluation only.
 """
 
 from __future__ import annotations
@@ -28,14 +49,18 @@ from ..corpora.reader import Utterance, read_corpus
 from ..utils.atomic import atomic_torch_save, atomic_write_json, ensure_writable_dir
 from ..utils.audio import AudioError, read_audio
 from ..utils.errors import UserFacingError
-from .acoustic import utterance_statistics
+from .acoustic import speech_frames, utterance_statistics
 from .alignment import STRENGTHNET_GRID
-from .ranker import RelativeAttributeRanker
+from .ranker import CALIBRATIONS, NEUTRAL, RelativeAttributeRanker
 from .strengthnet import MelFrontend, StrengthNet, StrengthNetConfig
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "StrengthNetRecipe", "train_strengthnet", "evaluate_strengthnet", "load_strengthnet"]
+__all__ = ["TrainConfig", "StrengthNetRecipe", "train_strengthnet", "evaluate_strengthnet", "load_strengthnet",
+           "predict_frames", "windowed_targets", "splice"]
+
+FRAME_TARGETS = ("repeat", "windowed")
+UTTERANCE_TARGETS = ("ranker", "frame_mean")
 
 
 @dataclass
@@ -45,22 +70,57 @@ class TrainConfig:
             (our option: the ranker applied to ``window_seconds`` windows around each frame, so the
             target follows the prosody inside the utterance; the utterance target stays the paper's).
         window_seconds: window of the ``windowed`` frame targets.
+        calibration: how ranker scores map to [0, 1] per emotion (:mod:`.ranker`): ``percentile``
+            or ``minmax``.
+        emotional_floor: emotional utterances' target is ``floor + (1 - floor) * ranker strength``
+            (0: the ranker's strength as is; a label says the utterance is emotional, so a floor keeps
+            its weakest utterances off the neutral level).
+        vad_db: frame target 0 where the frame is more than this many dB under the clip's loudest
+            frame (energy voice-activity test); null: no VAD (the paper).
+        splice_per_emotional: concatenation-augmented examples per emotional training utterance and
+            epoch (0: none).
+        splice_gap_seconds: range of the silence kept at the junction of a spliced example.
+        utterance_target: ``ranker`` (the paper) or ``frame_mean`` (the mean of the frame targets).
+        frame_loss_weight, utterance_loss_weight, emotion_loss_weight: loss weights.
         epochs: maximum epochs.
         batch_size: utterances per batch (length-sorted buckets).
         lr: Adam learning rate (the paper: 1e-4 with many more epochs).
         patience: epochs without validation improvement before stopping (the paper: 30).
         val_speaker_fraction: share of speakers held out for validation and evaluation.
-        seed: data split, initialisation and batch order.
+        seed: data split, initialisation, splices and batch order.
     """
 
     frame_targets: str = "repeat"
     window_seconds: float = 1.0
+    calibration: str = "percentile"
+    emotional_floor: float = 0.0
+    vad_db: Optional[float] = None
+    splice_per_emotional: float = 0.0
+    splice_gap_seconds: List[float] = field(default_factory=lambda: [0.05, 0.3])
+    utterance_target: str = "ranker"
+    frame_loss_weight: float = 1.0
+    utterance_loss_weight: float = 1.0
+    emotion_loss_weight: float = 1.0
     epochs: int = 40
     batch_size: int = 16
     lr: float = 1.0e-3
     patience: int = 6
     val_speaker_fraction: float = 0.2
     seed: int = 0
+
+    def __post_init__(self):
+        for name, value, choices in (("frame_targets", self.frame_targets, FRAME_TARGETS),
+                                     ("calibration", self.calibration, CALIBRATIONS),
+                                     ("utterance_target", self.utterance_target, UTTERANCE_TARGETS)):
+            if value not in choices:
+                raise ValueError(f"training.{name} must be one of {', '.join(choices)}, got {value!r}")
+        if not 0.0 <= self.emotional_floor < 1.0:
+            raise ValueError(f"training.emotional_floor must be in [0, 1), got {self.emotional_floor}")
+        if self.splice_per_emotional < 0:
+            raise ValueError(f"training.splice_per_emotional must be >= 0, got {self.splice_per_emotional}")
+        gap = self.splice_gap_seconds
+        if len(gap) != 2 or not 0 <= gap[0] <= gap[1]:
+            raise ValueError(f"training.splice_gap_seconds must be [min, max] with 0 <= min <= max, got {gap}")
 
 
 @dataclass
@@ -73,11 +133,15 @@ class StrengthNetRecipe:
 
 @dataclass
 class _Item:
+    """One training example: mel (T, n_mels), speech (T,) bool, frame target (T,), utterance target."""
+
     utt: Utterance
     mel: torch.Tensor
+    speech: torch.Tensor
+    frame_target: torch.Tensor
     target: float = 0.0
     label: int = 0
-    frame_target: Optional[torch.Tensor] = None  # (T,) for windowed targets
+    emotional: Optional[Tuple[int, int]] = None  # frames [start, end) of the emotional part of a splice
 
 
 def split_speakers(speakers: Sequence[str], fraction: float, seed: int) -> Tuple[List[str], List[str]]:
@@ -91,7 +155,7 @@ def split_speakers(speakers: Sequence[str], fraction: float, seed: int) -> Tuple
     return sorted(unique[n_val:]), sorted(unique[:n_val])
 
 
-def _load(utterances: Sequence[Utterance], frontend: MelFrontend) -> Tuple[List[Tuple[Utterance, np.ndarray]], Dict]:
+def _load(utterances: Sequence[Utterance]) -> Tuple[List[Tuple[Utterance, np.ndarray]], Dict]:
     loaded, failed = [], {}
     for u in utterances:
         try:
@@ -112,20 +176,19 @@ def _batches(items: List[_Item], batch_size: int, rng: Optional[random.Random]):
         lengths = torch.tensor([items[i].mel.shape[0] for i in batch])
         targets = torch.tensor([items[i].target for i in batch], dtype=torch.float32)
         labels = torch.tensor([items[i].label for i in batch])
-        frame_targets = nn.utils.rnn.pad_sequence(
-            [items[i].frame_target if items[i].frame_target is not None
-             else torch.full((items[i].mel.shape[0],), items[i].target) for i in batch], batch_first=True)
+        frame_targets = nn.utils.rnn.pad_sequence([items[i].frame_target for i in batch], batch_first=True)
         yield batch, mels, lengths, (targets, frame_targets), labels
 
 
-def _loss(model, mels, lengths, targets, labels):
+def _loss(model, mels, lengths, targets, labels, cfg: TrainConfig):
     targets, frame_targets = targets
     frame, utterance, logits = model(mels, lengths)
     mask = torch.arange(mels.shape[1])[None, :] < lengths[:, None]
     frame_mae = ((frame - frame_targets).abs() * mask).sum() / mask.sum()
     utt_mae = (utterance - targets).abs().mean()
     ce = nn.functional.cross_entropy(logits, labels)
-    return utt_mae + frame_mae + ce, {"utt_mae": utt_mae.item(), "frame_mae": frame_mae.item(), "ce": ce.item()}
+    loss = cfg.utterance_loss_weight * utt_mae + cfg.frame_loss_weight * frame_mae + cfg.emotion_loss_weight * ce
+    return loss, {"utt_mae": utt_mae.item(), "frame_mae": frame_mae.item(), "ce": ce.item()}
 
 
 def _mels(frontend: MelFrontend, wav: np.ndarray) -> torch.Tensor:
@@ -133,36 +196,115 @@ def _mels(frontend: MelFrontend, wav: np.ndarray) -> torch.Tensor:
         return frontend(torch.from_numpy(wav)[None])[0]
 
 
-def train_strengthnet(corpus, out, recipe: StrengthNetRecipe) -> Dict:
-    """Train on the emotion-labelled utterances of ``corpus``; return the held-out metrics."""
+def _make_item(u: Utterance, wav: np.ndarray, mel: torch.Tensor, target: float, label: int, cfg: TrainConfig,
+               ranker: RelativeAttributeRanker) -> _Item:
+    n = mel.shape[0]
+    if cfg.vad_db is None:
+        speech = torch.ones(n, dtype=torch.bool)
+    else:
+        speech = torch.from_numpy(speech_frames(wav, STRENGTHNET_GRID, n, cfg.vad_db))
+    if target == 0.0:
+        frame_target = torch.zeros(n)
+    elif cfg.frame_targets == "windowed":
+        strength = windowed_targets(ranker, wav, u.emotion, n, cfg.window_seconds)
+        frame_target = cfg.emotional_floor + (1 - cfg.emotional_floor) * strength
+    else:
+        frame_target = torch.full((n,), float(target))
+    frame_target = frame_target * speech
+    if cfg.utterance_target == "frame_mean":
+        target = float(frame_target.mean())
+    return _Item(u, mel, speech, frame_target.float(), float(target), label)
+
+
+def splice(first: _Item, second: _Item, gap_frames: int) -> _Item:
+    """One example of ``first`` then ``second``: the non-speech frames at the junction are trimmed so
+    that at most ``gap_frames`` of them remain (as many from each side as it has, up to half); the
+    label is the emotional part's, the utterance target the mean of the frame targets."""
+    def speech_bounds(item):
+        idx = torch.nonzero(item.speech).flatten()
+        return (int(idx[0]), int(idx[-1]) + 1) if idx.numel() else (0, item.mel.shape[0])
+
+    _, end1 = speech_bounds(first)
+    start2, _ = speech_bounds(second)
+    tail1 = first.mel.shape[0] - end1
+    keep1 = min(tail1, gap_frames - gap_frames // 2)
+    keep2 = min(start2, gap_frames - keep1)
+    keep1 = min(tail1, gap_frames - keep2)
+    a, b = slice(0, end1 + keep1), slice(start2 - keep2, None)
+    parts = (first, second)
+    mel = torch.cat([first.mel[a], second.mel[b]])
+    frame_target = torch.cat([first.frame_target[a], second.frame_target[b]])
+    speech = torch.cat([first.speech[a], second.speech[b]])
+    n1 = end1 + keep1
+    emotional_first = first.frame_target.max() > 0
+    span = (0, n1) if emotional_first else (n1, mel.shape[0])
+    source = parts[0] if emotional_first else parts[1]
+    utt = Utterance(f"{first.utt.utt_id}+{second.utt.utt_id}", source.utt.path, source.utt.speaker,
+                    source.utt.emotion)
+    return _Item(utt, mel, speech, frame_target, float(frame_target.mean()), source.label, span)
+
+
+def _splices(items: Sequence[_Item], per_emotional: float, gap: Tuple[float, float], rng: random.Random) -> List[_Item]:
+    """Concatenation-augmented examples: each emotional item with a neutral item of its speaker
+    (of any speaker if its own has none), in random order."""
+    neutral = [it for it in items if it.utt.emotion == NEUTRAL]
+    emotional = [it for it in items if it.utt.emotion != NEUTRAL and it.target > 0]
+    if not neutral or not emotional or per_emotional <= 0:
+        return []
+    by_speaker: Dict[str, List[_Item]] = {}
+    for it in neutral:
+        by_speaker.setdefault(it.utt.speaker, []).append(it)
+    frames_per_second = STRENGTHNET_GRID.sample_rate / STRENGTHNET_GRID.hop
+    n = int(round(per_emotional * len(emotional)))
+    out = []
+    for k in range(n):
+        emo = emotional[k % len(emotional)] if n >= len(emotional) else rng.choice(emotional)
+        neu = rng.choice(by_speaker.get(emo.utt.speaker) or neutral)
+        gap_frames = int(round(rng.uniform(*gap) * frames_per_second))
+        out.append(splice(emo, neu, gap_frames) if rng.random() < 0.5 else splice(neu, emo, gap_frames))
+    return out
+
+
+def _labelled(corpus, emotions: Sequence[str]) -> List[Utterance]:
+    labelled = [u for u in read_corpus(corpus) if u.emotion in emotions]
+    if not labelled:
+        raise UserFacingError(f"{corpus}: no utterance labelled with {list(emotions)}")
+    return labelled
+
+
+def train_strengthnet(corpus, out, recipe: StrengthNetRecipe, eval_corpora: Sequence = ()) -> Dict:
+    """Train on the emotion-labelled utterances of ``corpus``; return the held-out metrics (and those
+    of every corpus in ``eval_corpora``, evaluated on all its labelled utterances)."""
     from tensorboardX import SummaryWriter
     from tqdm import tqdm
 
     out = ensure_writable_dir(out)
     cfg, model_cfg = recipe.training, recipe.model
     torch.manual_seed(cfg.seed)
-    labelled = [u for u in read_corpus(corpus) if u.emotion in model_cfg.emotions]
-    if not labelled:
-        raise UserFacingError(f"{corpus}: no utterance labelled with {model_cfg.emotions}")
+    labelled = _labelled(corpus, model_cfg.emotions)
+    eval_sets = {str(c): _labelled(c, model_cfg.emotions) for c in eval_corpora}  # fail before training
     train_spk, val_spk = split_speakers([u.speaker for u in labelled], cfg.val_speaker_fraction, cfg.seed)
     frontend = MelFrontend(model_cfg.n_mels, model_cfg.log_mel)
-    loaded, failed = _load(labelled, frontend)
+    loaded, failed = _load(labelled)
     stats = np.stack([utterance_statistics(w) for _, w in tqdm(loaded, desc="statistics", leave=False)])
     is_train = np.array([u.speaker in train_spk for u, _ in loaded])
     emotions = [u.emotion for u, _ in loaded]
-    ranker = RelativeAttributeRanker(seed=cfg.seed).fit(stats[is_train], np.array(emotions)[is_train],
-                                                         np.array([u.speaker for u, _ in loaded])[is_train])
-    targets = ranker.strength(stats, emotions)
+    ranker = RelativeAttributeRanker(seed=cfg.seed, calibration=cfg.calibration).fit(
+        stats[is_train], np.array(emotions)[is_train], np.array([u.speaker for u, _ in loaded])[is_train])
+    strength = ranker.strength(stats, emotions)
+    targets = np.where(np.array(emotions) == NEUTRAL, 0.0, cfg.emotional_floor + (1 - cfg.emotional_floor) * strength)
+    targets[[e not in ranker.weights for e in emotions]] = 0.0  # emotions the ranker could not rank
     ranker.save(out / "ranker.joblib")
     label_index = {e: i for i, e in enumerate(model_cfg.emotions)}
-    items = [_Item(u, _mels(frontend, w), float(t), label_index[u.emotion]) for (u, w), t in zip(loaded, targets)]
-    if cfg.frame_targets == "windowed":
-        for item, (_, wav) in zip(items, loaded):
-            item.frame_target = windowed_targets(ranker, wav, item.utt.emotion, item.mel.shape[0], cfg.window_seconds)
-    elif cfg.frame_targets != "repeat":
-        raise UserFacingError(f"training.frame_targets must be repeat or windowed, got {cfg.frame_targets!r}")
+    items = [_make_item(u, w, _mels(frontend, w), float(t), label_index[u.emotion], cfg, ranker)
+             for (u, w), t in zip(tqdm(loaded, desc="targets", leave=False), targets)]
     train_items = [it for it, tr in zip(items, is_train) if tr]
     val_items = [it for it, tr in zip(items, is_train) if not tr]
+    gap = tuple(cfg.splice_gap_seconds)
+    # the held-out splices are drawn once, with a fixed number per emotional utterance, so the
+    # validation loss (early stopping) and the spliced-localisation figure see the frame targets
+    val_splices = _splices(val_items, max(1.0, cfg.splice_per_emotional), gap, random.Random(cfg.seed + 1))
+    val_examples = val_items + (val_splices if cfg.splice_per_emotional > 0 else [])
 
     model = StrengthNet(model_cfg)
     model.set_input_statistics([it.mel for it in train_items])
@@ -172,18 +314,21 @@ def train_strengthnet(corpus, out, recipe: StrengthNetRecipe) -> Dict:
     best, best_epoch, step = math.inf, -1, 0
     for epoch in tqdm(range(cfg.epochs), desc="train-strengthnet"):
         model.train()
-        for _, mels, lengths, tgt, lab in _batches(train_items, cfg.batch_size, rng):
-            loss, parts = _loss(model, mels, lengths, tgt, lab)
+        examples = train_items + _splices(train_items, cfg.splice_per_emotional, gap, rng)
+        for _, mels, lengths, tgt, lab in _batches(examples, cfg.batch_size, rng):
+            loss, parts = _loss(model, mels, lengths, tgt, lab, cfg)
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
             step += 1
             writer.add_scalar("strengthnet/train-loss", loss.item(), step)
+            for name, value in parts.items():
+                writer.add_scalar(f"strengthnet/train-{name}", value, step)
         model.eval()
         with torch.no_grad():
-            val = [(_loss(model, m, l, t, y)[0].item(), len(b)) for b, m, l, t, y in
-                   _batches(val_items, cfg.batch_size, None)]
+            val = [(_loss(model, m, l, t, y, cfg)[0].item(), len(b)) for b, m, l, t, y in
+                   _batches(val_examples, cfg.batch_size, None)]
         val_loss = sum(v * n for v, n in val) / max(1, sum(n for _, n in val))
         writer.add_scalar("strengthnet/val-loss", val_loss, epoch)
         if val_loss < best - 1e-4:
@@ -197,9 +342,12 @@ def train_strengthnet(corpus, out, recipe: StrengthNetRecipe) -> Dict:
     writer.close()
     model = load_strengthnet(out / "strengthnet.ckpt")
     metrics = evaluate_strengthnet(model, frontend, [it.utt for it in val_items],
-                                   {it.utt.utt_id: it.mel for it in val_items})
+                                   {it.utt.utt_id: it.mel for it in val_items}, spliced=val_splices)
     metrics.update({"best_epoch": best_epoch, "val_loss": best, "val_speakers": val_spk,
                     "n_train": len(train_items), "n_val": len(val_items), "skipped": failed})
+    if eval_sets:
+        metrics["cross_corpus"] = {name: evaluate_strengthnet(model, frontend, utts)
+                                   for name, utts in eval_sets.items()}
     atomic_write_json(out / "metrics.json", metrics)
     return metrics
 
@@ -244,10 +392,45 @@ def predict_frames(model: StrengthNet, mels: Sequence[torch.Tensor]) -> List[np.
     return [f[:n].numpy() for f, n in zip(frame, lengths.tolist())]
 
 
+def _predict_all(model: StrengthNet, mels: Sequence[torch.Tensor], batch_size: int = 16) -> List[np.ndarray]:
+    """``predict_frames`` over length-sorted batches, results in the input order."""
+    order = sorted(range(len(mels)), key=lambda i: mels[i].shape[0])
+    out: List[Optional[np.ndarray]] = [None] * len(mels)
+    for k in range(0, len(order), batch_size):
+        chunk = order[k:k + batch_size]
+        for i, curve in zip(chunk, predict_frames(model, [mels[i] for i in chunk])):
+            out[i] = curve
+    return out
+
+
+def localisation_wins(frames: np.ndarray, segment: Tuple[float, float]) -> Optional[bool]:
+    """For a clip that starts neutral and turns emotional at ``segment[0]`` s: is the mean frame score
+    inside the emotional segment above the mean over the neutral speech before it (the frames
+    between 0.15 s and 80 ms before the segment: no leading silence, no junction pause)? None if
+    either part has no frame."""
+    t = STRENGTHNET_GRID.centres(len(frames))
+    inside = (t >= segment[0]) & (t <= segment[1])
+    outside = (t > 0.15) & (t < segment[0] - 0.08)
+    if not inside.any() or not outside.any():
+        return None
+    return bool(frames[inside].mean() > frames[outside].mean())
+
+
 def evaluate_strengthnet(model: StrengthNet, frontend: MelFrontend, utterances: Sequence[Utterance],
-                         mels: Optional[Dict[str, torch.Tensor]] = None) -> Dict:
-    """Held-out checks: emotional vs neutral ranking (AUC, Spearman with the binary label) and
-    whether frame scores are higher inside the recorded emotional segment of mixed utterances."""
+                         mels: Optional[Dict[str, torch.Tensor]] = None,
+                         spliced: Sequence[_Item] = ()) -> Dict:
+    """Held-out figures of a StrengthNet; an utterance's intensity is the mean of its frame scores.
+
+    - ``auc_emotional_vs_neutral`` (and Spearman with the binary label);
+    - ``level_difference``: mean intensity of emotional utterances minus that of neutral ones
+      (with ``mean_intensity_by_emotion``);
+    - ``localisation``: share of mixed utterances (neutral start, emotional end, from the
+      generator's sidecar: evaluation only) whose frames inside the emotional segment score
+      above the neutral lead (:func:`localisation_wins`; also ``mixed_inside_above_outside``);
+    - ``localisation_spliced``: the same test on ``spliced`` examples (neutral and emotional
+      utterances of held-out speakers concatenated): the emotional part's mean frame score above
+      the neutral part's speech frames.
+    """
     from scipy.stats import spearmanr
     from sklearn.metrics import roc_auc_score
 
@@ -255,22 +438,33 @@ def evaluate_strengthnet(model: StrengthNet, frontend: MelFrontend, utterances: 
     for u in utterances:
         if u.utt_id not in mels:
             mels[u.utt_id] = _mels(frontend, read_audio(u.path))
-    utt_scores, is_emotional, inside_wins, n_mixed = [], [], 0, 0
-    for u in utterances:
-        frames = predict_frames(model, [mels[u.utt_id]])[0]
-        utt_scores.append(float(frames.mean()))
-        is_emotional.append(int(u.emotion != "neu"))
-        seg = u.emotional_segment
-        if seg and u.emotion != "neu" and seg[0] > 0.3:  # starts neutral, turns emotional part-way
-            t = STRENGTHNET_GRID.centres(len(frames))
-            inside = (t >= seg[0]) & (t <= seg[1])
-            outside = (t > 0.15) & (t < seg[0] - 0.08)  # the neutral speech before it (no silences)
-            if inside.any() and outside.any():
-                n_mixed += 1
-                inside_wins += frames[inside].mean() > frames[outside].mean()
-    metrics: Dict = {"n_utterances": len(utterances), "n_mixed": n_mixed,
-                     "mixed_inside_above_outside": inside_wins / n_mixed if n_mixed else None}
-    if 0 < sum(is_emotional) < len(is_emotional):
+    curves = _predict_all(model, [mels[u.utt_id] for u in utterances])
+    utt_scores = np.array([float(c.mean()) for c in curves])
+    is_emotional = np.array([int(u.emotion != NEUTRAL) for u in utterances])
+    wins = [localisation_wins(c, u.emotional_segment) for u, c in zip(utterances, curves)
+            if u.emotional_segment and u.emotion != NEUTRAL and u.emotional_segment[0] > 0.3]
+    wins = [w for w in wins if w is not None]
+    localisation = float(np.mean(wins)) if wins else None
+    metrics: Dict = {"n_utterances": len(utterances), "n_mixed": len(wins), "localisation": localisation,
+                     "mixed_inside_above_outside": localisation}
+    by_emotion = {}
+    for e in sorted({u.emotion for u in utterances}):
+        sel = np.array([u.emotion == e for u in utterances])
+        by_emotion[e] = float(utt_scores[sel].mean())
+    metrics["mean_intensity_by_emotion"] = by_emotion
+    if 0 < is_emotional.sum() < len(is_emotional):
         metrics["auc_emotional_vs_neutral"] = float(roc_auc_score(is_emotional, utt_scores))
         metrics["spearman_emotional_vs_neutral"] = float(spearmanr(utt_scores, is_emotional)[0])
+        metrics["level_difference"] = float(utt_scores[is_emotional == 1].mean() - utt_scores[is_emotional == 0].mean())
+    if spliced:
+        spliced_wins = []
+        for item, curve in zip(spliced, _predict_all(model, [it.mel for it in spliced])):
+            a, b = item.emotional
+            inside = np.zeros(len(curve), dtype=bool)
+            inside[a:b] = True
+            speech = item.speech.numpy()
+            if (inside & speech).any() and (~inside & speech).any():
+                spliced_wins.append(curve[inside & speech].mean() > curve[~inside & speech].mean())
+        metrics["n_spliced"] = len(spliced_wins)
+        metrics["localisation_spliced"] = float(np.mean(spliced_wins)) if spliced_wins else None
     return metrics
