@@ -14,7 +14,10 @@ additions:
   ``EXPDIR/all_folds.json``;
 - ``--label-fraction F`` (our SER downstreams ``emotion_cremad``/``emotion_esd``/``emotion_ravdess``):
   train with a class-stratified fraction F of the training labels (the few-label setting),
-  i.e. ``-o config.downstream_expert.datarc.label_fraction=F`` merged into any ``-o`` given.
+  i.e. ``-o config.downstream_expert.datarc.label_fraction=F`` merged into any ``-o`` given;
+- a hidden-state cache for frozen upstreams (on unless ``--no-hidden-cache`` or ``-f``):
+  each utterance's hidden states are computed once and read back at later steps, epochs,
+  evaluations, folds and runs (see :mod:`s3prl_emoaware.s3prl_adapters.hidden_cache`).
 """
 
 from __future__ import annotations
@@ -61,6 +64,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-fraction", type=float, default=None, metavar="F",
                         help="SER on CREMA-D/ESD/RAVDESS: train with a class-stratified fraction F (0 < F <= 1) "
                              "of the training labels, e.g. 0.1")
+    cache = parser.add_argument_group("hidden-state cache (frozen upstreams only; never with -f)")
+    cache.add_argument("--no-hidden-cache", action="store_true",
+                       help="recompute the upstream at every step, as the stock runner does")
+    cache.add_argument("--hidden-cache", metavar="DIR", default=None,
+                       help="cache folder, shared by runs (default: $S3PRL_EMOAWARE_HIDDEN_CACHE, else "
+                            "hidden_cache/ beside the experiment folder -p, i.e. in its parent)")
+    cache.add_argument("--hidden-cache-limit-gb", type=float, default=20.0, metavar="GB",
+                       help="size limit of the cache folder; reaching it stops the run with one error line, "
+                            "nothing half-written (default 20). fp16 takes 2 bytes x width x 360,000 frames per hour "
+                            "of audio per layer at 10 ms frames (0.55 GB for a 768-wide layer)")
+    cache.add_argument("--hidden-cache-dtype", choices=("float16", "float32"), default="float16",
+                       help="storage dtype (default float16: half the disk, ~1e-3 relative rounding)")
+    cache.add_argument("--hidden-cache-layers", metavar="I,J,...", default=None,
+                       help="store only these hidden_states indices; the featurizer then weighs only them "
+                            "(default: all, or only -l N when the runner selects one layer)")
     parser.epilog = ("All other flags are s3prl run_downstream.py flags (-m, -u, -d, -k, -c, -o, -p, -e, -f, "
                      "--device ...), forwarded verbatim.")
 
@@ -153,14 +171,14 @@ def _check_roots(downstream: str, config: dict) -> None:
     check_data_roots(downstream, config)
 
 
-def launch(argv: Sequence[str]) -> int:
+def launch(argv: Sequence[str], cache_argv: Sequence[str] = ()) -> int:
     """Run the stock runner with ``argv`` in a child process; return its exit status."""
-    cmd = [sys.executable, "-m", "s3prl_emoaware.s3prl_adapters.launch", *argv]
+    cmd = [sys.executable, "-m", "s3prl_emoaware.s3prl_adapters.launch", *cache_argv, *argv]
     logger.info("running: %s", " ".join(cmd))
     return subprocess.call(cmd, env=os.environ.copy())
 
 
-def launch_batch(steps: List[dict], workdir: Path) -> List[dict]:
+def launch_batch(steps: List[dict], workdir: Path, cache_argv: Sequence[str] = ()) -> List[dict]:
     """Run several runner steps in one child process (one s3prl import); return their statuses."""
     from ..utils.atomic import atomic_write_json
 
@@ -169,7 +187,7 @@ def launch_batch(steps: List[dict], workdir: Path) -> List[dict]:
     atomic_write_json(steps_file, steps)
     if status_file.exists():
         status_file.unlink()
-    cmd = [sys.executable, "-m", "s3prl_emoaware.s3prl_adapters.launch", "--batch", str(steps_file),
+    cmd = [sys.executable, "-m", "s3prl_emoaware.s3prl_adapters.launch", *cache_argv, "--batch", str(steps_file),
            "--status", str(status_file)]
     logger.info("running %d runner steps in one process: %s", len(steps), " ".join(cmd))
     subprocess.call(cmd, env=os.environ.copy())
@@ -234,7 +252,30 @@ def _fold_accuracy(expdir: Path, fold: str) -> Dict[str, float]:
     return {"acc": correct / len(truth), "majority_rate": majority, "n_test": len(truth)}
 
 
-def run_all_folds(argv: List[str], flags: Dict[str, str]) -> int:
+def hidden_cache_argv(args: argparse.Namespace, argv: Sequence[str], flags: Dict[str, str]) -> List[str]:
+    """The launcher's ``--hidden-cache*`` flags, or [] when the cache is off (asked, or ``-f``)."""
+    from ..s3prl_adapters.hidden_cache import HiddenCacheConfig, default_cache_dir, parse_layers
+
+    if args.no_hidden_cache:
+        return []
+    if "-f" in argv or "--upstream_trainable" in argv:
+        logger.info("hidden-state cache off: the upstream is fine-tuned (-f)")
+        return []
+    if args.hidden_cache:
+        where = Path(args.hidden_cache)
+    else:
+        expdir = flags.get("expdir")
+        if expdir is None and "past_exp" in flags:
+            expdir = str(Path(flags["past_exp"]).parent)
+        if expdir is None:
+            expdir = str(Path("result/downstream") / flags.get("expname", flags.get("downstream", "run")))
+        where = default_cache_dir(expdir)
+    config = HiddenCacheConfig(dir=str(where), limit_gb=args.hidden_cache_limit_gb, dtype=args.hidden_cache_dtype,
+                               layers=parse_layers(args.hidden_cache_layers))
+    return config.to_argv()
+
+
+def run_all_folds(argv: List[str], flags: Dict[str, str], cache_argv: Sequence[str] = ()) -> int:
     from ..utils.atomic import atomic_write_json
 
     if flags.get("mode", "train") != "train" or "past_exp" in flags:
@@ -258,7 +299,7 @@ def run_all_folds(argv: List[str], flags: Dict[str, str]) -> int:
         override = f"{override},,{fold_override}" if override and override.lower() != "none" else fold_override
         train_argv = replace_flag(replace_flag(argv, ("-p", "--expdir"), str(expdir)), ("-o", "--override"), override)
         steps += [{"argv": train_argv}, {"evaluate_best": str(expdir), "argv": device}]
-    statuses = launch_batch(steps, base)
+    statuses = launch_batch(steps, base, cache_argv)
     failed = [s for s in statuses if not s["ok"]]
     if failed or len(statuses) != len(steps):
         detail = failed[0].get("error", "stopped early") if failed else "stopped early"
@@ -286,5 +327,7 @@ def run(args: argparse.Namespace) -> int:
         argv = with_label_fraction(argv, args.label_fraction)
     argv, flags = prepare_argv(argv, check_audio=not args.skip_audio_check)
     if args.all_folds:
-        return run_all_folds(argv, flags)
-    return launch(argv)
+        if "expdir" not in flags:  # the cache's default place follows the folds' base folder
+            flags["expdir"] = str(Path("result/downstream") / flags.get("expname", f"{flags['downstream']}_all_folds"))
+        return run_all_folds(argv, flags, hidden_cache_argv(args, argv, flags))
+    return launch(argv, hidden_cache_argv(args, argv, flags))

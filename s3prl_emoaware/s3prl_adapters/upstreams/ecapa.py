@@ -19,6 +19,7 @@ from ...features import FbankConfig, FbankFrontend
 from ...models.ecapa import EcapaConfig, EcapaTdnn, load_speechbrain_state_dict
 from ...utils.errors import UserFacingError
 from ..checkpoints import load_checkpoint
+from .frames import FbankFrameCount
 
 __all__ = ["EcapaUpstreamExpert", "load_ecapa"]
 
@@ -44,7 +45,7 @@ def load_ecapa(path, model_config: Optional[str] = None):
     return encoder.eval(), fbank
 
 
-class EcapaUpstreamExpert(UpstreamBase):
+class EcapaUpstreamExpert(FbankFrameCount, UpstreamBase):
     def __init__(self, ckpt: str, model_config: Optional[str] = None, **kwargs):
         super().__init__(**kwargs)
         self.encoder, fbank = load_ecapa(ckpt, model_config)

@@ -13,11 +13,12 @@ from torch import Tensor
 
 from ...config import load_config, shipped_config
 from ...features import FbankConfig, FbankFrontend
+from .frames import FbankFrameCount
 
 __all__ = ["FbankUpstreamExpert"]
 
 
-class FbankUpstreamExpert(UpstreamBase):
+class FbankUpstreamExpert(FbankFrameCount, UpstreamBase):
     """``forward(wavs) -> {"hidden_states": [(B, T, D)]}`` with log-mel fbank features.
 
     Args:

@@ -19,6 +19,7 @@ from ...models.mockingjay import MockingjayEncoder
 from ...utils.errors import UserFacingError
 from ..checkpoints import load_checkpoint
 from ..mockingjay_interop import config_from_ckpt_dict, from_s3prl_checkpoint, is_s3prl_mockingjay
+from .frames import FbankFrameCount
 
 __all__ = ["MockingjayUpstreamExpert", "load_mockingjay_encoder"]
 
@@ -44,7 +45,7 @@ def load_mockingjay_encoder(path):
     return encoder.eval(), fbank
 
 
-class MockingjayUpstreamExpert(UpstreamBase):
+class MockingjayUpstreamExpert(FbankFrameCount, UpstreamBase):
     """``forward(wavs) -> {"hidden_states": [(B, T, H)] * (layers + 1)}``."""
 
     def __init__(self, ckpt: str, model_config: Optional[str] = None, **kwargs):
@@ -52,8 +53,12 @@ class MockingjayUpstreamExpert(UpstreamBase):
         self.encoder, fbank = load_mockingjay_encoder(ckpt)
         self.frontend = FbankFrontend(fbank)
 
+    @property
+    def frame_stack(self) -> int:
+        return self.encoder.config.frame_stack
+
     def get_downsample_rates(self, key: str) -> int:
-        return self.frontend.downsample_rate * self.encoder.config.frame_stack
+        return self.frontend.downsample_rate * self.frame_stack
 
     def forward(self, wavs: List[Tensor]) -> Dict[str, List[Tensor]]:
         feats, lengths = self.frontend(wavs)

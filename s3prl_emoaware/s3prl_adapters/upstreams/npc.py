@@ -17,6 +17,7 @@ from ...models.npc import NPCConfig, NPCModel
 from ...utils.errors import UserFacingError
 from ..checkpoints import load_checkpoint
 from ..npc_interop import from_s3prl_npc, is_s3prl_npc
+from .frames import FbankFrameCount
 
 __all__ = ["NPCUpstreamExpert", "load_npc"]
 
@@ -40,7 +41,7 @@ def load_npc(path):
     return model.eval(), fbank
 
 
-class NPCUpstreamExpert(UpstreamBase):
+class NPCUpstreamExpert(FbankFrameCount, UpstreamBase):
     def __init__(self, ckpt: str, model_config: Optional[str] = None, **kwargs):
         super().__init__(**kwargs)
         self.model, fbank = load_npc(ckpt)

@@ -1,0 +1,372 @@
+"""Hidden-state cache for frozen upstreams under the stock s3prl runner.
+
+SUPERB judges a frozen upstream, yet the stock runner recomputes its hidden states for
+every utterance at every step, evaluation and fold. While the upstream is frozen (no
+``-f``) they are a pure function of (upstream, checkpoint, config, audio), so they are
+computed once, stored, and read back afterwards. The runner, the featurizer and the
+downstream stay s3prl's: only ``runner.upstream.model`` is wrapped, in-process, by
+patching ``Runner._get_upstream`` for the duration of one runner call
+(:func:`hidden_cache_installed`).
+
+**Key.** ``DIR/<upstream key>/<audio key>.pt``. The upstream key hashes the upstream name,
+the SHA-256 of the checkpoint file's bytes, of the loaded weights and buffers, the front-end
+settings, the ``-g`` config (file bytes, or the string), the selected layers, the storage
+dtype, the featurizer's feature key and the versions of this package, s3prl and the cache
+format; the audio key hashes the samples the runner
+hands the upstream (float32 bytes and length). A changed checkpoint or audio file
+therefore misses; nothing is keyed by path or mtime. ``meta.json`` beside the entries
+says in words what the upstream key covers.
+
+**Entry.** The hidden states the featurizer may weigh, stacked ``(layers, frames, dim)``,
+fp16 by default, only the ``round(samples / downsample_rate)`` frames the featurizer keeps;
+plus the upstream's own frame count for this utterance alone. Written to a temporary file
+then renamed; a size limit is checked before the rename, so a full cache is one
+:class:`HiddenCacheFull` line and never a half-written entry.
+
+**Equality with the uncached run.** The stock runner pads a batch and the featurizer then
+keeps ``round(samples / rate)`` frames per utterance, which for a shorter utterance
+includes a few frames the upstream computed on padding (e.g. 2 for a 25 ms window with a
+10 ms hop); for the longest one of the batch they do not exist. To give back exactly what
+the uncached batch would have given, a miss is computed together with the batch's other
+misses and one silent companion ``margin_s`` longer than the longest (so every utterance
+is "a shorter one" and has its padding frames), and a hit is cut to
+``min(longest upstream frame count in this batch, round(samples / rate))`` frames, as the
+stock path cuts it. This is exact (float tolerance) for upstreams whose output for one
+row of a batch does not depend on the others: Mockingjay (masked attention), fbank. NPC
+and ECAPA are convolutional over the padded batch, so in the stock path the last few
+frames of an utterance (the receptive field, ~10-30 frames) depend on how far the batch's
+longest utterance extends beyond it; the cache gives every utterance the value it has
+when that distance is at least ``margin_s`` (as for most utterances of a batch), and
+the stock value differs from it for utterances that are the longest of their batch or
+nearly so. An upstream without ``num_frames(samples)`` (not ours) is computed alone per
+utterance, without its padding frames.
+
+Returned values are always the stored (dtype-rounded) ones, on a miss too, so a run
+gives the same result whether the cache was cold or warm.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from ..utils.atomic import atomic_path, atomic_write_json
+from ..utils.errors import UserFacingError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["HiddenCacheConfig", "HiddenCacheFull", "HiddenCacheError", "HiddenStateStore", "CachedUpstream",
+           "upstream_key", "audio_key", "hidden_cache_installed", "ENV_DIR", "DTYPES"]
+
+FORMAT_VERSION = 1
+ENV_DIR = "S3PRL_EMOAWARE_HIDDEN_CACHE"
+DTYPES = {"float16": torch.float16, "float32": torch.float32}
+_ENTRY_SUFFIX = ".pt"
+
+
+class HiddenCacheError(UserFacingError):
+    pass
+
+
+class HiddenCacheFull(HiddenCacheError):
+    """The cache folder reached its size limit; nothing was written for the entry that did not fit."""
+
+
+@dataclass
+class HiddenCacheConfig:
+    """Args:
+        dir: cache folder (shared by runs; one sub-folder per upstream key).
+        limit_gb: size limit of the whole folder in GB (10^9 bytes).
+        dtype: storage dtype, ``float16`` (half the disk; ~1e-3 relative rounding) or ``float32``.
+        layers: indices into ``hidden_states`` to store; the featurizer then weighs only those.
+            None = every layer (or only ``-l N`` when the runner selects one).
+        margin_s: length by which the silent companion of a miss batch exceeds its longest utterance.
+    """
+
+    dir: str
+    limit_gb: float = 20.0
+    dtype: str = "float16"
+    layers: Optional[List[int]] = None
+    margin_s: float = 1.0
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise HiddenCacheError(f"hidden cache dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if not self.limit_gb > 0:
+            raise HiddenCacheError(f"--hidden-cache-limit-gb must be > 0, got {self.limit_gb}")
+        if self.layers is not None and (not self.layers or len(set(self.layers)) != len(self.layers)):
+            raise HiddenCacheError(f"--hidden-cache-layers needs distinct layer indices, got {self.layers}")
+
+    @property
+    def limit_bytes(self) -> int:
+        return int(self.limit_gb * 1e9)
+
+    def to_argv(self) -> List[str]:
+        """The launcher flags that carry this config into the runner process."""
+        argv = ["--hidden-cache", str(self.dir), "--hidden-cache-limit-gb", repr(self.limit_gb),
+                "--hidden-cache-dtype", self.dtype]
+        if self.layers is not None:
+            argv += ["--hidden-cache-layers", ",".join(map(str, self.layers))]
+        return argv
+
+
+def parse_layers(text: Optional[str]) -> Optional[List[int]]:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise HiddenCacheError(f"--hidden-cache-layers takes comma-separated integers, got {text!r}") from None
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _weights_sha256(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(value.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def upstream_key(name: str, ckpt: Optional[str], model_config: Optional[str], config: HiddenCacheConfig,
+                 feature_selection: str = "hidden_states", layer_selection: Optional[int] = None,
+                 model: Optional[nn.Module] = None) -> Tuple[str, dict]:
+    """(hex key, what it covers) for one upstream as the runner builds it.
+
+    ``model`` (the built upstream) adds a hash of its loaded weights and its front-end
+    settings, which also covers checkpoints found without ``-k`` (e.g. ``$S3PRL_EMOAWARE_HOME``)
+    and a shipped front-end YAML.
+    """
+    import s3prl
+
+    from .. import __version__
+    from ..config import to_dict
+
+    def content(path: Optional[str]) -> Optional[str]:
+        if not path:
+            return None
+        p = Path(path)
+        return f"sha256:{_file_sha256(p)}" if p.is_file() else f"value:{path}"
+
+    covers = {
+        "format": FORMAT_VERSION, "upstream": name, "checkpoint": content(ckpt), "model_config": content(model_config),
+        "layers": config.layers, "layer_selection": layer_selection, "feature_selection": feature_selection,
+        "dtype": config.dtype, "s3prl_emoaware": __version__, "s3prl": getattr(s3prl, "__version__", "unknown"),
+    }
+    if model is not None:
+        covers["weights"] = f"sha256:{_weights_sha256(model)}"
+        frontend = getattr(getattr(model, "frontend", None), "config", None)
+        covers["frontend"] = to_dict(frontend) if frontend is not None else None
+    key = hashlib.sha256(json.dumps(covers, sort_keys=True).encode()).hexdigest()[:32]
+    return key, {**covers, "checkpoint_path": ckpt, "model_config_path": model_config}
+
+
+def audio_key(wav: Tensor) -> str:
+    """Hash of the samples exactly as the runner passes them to the upstream."""
+    samples = wav.detach().to("cpu", torch.float32).contiguous()
+    h = hashlib.sha256(str(samples.numel()).encode())
+    h.update(samples.numpy().tobytes())
+    return h.hexdigest()[:40]
+
+
+class HiddenStateStore:
+    """Entries of one upstream key under ``root / key``; size accounting over the whole ``root``."""
+
+    def __init__(self, root: Path, key: str, limit_bytes: int, meta: Optional[dict] = None):
+        self.root, self.dir, self.limit_bytes = Path(root), Path(root) / key, limit_bytes
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise HiddenCacheError(f"{self.dir}: cannot create the hidden-state cache folder "
+                                   f"({err.strerror or err}); set --hidden-cache DIR") from None
+        # one scan at start; concurrent runs sharing the folder may overshoot by what they add meanwhile
+        self.used_bytes = sum(p.stat().st_size for p in self.root.rglob(f"*{_ENTRY_SUFFIX}"))
+        if meta is not None and not (self.dir / "meta.json").is_file():
+            atomic_write_json(self.dir / "meta.json", meta)
+        self.hits = self.misses = 0
+
+    def path(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}{_ENTRY_SUFFIX}"
+
+    def get(self, key: str) -> Optional[dict]:
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            entry = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # an entry is renamed into place whole, so this is outside damage
+            raise HiddenCacheError(f"{path}: unreadable hidden-state cache entry ({err}); delete it") from None
+        self.hits += 1
+        return entry
+
+    def put(self, key: str, entry: dict) -> None:
+        target = self.path(key)
+        with atomic_path(target) as tmp:
+            torch.save(entry, tmp)
+            size = tmp.stat().st_size
+            if self.used_bytes + size > self.limit_bytes:
+                # atomic_path removes the temporary file: nothing half-written stays behind
+                raise HiddenCacheFull(
+                    f"hidden-state cache {self.root} reached its limit of {self.limit_bytes / 1e9:g} GB "
+                    f"({self.used_bytes / 1e9:.3g} GB used); raise --hidden-cache-limit-gb, point --hidden-cache "
+                    "to a larger disk, or run with --no-hidden-cache")
+        self.used_bytes += size
+        self.misses += 1
+
+
+def _stack_states(out: dict, where: str) -> List[Tensor]:
+    states = out.get("hidden_states") if isinstance(out, dict) else None
+    if isinstance(states, Tensor):
+        states = [states]
+    if not isinstance(states, (list, tuple)) or not states or not all(isinstance(s, Tensor) and s.dim() == 3
+                                                                        for s in states):
+        raise HiddenCacheError(f"{where}: the hidden-state cache needs 'hidden_states' as (B, T, D) tensors; "
+                               "run with --no-hidden-cache")
+    return list(states)
+
+
+class CachedUpstream(nn.Module):
+    """A frozen upstream whose ``forward(wavs)`` reads and fills a :class:`HiddenStateStore`.
+
+    Args:
+        upstream: the expert the runner built (eval mode, frozen).
+        store: where entries live.
+        rate: the featurizer's downsample rate (``upstream.get_downsample_rates(feature_selection)``).
+        layers: indices of ``hidden_states`` to store and return (None = all).
+        dtype: storage dtype.
+        margin_s: see the module docstring.
+    """
+
+    def __init__(self, upstream: nn.Module, store: HiddenStateStore, rate: int, layers: Optional[Sequence[int]] = None,
+                 dtype: torch.dtype = torch.float16, margin_s: float = 1.0, name: str = "upstream"):
+        super().__init__()
+        self.upstream, self.store, self.rate, self.name = upstream, store, int(rate), name
+        self.layers, self.dtype = (list(layers) if layers is not None else None), dtype
+        self.margin_samples = int(round(margin_s * 16000))
+        self._frames = getattr(upstream, "num_frames", None)
+        if self._frames is None:
+            logger.warning("hidden-state cache: upstream %s has no num_frames(samples); misses are computed one "
+                           "utterance at a time, and padding frames of the uncached batch are zeros here", name)
+
+    def get_downsample_rates(self, key: str) -> int:
+        return self.upstream.get_downsample_rates(key)
+
+    def _select(self, states: List[Tensor]) -> List[Tensor]:
+        if self.layers is None:
+            return states
+        try:
+            return [states[i] for i in self.layers]
+        except IndexError:
+            raise HiddenCacheError(f"--hidden-cache-layers {self.layers}: upstream {self.name} has only "
+                                   f"{len(states)} hidden states (0..{len(states) - 1})") from None
+
+    def _compute(self, wavs: List[Tensor]) -> List[dict]:
+        """Entries for ``wavs`` (misses), each independent of what else is in the batch."""
+        keep = [round(len(w) / self.rate) for w in wavs]
+        if self._frames is None:
+            outs = [self._select(_stack_states(self.upstream([w]), self.name)) for w in wavs]
+            return [{"states": torch.stack([s[0, :k] for s in st]).to("cpu", self.dtype), "native": st[0].shape[1],
+                     "n_samples": len(w)} for st, w, k in zip(outs, wavs, keep)]
+        longest = max(len(w) for w in wavs)
+        # a quiet, fixed companion (not zeros: a constant signal has no variance for CMVN)
+        gen = torch.Generator().manual_seed(0)
+        companion = (torch.randn(longest + self.margin_samples, generator=gen) * 1e-3).to(wavs[0].device)
+        states = self._select(_stack_states(self.upstream([*wavs, companion]), self.name))
+        return [{"states": torch.stack([s[i, :k] for s in states]).to("cpu", self.dtype),
+                 "native": int(self._frames(len(w))), "n_samples": len(w)} for i, (w, k) in enumerate(zip(wavs, keep))]
+
+    def forward(self, wavs: List[Tensor]) -> Dict[str, object]:
+        keys = [audio_key(w) for w in wavs]
+        entries: List[Optional[dict]] = [self.store.get(k) for k in keys]
+        missing = [i for i, e in enumerate(entries) if e is None]
+        if missing:
+            for i, entry in zip(missing, self._compute([wavs[i] for i in missing])):
+                self.store.put(keys[i], entry)
+                entries[i] = entry
+        device = wavs[0].device
+        # the stock batch is as long as its longest utterance's own frame count; the featurizer
+        # then keeps round(samples / rate) frames of each, so padding frames exist only below that
+        t = max(e["native"] for e in entries)
+        padded = torch.zeros(len(entries), *entries[0]["states"].shape[:1], t, entries[0]["states"].shape[-1])
+        for row, e in enumerate(entries):
+            n = min(t, e["states"].shape[1])
+            padded[row, :, :n] = e["states"][:, :n].float()
+        layers = list(padded.to(device).transpose(0, 1).unbind(0))
+        return {"hidden_states": layers, "last_hidden_state": layers[-1]}
+
+
+def _wrap_entry(entry, args, config: HiddenCacheConfig, stores: List[HiddenStateStore]):
+    """Wrap the runner's upstream entry when frozen; leave it alone (with a log line) otherwise."""
+    if getattr(args, "upstream_trainable", False):
+        logger.info("hidden-state cache not used: the upstream is fine-tuned (-f)")
+        return entry
+    selection = getattr(args, "upstream_feature_selection", "hidden_states")
+    if selection != "hidden_states":
+        logger.warning("hidden-state cache not used: -s %s (it caches 'hidden_states' only)", selection)
+        return entry
+    layer_selection = getattr(args, "upstream_layer_selection", None)
+    layers = config.layers
+    if layer_selection is not None:
+        if layers is not None:
+            raise HiddenCacheError("use either the runner's -l or --hidden-cache-layers, not both")
+        layers = [layer_selection]  # the featurizer would take only this one; store only it
+    key, meta = upstream_key(args.upstream, args.upstream_ckpt, args.upstream_model_config, config, selection,
+                             layer_selection, entry.model)
+    store = HiddenStateStore(Path(config.dir), key, config.limit_bytes, meta)
+    stores.append(store)
+    rate = entry.model.get_downsample_rates(selection)
+    entry.model = CachedUpstream(entry.model, store, rate, layers, DTYPES[config.dtype], config.margin_s,
+                                 name=args.upstream)
+    logger.info("hidden-state cache for %s: %s (%s, limit %g GB, %.3g GB in use)", args.upstream, store.dir,
+                config.dtype, config.limit_gb, store.used_bytes / 1e9)
+    return entry
+
+
+@contextlib.contextmanager
+def hidden_cache_installed(config: Optional[HiddenCacheConfig]) -> Iterator[List[HiddenStateStore]]:
+    """While active, every ``Runner`` built in this process gets a cached frozen upstream.
+
+    Yields the list of stores opened so far (one per runner built), for their hit counts.
+    """
+    stores: List[HiddenStateStore] = []
+    if config is None:
+        yield stores
+        return
+    from s3prl.downstream import runner as runner_module
+
+    original = runner_module.Runner._get_upstream
+
+    def _get_upstream(self):
+        return _wrap_entry(original(self), self.args, config, stores)
+
+    runner_module.Runner._get_upstream = _get_upstream
+    try:
+        yield stores
+    finally:
+        runner_module.Runner._get_upstream = original
+        for store in stores:
+            logger.info("hidden-state cache %s: %d hits, %d entries written, %.3g GB in use", store.dir,
+                        store.hits, store.misses, store.used_bytes / 1e9)
+
+
+def default_cache_dir(expdir: str) -> Path:
+    """``$S3PRL_EMOAWARE_HIDDEN_CACHE``, else ``hidden_cache/`` beside the experiment folder
+    (in its parent), so the runs of one results folder share it."""
+    env = os.environ.get(ENV_DIR)
+    return Path(env) if env else Path(expdir).resolve().parent / "hidden_cache"

@@ -1,0 +1,218 @@
+"""The hidden-state cache for frozen upstreams: same features and accuracies as the stock path, keys, size limit, -f."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from s3prl_emoaware.config import to_dict
+from s3prl_emoaware.features import FbankConfig
+from s3prl_emoaware.models.mockingjay import MockingjayConfig, mockingjay_model
+from subprocess_env import PYTHON, child_env
+
+TINY = MockingjayConfig(input_dim=240, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
+TINY_RUN = ("config.runner.eval_step=4,,config.runner.save_step=4,,config.runner.log_step=4,,"
+            "config.runner.gradient_accumulate_steps=1,,config.downstream_expert.datarc.num_workers=0,,")
+
+
+def _checkpoint(path: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    torch.save({"format": "s3prl_emoaware", "kind": "mockingjay", "model": mockingjay_model(TINY).state_dict(),
+                "config": {"model": to_dict(TINY), "frontend": to_dict(FbankConfig(delta_order=2, cmvn=True))},
+                "step": 0}, path)
+    return path
+
+
+def _upstream(ckpt: Path):
+    import s3prl_emoaware
+
+    s3prl_emoaware.register()
+    import s3prl.hub
+
+    return s3prl.hub.ems_mockingjay_local(ckpt=str(ckpt)).eval()
+
+
+def _cached(upstream, root: Path, limit_bytes: int = 10 ** 9, **kwargs):
+    from s3prl_emoaware.s3prl_adapters.hidden_cache import CachedUpstream, HiddenStateStore
+
+    store = HiddenStateStore(root, "key", limit_bytes)
+    return CachedUpstream(upstream, store, upstream.get_downsample_rates("hidden_states"), **kwargs), store
+
+
+def _wavs(seed: int, n: int = 4):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(int(k), generator=g) * 0.1 for k in torch.randint(8000, 40000, (n,), generator=g)]
+
+
+@pytest.mark.parametrize("dtype,tolerance", [(torch.float32, 1e-5), (torch.float16, 2e-3)])
+def test_cached_batch_gives_the_featurizer_what_the_stock_batch_gives(tmp_path, dtype, tolerance):
+    from s3prl.upstream.interfaces import Featurizer
+
+    upstream = _upstream(_checkpoint(tmp_path / "mj.ckpt"))
+    cached, store = _cached(upstream, tmp_path / "cache", dtype=dtype)
+    featurizer = Featurizer(upstream, upstream_device="cpu")
+    wavs = _wavs(0)
+    with torch.no_grad():
+        stock = featurizer(wavs, upstream(wavs))
+        cold = featurizer(wavs, cached(wavs))
+        # the same utterances regrouped: served from disk, cut as the stock path cuts this batch
+        regrouped = [wavs[3], wavs[0]]
+        warm = featurizer(regrouped, cached(regrouped))
+        stock_regrouped = featurizer(regrouped, upstream(regrouped))
+    assert store.misses == 4 and store.hits == 2
+    for got, want in [*zip(cold, stock), *zip(warm, stock_regrouped)]:
+        assert got.shape == want.shape
+        assert (got - want).abs().max().item() <= tolerance * want.abs().max().item()
+
+
+def test_layer_selection_stores_and_returns_only_those_layers(tmp_path):
+    upstream = _upstream(_checkpoint(tmp_path / "mj.ckpt"))
+    cached, _ = _cached(upstream, tmp_path / "cache", layers=[0, 2], dtype=torch.float32)
+    wavs = _wavs(1, 2)
+    with torch.no_grad():
+        full, some = upstream(wavs)["hidden_states"], cached(wavs)["hidden_states"]
+    assert len(some) == 2
+    n = round(len(wavs[0]) / upstream.get_downsample_rates("hidden_states"))
+    for got, want in zip(some, [full[0], full[2]]):
+        assert torch.allclose(got[0, :n], want[0, :n], atol=1e-5)
+
+
+def test_changed_checkpoint_or_config_changes_the_upstream_key(tmp_path):
+    from s3prl_emoaware.s3prl_adapters.hidden_cache import HiddenCacheConfig, upstream_key
+
+    config = HiddenCacheConfig(dir=str(tmp_path))
+    ckpt = _checkpoint(tmp_path / "mj.ckpt", seed=0)
+    first, covers = upstream_key("ems_mockingjay_local", str(ckpt), None, config)
+    assert upstream_key("ems_mockingjay_local", str(ckpt), None, config)[0] == first
+    _checkpoint(ckpt, seed=1)  # same path, other weights: must never be served stale
+    assert upstream_key("ems_mockingjay_local", str(ckpt), None, config)[0] != first
+    assert upstream_key("ems_npc_local", str(ckpt), None, config)[0] != first
+    assert upstream_key("ems_mockingjay_local", str(ckpt), None, HiddenCacheConfig(dir=str(tmp_path),
+                                                                                  dtype="float32"))[0] != first
+    assert covers["checkpoint"].startswith("sha256:") and covers["checkpoint_path"] == str(ckpt)
+    # without -k (a checkpoint found elsewhere) the loaded weights still tell two checkpoints apart
+    by_weights = [upstream_key("ems_mockingjay", None, None, config, model=_upstream(_checkpoint(ckpt, seed)))[0]
+                  for seed in (0, 1, 0)]
+    assert by_weights[0] != by_weights[1] and by_weights[0] == by_weights[2]
+
+
+def test_changed_audio_misses_and_the_same_audio_hits(tmp_path):
+    upstream = _upstream(_checkpoint(tmp_path / "mj.ckpt"))
+    cached, store = _cached(upstream, tmp_path / "cache")
+    wav = _wavs(2, 1)[0]
+    changed = wav.clone()
+    changed[100] += 1e-3
+    with torch.no_grad():
+        cached([wav])
+        cached([wav.clone()])
+        assert (store.misses, store.hits) == (1, 1)
+        cached([changed])
+        cached([wav[:-160]])
+    assert (store.misses, store.hits) == (3, 1)
+
+
+def test_full_cache_is_one_clear_error_and_leaves_nothing_half_written(tmp_path):
+    from s3prl_emoaware.s3prl_adapters.hidden_cache import HiddenCacheFull
+
+    upstream = _upstream(_checkpoint(tmp_path / "mj.ckpt"))
+    root = tmp_path / "cache"
+    probe, probe_store = _cached(upstream, tmp_path / "probe")
+    with torch.no_grad():
+        probe(_wavs(3, 1))
+    one_entry = probe_store.used_bytes
+    limit = int(2.5 * one_entry)
+    cached, store = _cached(upstream, root, limit_bytes=limit)
+    with pytest.raises(HiddenCacheFull) as err, torch.no_grad():
+        cached(_wavs(4, 6))
+    message = str(err.value)
+    assert "\n" not in message and str(root) in message and f"limit of {limit / 1e9:g} GB" in message
+    entries = sorted(root.rglob("*.pt"))
+    assert 1 <= len(entries) < 6 and not [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+    assert sum(p.stat().st_size for p in entries) <= store.limit_bytes
+    for path in entries:  # every entry that exists is whole
+        assert torch.load(path, weights_only=True)["states"].dim() == 3
+
+
+def test_fine_tuned_upstream_is_never_wrapped(tmp_path):
+    from argparse import Namespace
+
+    from s3prl_emoaware.s3prl_adapters.hidden_cache import HiddenCacheConfig, _wrap_entry
+
+    class Entry:
+        model = _upstream(_checkpoint(tmp_path / "mj.ckpt"))
+
+    entry, stores = Entry(), []
+    args = Namespace(upstream_trainable=True, upstream="ems_mockingjay_local", upstream_ckpt=None,
+                     upstream_model_config=None, upstream_feature_selection="hidden_states",
+                     upstream_layer_selection=None)
+    original = entry.model
+    _wrap_entry(entry, args, HiddenCacheConfig(dir=str(tmp_path / "cache")), stores)
+    assert entry.model is original and not stores and not (tmp_path / "cache").exists()
+
+
+# --- through `s3prl-emoaware run-downstream` and the stock runner -------------------------------------------------
+
+def _run_downstream(args, cwd):
+    return subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", "run-downstream", *args], capture_output=True,
+                          text=True, env=child_env(), cwd=cwd, timeout=600)
+
+
+def _emotion_args(corpus, ckpt, expdir, *extra, steps=8):
+    override = (TINY_RUN + f"config.runner.total_steps={steps},,config.downstream_expert.datarc.root='{corpus}',,"
+                f"config.downstream_expert.datarc.meta_data='{corpus / 'meta_data'}'")
+    return [*extra, "-m", "train", "-u", "ems_mockingjay_local", "-k", str(ckpt), "-d", "emotion", "-o", override,
+            "-p", str(expdir), "--device", "cpu"]
+
+
+def _accuracies(expdir: Path) -> list:
+    """The runner's dev and test accuracy lines (the emotion expert's log.log) and its test predictions."""
+    lines = [ln for ln in (expdir / "log.log").read_text().splitlines() if ln.startswith(("dev", "test"))]
+    assert any(ln.startswith("dev") for ln in lines) and any(ln.startswith("test") for ln in lines)
+    return [lines, (expdir / "test_fold1_predict.txt").read_text()]
+
+
+@pytest.mark.slow
+def test_cached_and_uncached_runs_give_the_same_dev_and_test_accuracy(tiny_iemocap, tmp_path):
+    ckpt = _checkpoint(tmp_path / "mj.ckpt")
+    cache = tmp_path / "cache"
+    results = {}
+    for name, extra in [("uncached", ["--no-hidden-cache"]), ("cold", ["--hidden-cache", str(cache)]),
+                        ("warm", ["--hidden-cache", str(cache)])]:
+        out = _run_downstream(_emotion_args(tiny_iemocap, ckpt, tmp_path / name, *extra), tmp_path)
+        assert out.returncode == 0, out.stderr[-3000:]
+        results[name] = _accuracies(tmp_path / name)
+        if name == "uncached":
+            assert not cache.exists()
+        if name == "cold":
+            entries = sorted(cache.rglob("*.pt"))
+            assert entries
+    assert results["cold"] == results["uncached"]
+    assert results["warm"] == results["uncached"]
+    assert sorted(cache.rglob("*.pt")) == entries  # the warm run computed nothing new
+    assert "0 entries written" in out.stderr
+
+
+@pytest.mark.slow
+def test_fine_tuning_run_never_uses_the_cache(tiny_iemocap, tmp_path):
+    ckpt = _checkpoint(tmp_path / "mj.ckpt")
+    out = _run_downstream(_emotion_args(tiny_iemocap, ckpt, tmp_path / "ft", "--hidden-cache", str(tmp_path / "c"),
+                                        steps=4) + ["-f"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "ft" / "dev-best.ckpt").is_file() or list((tmp_path / "ft").glob("states-*.ckpt"))
+    assert not (tmp_path / "c").exists() and "hidden-state cache off" in out.stderr
+
+
+@pytest.mark.slow
+def test_full_cache_stops_the_run_with_one_line(tiny_iemocap, tmp_path):
+    ckpt = _checkpoint(tmp_path / "mj.ckpt")
+    cache = tmp_path / "cache"
+    out = _run_downstream(_emotion_args(tiny_iemocap, ckpt, tmp_path / "exp", "--hidden-cache", str(cache),
+                                        "--hidden-cache-limit-gb", "0.00002"), tmp_path)
+    assert out.returncode == 2
+    errors = [ln for ln in out.stderr.splitlines() if "error:" in ln]
+    assert len(errors) == 1 and str(cache) in errors[0] and "limit of 2e-05 GB" in errors[0]
+    assert errors[0] == out.stderr.strip().splitlines()[-1]
+    assert not [p for p in cache.rglob("*") if p.name.endswith(".tmp")]
+    for path in cache.rglob("*.pt"):
+        torch.load(path, weights_only=True)
