@@ -216,3 +216,29 @@ def test_full_cache_stops_the_run_with_one_line(tiny_iemocap, tmp_path):
     assert not [p for p in cache.rglob("*") if p.name.endswith(".tmp")]
     for path in cache.rglob("*.pt"):
         torch.load(path, weights_only=True)
+
+
+def test_run_downstream_flags_place_and_switch_the_cache(tmp_path, monkeypatch):
+    import argparse
+
+    from s3prl_emoaware.cli import run_downstream as rd
+
+    parser = argparse.ArgumentParser()
+    rd.add_arguments(parser)
+
+    def cache_argv(*flags, argv=("-m", "train", "-p", str(tmp_path / "runs" / "exp"))):
+        args, _ = parser.parse_known_args(list(flags))
+        return rd.hidden_cache_argv(args, list(argv), rd.scan_flags(list(argv)))
+
+    monkeypatch.delenv("S3PRL_EMOAWARE_HIDDEN_CACHE", raising=False)
+    got = cache_argv()
+    assert got[:2] == ["--hidden-cache", str(tmp_path / "runs" / "hidden_cache")]  # beside the experiment
+    assert "--hidden-cache-dtype" in got and got[got.index("--hidden-cache-dtype") + 1] == "float16"
+    monkeypatch.setenv("S3PRL_EMOAWARE_HIDDEN_CACHE", str(tmp_path / "shared"))
+    assert cache_argv()[1] == str(tmp_path / "shared")
+    assert cache_argv("--hidden-cache", str(tmp_path / "mine"))[1] == str(tmp_path / "mine")
+    assert cache_argv("--no-hidden-cache") == []
+    assert cache_argv(argv=("-m", "train", "-f", "-p", "x")) == []
+    with pytest.raises(rd.RunDownstreamError, match="no meaning with -f"):
+        cache_argv("--hidden-cache-layers", "1,2", argv=("-m", "train", "-f"))
+    assert cache_argv("--hidden-cache-layers", "0,3")[-2:] == ["--hidden-cache-layers", "0,3"]

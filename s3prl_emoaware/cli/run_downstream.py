@@ -256,10 +256,13 @@ def hidden_cache_argv(args: argparse.Namespace, argv: Sequence[str], flags: Dict
     """The launcher's ``--hidden-cache*`` flags, or [] when the cache is off (asked, or ``-f``)."""
     from ..s3prl_adapters.hidden_cache import HiddenCacheConfig, default_cache_dir, parse_layers
 
-    if args.no_hidden_cache:
-        return []
-    if "-f" in argv or "--upstream_trainable" in argv:
-        logger.info("hidden-state cache off: the upstream is fine-tuned (-f)")
+    off = "--no-hidden-cache" if args.no_hidden_cache else (
+        "-f" if "-f" in argv or "--upstream_trainable" in argv else None)
+    if off is not None:
+        if args.hidden_cache_layers is not None:
+            raise RunDownstreamError(f"--hidden-cache-layers selects cached layers; it has no meaning with {off}")
+        if off == "-f":
+            logger.info("hidden-state cache off: the upstream is fine-tuned (-f)")
         return []
     if args.hidden_cache:
         where = Path(args.hidden_cache)
