@@ -8,29 +8,43 @@ import torch
 
 from s3prl_emoaware.config import to_dict
 from s3prl_emoaware.features import FbankConfig
+from s3prl_emoaware.models.ecapa import EcapaConfig, EcapaTdnn
 from s3prl_emoaware.models.mockingjay import MockingjayConfig, mockingjay_model
+from s3prl_emoaware.models.npc import NPCConfig, NPCModel
 from subprocess_env import PYTHON, child_env
 
-TINY = MockingjayConfig(input_dim=240, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
 TINY_RUN = ("config.runner.eval_step=4,,config.runner.save_step=4,,config.runner.log_step=4,,"
             "config.runner.gradient_accumulate_steps=1,,config.downstream_expert.datarc.num_workers=0,,")
+UPSTREAMS = {"mockingjay": "ems_mockingjay_local", "npc": "ems_npc_local", "ecapa": "emo_ecapa_local"}
 
 
-def _checkpoint(path: Path, seed: int = 0) -> Path:
+def _checkpoint(path: Path, seed: int = 0, kind: str = "mockingjay") -> Path:
+    """A randomly initialised tiny upstream of ours, in our checkpoint format."""
     torch.manual_seed(seed)
-    torch.save({"format": "s3prl_emoaware", "kind": "mockingjay", "model": mockingjay_model(TINY).state_dict(),
-                "config": {"model": to_dict(TINY), "frontend": to_dict(FbankConfig(delta_order=2, cmvn=True))},
-                "step": 0}, path)
+    if kind == "mockingjay":
+        config = MockingjayConfig(input_dim=240, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
+        model, frontend = mockingjay_model(config).state_dict(), FbankConfig(delta_order=2, cmvn=True)
+    elif kind == "npc":
+        config = NPCConfig(hidden_size=16, n_blocks=2, kernel_size=15, mask_size=7, vq_codebook_sizes=[8, 8],
+                           vq_code_dims=[8, 8])
+        model, frontend = NPCModel(config).state_dict(), FbankConfig(window_type="hamming", cmvn=True)
+    else:
+        config = EcapaConfig(channels=[32, 32, 32, 32, 96], attention_channels=16, res2net_scale=4, se_channels=16,
+                             embedding_dim=32)
+        model = {f"encoder.{k}": v for k, v in EcapaTdnn(config).state_dict().items()}
+        frontend = FbankConfig(window_type="hamming", cmvn=True, cmvn_std=False)
+    torch.save({"format": "s3prl_emoaware", "kind": "ecapa_contrastive" if kind == "ecapa" else kind, "model": model,
+                "config": {"model": to_dict(config), "frontend": to_dict(frontend)}, "step": 0}, path)
     return path
 
 
-def _upstream(ckpt: Path):
+def _upstream(ckpt: Path, kind: str = "mockingjay"):
     import s3prl_emoaware
 
     s3prl_emoaware.register()
     import s3prl.hub
 
-    return s3prl.hub.ems_mockingjay_local(ckpt=str(ckpt)).eval()
+    return getattr(s3prl.hub, UPSTREAMS[kind])(ckpt=str(ckpt)).eval()
 
 
 def _cached(upstream, root: Path, limit_bytes: int = 10 ** 9, **kwargs):
@@ -45,11 +59,26 @@ def _wavs(seed: int, n: int = 4):
     return [torch.randn(int(k), generator=g) * 0.1 for k in torch.randint(8000, 40000, (n,), generator=g)]
 
 
-@pytest.mark.parametrize("dtype,tolerance", [(torch.float32, 1e-5), (torch.float16, 2e-3)])
-def test_cached_batch_gives_the_featurizer_what_the_stock_batch_gives(tmp_path, dtype, tolerance):
+@pytest.mark.parametrize("kind", sorted(UPSTREAMS))
+def test_our_upstreams_give_an_utterance_the_same_features_in_any_batch(tmp_path, kind):
     from s3prl.upstream.interfaces import Featurizer
 
-    upstream = _upstream(_checkpoint(tmp_path / "mj.ckpt"))
+    upstream = _upstream(_checkpoint(tmp_path / "up.ckpt", kind=kind), kind)
+    featurizer = Featurizer(upstream, upstream_device="cpu")
+    g = torch.Generator().manual_seed(5)
+    wav, shorter, longer = (torch.randn(n, generator=g) * 0.1 for n in (24000, 9000, 40000))
+    with torch.no_grad():
+        seen = [featurizer(b, upstream(b))[0] for b in ([wav], [wav, shorter], [wav, longer], [wav, wav[:23800]])]
+    for got in seen[1:]:  # as the longest, the shortest, or nearly the longest of its batch
+        assert got.shape[0] <= seen[2].shape[0] and torch.allclose(got, seen[2][:got.shape[0]], atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", sorted(UPSTREAMS))
+@pytest.mark.parametrize("dtype,tolerance", [(torch.float32, 1e-5), (torch.float16, 2e-3)])
+def test_cached_batch_gives_the_featurizer_what_the_stock_batch_gives(tmp_path, kind, dtype, tolerance):
+    from s3prl.upstream.interfaces import Featurizer
+
+    upstream = _upstream(_checkpoint(tmp_path / "up.ckpt", kind=kind), kind)
     cached, store = _cached(upstream, tmp_path / "cache", dtype=dtype)
     featurizer = Featurizer(upstream, upstream_device="cpu")
     wavs = _wavs(0)
@@ -158,10 +187,10 @@ def _run_downstream(args, cwd):
                           text=True, env=child_env(), cwd=cwd, timeout=600)
 
 
-def _emotion_args(corpus, ckpt, expdir, *extra, steps=8):
+def _emotion_args(corpus, ckpt, expdir, *extra, steps=8, upstream="ems_mockingjay_local"):
     override = (TINY_RUN + f"config.runner.total_steps={steps},,config.downstream_expert.datarc.root='{corpus}',,"
                 f"config.downstream_expert.datarc.meta_data='{corpus / 'meta_data'}'")
-    return [*extra, "-m", "train", "-u", "ems_mockingjay_local", "-k", str(ckpt), "-d", "emotion", "-o", override,
+    return [*extra, "-m", "train", "-u", upstream, "-k", str(ckpt), "-d", "emotion", "-o", override,
             "-p", str(expdir), "--device", "cpu"]
 
 
@@ -173,13 +202,15 @@ def _accuracies(expdir: Path) -> list:
 
 
 @pytest.mark.slow
-def test_cached_and_uncached_runs_give_the_same_dev_and_test_accuracy(tiny_iemocap, tmp_path):
-    ckpt = _checkpoint(tmp_path / "mj.ckpt")
+@pytest.mark.parametrize("kind", ["mockingjay", "npc"])
+def test_cached_and_uncached_runs_give_the_same_dev_and_test_accuracy(tiny_iemocap, tmp_path, kind):
+    ckpt = _checkpoint(tmp_path / "up.ckpt", kind=kind)
     cache = tmp_path / "cache"
     results = {}
     for name, extra in [("uncached", ["--no-hidden-cache"]), ("cold", ["--hidden-cache", str(cache)]),
                         ("warm", ["--hidden-cache", str(cache)])]:
-        out = _run_downstream(_emotion_args(tiny_iemocap, ckpt, tmp_path / name, *extra), tmp_path)
+        out = _run_downstream(_emotion_args(tiny_iemocap, ckpt, tmp_path / name, *extra, upstream=UPSTREAMS[kind]),
+                              tmp_path)
         assert out.returncode == 0, out.stderr[-3000:]
         results[name] = _accuracies(tmp_path / name)
         if name == "uncached":

@@ -23,23 +23,16 @@ plus the upstream's own frame count for this utterance alone. Written to a tempo
 then renamed; a size limit is checked before the rename, so a full cache is one
 :class:`HiddenCacheFull` line and never a half-written entry.
 
-**Equality with the uncached run.** The stock runner pads a batch and the featurizer then
-keeps ``round(samples / rate)`` frames per utterance, which for a shorter utterance
-includes a few frames the upstream computed on padding (e.g. 2 for a 25 ms window with a
-10 ms hop); for the longest one of the batch they do not exist. To give back exactly what
-the uncached batch would have given, a miss is computed together with the batch's other
-misses and one silent companion ``margin_s`` longer than the longest (so every utterance
-is "a shorter one" and has its padding frames), and a hit is cut to
-``min(longest upstream frame count in this batch, round(samples / rate))`` frames, as the
-stock path cuts it. This is exact (float tolerance) for upstreams whose output for one
-row of a batch does not depend on the others: Mockingjay (masked attention), fbank. NPC
-and ECAPA are convolutional over the padded batch, so in the stock path the last few
-frames of an utterance (the receptive field, ~10-30 frames) depend on how far the batch's
-longest utterance extends beyond it; the cache gives every utterance the value it has
-when that distance is at least ``margin_s`` (as for most utterances of a batch), and
-the stock value differs from it for utterances that are the longest of their batch or
-nearly so. An upstream without ``num_frames(samples)`` (not ours) is computed alone per
-utterance, without its padding frames.
+**Equality with the uncached run.** The stock runner pads a batch; the featurizer then keeps
+``round(samples / rate)`` frames per utterance, which for a shorter one includes a few frames
+the upstream computed on padding (none exist for the batch's longest). Our upstreams are batch
+invariant (``upstreams/frames.py``): each utterance's rows depend on it alone and are zero
+beyond its own frame count ``num_frames(samples)``. So a miss is computed with the batch's
+other misses, its real frames are stored, and a hit batch is zero-padded to the longest
+utterance's frame count, as the stock batch is: the featurizer gets the same tensors (float
+tolerance, plus the fp16 rounding). An upstream without ``batch_invariant`` (s3prl's own) is
+computed one utterance at a time; there the stock path's values on padding frames, and for
+convolutional models its last real frames, depend on the batch, and the cached ones do not.
 
 Returned values are always the stored (dtype-rounded) ones, on a miss too, so a run
 gives the same result whether the cache was cold or warm.
@@ -89,14 +82,12 @@ class HiddenCacheConfig:
         dtype: storage dtype, ``float16`` (half the disk; ~1e-3 relative rounding) or ``float32``.
         layers: indices into ``hidden_states`` to store; the featurizer then weighs only those.
             None = every layer (or only ``-l N`` when the runner selects one).
-        margin_s: length by which the silent companion of a miss batch exceeds its longest utterance.
     """
 
     dir: str
     limit_gb: float = 20.0
     dtype: str = "float16"
     layers: Optional[List[int]] = None
-    margin_s: float = 1.0
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
@@ -250,19 +241,18 @@ class CachedUpstream(nn.Module):
         rate: the featurizer's downsample rate (``upstream.get_downsample_rates(feature_selection)``).
         layers: indices of ``hidden_states`` to store and return (None = all).
         dtype: storage dtype.
-        margin_s: see the module docstring.
     """
 
     def __init__(self, upstream: nn.Module, store: HiddenStateStore, rate: int, layers: Optional[Sequence[int]] = None,
-                 dtype: torch.dtype = torch.float16, margin_s: float = 1.0, name: str = "upstream"):
+                 dtype: torch.dtype = torch.float16, name: str = "upstream"):
         super().__init__()
         self.upstream, self.store, self.rate, self.name = upstream, store, int(rate), name
         self.layers, self.dtype = (list(layers) if layers is not None else None), dtype
-        self.margin_samples = int(round(margin_s * 16000))
-        self._frames = getattr(upstream, "num_frames", None)
-        if self._frames is None:
-            logger.warning("hidden-state cache: upstream %s has no num_frames(samples); misses are computed one "
-                           "utterance at a time, and padding frames of the uncached batch are zeros here", name)
+        self.batch_invariant = bool(getattr(upstream, "batch_invariant", False)) and hasattr(upstream, "num_frames")
+        if not self.batch_invariant:
+            logger.warning("hidden-state cache: upstream %s does not declare batch_invariant/num_frames; misses are "
+                           "computed one utterance at a time, so padding-dependent frames of the uncached batch "
+                           "differ here", name)
 
     def get_downsample_rates(self, key: str) -> int:
         return self.upstream.get_downsample_rates(key)
@@ -276,20 +266,22 @@ class CachedUpstream(nn.Module):
             raise HiddenCacheError(f"--hidden-cache-layers {self.layers}: upstream {self.name} has only "
                                    f"{len(states)} hidden states (0..{len(states) - 1})") from None
 
+    def _entry(self, states: List[Tensor], row: int, native: int, n_samples: int) -> dict:
+        # only what the featurizer keeps of this utterance's own frames; beyond them the batch is zeros
+        n = min(native, round(n_samples / self.rate))
+        return {"states": torch.stack([s[row, :n] for s in states]).to("cpu", self.dtype), "native": native,
+                "n_samples": n_samples}
+
     def _compute(self, wavs: List[Tensor]) -> List[dict]:
-        """Entries for ``wavs`` (misses), each independent of what else is in the batch."""
-        keep = [round(len(w) / self.rate) for w in wavs]
-        if self._frames is None:
-            outs = [self._select(_stack_states(self.upstream([w]), self.name)) for w in wavs]
-            return [{"states": torch.stack([s[0, :k] for s in st]).to("cpu", self.dtype), "native": st[0].shape[1],
-                     "n_samples": len(w)} for st, w, k in zip(outs, wavs, keep)]
-        longest = max(len(w) for w in wavs)
-        # a quiet, fixed companion (not zeros: a constant signal has no variance for CMVN)
-        gen = torch.Generator().manual_seed(0)
-        companion = (torch.randn(longest + self.margin_samples, generator=gen) * 1e-3).to(wavs[0].device)
-        states = self._select(_stack_states(self.upstream([*wavs, companion]), self.name))
-        return [{"states": torch.stack([s[i, :k] for s in states]).to("cpu", self.dtype),
-                 "native": int(self._frames(len(w))), "n_samples": len(w)} for i, (w, k) in enumerate(zip(wavs, keep))]
+        """Entries for ``wavs`` (the misses of a batch), each independent of what else is in it."""
+        if self.batch_invariant:
+            states = self._select(_stack_states(self.upstream(wavs), self.name))
+            return [self._entry(states, i, int(self.upstream.num_frames(len(w))), len(w)) for i, w in enumerate(wavs)]
+        entries = []
+        for w in wavs:
+            states = self._select(_stack_states(self.upstream([w]), self.name))
+            entries.append(self._entry(states, 0, states[0].shape[1], len(w)))
+        return entries
 
     def forward(self, wavs: List[Tensor]) -> Dict[str, object]:
         keys = [audio_key(w) for w in wavs]
@@ -300,13 +292,11 @@ class CachedUpstream(nn.Module):
                 self.store.put(keys[i], entry)
                 entries[i] = entry
         device = wavs[0].device
-        # the stock batch is as long as its longest utterance's own frame count; the featurizer
-        # then keeps round(samples / rate) frames of each, so padding frames exist only below that
+        # as long as the stock batch: its longest utterance's own frame count (the featurizer cuts each row)
         t = max(e["native"] for e in entries)
         padded = torch.zeros(len(entries), *entries[0]["states"].shape[:1], t, entries[0]["states"].shape[-1])
         for row, e in enumerate(entries):
-            n = min(t, e["states"].shape[1])
-            padded[row, :, :n] = e["states"][:, :n].float()
+            padded[row, :, :e["states"].shape[1]] = e["states"].float()
         layers = list(padded.to(device).transpose(0, 1).unbind(0))
         return {"hidden_states": layers, "last_hidden_state": layers[-1]}
 
@@ -331,8 +321,7 @@ def _wrap_entry(entry, args, config: HiddenCacheConfig, stores: List[HiddenState
     store = HiddenStateStore(Path(config.dir), key, config.limit_bytes, meta)
     stores.append(store)
     rate = entry.model.get_downsample_rates(selection)
-    entry.model = CachedUpstream(entry.model, store, rate, layers, DTYPES[config.dtype], config.margin_s,
-                                 name=args.upstream)
+    entry.model = CachedUpstream(entry.model, store, rate, layers, DTYPES[config.dtype], name=args.upstream)
     logger.info("hidden-state cache for %s: %s (%s, limit %g GB, %.3g GB in use)", args.upstream, store.dir,
                 config.dtype, config.limit_gb, store.used_bytes / 1e9)
     return entry

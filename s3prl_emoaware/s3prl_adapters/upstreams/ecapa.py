@@ -19,7 +19,7 @@ from ...features import FbankConfig, FbankFrontend
 from ...models.ecapa import EcapaConfig, EcapaTdnn, load_speechbrain_state_dict
 from ...utils.errors import UserFacingError
 from ..checkpoints import load_checkpoint
-from .frames import FbankFrameCount
+from .frames import FbankFrameCount, one_by_one
 
 __all__ = ["EcapaUpstreamExpert", "load_ecapa"]
 
@@ -54,7 +54,12 @@ class EcapaUpstreamExpert(FbankFrameCount, UpstreamBase):
     def get_downsample_rates(self, key: str) -> int:
         return self.frontend.downsample_rate
 
-    def forward(self, wavs: List[Tensor]) -> Dict[str, List[Tensor]]:
+    def _states(self, wavs: List[Tensor]) -> List[Tensor]:
         feats, lengths = self.frontend(wavs)
-        _, states = self.encoder(feats, lengths.to(feats.device))
+        return self.encoder(feats, lengths.to(feats.device))[1]
+
+    def forward(self, wavs: List[Tensor]) -> Dict[str, List[Tensor]]:
+        if not self.training:  # reflect-padded convolutions would see the batch's padding (see .frames)
+            return one_by_one(self._states, wavs)
+        states = self._states(wavs)
         return {"hidden_states": states, "last_hidden_state": states[-1]}

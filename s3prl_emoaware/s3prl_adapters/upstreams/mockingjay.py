@@ -15,7 +15,7 @@ from s3prl.upstream.interfaces import UpstreamBase
 from torch import Tensor
 
 from ...features import FbankFrontend
-from ...models.mockingjay import MockingjayEncoder
+from ...models.mockingjay import MockingjayEncoder, lengths_to_mask
 from ...utils.errors import UserFacingError
 from ..checkpoints import load_checkpoint
 from ..mockingjay_interop import config_from_ckpt_dict, from_s3prl_checkpoint, is_s3prl_mockingjay
@@ -65,4 +65,7 @@ class MockingjayUpstreamExpert(FbankFrameCount, UpstreamBase):
         lengths = lengths.to(feats.device)
         intensity = torch.zeros(feats.shape[:2], device=feats.device) if self.encoder.config.intensity_input else None
         states = self.encoder(feats, lengths, intensity)  # no intensity at downstream time (EMS)
+        # attention is masked, so real frames never see padding; zero the padded positions too (see .frames)
+        valid = lengths_to_mask(lengths // self.frame_stack, states[0].shape[1]).unsqueeze(-1).to(states[0].dtype)
+        states = [s * valid for s in states]
         return {"hidden_states": states, "last_hidden_state": states[-1]}

@@ -17,7 +17,7 @@ from ...models.npc import NPCConfig, NPCModel
 from ...utils.errors import UserFacingError
 from ..checkpoints import load_checkpoint
 from ..npc_interop import from_s3prl_npc, is_s3prl_npc
-from .frames import FbankFrameCount
+from .frames import FbankFrameCount, one_by_one
 
 __all__ = ["NPCUpstreamExpert", "load_npc"]
 
@@ -50,7 +50,13 @@ class NPCUpstreamExpert(FbankFrameCount, UpstreamBase):
     def get_downsample_rates(self, key: str) -> int:
         return self.frontend.downsample_rate
 
-    def forward(self, wavs: List[Tensor]) -> Dict[str, List[Tensor]]:
+    def _states(self, wavs: List[Tensor]) -> List[Tensor]:
         feats, _ = self.frontend(wavs)
         feat, states = self.model.encode(feats)  # no VQ/postnet: only the representation is needed
-        return {"hidden_states": [*states, feat], "last_hidden_state": feat}
+        return [*states, feat]
+
+    def forward(self, wavs: List[Tensor]) -> Dict[str, List[Tensor]]:
+        if not self.training:  # the convolutions would carry padding into the last frames (see .frames)
+            return one_by_one(self._states, wavs)
+        states = self._states(wavs)
+        return {"hidden_states": states, "last_hidden_state": states[-1]}
