@@ -71,6 +71,10 @@ def test_quick_study_runs_end_to_end_and_resumes(tmp_path):
     assert (masks["mockingjay_ems_oracle"]["inside_emotional_segments"]
             > masks["mockingjay_random"]["inside_emotional_segments"] + 0.05)
     assert (out / "report" / "ems_study.png").stat().st_size > 0 and "Δ vs random" in text
+    # what feeds the masker is shown before it is trusted: StrengthNet's distribution and its histogram
+    shown = json.loads((out / "stages" / "intensity.json").read_text())["summary"]["strengthnet"]["distribution"]
+    assert shown["n_neutral"] > 0 and shown["n_emotional"] > 0 and "level_difference" in shown
+    assert open(shown["histogram"], "rb").read(4) == b"\x89PNG"
     markers = {p.name: p.stat().st_mtime_ns for p in (out / "stages").glob("*.json")}
     run_ems_study(out, quick=True)  # everything done: nothing re-runs
     assert {p.name: p.stat().st_mtime_ns for p in (out / "stages").glob("*.json")} == markers

@@ -205,3 +205,28 @@ def test_calibrated_recipe_reports_levels_and_spliced_localisation(tiny_iemocap,
     with pytest.raises(Exception, match="emotional_floor"):
         load_config(StrengthNetRecipe, shipped_config("upstream_configs", "strengthnet_tiny"),
                     ["training.emotional_floor=1.5"])
+
+
+def test_distribution_tells_a_flat_cache_from_a_calibrated_one(tiny_iemocap, tmp_path):
+    from s3prl_emoaware.intensity.alignment import FBANK_GRID
+    from s3prl_emoaware.intensity.cache import IntensityCacheWriter
+    from s3prl_emoaware.intensity.distribution import intensity_distribution, plot_intensity_histogram
+
+    utts = read_corpus(tiny_iemocap)[:12]
+    figures = {}
+    for kind in ("flat", "calibrated"):
+        writer = IntensityCacheWriter(tmp_path / kind, "energy", FBANK_GRID)
+        for u in utts:
+            wav = read_audio(u.path)
+            n = FBANK_GRID.num_frames(len(wav))
+            level = 0.6 if kind == "flat" else (0.1 if (u.emotion or "neu") == "neu" else 0.8)
+            writer.add(u.utt_id, np.full(n, level, np.float32) + np.linspace(0, 0.01, n, dtype=np.float32),
+                       str(u.path), wav)
+        writer.flush()
+        figures[kind] = intensity_distribution(IntensityCache(tmp_path / kind), utts)
+    assert figures["flat"]["n_neutral"] + figures["flat"]["n_emotional"] == len(utts)
+    assert abs(figures["flat"]["level_difference"]) < 1e-3 and figures["flat"]["utterance_mean_spread"] < 1e-3
+    assert figures["calibrated"]["level_difference"] == pytest.approx(0.7, abs=1e-3)
+    assert figures["calibrated"]["median_range"] == pytest.approx(0.01, abs=1e-4)
+    png = plot_intensity_histogram(IntensityCache(tmp_path / "calibrated"), utts, tmp_path / "h.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

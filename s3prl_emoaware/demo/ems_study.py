@@ -39,7 +39,7 @@ from ..utils.stats import paired_bootstrap, wins_ties_losses
 from .downstream import UpstreamSpec, run_upstream
 from .pipeline import DownstreamSizes, superb_tasks
 from .stages import Stage, run_stages, stage_times
-from .steps import corpus_plan, load_job_config, recipe_needs_intensity, synthesise_missing
+from .steps import corpus_plan, describe_intensities, load_job_config, recipe_needs_intensity, synthesise_missing
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +208,9 @@ def _intensities(cfg: EmsStudyConfig, out: Path) -> dict:
                                                      model_path=str(out / "strengthnet" / "strengthnet.ckpt"))
     if "energy" in used:
         summary["energy"] = extract_intensities(pretrain, out / "intensity" / "energy", source="energy")
+    for source in ("strengthnet", "energy"):
+        if source in summary:  # what feeds the masker, in figures and as a picture
+            summary[source]["distribution"] = describe_intensities(out / "intensity" / source, pretrain)
     # the oracle also serves the mask report (share of masks inside the emotional segments)
     summary["oracle"] = _oracle_cache(out)
     return summary

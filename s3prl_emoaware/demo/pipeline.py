@@ -24,8 +24,8 @@ from typing import Dict, List, Optional
 
 from .downstream import TaskSpec, UpstreamSpec, run_upstream
 from .stages import Stage, run_stages, stage_times
-from .steps import (cluster_speakers, corpus_plan, load_job_config, recipe_needs_intensity, synthesise_missing,
-                    train_speaker_encoder)
+from .steps import (cluster_speakers, corpus_plan, describe_intensities, load_job_config, recipe_needs_intensity,
+                    synthesise_missing, train_speaker_encoder)
 
 logger = logging.getLogger(__name__)
 
@@ -162,8 +162,9 @@ def _train_strengthnet(cfg: DemoConfig, out: Path) -> dict:
 def _extract(out: Path) -> dict:
     from ..intensity.extract import extract_intensities
 
-    return extract_intensities(_corpus_paths(out)["pretrain"], out / "intensity",
-                               model_path=str(out / "strengthnet" / "strengthnet.ckpt"))
+    pretrain = _corpus_paths(out)["pretrain"]
+    counts = extract_intensities(pretrain, out / "intensity", model_path=str(out / "strengthnet" / "strengthnet.ckpt"))
+    return {**counts, "distribution": describe_intensities(out / "intensity", pretrain)}
 
 
 def _recipe_kind(spec: PretrainSpec) -> str:

@@ -79,3 +79,17 @@ def recipe_needs_intensity(recipe) -> bool:
         return False
     return build_task(recipe.kind, recipe.model, recipe.masking, recipe.frontend.feature_dim,
                       recipe.objective).needs_intensity
+
+
+def describe_intensities(cache_dir: Path, corpus: Path) -> Dict:
+    """The distribution of a cache's curves over ``corpus`` (neutral vs emotional utterances) and its
+    histogram PNG beside the cache (``<cache_dir>_histogram.png``): flat or uncalibrated curves show
+    here before they reach the masker."""
+    from ..corpora.reader import read_corpus
+    from ..intensity.cache import IntensityCache
+    from ..intensity.distribution import intensity_distribution, plot_intensity_histogram
+
+    cache, utterances = IntensityCache(cache_dir), read_corpus(corpus)
+    png = Path(f"{Path(cache_dir)}_histogram.png")
+    plot_intensity_histogram(cache, utterances, png, title=f"{cache.source} intensities of {Path(corpus).name}")
+    return {**intensity_distribution(cache, utterances), "histogram": str(png)}
