@@ -1,9 +1,11 @@
 """The stock runner vs the hidden-state cache: IEMOCAP-layout emotion over 5 folds, end to end.
 
-Usage: python bench/bench_hidden_cache.py [--size demo] [--steps 60] [--hidden 256] [--layers 3]
+Usage: python bench/bench_hidden_cache.py [--upstream mockingjay|npc] [--size demo] [--steps 60] [--hidden 256]
+[--layers 3]
 
-Three ``s3prl-emoaware run-downstream --all-folds`` runs of the same Mockingjay upstream
-(randomly initialised at the given size: the cost does not depend on the weights) on one
+Three ``s3prl-emoaware run-downstream --all-folds`` runs of the same upstream (Mockingjay or
+NPC with ``--layers`` blocks, randomly initialised at the given size: the cost does not
+depend on the weights) on one
 generated IEMOCAP-layout corpus: the stock path (``--no-hidden-cache``), the cache from
 empty (the first fold computes every utterance once, the other folds read it), and the
 cache again (a later run on the same audio: nothing is computed). Each is one process with
@@ -44,6 +46,7 @@ def _timed(cmd, env) -> tuple:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--upstream", default="mockingjay", choices=("mockingjay", "npc"))
     parser.add_argument("--size", default="demo", choices=("tiny", "demo"), help="generated corpus size")
     parser.add_argument("--steps", type=int, default=60, help="training steps per fold (dev and test every half)")
     parser.add_argument("--hidden", type=int, default=256)
@@ -56,6 +59,7 @@ def main() -> None:
     from s3prl_emoaware.corpora.synth import synthesize_corpus
     from s3prl_emoaware.features import FbankConfig
     from s3prl_emoaware.models.mockingjay import MockingjayConfig, mockingjay_model
+    from s3prl_emoaware.models.npc import NPCConfig, NPCModel
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.keep or tmp)
@@ -67,13 +71,19 @@ def main() -> None:
             (corpus / f"meta_data/Session{k}/test_meta_data.json").read_text())["meta_data"]}
         audio_s = sum(sf.info(str(corpus / p)).duration for p in listed)
         n_utts = len(listed)
-        config = MockingjayConfig(input_dim=240, hidden_size=args.hidden, num_layers=args.layers,
-                                  num_heads=max(1, args.hidden // 64), intermediate_size=4 * args.hidden)
-        ckpt = work / "mockingjay.ckpt"
         torch.manual_seed(0)
-        torch.save({"format": "s3prl_emoaware", "kind": "mockingjay", "model": mockingjay_model(config).state_dict(),
-                    "config": {"model": to_dict(config), "frontend": to_dict(FbankConfig(delta_order=2, cmvn=True))},
-                    "step": 0}, ckpt)
+        if args.upstream == "mockingjay":
+            config = MockingjayConfig(input_dim=240, hidden_size=args.hidden, num_layers=args.layers,
+                                      num_heads=max(1, args.hidden // 64), intermediate_size=4 * args.hidden)
+            model, frontend, n_layers = mockingjay_model(config), FbankConfig(delta_order=2, cmvn=True), args.layers + 1
+        else:  # the shipped EMS NPC's kernel and mask at the given width and depth
+            config = NPCConfig(hidden_size=args.hidden, n_blocks=args.layers, kernel_size=7 + 2 * args.layers + 2,
+                               mask_size=7, vq_codebook_sizes=[64] * 4, vq_code_dims=[args.hidden // 4] * 4)
+            model, frontend, n_layers = NPCModel(config), FbankConfig(window_type="hamming", cmvn=True), \
+                2 * args.layers + 1
+        ckpt = work / f"{args.upstream}.ckpt"
+        torch.save({"format": "s3prl_emoaware", "kind": args.upstream, "model": model.state_dict(),
+                    "config": {"model": to_dict(config), "frontend": to_dict(frontend)}, "step": 0}, ckpt)
         half = max(1, args.steps // 2)
         override = (f"config.runner.total_steps={args.steps},,config.runner.eval_step={half},,"
                     f"config.runner.save_step={half},,config.runner.log_step={half},,"
@@ -90,18 +100,18 @@ def main() -> None:
         for name, flags in runs.items():
             expdir = work / name.replace(", ", "_").replace(" ", "_")
             cmd = [sys.executable, "-m", "s3prl_emoaware.cli", "run-downstream", "--all-folds", *flags, "-m", "train",
-                   "-u", "ems_mockingjay_local", "-k", str(ckpt), "-d", "emotion", "-o", override, "-p", str(expdir),
-                   "--device", "cpu"]
+                   "-u", f"ems_{args.upstream}_local", "-k", str(ckpt), "-d", "emotion", "-o", override,
+                   "-p", str(expdir), "--device", "cpu"]
             wall, rss = _timed(cmd, env)
             summary = json.loads((expdir / "all_folds.json").read_text())
             results[name] = (wall, rss, [summary["folds"][f"fold{k}"]["acc"] for k in range(1, 6)])
 
         entries = list(cache.rglob("*.pt"))
         disk = sum(p.stat().st_size for p in entries)
-        hours, n_layers = audio_s / 3600, args.layers + 1
+        hours = audio_s / 3600
         per_hour_layer = disk / hours / n_layers / 1e9
         print(f"IEMOCAP-layout emotion, 5 folds x {args.steps} steps (dev+test every {half}), batch {args.batch_size}: "
-              f"{n_utts} utterances, {audio_s / 60:.1f} min of audio; Mockingjay {args.layers}x{args.hidden} "
+              f"{n_utts} utterances, {audio_s / 60:.1f} min of audio; {args.upstream} {args.layers}x{args.hidden} "
               f"({n_layers} hidden states), CPU, {torch.get_num_threads()} threads")
         stock = results["stock runner"][0]
         for name, (wall, rss, accs) in results.items():
