@@ -273,3 +273,14 @@ def test_run_downstream_flags_place_and_switch_the_cache(tmp_path, monkeypatch):
     with pytest.raises(rd.RunDownstreamError, match="no meaning with -f"):
         cache_argv("--hidden-cache-layers", "1,2", argv=("-m", "train", "-f"))
     assert cache_argv("--hidden-cache-layers", "0,3")[-2:] == ["--hidden-cache-layers", "0,3"]
+
+
+def test_the_same_audio_twice_in_a_batch_is_computed_and_stored_once(tmp_path):
+    upstream = _upstream(_checkpoint(tmp_path / "mj.ckpt"))
+    cached, store = _cached(upstream, tmp_path / "cache", dtype=torch.float32)
+    wav, other = _wavs(6, 2)
+    with torch.no_grad():
+        out = cached([wav, other, wav.clone()])["hidden_states"]
+    assert store.misses == 2 and len(list((tmp_path / "cache").rglob("*.pt"))) == 2
+    assert all(torch.equal(s[0], s[2]) for s in out)
+    assert store.used_bytes == sum(p.stat().st_size for p in (tmp_path / "cache").rglob("*.pt"))

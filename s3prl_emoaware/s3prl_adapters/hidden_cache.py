@@ -12,10 +12,9 @@ patching ``Runner._get_upstream`` for the duration of one runner call
 the SHA-256 of the checkpoint file's bytes, of the loaded weights and buffers, the front-end
 settings, the ``-g`` config (file bytes, or the string), the selected layers, the storage
 dtype, the featurizer's feature key and the versions of this package, s3prl and the cache
-format; the audio key hashes the samples the runner
-hands the upstream (float32 bytes and length). A changed checkpoint or audio file
-therefore misses; nothing is keyed by path or mtime. ``meta.json`` beside the entries
-says in words what the upstream key covers.
+format; the audio key hashes the samples the runner hands the upstream (float32 bytes and
+length). A changed checkpoint or audio file therefore misses; nothing is keyed by path or
+mtime. ``meta.json`` beside the entries says in words what the upstream key covers.
 
 **Entry.** The hidden states the featurizer may weigh, stacked ``(layers, frames, dim)``,
 fp16 by default, only the ``round(samples / downsample_rate)`` frames the featurizer keeps;
@@ -286,11 +285,13 @@ class CachedUpstream(nn.Module):
     def forward(self, wavs: List[Tensor]) -> Dict[str, object]:
         keys = [audio_key(w) for w in wavs]
         entries: List[Optional[dict]] = [self.store.get(k) for k in keys]
-        missing = [i for i, e in enumerate(entries) if e is None]
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}  # the same audio twice is computed once
+        missing = [i for i, e in enumerate(entries) if e is None and first[keys[i]] == i]
         if missing:
             for i, entry in zip(missing, self._compute([wavs[i] for i in missing])):
                 self.store.put(keys[i], entry)
                 entries[i] = entry
+            entries = [entries[first[k]] if e is None else e for k, e in zip(keys, entries)]
         device = wavs[0].device
         # as long as the stock batch: its longest utterance's own frame count (the featurizer cuts each row)
         t = max(e["native"] for e in entries)
