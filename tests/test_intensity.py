@@ -230,3 +230,20 @@ def test_distribution_tells_a_flat_cache_from_a_calibrated_one(tiny_iemocap, tmp
     assert figures["calibrated"]["median_range"] == pytest.approx(0.01, abs=1e-4)
     png = plot_intensity_histogram(IntensityCache(tmp_path / "calibrated"), utts, tmp_path / "h.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_training_batches_are_redrawn_and_mix_lengths():
+    import random
+
+    from s3prl_emoaware.intensity.train import _batches
+
+    # lengths stand for emotions (sad is slow): 8 short, 8 long items
+    items = [_item(n, n > 50, 0, n) for n in [20] * 8 + [80] * 8]
+    rng = random.Random(0)
+    epochs = [[tuple(sorted(b)) for b, *_ in _batches(items, 4, rng)] for _ in range(2)]
+    assert epochs[0] != epochs[1]  # re-drawn every epoch
+    mixed = [b for b in epochs[0] + epochs[1] if len({items[i].mel.shape[0] for i in b}) > 1]
+    assert mixed  # a length sort would keep every batch one length
+    evaluation = [list(b) for b, *_ in _batches(items, 4, None)]
+    assert evaluation == [list(b) for b, *_ in _batches(items, 4, None)]
+    assert all(len({items[i].mel.shape[0] for i in b}) == 1 for b in evaluation)
