@@ -3,7 +3,10 @@
 For one upstream, all its runs (5 IEMOCAP folds, phoneme recognition, intent
 classification; each trained, then its best checkpoint evaluated on test) go to one child
 process (see :mod:`s3prl_emoaware.s3prl_adapters.launch`), so s3prl's import is paid once
-per upstream. A run whose experiment folder already holds its test output is skipped.
+per upstream. A run whose experiment folder already holds its test output is skipped. The
+upstreams are frozen, so their hidden states go through the hidden-state cache
+(:mod:`s3prl_emoaware.s3prl_adapters.hidden_cache`) in ``OUT/hidden_cache``: each utterance
+passes through an upstream once for all steps, evaluations and folds.
 """
 
 from __future__ import annotations
@@ -77,14 +80,19 @@ def runner_steps(up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str
     return steps
 
 
-def run_upstream(up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str = "cpu") -> dict:
-    """Run (or finish) every task for one upstream; raise if a step failed."""
+def run_upstream(up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str = "cpu",
+                 hidden_cache: bool = True) -> dict:
+    """Run (or finish) every task for one upstream; raise if a step failed. ``hidden_cache``:
+    read the frozen upstream's hidden states from ``out/hidden_cache`` (False: recompute them at
+    every step, as the stock runner does)."""
     from ..cli.run_downstream import RunDownstreamError, launch_batch
+    from ..s3prl_adapters.hidden_cache import HiddenCacheConfig
 
     steps = runner_steps(up, tasks, out, device)
     if not steps:
         return {"runs": 0}
-    statuses = launch_batch(steps, out / up.label)
+    cache_argv = HiddenCacheConfig(dir=str(out / "hidden_cache")).to_argv() if hidden_cache else []
+    statuses = launch_batch(steps, out / up.label, cache_argv)
     failed = [s for s in statuses if not s["ok"]]
     if failed or len(statuses) != len(steps):
         detail = failed[0].get("error") if failed else "the batch stopped early"
