@@ -82,7 +82,7 @@ def test_training_writes_safe_checkpoint_and_metrics(tiny_strengthnet):
     assert load_strengthnet(out / "strengthnet.ckpt").config.channels == [2, 4]
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["n_val"] > 0 and set(saved["val_speakers"]).isdisjoint(ckpt["train_speakers"])
-    assert (out / "ranker.joblib").is_file() and list(out.glob("events.out.tfevents.*"))
+    assert (out / "ranker.json").is_file() and list(out.glob("events.out.tfevents.*"))
 
 
 def test_incompatible_checkpoint_is_named(tmp_path):
@@ -131,7 +131,7 @@ def test_windowed_frame_targets_follow_the_utterance(tiny_iemocap, tiny_strength
     from s3prl_emoaware.intensity.train import windowed_targets
 
     out, _ = tiny_strengthnet
-    ranker = RelativeAttributeRanker.load(out / "ranker.joblib")
+    ranker = RelativeAttributeRanker.load(out / "ranker.json")
     utts = read_corpus(tiny_iemocap)
     mixed = next(u for u in utts if u.emotional_segment and u.emotional_segment[0] > 0.5 and u.emotion in ranker.weights)
     wav = read_audio(mixed.path)
@@ -247,3 +247,18 @@ def test_training_batches_are_redrawn_and_mix_lengths():
     evaluation = [list(b) for b, *_ in _batches(items, 4, None)]
     assert evaluation == [list(b) for b, *_ in _batches(items, 4, None)]
     assert all(len({items[i].mel.shape[0] for i in b}) == 1 for b in evaluation)
+
+
+def test_ranker_file_is_plain_data_and_a_pickle_is_refused(tiny_strengthnet, tmp_path):
+    import pickle
+
+    out, _ = tiny_strengthnet
+    ranker = RelativeAttributeRanker.load(out / "ranker.json")
+    stats = np.random.default_rng(0).normal(size=(3, 10))
+    again = RelativeAttributeRanker.load(out / "ranker.json")
+    for e in ranker.weights:
+        assert np.allclose(ranker.strength(stats, [e] * 3), again.strength(stats, [e] * 3))
+    evil = tmp_path / "ranker.json"
+    evil.write_bytes(pickle.dumps({"weights": {}}))
+    with pytest.raises(Exception, match="ranker.json: not a relative-attributes ranker file"):
+        RelativeAttributeRanker.load(evil)

@@ -17,12 +17,15 @@ neutral reference is the zero point).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, Sequence
 
 import numpy as np
 
-from ..utils.atomic import atomic_path
+from ..utils.atomic import atomic_write_json
+from ..utils.errors import UserFacingError
 
 __all__ = ["RelativeAttributeRanker"]
 
@@ -94,14 +97,23 @@ class RelativeAttributeRanker:
         return out
 
     def save(self, path) -> None:
-        import joblib
-
-        with atomic_path(path) as tmp:
-            joblib.dump({"mean": self.mean, "std": self.std, "weights": self.weights, "bounds": self.bounds}, tmp)
+        """Plain JSON (numbers and names only): loading it can never run code, unlike a pickle."""
+        data = {"kind": "relative_attribute_ranker", "calibration": self.calibration,
+                "mean": np.asarray(self.mean).tolist(), "std": np.asarray(self.std).tolist(),
+                "weights": {e: np.asarray(w).tolist() for e, w in self.weights.items()},
+                "bounds": {e: list(b) for e, b in self.bounds.items()}}
+        atomic_write_json(path, data)
 
     @classmethod
     def load(cls, path) -> "RelativeAttributeRanker":
-        import joblib
-
-        data = joblib.load(path)
-        return cls(mean=data["mean"], std=data["std"], weights=data["weights"], bounds=data["bounds"])
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+            if data.get("kind") != "relative_attribute_ranker":
+                raise ValueError(f"kind {data.get('kind')!r}")
+            return cls(mean=np.asarray(data["mean"], dtype=float), std=np.asarray(data["std"], dtype=float),
+                       weights={e: np.asarray(w, dtype=float) for e, w in data["weights"].items()},
+                       bounds={e: tuple(b) for e, b in data["bounds"].items()}, calibration=data["calibration"])
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise UserFacingError(f"{path}: not a relative-attributes ranker file written by "
+                                  f"train-strengthnet ({type(err).__name__}: {err})") from None

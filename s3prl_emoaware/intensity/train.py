@@ -24,7 +24,7 @@ always use it). Validation speakers are held out by speaker (never seen in train
 the ranker), with spliced validation examples drawn once; training stops early when the
 validation loss has not improved for ``patience`` epochs. The best checkpoint (plain tensors
 and dicts, loads with ``weights_only=True``) is written atomically as
-``EXPDIR/strengthnet.ckpt`` with the ranker as ``EXPDIR/ranker.joblib``; TensorBoard logs go
+``EXPDIR/strengthnet.ckpt`` with the ranker as ``EXPDIR/ranker.json``; TensorBoard logs go
 to ``EXPDIR``; ``EXPDIR/metrics.json`` holds the held-out evaluation (:func:`evaluate_strengthnet`)
 and, for every ``eval_corpora`` folder, the same figures on all its labelled utterances.
 
@@ -302,7 +302,7 @@ def train_strengthnet(corpus, out, recipe: StrengthNetRecipe, eval_corpora: Sequ
     strength = ranker.strength(stats, emotions)
     targets = np.where(np.array(emotions) == NEUTRAL, 0.0, cfg.emotional_floor + (1 - cfg.emotional_floor) * strength)
     targets[[e not in ranker.weights for e in emotions]] = 0.0  # emotions the ranker could not rank
-    ranker.save(out / "ranker.joblib")
+    ranker.save(out / "ranker.json")
     label_index = {e: i for i, e in enumerate(model_cfg.emotions)}
     items = [_make_item(u, w, _mels(frontend, w), float(t), label_index[u.emotion], cfg, ranker)
              for (u, w), t in zip(tqdm(loaded, desc="targets", leave=False), targets)]
