@@ -83,7 +83,7 @@ class TrainConfig:
         utterance_target: ``ranker`` (the paper) or ``frame_mean`` (the mean of the frame targets).
         frame_loss_weight, utterance_loss_weight, emotion_loss_weight: loss weights.
         epochs: maximum epochs.
-        batch_size: utterances per batch (length-sorted buckets).
+        batch_size: utterances per batch (random, re-drawn every epoch; see ``_batches``).
         lr: Adam learning rate (the paper: 1e-4 with many more epochs).
         patience: epochs without validation improvement before stopping (the paper: 30).
         val_speaker_fraction: share of speakers held out for validation and evaluation.
@@ -204,6 +204,12 @@ def _mels(frontend: MelFrontend, wav: np.ndarray) -> torch.Tensor:
         return frontend(torch.from_numpy(wav)[None])[0]
 
 
+def _floored(cfg: TrainConfig, strength):
+    """An emotional utterance's (or frame's) target from the ranker's strength: ``emotional_floor``
+    raises it off the neutral level."""
+    return cfg.emotional_floor + (1 - cfg.emotional_floor) * strength
+
+
 def _make_item(u: Utterance, wav: np.ndarray, mel: torch.Tensor, target: float, label: int, cfg: TrainConfig,
                ranker: RelativeAttributeRanker) -> _Item:
     n = mel.shape[0]
@@ -215,7 +221,7 @@ def _make_item(u: Utterance, wav: np.ndarray, mel: torch.Tensor, target: float, 
         frame_target = torch.zeros(n)
     elif cfg.frame_targets == "windowed":
         strength = windowed_targets(ranker, wav, u.emotion, n, cfg.window_seconds)
-        frame_target = cfg.emotional_floor + (1 - cfg.emotional_floor) * strength
+        frame_target = _floored(cfg, strength)
     else:
         frame_target = torch.full((n,), float(target))
     frame_target = frame_target * speech
@@ -239,14 +245,13 @@ def splice(first: _Item, second: _Item, gap_frames: int) -> _Item:
     keep2 = min(start2, gap_frames - keep1)
     keep1 = min(tail1, gap_frames - keep2)
     a, b = slice(0, end1 + keep1), slice(start2 - keep2, None)
-    parts = (first, second)
     mel = torch.cat([first.mel[a], second.mel[b]])
     frame_target = torch.cat([first.frame_target[a], second.frame_target[b]])
     speech = torch.cat([first.speech[a], second.speech[b]])
     n1 = end1 + keep1
     emotional_first = first.frame_target.max() > 0
     span = (0, n1) if emotional_first else (n1, mel.shape[0])
-    source = parts[0] if emotional_first else parts[1]
+    source = first if emotional_first else second
     utt = Utterance(f"{first.utt.utt_id}+{second.utt.utt_id}", source.utt.path, source.utt.speaker,
                     source.utt.emotion)
     return _Item(utt, mel, speech, frame_target, float(frame_target.mean()), source.label, span)
@@ -300,7 +305,7 @@ def train_strengthnet(corpus, out, recipe: StrengthNetRecipe, eval_corpora: Sequ
     ranker = RelativeAttributeRanker(seed=cfg.seed, calibration=cfg.calibration).fit(
         stats[is_train], np.array(emotions)[is_train], np.array([u.speaker for u, _ in loaded])[is_train])
     strength = ranker.strength(stats, emotions)
-    targets = np.where(np.array(emotions) == NEUTRAL, 0.0, cfg.emotional_floor + (1 - cfg.emotional_floor) * strength)
+    targets = np.where(np.array(emotions) == NEUTRAL, 0.0, _floored(cfg, strength))
     targets[[e not in ranker.weights for e in emotions]] = 0.0  # emotions the ranker could not rank
     ranker.save(out / "ranker.json")
     label_index = {e: i for i, e in enumerate(model_cfg.emotions)}
