@@ -125,7 +125,7 @@ def test_voxceleb_layout_speakers_videos_and_meta(tmp_path):
     root = synthesize_corpus("voxceleb", tmp_path / "vox", seed=0, size="tiny")
     assert detect_layout(root) == "voxceleb"
     files = sorted(root.glob("wav/id*/*/[0-9][0-9][0-9][0-9][0-9].wav"))
-    utts = read_corpus(root)
+    utts = read_corpus(root, sets="all")
     assert len(files) == len(utts) == 8 * 3
     assert len({u.speaker for u in utts}) == 8 and all(u.emotion is None for u in utts)
     with open(root / "vox1_meta.csv", newline="") as f:

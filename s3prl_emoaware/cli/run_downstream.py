@@ -230,9 +230,9 @@ def prepare_argv(argv: List[str], check_audio: bool = True) -> Tuple[List[str], 
         config = effective_config(config_path, flags.get("override"))
         _check_roots(flags["downstream"], config)
         if check_audio:
-            from ..corpora.validate import check_audio_headers, downstream_audio_files
+            from ..corpora.validate import check_downstream_audio
 
-            n = check_audio_headers(downstream_audio_files(flags["downstream"], config))
+            n = check_downstream_audio(flags["downstream"], config)
             logger.info("checked %d audio files", n)
     return argv, flags
 

@@ -1,28 +1,41 @@
-"""Audio checks before a long job: every file readable, non-empty, at the expected rate.
+"""Audio checks before a long job: every file readable, non-empty, at the expected rate (or one we resample).
 
 The stock s3prl experts read audio deep inside their datasets, where a bad file ends a run
 with a long traceback (or, with ``pre_load``, at start-up without naming the file). The
 run-downstream wrapper checks the files a config will read first, from their headers only
-(fast: no decoding), and reports the first bad one as one line naming it.
+(fast: no decoding), and reports the first bad one as one line naming it. Our own downstreams
+(``emotion_*``, ``phoneme_recognition``) resample other rates to 16 kHz when they read a file
+(48 kHz RAVDESS, 44.1 kHz or 8 kHz copies), so for them another rate is logged, not refused.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, List
 
 from ..utils.audio import AudioError
+from .layouts.common import visible
 
-__all__ = ["check_audio_headers", "downstream_audio_files"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["check_audio_headers", "downstream_audio_files", "check_downstream_audio", "RESAMPLING_DOWNSTREAMS"]
+
+RESAMPLING_DOWNSTREAMS = ("emotion_cremad", "emotion_esd", "emotion_ravdess", "phoneme_recognition")
 
 
-def check_audio_headers(paths: Iterable[Path], expected_rate: int = 16000) -> int:
-    """Raise ``AudioError`` for the first unreadable, empty or wrong-rate file; return the count checked."""
+def check_audio_headers(paths: Iterable[Path], expected_rate: int = 16000, resampled: bool = False) -> int:
+    """Raise ``AudioError`` for the first unreadable, empty or wrong-rate file; return the count checked.
+
+    ``resampled``: the reader resamples to ``expected_rate``, so other rates are counted and
+    logged (one line per rate) instead of refused.
+    """
     import soundfile as sf
 
-    n = 0
+    n, other_rates = 0, Counter()
     for path in paths:
         path = Path(path)
         try:
@@ -32,9 +45,19 @@ def check_audio_headers(paths: Iterable[Path], expected_rate: int = 16000) -> in
         if info.frames == 0:
             raise AudioError(f"{path}: empty audio (0 samples)")
         if expected_rate and info.samplerate != expected_rate:
-            raise AudioError(f"{path}: sample rate {info.samplerate} Hz, expected {expected_rate} Hz")
+            if not resampled:
+                raise AudioError(f"{path}: sample rate {info.samplerate} Hz, expected {expected_rate} Hz")
+            other_rates[info.samplerate] += 1
         n += 1
+    for rate, count in sorted(other_rates.items()):
+        logger.info("%d of %d files are %d Hz: resampled to %d Hz when read", count, n, rate, expected_rate)
     return n
+
+
+def check_downstream_audio(downstream: str, config: dict) -> int:
+    """:func:`check_audio_headers` on the files of a shipped downstream config, at the rate policy of its reader."""
+    return check_audio_headers(downstream_audio_files(downstream, config),
+                               resampled=downstream in RESAMPLING_DOWNSTREAMS)
 
 
 def _get(config: dict, dotted: str):
@@ -67,10 +90,11 @@ def downstream_audio_files(downstream: str, config: dict) -> List[Path]:
         corpus = _get(config, "downstream_expert.corpus")
         root = Path(corpus["path"])
         return [p for split in corpus["train"] + corpus["dev"] + corpus["test"]
-                for p in sorted((root / split).glob("*/*/*.flac"))]
+                for p in visible(root / split, "*/*/*.flac")]
     if downstream.startswith("emotion_"):
         from .reader import read_corpus
 
         datarc = _get(config, "downstream_expert.datarc")
-        return [u.path for u in read_corpus(datarc["root"], datarc.get("layout", "auto"))]
+        return [u.path for u in read_corpus(datarc["root"], datarc.get("layout", "auto"),
+                                            **dict(datarc.get("reader_options") or {}))]
     return []

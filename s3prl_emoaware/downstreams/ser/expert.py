@@ -53,7 +53,9 @@ class DownstreamExpert(nn.Module):
         if not root.is_dir():
             raise UserFacingError(f"{root}: corpus root does not exist (downstream_expert.datarc.root)")
         self.classes = list(self.datarc["classes"])
-        utts = [u for u in read_corpus(root, self.datarc.get("layout", "auto")) if u.emotion in self.classes]
+        # reader_options: the layout's own, e.g. {speakers: all} for ESD; audio at other rates is resampled to 16 kHz
+        options = dict(self.datarc.get("reader_options") or {})
+        utts = [u for u in read_corpus(root, self.datarc.get("layout", "auto"), **options) if u.emotion in self.classes]
         if not utts:
             raise UserFacingError(f"{root}: no utterance with a label in {self.classes}")
         seed = int(self.datarc.get("seed", 0))
