@@ -1,8 +1,14 @@
-"""Intensity extraction speed: seconds of audio processed per wall-clock second, batching on and off.
+"""Intensity extraction speed (x real time: seconds of audio per wall-clock second), reference vs fast path.
 
-Usage: python bench/bench_intensity.py [--corpus DIR] [--model CKPT] [--repeats 3]
-(without --model a randomly initialised StrengthNet of the shipped size is timed: the
-cost does not depend on the weights).
+Usage: python bench/bench_intensity.py [--corpus DIR] [--model CKPT] [--repeats 3] [--threads 2]
+
+Without --model, randomly initialised StrengthNets of two sizes are timed (the cost does not
+depend on the weights): the shipped one (upstream_configs/strengthnet.yaml, ~1.9M parameters)
+and the demo's strengthnet_small. For each, in one run: the reference path (the model's training
+forward over the same length-sorted batches: packed BiLSTMs, both branches; the pre-issue-14
+extraction), the fast path (StrengthNet.frame_strength), the largest difference between their
+curves, and the energy proxy (--source energy). The corpus is the generator's tiny
+IEMOCAP-layout corpus unless --corpus is given.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 import torch
 
@@ -23,38 +30,62 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure the chec
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus")
-    parser.add_argument("--model")
+    parser.add_argument("--model", help="a StrengthNet checkpoint (default: the two random-weight sizes)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2: two cores)")
     args = parser.parse_args()
 
-    from s3prl_emoaware.config import to_dict
+    import logging
+
+    logging.disable(logging.WARNING)
+    from s3prl_emoaware.config import load_config, shipped_config, to_dict
     from s3prl_emoaware.corpora.reader import read_corpus
     from s3prl_emoaware.corpora.synth import synthesize_corpus
+    from s3prl_emoaware.intensity.cache import IntensityCache
     from s3prl_emoaware.intensity.extract import extract_intensities
-    from s3prl_emoaware.intensity.strengthnet import StrengthNetConfig, strengthnet
+    from s3prl_emoaware.intensity.strengthnet import strengthnet
+    from s3prl_emoaware.intensity.train import StrengthNetRecipe
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         corpus = Path(args.corpus) if args.corpus else synthesize_corpus("iemocap", tmp / "corpus", size="tiny")
-        model = args.model
-        if model is None:
-            model = tmp / "sn.ckpt"
-            torch.save({"model": strengthnet().state_dict(), "config": to_dict(StrengthNetConfig())}, model)
         utts = read_corpus(corpus)
         audio = sum(sf.info(str(u.path)).duration for u in utts)
-        results = {}
-        for r in range(args.repeats):
-            for name, batch in (("batched", args.batch_size), ("one by one", 1)):
-                start = time.perf_counter()
-                extract_intensities(corpus, tmp / f"cache_{name}_{r}", model_path=str(model), batch_size=batch)
-                results.setdefault(name, []).append(time.perf_counter() - start)
-        print(f"StrengthNet extraction over {len(utts)} clips ({audio:.0f} s of audio), "
-              f"{torch.get_num_threads()} threads, median of {args.repeats}:")
-        for name, times in results.items():
-            t = statistics.median(times)
-            print(f"  {name:<11}: {audio / t:7.1f} s audio / s  ({t:.2f} s)")
-        print(f"  batching speed-up: {statistics.median(results['one by one']) / statistics.median(results['batched']):.2f}x")
+        models = {}
+        if args.model:
+            models[Path(args.model).name] = Path(args.model)
+        else:
+            for name in ("strengthnet", "strengthnet_small"):
+                config = load_config(StrengthNetRecipe, shipped_config("upstream_configs", name)).model
+                models[name] = tmp / f"{name}.ckpt"
+                torch.save({"model": strengthnet(config).state_dict(), "config": to_dict(config)}, models[name])
+        print(f"intensity extraction over {len(utts)} clips ({audio:.0f} s of audio), {args.threads} torch threads, "
+              f"2 decoding threads, batch {args.batch_size}, median of {args.repeats} (x real time):")
+        runs = 0
+
+        def timed(**kwargs) -> tuple:
+            nonlocal runs
+            runs += 1
+            out = tmp / f"cache{runs}"
+            start = time.perf_counter()
+            extract_intensities(corpus, out, batch_size=args.batch_size, threads=args.threads, **kwargs)
+            return time.perf_counter() - start, IntensityCache(out)
+
+        for name, ckpt in models.items():
+            times = {"reference": [], "fast": []}
+            caches = {}
+            for _ in range(args.repeats):
+                for path, reference in (("reference", True), ("fast", False)):  # interleaved: same load
+                    t, caches[path] = timed(model_path=str(ckpt), reference=reference)
+                    times[path].append(t)
+            diff = max(float(np.abs(caches["reference"].get(u) - caches["fast"].get(u)).max())
+                       for u in caches["reference"].items)
+            ref, fast = (statistics.median(times[k]) for k in ("reference", "fast"))
+            print(f"  {name:<18} reference {audio / ref:6.0f}x ({ref:5.2f} s)   fast {audio / fast:6.0f}x "
+                  f"({fast:5.2f} s)   speed-up {ref / fast:4.2f}x   max |curve difference| {diff:.1e}")
+        energy = statistics.median(timed(source="energy")[0] for _ in range(args.repeats))
+        print(f"  {'energy proxy':<18} {audio / energy:6.0f}x ({energy:5.2f} s)")
 
 
 if __name__ == "__main__":

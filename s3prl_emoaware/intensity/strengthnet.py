@@ -163,6 +163,60 @@ class StrengthNet(nn.Module):
         logits = self.emotion_head(torch.cat([h[-2], h[-1]], dim=-1))
         return frame, utterance, logits
 
+    def frame_strength(self, mels: Tensor, lengths: Tensor) -> Tensor:
+        """Inference only: the frame strength of :meth:`forward` in eval mode, (B, T), 0 on padding.
+
+        The same values as ``forward(mels, lengths)[0]`` up to float rounding (tests hold it to 1e-5),
+        computed faster on CPU: no autograd, no emotion branch; padded frames are zeroed in place
+        and only in the clips shorter than the batch (``forward`` multiplies every map by a mask);
+        the strength BiLSTM runs unpacked, one pass per direction, the backward pass over each clip
+        reversed within its length, so padding only ever follows a clip's frames (a packed
+        sequence costs 2-4x more on CPU, measured). Conv weights in channels-last layout
+        (``model.to(memory_format=torch.channels_last)``) make the convolutions 1.5x faster.
+        """
+        if mels.dim() != 3 or mels.shape[-1] != self.config.n_mels:
+            raise ValueError(f"expected mels of shape (B, T, {self.config.n_mels}), got {tuple(mels.shape)}")
+        if self.training:
+            raise ValueError("frame_strength is for inference: call model.eval() first")
+        b, t, _ = mels.shape
+        lengths = lengths.clamp(max=t).cpu()
+        short = [(i, n) for i, n in enumerate(lengths.tolist()) if n < t]
+
+        def zero_padding(x: Tensor) -> Tensor:  # (B, C, T, F)
+            for i, n in short:
+                x[i, :, n:] = 0
+            return x
+
+        with torch.inference_mode():
+            x = zero_padding(self.dense((mels - self.input_mean) / self.input_std).unsqueeze(1))
+            for layer in self.convs:
+                x = zero_padding(x.relu_()) if isinstance(layer, nn.ReLU) else layer(x)
+            x = x.permute(0, 2, 1, 3).reshape(b, t, self.encoding_dim)
+            steps = torch.arange(t)[None, :]
+            valid = steps < lengths[:, None]
+            # index that reverses each clip within its length (padding stays where it is)
+            reverse = torch.where(valid, lengths.clamp(min=1)[:, None] - 1 - steps, steps).to(mels.device)
+            forward_out = _lstm_direction(self.strength_lstm, x, "")
+            backward_out = _lstm_direction(self.strength_lstm, _gather_time(x, reverse), "_reverse")
+            out = torch.cat([forward_out, _gather_time(backward_out, reverse)], dim=-1)
+            frame = self.strength_head(out).squeeze(-1)
+            if self.config.bounded_output:
+                frame = torch.sigmoid(frame)
+            return frame * valid.to(device=frame.device, dtype=frame.dtype)
+
+
+def _gather_time(x: Tensor, index: Tensor) -> Tensor:
+    """``x[b, index[b, t]]`` for a (B, T, D) sequence and a (B, T) index."""
+    return torch.gather(x, 1, index[:, :, None].expand(-1, -1, x.shape[-1]))
+
+
+def _lstm_direction(lstm: nn.LSTM, x: Tensor, suffix: str) -> Tensor:
+    """One direction (weights ``*_l0`` or ``*_l0_reverse``) of a one-layer ``lstm``, run forward in time
+    over a (B, T, D) batch from zero states: the ATen op ``nn.LSTM`` itself calls."""
+    weights = [getattr(lstm, f"{name}_l0{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    h0 = x.new_zeros(1, x.shape[0], lstm.hidden_size)
+    return torch.lstm(x, (h0, h0), weights, True, 1, 0.0, False, False, True)[0]
+
 
 def strengthnet(config: StrengthNetConfig = None) -> StrengthNet:
     return StrengthNet(config or StrengthNetConfig())

@@ -1,0 +1,102 @@
+"""The fast intensity extraction path (issue 14): same curves as the training forward, same cache."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from s3prl_emoaware.config import to_dict
+from s3prl_emoaware.corpora.reader import read_corpus
+from s3prl_emoaware.intensity.cache import IntensityCache, IntensityCacheWriter, audio_hash
+from s3prl_emoaware.intensity.extract import extract_intensities
+from s3prl_emoaware.intensity.strengthnet import StrengthNet, StrengthNetConfig
+from s3prl_emoaware.utils.audio import read_audio
+
+_SMALL = dict(dense_dim=27, channels=[4, 8], lstm_dim=8, hidden_dim=8)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_frame_strength_equals_forward_and_ignores_padding(channels_last):
+    torch.manual_seed(0)
+    model = StrengthNet(StrengthNetConfig(**_SMALL)).eval()
+    model.input_mean.fill_(-5.0), model.input_std.fill_(3.0)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    mels = torch.randn(4, 60, 80) * 3 - 5
+    lengths = torch.tensor([60, 41, 7, 0])
+    with torch.no_grad():
+        reference, _, _ = model(mels, lengths)
+    fast = model.frame_strength(mels, lengths)
+    assert fast.shape == (4, 60) and reference[:3].std() > 0.01  # not a constant output
+    assert torch.allclose(fast, reference, atol=1e-5)
+    assert torch.all(fast[1, 41:] == 0) and torch.all(fast[3] == 0)
+    # a clip's curve does not depend on the padding its batch gives it
+    alone = model.frame_strength(mels[1:2, :41], torch.tensor([41]))
+    assert torch.allclose(alone[0], fast[1, :41], atol=1e-5)
+    model.train()
+    with pytest.raises(ValueError, match="inference"):
+        model.frame_strength(mels, lengths)
+
+
+@pytest.fixture()
+def random_strengthnet(tmp_path):
+    torch.manual_seed(1)
+    config = StrengthNetConfig(**_SMALL)
+    model = StrengthNet(config)
+    model.input_mean.fill_(-5.0), model.input_std.fill_(3.0)
+    path = tmp_path / "sn.ckpt"
+    torch.save({"model": model.state_dict(), "config": to_dict(config)}, path)
+    return str(path)
+
+
+def test_fast_extraction_writes_the_reference_curves_and_audio_hashes(tiny_iemocap, random_strengthnet, tmp_path):
+    utts = read_corpus(tiny_iemocap)
+    lengths = {len(read_audio(u.path)) for u in utts}
+    assert len(lengths) > 5  # clips of different lengths, so the batches are padded
+    extract_intensities(tiny_iemocap, tmp_path / "ref", model_path=random_strengthnet, batch_size=1, reference=True)
+    extract_intensities(tiny_iemocap, tmp_path / "fast", model_path=random_strengthnet, batch_size=5, threads=1)
+    ref, fast = IntensityCache(tmp_path / "ref"), IntensityCache(tmp_path / "fast")
+    assert set(fast.items) == set(ref.items) == {u.utt_id for u in utts}
+    assert max(np.ptp(ref.get(u.utt_id)) for u in utts) > 0.01
+    for u in utts:
+        wav = read_audio(u.path)
+        np.testing.assert_allclose(fast.get(u.utt_id, wav), ref.get(u.utt_id), atol=1e-5)
+        assert fast.items[u.utt_id]["audio_hash"] == audio_hash(wav) == ref.items[u.utt_id]["audio_hash"]
+
+
+def test_fast_extraction_skips_and_reports_a_bad_file(tiny_iemocap, random_strengthnet, tmp_path):
+    corpus = tmp_path / "iemocap"
+    shutil.copytree(tiny_iemocap, corpus)
+    bad = sorted(corpus.glob("Session1/sentences/wav/*/*.wav"))[2]
+    bad.write_bytes(b"RIFF garbage")
+    counts = extract_intensities(corpus, tmp_path / "cache", model_path=random_strengthnet, batch_size=4)
+    cache = IntensityCache(tmp_path / "cache")
+    assert counts["skipped"] == 1 and counts["new"] == len(read_corpus(corpus)) - 1
+    assert bad.stem in cache.failed and str(bad.name) in cache.failed[bad.stem] and bad.stem not in cache
+
+
+def test_batches_are_length_sorted_and_within_the_frame_budget(tiny_iemocap, monkeypatch):
+    from s3prl_emoaware.intensity import extract
+    from s3prl_emoaware.intensity.alignment import STRENGTHNET_GRID
+
+    monkeypatch.setattr(extract, "FRAME_BUDGET", 600)
+    utts = read_corpus(tiny_iemocap)
+    batches = list(extract._batches(utts, 8))
+    frames = [[STRENGTHNET_GRID.num_frames(len(read_audio(u.path))) for u in b] for b in batches]
+    flat = [n for b in frames for n in b]
+    assert flat == sorted(flat) and len(flat) == len(utts)
+    assert all(len(b) <= 8 and (len(b) == 1 or len(b) * max(b) <= 600) for b in frames)
+
+
+def test_index_is_rewritten_by_count_and_time(tmp_path):
+    from s3prl_emoaware.intensity.alignment import FBANK_GRID
+
+    writer = IntensityCacheWriter(tmp_path, "energy", FBANK_GRID, flush_every=2, flush_seconds=3600)
+    for i in range(5):
+        writer.add(f"u{i}", np.zeros(3, np.float32), f"u{i}.wav", np.zeros(400, np.float32))
+    assert not (tmp_path / "index.json").exists()  # 5 new entries, but not an hour yet
+    writer.flush_seconds = 0
+    writer.add("u5", np.zeros(3, np.float32), "u5.wav", np.zeros(400, np.float32))
+    assert len(json.loads((tmp_path / "index.json").read_text())["items"]) == 6
