@@ -38,6 +38,24 @@ def test_strengthnet_shapes_sizes_and_padding():
         StrengthNetConfig(dense_dim=8, channels=[2, 2, 2])
 
 
+
+def test_mean_pooled_emotion_logits_ignore_padding_and_see_every_frame():
+    torch.manual_seed(0)
+    model = strengthnet(StrengthNetConfig(dense_dim=27, channels=[2, 4], lstm_dim=8, hidden_dim=8,
+                                          emotion_pooling="mean")).eval()
+    mels = torch.randn(2, 60, 80)
+    _, _, logits = model(mels, torch.tensor([60, 35]))
+    _, _, alone = model(mels[1:, :35], torch.tensor([35]))
+    assert torch.allclose(alone[0], logits[1], atol=1e-5)
+    # a change in the middle of the clip moves the logits (the final states of ``last`` barely
+    # see the middle of a long clip; the mean reads every frame)
+    changed = mels[1:, :35].clone()
+    changed[0, 15:20] += 3.0
+    _, _, moved = model(changed, torch.tensor([35]))
+    assert not torch.allclose(moved, alone, atol=1e-4)
+    with pytest.raises(ValueError, match="emotion_pooling"):
+        StrengthNetConfig(emotion_pooling="max")
+
 def test_ranker_orders_emotional_above_neutral_per_speaker():
     rng = np.random.default_rng(0)
     stats, emotions, speakers = [], [], []
