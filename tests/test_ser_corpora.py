@@ -49,11 +49,17 @@ def test_stock_runner_with_ravdess_few_labels(tiny_ravdess, tmp_path):
                           "-o", override, "-p", str(expdir), "--device", "cpu"],
                          capture_output=True, text=True, env=child_env(), cwd=tmp_path, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
+    predicted = evaluate_test_split(expdir, tmp_path)
+    test_speakers = {line.split()[0].split("-")[-1] for line in predicted}
+    assert len(test_speakers) >= 1
+
+
+def evaluate_test_split(expdir, cwd):
+    """Evaluate ``expdir``'s best checkpoint on test with the stock runner; check UA/WA; return the prediction lines."""
     ev = subprocess.run([PYTHON, "-m", "s3prl.run_downstream", "-m", "evaluate", "-e", str(best_checkpoint(expdir)),
                          "-t", "test", "--device", "cpu"],
-                        capture_output=True, text=True, env=child_env(), cwd=tmp_path, timeout=600)
+                        capture_output=True, text=True, env=child_env(), cwd=cwd, timeout=600)
     assert ev.returncode == 0, ev.stderr[-3000:]
     metrics = json.loads((expdir / "test_metrics.json").read_text())
     assert 0 <= metrics["ua"] <= 1 and 0 <= metrics["wa"] <= 1
-    test_speakers = {line.split()[0].split("-")[-1] for line in (expdir / "test_predict.txt").read_text().splitlines()}
-    assert len(test_speakers) >= 1
+    return (expdir / "test_predict.txt").read_text().splitlines()

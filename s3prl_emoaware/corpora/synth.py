@@ -191,12 +191,15 @@ def _build_iemocap(out: Path, rng: np.random.Generator, size: SizePreset) -> Non
 
 # --- LibriSpeech ------------------------------------------------------------------------------
 
-def _build_librispeech(out: Path, rng: np.random.Generator, size: SizePreset) -> None:
-    splits = ("train-clean-100", "dev-clean", "test-clean")
+def _build_librispeech(out: Path, rng: np.random.Generator, size: SizePreset,
+                       splits: Tuple[str, ...] = ("train-clean-100", "dev-clean", "test-clean")) -> None:
+    """``splits``: split folders to write; train-*/dev-*/test-* ones get the preset's speaker counts."""
     voices = _MALE + _FEMALE
     speaker_index = 0
     words = set()
-    for split, n_speakers in zip(splits, size.libri_speakers):
+    counts = {"train": size.libri_speakers[0], "dev": size.libri_speakers[1], "test": size.libri_speakers[2]}
+    for split in splits:
+        n_speakers = counts.get(split.split("-")[0], size.libri_speakers[0])
         for _ in range(n_speakers):
             spk = 100 + 37 * speaker_index
             chapter = 1000 + 11 * speaker_index
@@ -300,20 +303,28 @@ def _build_cremad(out: Path, rng: np.random.Generator, size: SizePreset) -> None
                 _write_wav(out / "AudioWAV" / f"{actor}_{code}_{tag}_{level if emo != 'neu' else 'XX'}.wav", audio)
 
 
-def _build_esd(out: Path, rng: np.random.Generator, size: SizePreset) -> None:
-    """ESD (English speakers 0011-0020): <spk>/<Emotion>/<spk>_<nnnnnn>.wav and <spk>/<spk>.txt."""
-    n_spk = 4 if size.iemocap_utts_per_speaker <= 5 else 10
+def _build_esd(out: Path, rng: np.random.Generator, size: SizePreset, speakers: Optional[int] = None,
+               split: bool = False) -> None:
+    """ESD: <spk>/<Emotion>/<spk>_<nnnnnn>.wav and <spk>/<spk>.txt.
+
+    By default English speakers from 0011 (4 tiny, 10 demo); ``speakers=20`` writes 0001-0020 as
+    the release (0001-0010 are its Mandarin speakers). ``split``: the release's
+    <spk>/<Emotion>/{train,evaluation,test}/ sub-folders (utterances dealt round-robin).
+    """
+    n_spk = speakers or (4 if size.iemocap_utts_per_speaker <= 5 else 10)
+    first = 1 if speakers else 11
     per_emotion = 3 if size.iemocap_utts_per_speaker <= 5 else 8
     for s, (voice, offset) in enumerate(_emotional_speakers(n_spk, rng)):
-        spk = f"{11 + s:04d}"
+        spk = f"{first + s:04d}"
         lines, n = [], 0
         for emo, folder in _ESD_EMO.items():
-            for _ in range(per_emotion):
+            for k in range(per_emotion):
                 n += 1
                 text = SENTENCES[int(rng.integers(len(SENTENCES)))]
                 audio, _ = _emotional_utterance(text, voice, emo, float(rng.uniform(0.7, 1.0)), offset, mixed=False)
                 name = f"{spk}_{n:06d}"
-                _write_wav(out / spk / folder / f"{name}.wav", audio)
+                sub = ("train", "evaluation", "test")[k % 3] if split else ""
+                _write_wav(out / spk / folder / sub / f"{name}.wav", audio)
                 lines.append(f"{name}\t{text.capitalize()}.\t{folder}\n")
         (out / spk / f"{spk}.txt").write_text("".join(lines))
 
@@ -363,16 +374,53 @@ def _build_voxceleb(out: Path, rng: np.random.Generator, size: SizePreset) -> No
     (out / "vox1_meta.csv").write_text("\n".join(meta) + "\n")
 
 
+# --- quirks of released copies, applied to a built corpus -----------------------------------------
+
+_APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(4066)  # resource-fork header
+
+
+def _rewrite_rate(out: Path, rate: int) -> None:
+    """Every audio file resampled to ``rate`` Hz (48 kHz RAVDESS, 44.1 kHz or 8 kHz copies)."""
+    import soundfile as sf
+
+    from ..utils.audio import resample
+
+    for path in sorted(p for p in out.rglob("*") if p.suffix in (".wav", ".flac")):
+        wav, orig = sf.read(str(path), dtype="float32")
+        sf.write(str(path), np.clip(resample(wav, orig, rate), -1, 1), rate, subtype="PCM_16",
+                 format="FLAC" if path.suffix == ".flac" else "WAV")
+
+
+def _add_appledouble(out: Path) -> None:
+    """A macOS ``._name`` beside every file and a ``.DS_Store``, as a copy from a Mac's external disk has."""
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        (path.parent / f"._{path.name}").write_bytes(_APPLEDOUBLE)
+    (out / ".DS_Store").write_bytes(bytes(16))
+
+
 _BUILDERS = {"iemocap": _build_iemocap, "librispeech": _build_librispeech, "fsc": _build_fsc,
              "cremad": _build_cremad, "esd": _build_esd, "ravdess": _build_ravdess, "voxceleb": _build_voxceleb}
 
 
-def synthesize_corpus(kind: str, out, seed: int = 0, size: str = "tiny", force: bool = False) -> Path:
-    """Build corpus ``kind`` into ``out`` (atomically); return ``out``."""
+def synthesize_corpus(kind: str, out, seed: int = 0, size: str = "tiny", force: bool = False,
+                      sample_rate: int = SAMPLE_RATE, appledouble: bool = False, **layout_options) -> Path:
+    """Build corpus ``kind`` into ``out`` (atomically); return ``out``.
+
+    Quirks of released copies, for testing the readers on audio: ``sample_rate`` (audio written
+    at that rate, e.g. 48000 as RAVDESS), ``appledouble`` (macOS ``._x`` files beside every
+    file), and the layout's own ``layout_options``: ``splits`` (LibriSpeech split folders),
+    ``speakers``/``split`` (ESD: 20 speakers, train/evaluation/test sub-folders).
+    """
     if kind not in _BUILDERS:
         raise UserFacingError(f"unknown corpus kind {kind!r}; choose one of {', '.join(KINDS)}")
     if size not in SIZES:
         raise UserFacingError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+    import inspect
+
+    accepted = set(inspect.signature(_BUILDERS[kind]).parameters) - {"out", "rng", "size"}
+    if set(layout_options) - accepted:
+        raise UserFacingError(f"option(s) {', '.join(sorted(set(layout_options) - accepted))} do not apply to "
+                              f"{kind} (it takes {', '.join(sorted(accepted)) or 'none'})")
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not force:
         raise CorpusExistsError(f"{out}: output folder exists and is not empty (use --force to replace it)")
@@ -382,10 +430,19 @@ def synthesize_corpus(kind: str, out, seed: int = 0, size: str = "tiny", force: 
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        _BUILDERS[kind](tmp, np.random.default_rng(seed), SIZES[size])
-        (tmp / "SYNTHETIC_CORPUS.json").write_text(json.dumps(
-            {"kind": kind, "seed": seed, "size": size, "generator": "s3prl-emoaware synth-corpus (espeak-ng)"},
-            indent=1) + "\n")
+        marker = {"kind": kind, "seed": seed, "size": size, "generator": "s3prl-emoaware synth-corpus (espeak-ng)"}
+        quirks = {k: v for k, v in (("sample_rate", sample_rate), ("appledouble", appledouble)) if v not in
+                  (SAMPLE_RATE, False)}
+        quirks.update({k: list(v) if isinstance(v, tuple) else v for k, v in layout_options.items()})
+        if quirks:
+            marker["quirks"] = quirks
+        # the marker first: readers (IEMOCAP's count check) see a generated corpus while it is built
+        (tmp / "SYNTHETIC_CORPUS.json").write_text(json.dumps(marker, indent=1) + "\n")
+        _BUILDERS[kind](tmp, np.random.default_rng(seed), SIZES[size], **layout_options)
+        if sample_rate != SAMPLE_RATE:
+            _rewrite_rate(tmp, sample_rate)
+        if appledouble:
+            _add_appledouble(tmp)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -2,30 +2,42 @@
 
 from __future__ import annotations
 
+import logging
 import random
+from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from ...corpora.layouts.common import visible
 from ...utils.audio import read_audio
 from ...utils.errors import UserFacingError
 from .text import PhoneVocabulary
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["PhoneDataset", "BucketSampler", "collate"]
 
 
 class PhoneDataset(Dataset):
-    """Items ``(wav float32 (samples,), phone ids LongTensor, utt_id)`` of the given LibriSpeech splits."""
+    """Items ``(wav float32 (samples,), phone ids LongTensor, utt_id)`` of the given LibriSpeech splits.
+
+    Utterances with a word missing from the lexicon are dropped and counted (:attr:`dropped`,
+    logged with the commonest missing words); more than half dropped is an error. Audio at
+    another rate is resampled to 16 kHz.
+    """
 
     def __init__(self, root, splits: Sequence[str], lexicon: Dict[str, List[str]], vocab: PhoneVocabulary):
         root = Path(root)
         if not root.is_dir():
             raise UserFacingError(f"{root}: LibriSpeech root does not exist (downstream_expert.corpus.path)")
         self.items: List[Tuple[Path, List[int], str, int]] = []
+        dropped: Counter = Counter()  # missing word -> utterances dropped for it
+        n_dropped = 0
         for split in splits:
-            trans_files = sorted((root / split).glob("*/*/*.trans.txt"))
+            trans_files = visible(root / split, "*/*/*.trans.txt")
             if not trans_files:
                 raise UserFacingError(f"{root / split}: no <spk>/<chapter>/*.trans.txt files for split {split!r}")
             for trans in trans_files:
@@ -33,14 +45,23 @@ class PhoneDataset(Dataset):
                     if not line.strip():
                         continue
                     utt, _, text = line.partition(" ")
-                    phones: List[str] = []
-                    for word in text.split():
-                        if word not in lexicon:
-                            raise UserFacingError(f"{trans}: word {word!r} of {utt} is not in the lexicon "
-                                                  "(downstream_expert.corpus.lexicon)")
-                        phones += lexicon[word]
+                    missing = [w for w in text.split() if w not in lexicon]
+                    if missing:  # dropped and counted: a 200k-word lexicon still misses a few names
+                        dropped.update(set(missing))
+                        n_dropped += 1
+                        continue
+                    phones = [p for word in text.split() for p in lexicon[word]]
                     audio = trans.parent / f"{utt}.flac"
                     self.items.append((audio, vocab.encode(phones), utt, len(text)))
+        self.dropped = n_dropped
+        if n_dropped:
+            words = ", ".join(w for w, _ in dropped.most_common(5))
+            if n_dropped * 2 > n_dropped + len(self.items):
+                raise UserFacingError(f"{root}: {n_dropped} of {n_dropped + len(self.items)} utterances of "
+                                      f"{', '.join(splits)} have words not in the lexicon (e.g. {words}): wrong "
+                                      "lexicon for this corpus? (downstream_expert.corpus.lexicon)")
+            logger.warning("%s: %d of %d utterances of %s dropped, words not in the lexicon (%d words, e.g. %s)",
+                           root, n_dropped, n_dropped + len(self.items), ", ".join(splits), len(dropped), words)
         # longest transcripts first (as s3prl's libriphone): the first batch shows memory problems at once
         self.items.sort(key=lambda item: -item[3])
 

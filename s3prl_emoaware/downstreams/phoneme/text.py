@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import torch
 
@@ -12,6 +13,7 @@ from ...utils.errors import UserFacingError
 __all__ = ["PhoneVocabulary", "read_lexicon", "greedy_ctc_decode", "phone_error_rate", "BLANK"]
 
 BLANK = "<blank>"
+_VARIANT = re.compile(r"\(\d+\)$")  # CMUdict's alternate pronunciations: WORD(2)
 
 
 class PhoneVocabulary:
@@ -43,18 +45,31 @@ class PhoneVocabulary:
         return [self.symbols[i] for i in ids]
 
 
+def _known(phone: str, vocab: PhoneVocabulary) -> Optional[str]:
+    """``phone`` if in the vocabulary, else without CMUdict's stress digit (AH0 -> AH) if that is."""
+    if phone in vocab.index:
+        return phone
+    bare = phone.rstrip("012")
+    return bare if bare != phone and bare in vocab.index else None
+
+
 def read_lexicon(paths: Sequence, vocab: PhoneVocabulary) -> Dict[str, List[str]]:
-    """``WORD<whitespace>PH1 PH2 ...`` files; the first pronunciation of a word wins."""
+    """``WORD<whitespace>PH1 PH2 ...`` files (SUPERB's LibriSpeech lexicons, CMUdict); the first pronunciation wins.
+
+    CMUdict's ``;;;`` comment lines are skipped, its variants ``WORD(2)`` are alternates of
+    ``WORD`` (so ignored after the first), and its stress digits are dropped when the
+    vocabulary has only the bare phones (``AH0`` -> ``AH``).
+    """
     lexicon: Dict[str, List[str]] = {}
     for path in paths:
         path = Path(path)
         if not path.is_file():
             raise UserFacingError(f"{path}: lexicon not found (downstream_expert.corpus.lexicon)")
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
             parts = line.split()
-            if not parts:
+            if not parts or line.startswith(";;;"):
                 continue
-            word, phones = parts[0].upper(), parts[1:]
+            word, phones = _VARIANT.sub("", parts[0]).upper(), [_known(p, vocab) or p for p in parts[1:]]
             if not phones:
                 raise UserFacingError(f"{path}:{n}: word {word!r} has no phones")
             unknown = [p for p in phones if p not in vocab.index]
