@@ -163,15 +163,14 @@ def _pretrain(cfg: SerStudyConfig, spec: EncoderSpec, out: Path) -> dict:
 def _random_init(cfg: SerStudyConfig, out: Path) -> dict:
     """The speaker-encoder architecture saved before any training step (seeded by the recipe)."""
     from ..corpora.reader import read_corpus
-    from ..features import FbankFrontend
-    from ..pretraining.data import load_items
+    from ..pretraining.data import build_dataset
     from ..pretraining.tasks import build_task
     from ..pretraining.trainer import Trainer
 
     recipe = _recipe(cfg.speaker_encoder, cfg.speaker_encoder_overrides)
     task = build_task(recipe.kind, recipe.model, recipe.masking, recipe.frontend.feature_dim, recipe.objective)
-    items = load_items(read_corpus(_corpora(out, cfg)["speaker"]), FbankFrontend(recipe.frontend))
-    trainer = Trainer(task, items, recipe, out / "random_init", cfg.device)
+    dataset = build_dataset(read_corpus(_corpora(out, cfg)["speaker"]), recipe.frontend)
+    trainer = Trainer(task, dataset, recipe, out / "random_init", cfg.device)
     trainer.save()
     return {"path": str(out / "random_init" / "last.ckpt")}
 

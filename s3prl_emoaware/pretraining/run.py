@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import List, Optional, Tuple
 
 from ..corpora.reader import read_corpus
-from ..features import FbankFrontend
 from ..utils.errors import UserFacingError
-from .data import load_items
+from .data import build_dataset
 from .tasks import build_task
 from .trainer import PretrainRecipe, Trainer
 
@@ -50,7 +49,6 @@ def check_init_compatible(recipe: PretrainRecipe, path) -> None:
 
 def pretrain(recipe: PretrainRecipe, corpus, out, intensity: Optional[str] = None, resume: bool = False,
              device: str = "cpu", stop_at: Optional[int] = None) -> Tuple[Trainer, List[Tuple[int, float]]]:
-    frontend = FbankFrontend(recipe.frontend)
     task = build_task(recipe.kind, recipe.model, recipe.masking, recipe.frontend.feature_dim, recipe.objective,
                       recipe.frontend.num_mel_bins)
     cache = None
@@ -67,8 +65,8 @@ def pretrain(recipe: PretrainRecipe, corpus, out, intensity: Optional[str] = Non
     init_from = (recipe.objective or {}).get("init_from")
     if init_from:
         check_init_compatible(recipe, init_from)
-    items = load_items(read_corpus(corpus), frontend, cache, recipe.training.max_frames)
-    trainer = Trainer(task, items, recipe, out, device)
+    dataset = build_dataset(read_corpus(corpus), recipe.frontend, cache, recipe.training.max_frames)
+    trainer = Trainer(task, dataset, recipe, out, device)
     if resume and (Path(out) / "last.ckpt").is_file():
         trainer.resume(Path(out) / "last.ckpt")
     history = trainer.train(stop_at)

@@ -1,6 +1,10 @@
 """The generic pre-training loop: AdamW + warm-up, accumulation, clipping, atomic checkpoints,
 exact resume, TensorBoard, tqdm, DistributedDataParallel under ``torchrun``.
 
+Data streams: a DataLoader (``training.num_workers`` worker processes) computes the features of
+each micro-batch while the model trains on the previous one; files that fail to decode are
+skipped, warned about once and summed up at every epoch's end.
+
 Determinism without stored RNG state: the micro-batch of every step follows from the step
 number (:func:`.data.epoch_batches`), the masking generator is seeded with
 ``(seed, step, micro-batch, rank)`` and torch's generator (dropout) with a function of the
@@ -18,7 +22,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -29,7 +33,7 @@ from ..features import FbankConfig
 from ..masking.spans import MaskingConfig
 from ..utils.atomic import atomic_torch_save, ensure_writable_dir
 from ..utils.errors import UserFacingError
-from .data import PretrainItem, collate, epoch_batches
+from .data import PretrainDataset, collate, epoch_batches, skipped_summary
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +44,10 @@ __all__ = ["TrainingConfig", "PretrainRecipe", "Trainer", "distributed_context"]
 class TrainingConfig:
     """Args:
         total_steps: optimizer steps.
-        batch_size: utterances per micro-batch (per process under DDP).
+        batch_size: utterances per micro-batch at most (per process under DDP; 0 = no count bound).
+        max_frames_per_batch: padded frames per micro-batch at most (duration bucketing: the
+            length-sorted utterances are packed up to this bound; 0 = off, fixed ``batch_size``).
+        num_workers: DataLoader processes computing features (0 = in the training process).
         accumulate: micro-batches per optimizer step.
         lr: peak AdamW learning rate.
         warmup_proportion: share of steps with linear warm-up (then linear decay to 0).
@@ -55,6 +62,8 @@ class TrainingConfig:
 
     total_steps: int = 1000
     batch_size: int = 8
+    max_frames_per_batch: int = 0
+    num_workers: int = 1
     accumulate: int = 1
     lr: float = 2.0e-4
     warmup_proportion: float = 0.07
@@ -100,9 +109,13 @@ def _lr_lambda(total: int, warmup_proportion: float):
 class Trainer:
     """Runs a task's objective over items; see the module docstring for the guarantees."""
 
-    def __init__(self, task, items: List[PretrainItem], recipe: PretrainRecipe, out, device: str = "cpu"):
-        self.task, self.items, self.recipe = task, items, recipe
+    def __init__(self, task, dataset: PretrainDataset, recipe: PretrainRecipe, out, device: str = "cpu"):
+        self.task, self.dataset, self.recipe = task, dataset, recipe
+        self.items = dataset.entries  # paths, lengths and labels: what samplers and speaker heads read
         self.cfg = recipe.training
+        if self.cfg.num_workers < 0:
+            raise UserFacingError(f"training.num_workers must be >= 0, got {self.cfg.num_workers}")
+        self.skipped: Dict[str, str] = {}
         self.rank, self.world, self.local_rank = distributed_context()
         self.out = ensure_writable_dir(out) if self.rank == 0 else Path(out)
         if self.world > 1 and not torch.distributed.is_initialized():
@@ -112,7 +125,7 @@ class Trainer:
             device = f"cuda:{self.local_rank}"
         self.device = torch.device(device)
         torch.manual_seed(self.cfg.seed)
-        self.model = (task.build_model(items) if getattr(task, "needs_items", False) else task.build_model())
+        self.model = (task.build_model(self.items) if getattr(task, "needs_items", False) else task.build_model())
         self.model = self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -164,7 +177,8 @@ class Trainer:
         sampler = getattr(self.task, "epoch_batches", None)
         if sampler is not None:
             return sampler(self.items, self.cfg.batch_size, self.cfg.seed, epoch, self.rank, self.world)
-        return epoch_batches(self.items, self.cfg.batch_size, self.cfg.seed, epoch, self.rank, self.world)
+        return epoch_batches(self.items, self.cfg.batch_size, self.cfg.seed, epoch, self.rank, self.world,
+                             self.cfg.max_frames_per_batch)
 
     def _micro_batch(self, index: int) -> List[int]:
         # every epoch has the same number of batches; the batch list of the current epoch is
@@ -175,6 +189,19 @@ class Trainer:
         if self._cached_epoch[0] != epoch:
             self._cached_epoch = (epoch, self._epoch(epoch))
         return self._cached_epoch[1][i]
+
+    def _loader(self, start: int, end: int) -> Iterator:
+        """Collated micro-batches ``start``..``end - 1`` (micro-batch indices), features computed in workers."""
+        workers = self.cfg.num_workers
+        return iter(torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=_Indices(self, start, end), collate_fn=collate, num_workers=workers,
+            worker_init_fn=_one_thread if workers else None, prefetch_factor=2 if workers else None))
+
+    def _note_skipped(self, batch) -> None:
+        for item in batch.skipped:
+            if item.utt_id not in self.skipped:
+                self.skipped[item.utt_id] = item.reason
+                logger.warning("rank %d: skipped %s", self.rank, item.reason)
 
     def train(self, stop_at: Optional[int] = None) -> List[Tuple[int, float]]:
         """Train up to ``total_steps`` (or ``stop_at``); return (step, loss) for every step run."""
@@ -187,14 +214,26 @@ class Trainer:
         module = self.ddp or self.model
         history: List[Tuple[int, float]] = []
         self.model.train()
+        loader = self._loader(self.step * self.cfg.accumulate, end * self.cfg.accumulate)
+        per_epoch = len(self._epoch(0))
         while self.step < end:
             total = 0.0
             logs: Dict[str, float] = {}
             for micro in range(self.cfg.accumulate):
                 index = self.step * self.cfg.accumulate + micro
+                batch = next(loader)
+                self._note_skipped(batch)
+                if (index + 1) % per_epoch == 0 and self.skipped:
+                    logger.warning("rank %d, end of epoch %d: %s", self.rank, index // per_epoch,
+                                   skipped_summary(self.skipped))
+                if batch.features is None:
+                    if self.world > 1:  # the other ranks would wait for this one's gradients forever
+                        raise UserFacingError(f"rank {self.rank}: every file of micro-batch {index} failed to decode "
+                                              f"({skipped_summary(self.skipped)}); remove or repair them")
+                    logger.warning("step %d: every utterance of micro-batch %d was skipped", self.step + 1, index)
+                    continue
                 torch.manual_seed(self.cfg.seed * 1_000_003 + index * 131 + self.rank)
                 rng = np.random.default_rng([self.cfg.seed, index, self.rank])
-                batch = collate([self.items[i] for i in self._micro_batch(index)])
                 batch.features = batch.features.to(self.device)
                 loss, logs = self.task.loss(module, batch, rng)
                 (loss / self.cfg.accumulate).backward()
@@ -225,6 +264,26 @@ class Trainer:
                 if self.world > 1:
                     torch.distributed.barrier()
         bar.close()
+        if self.skipped:
+            logger.warning("rank %d, end of training: %s", self.rank, skipped_summary(self.skipped))
         if writer is not None:
             writer.close()
         return history
+
+
+def _one_thread(_worker_id: int) -> None:
+    torch.set_num_threads(1)  # each worker computes one item at a time; the cores go to the workers and the model
+
+
+class _Indices:
+    """Batch sampler of a trainer: the index lists of micro-batches ``start``..``end - 1``, across epochs."""
+
+    def __init__(self, trainer: "Trainer", start: int, end: int):
+        self.trainer, self.start, self.end = trainer, start, end
+
+    def __len__(self) -> int:
+        return max(0, self.end - self.start)
+
+    def __iter__(self):
+        for index in range(self.start, self.end):
+            yield self.trainer._micro_batch(index)
