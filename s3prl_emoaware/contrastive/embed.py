@@ -1,4 +1,9 @@
-"""Utterance embeddings of a corpus with an ECAPA encoder (ours or SpeechBrain's weights)."""
+"""Utterance embeddings of a corpus with an ECAPA encoder (ours or SpeechBrain's weights).
+
+The audio streams as in pre-training (:mod:`..pretraining.data`): the corpus is indexed from
+its headers, features are computed per batch in DataLoader workers, so memory does not grow
+with the corpus beyond the (N, E) embeddings.
+"""
 
 from __future__ import annotations
 
@@ -9,38 +14,37 @@ import numpy as np
 import torch
 
 from ..corpora.reader import Utterance, read_corpus
-from ..utils.audio import AudioError, read_audio
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["embed_corpus"]
 
 
-def embed_corpus(corpus, encoder_ckpt, batch_size: int = 16) -> Tuple[List[Utterance], np.ndarray, dict]:
+def embed_corpus(corpus, encoder_ckpt, batch_size: int = 16,
+                 num_workers: int = 1) -> Tuple[List[Utterance], np.ndarray, dict]:
     """(utterances used, embeddings (N, E), skipped {utt_id: reason})."""
     from tqdm import tqdm
 
-    from ..features import FbankFrontend
+    from ..features import num_frames
+    from ..pretraining.data import build_dataset, collate, epoch_batches
     from ..s3prl_adapters.upstreams.ecapa import load_ecapa
 
     encoder, fbank = load_ecapa(encoder_ckpt)
-    frontend = FbankFrontend(fbank)
-    used, feats, skipped = [], [], {}
-    for u in tqdm(read_corpus(corpus), desc="embeddings", unit="utt", leave=False):
-        try:
-            wav = read_audio(u.path, min_samples=fbank.window_samples * 4)
-        except AudioError as err:
-            skipped[u.utt_id] = str(err)
-            continue
-        used.append(u)
-        feats.append(frontend.extract_one(torch.from_numpy(wav)))
-    order = sorted(range(len(feats)), key=lambda i: feats[i].shape[0])
-    out = np.zeros((len(feats), encoder.config.embedding_dim), dtype=np.float32)
+    utterances = read_corpus(corpus)
+    # whole utterances, at least four windows long
+    dataset = build_dataset(utterances, fbank, max_frames=2**31 - 1,
+                            min_frames=num_frames(fbank.window_samples * 4, fbank.window_samples, fbank.hop_samples))
+    batches = epoch_batches(dataset.entries, batch_size, 0, 0)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=num_workers)
+    row = {e.utt_id: i for i, e in enumerate(dataset.entries)}
+    out = np.zeros((len(dataset), encoder.config.embedding_dim), dtype=np.float32)
+    skipped = dict(dataset.skipped)
     with torch.no_grad():
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            padded = torch.nn.utils.rnn.pad_sequence([feats[i] for i in idx], batch_first=True)
-            lengths = torch.tensor([feats[i].shape[0] for i in idx])
-            emb, _ = encoder(padded, lengths)
-            out[idx] = emb.numpy()
-    return used, out, skipped
+        for batch in tqdm(loader, desc="embeddings", unit="batch", leave=False):
+            skipped.update({it.utt_id: it.reason for it in batch.skipped})
+            if batch.features is not None:
+                emb, _ = encoder(batch.features, batch.lengths)
+                out[[row[u] for u in batch.utt_ids]] = emb.numpy()
+    keep = [i for i, e in enumerate(dataset.entries) if e.utt_id not in skipped]
+    by_id = {u.utt_id: u for u in utterances}
+    return [by_id[dataset.entries[i].utt_id] for i in keep], out[keep], skipped

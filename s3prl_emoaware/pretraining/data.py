@@ -115,6 +115,7 @@ class PretrainDataset(torch.utils.data.Dataset):
     def __init__(self, entries: Sequence[PretrainEntry], frontend: FbankConfig, cache=None, max_frames: int = 1500):
         self.entries, self.frontend_config, self.cache, self.max_frames = list(entries), frontend, cache, max_frames
         self._frontend: Optional[FbankFrontend] = None
+        self.skipped: Dict[str, str] = {}  # utt_id -> why, of the files left out by the header scan
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -144,17 +145,17 @@ def build_dataset(utterances: Sequence[Utterance], frontend: FbankConfig, cache=
     """The streaming dataset of a corpus, from headers only; files whose header cannot be read or
     that are shorter than ``min_frames`` are skipped and reported. With ``cache``, every utterance
     must have a curve with its frame count (checked here, before any step, from the cache index)."""
-    entries, skipped = [], 0
+    entries, skipped = [], {}
     for u in utterances:
         try:
             frames, rate = header_frames(u.path, frontend)
         except AudioError as err:
+            skipped[u.utt_id] = str(err)
             logger.warning("skipped: %s", err)
-            skipped += 1
             continue
         if frames < min_frames:
-            logger.warning("skipped %s: only %d frames (< %d)", u.path, frames, min_frames)
-            skipped += 1
+            skipped[u.utt_id] = f"{u.path}: only {frames} frames (< {min_frames})"
+            logger.warning("skipped %s", skipped[u.utt_id])
             continue
         if cache is not None:
             item = cache.items.get(u.utt_id)
@@ -166,8 +167,10 @@ def build_dataset(utterances: Sequence[Utterance], frontend: FbankConfig, cache=
     if not entries:
         raise UserFacingError("no usable utterance for pre-training (all skipped; see the warnings above)")
     if skipped:
-        logger.warning("%d utterances skipped, %d used", skipped, len(entries))
-    return PretrainDataset(entries, frontend, cache, max_frames)
+        logger.warning("%d utterances skipped, %d used", len(skipped), len(entries))
+    dataset = PretrainDataset(entries, frontend, cache, max_frames)
+    dataset.skipped = skipped
+    return dataset
 
 
 def epoch_batches(items: Sequence[PretrainEntry], batch_size: int, seed: int, epoch: int, rank: int = 0,
