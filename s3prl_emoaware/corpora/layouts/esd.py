@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import List, Sequence, Union
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
 
 from ...utils.errors import UserFacingError
+from ..synth import SENTENCES, SizePreset, emotional_speakers, emotional_utterance, write_wav
 from .common import Utterance, visible
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NAME", "LABELS", "ENGLISH", "MANDARIN", "detect", "read", "speaker_ids"]
+__all__ = ["NAME", "write", "LABELS", "ENGLISH", "MANDARIN", "detect", "read", "speaker_ids"]
 
 NAME = "esd"
 LABELS = {"Neutral": "neu", "Happy": "hap", "Angry": "ang", "Sad": "sad", "Surprise": "sur"}
@@ -58,3 +61,32 @@ def read(root: Path, speakers: Union[str, Sequence[str]] = "english") -> List[Ut
                 split = wav.parent.name if wav.parent != folder else None
                 items.append(Utterance(wav.stem, wav.resolve(), spk, code, split))
     return items
+
+
+_ESD_EMO = {"neu": "Neutral", "hap": "Happy", "ang": "Angry", "sad": "Sad"}
+
+
+def write(out: Path, rng: np.random.Generator, size: SizePreset, speakers: Optional[int] = None,
+               split: bool = False) -> None:
+    """ESD: <spk>/<Emotion>/<spk>_<nnnnnn>.wav and <spk>/<spk>.txt.
+
+    By default English speakers from 0011 (4 tiny, 10 demo); ``speakers=20`` writes 0001-0020 as
+    the release (0001-0010 are its Mandarin speakers). ``split``: the release's
+    <spk>/<Emotion>/{train,evaluation,test}/ sub-folders (utterances dealt round-robin).
+    """
+    n_spk = speakers or (4 if size.iemocap_utts_per_speaker <= 5 else 10)
+    first = 1 if speakers else 11
+    per_emotion = 3 if size.iemocap_utts_per_speaker <= 5 else 8
+    for s, (voice, offset) in enumerate(emotional_speakers(n_spk, rng)):
+        spk = f"{first + s:04d}"
+        lines, n = [], 0
+        for emo, folder in _ESD_EMO.items():
+            for k in range(per_emotion):
+                n += 1
+                text = SENTENCES[int(rng.integers(len(SENTENCES)))]
+                audio, _ = emotional_utterance(text, voice, emo, float(rng.uniform(0.7, 1.0)), offset, mixed=False)
+                name = f"{spk}_{n:06d}"
+                sub = ("train", "evaluation", "test")[k % 3] if split else ""
+                write_wav(out / spk / folder / sub / f"{name}.wav", audio)
+                lines.append(f"{name}\t{text.capitalize()}.\t{folder}\n")
+        (out / spk / f"{spk}.txt").write_text("".join(lines))

@@ -21,15 +21,19 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
 
 from ...utils.atomic import atomic_write_json
 from ...utils.errors import UserFacingError
+from ..espeak import SAMPLE_RATE, synthesize
+from ..synth import EMOTIONS, FEMALE, MALE, SENTENCES, SizePreset, emotional_utterance, write_wav
 from .common import Utterance, visible
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NAME", "SUPERB_LABELS", "LABEL_MAP", "RELEASE_FOUR_CLASS", "detect", "read", "read_emo_evaluations",
+__all__ = ["NAME", "write", "SUPERB_LABELS", "LABEL_MAP", "RELEASE_FOUR_CLASS", "detect", "read", "read_emo_evaluations",
            "prepare_iemocap_meta", "check_release_count"]
 
 NAME = "iemocap"
@@ -114,3 +118,45 @@ def prepare_iemocap_meta(root: Path, out_meta: Path) -> Dict[str, int]:
                           {"labels": SUPERB_LABELS, "meta_data": others})
     check_release_count(root, len(per_session), sum(len(x) for x in per_session.values()))
     return {s: len(x) for s, x in sorted(per_session.items())}
+
+
+def write(out: Path, rng: np.random.Generator, size: SizePreset) -> None:
+    """IEMOCAP: five sessions, a female and a male speaker each, label files and s3prl's meta_data."""
+    emotions = ["neu", "hap", "ang", "sad"]
+    segments: Dict[str, Optional[List[float]]] = {}
+    for session in range(1, 6):
+        evaluations: Dict[str, List[str]] = {}
+        for gender, voices in (("F", FEMALE), ("M", MALE)):
+            voice = voices[(session - 1) % len(voices)]
+            offset = float(rng.uniform(-8, 8))
+            for i in range(size.iemocap_utts_per_speaker):
+                emotion = emotions[i % 4]
+                # real IEMOCAP labels some happy turns 'exc' (merged into hap by SUPERB)
+                label = "exc" if emotion == "hap" and rng.random() < 0.3 else emotion
+                dialog = f"Ses0{session}{'FM'[i % 2]}_impro0{1 + (i // 2) % 3}"
+                utt = f"{dialog}_{gender}{i:03d}"
+                text = SENTENCES[int(rng.integers(len(SENTENCES)))]
+                intensity = float(rng.uniform(0.6, 1.0))
+                mixed = emotion != "neu" and rng.random() < 0.5
+                audio, segment = emotional_utterance(text, voice, emotion, intensity, offset, mixed)
+                write_wav(out / f"Session{session}" / "sentences" / "wav" / dialog / f"{utt}.wav", audio)
+                segments[utt] = [round(segment[0], 4), round(segment[1], 4)] if segment else None
+                t0 = round(float(rng.uniform(0, 200)), 4)
+                vad = {"neu": (2.5, 2.5), "hap": (4.0, 3.5), "ang": (1.5, 4.0), "sad": (1.5, 1.5)}[emotion]
+                evaluations.setdefault(dialog, []).append(
+                    f"[{t0:.4f} - {t0 + len(audio) / SAMPLE_RATE:.4f}]\t{utt}\t{label}\t"
+                    f"[{vad[0]:.4f}, {vad[1]:.4f}, 2.5000]")
+        # one utterance without evaluator agreement ('xxx'): the preparation must drop it
+        dialog = f"Ses0{session}F_impro01"
+        utt = f"{dialog}_F900"
+        audio = synthesize(SENTENCES[0], FEMALE[(session - 1) % len(FEMALE)], EMOTIONS["neu"])
+        write_wav(out / f"Session{session}" / "sentences" / "wav" / dialog / f"{utt}.wav", audio)
+        evaluations[dialog].append(f"[0.0000 - {len(audio) / SAMPLE_RATE:.4f}]\t{utt}\txxx\t[2.5000, 2.5000, 2.5000]")
+        for dialog, lines in evaluations.items():
+            path = out / f"Session{session}" / "dialog" / "EmoEvaluation" / f"{dialog}.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            body = "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n"
+            body += "".join(f"{line}\nC-E1:\tNeutral;\t()\n\n" for line in lines)
+            path.write_text(body)
+    (out / "emotional_segments.json").write_text(json.dumps(segments, indent=1, sort_keys=True) + "\n")
+    prepare_iemocap_meta(out, out / "meta_data")

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as np
 
 from ...utils.errors import UserFacingError
+from ..espeak import phonemize, synthesize
+from ..synth import EMOTIONS, FEMALE, MALE, SENTENCES, SizePreset, speaker_prosody, write_wav
 from .common import Utterance, is_hidden, visible
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NAME", "detect", "read", "split_folders"]
+__all__ = ["NAME", "write", "detect", "read", "split_folders"]
 
 NAME = "librispeech"
 
@@ -73,3 +77,35 @@ def read(root: Path, splits: Optional[Union[str, Sequence[str]]] = None) -> List
         if missing:
             raise UserFacingError(f"{root}: no LibriSpeech split {', '.join(missing)} (found {', '.join(available)})")
     return [u for split in chosen for u in _read_split(root / split)]
+
+
+def write(out: Path, rng: np.random.Generator, size: SizePreset,
+                       splits: Tuple[str, ...] = ("train-clean-100", "dev-clean", "test-clean")) -> None:
+    """``splits``: split folders to write; train-*/dev-*/test-* ones get the preset's speaker counts."""
+    voices = MALE + FEMALE
+    speaker_index = 0
+    words = set()
+    counts = {"train": size.libri_speakers[0], "dev": size.libri_speakers[1], "test": size.libri_speakers[2]}
+    for split in splits:
+        n_speakers = counts.get(split.split("-")[0], size.libri_speakers[0])
+        for _ in range(n_speakers):
+            spk = 100 + 37 * speaker_index
+            chapter = 1000 + 11 * speaker_index
+            voice = voices[speaker_index % len(voices)]
+            offset = float(rng.uniform(-10, 10))
+            speaker_index += 1
+            folder = out / split / str(spk) / str(chapter)
+            lines = []
+            for u in range(size.libri_utts_per_speaker):
+                text = SENTENCES[int(rng.integers(len(SENTENCES)))]
+                emotion = ("neu", "hap", "sad")[int(rng.integers(3))]  # read speech, some expressiveness
+                prosody = speaker_prosody(EMOTIONS["neu"].blend(EMOTIONS[emotion], 0.3), offset)
+                utt = f"{spk}-{chapter}-{u:04d}"
+                write_wav(folder / f"{utt}.flac", synthesize(text, voice, prosody), fmt="FLAC")
+                lines.append(f"{utt} {text.upper()}\n")
+                words.update(text.upper().split())
+            (folder / f"{spk}-{chapter}.trans.txt").write_text("".join(lines))
+    lexicon = phonemize(sorted(words))
+    (out / "lexicon.txt").write_text("".join(f"{w}\t{' '.join(p)}\n" for w, p in sorted(lexicon.items())))
+    phones = sorted({p for ps in lexicon.values() for p in ps})
+    (out / "phones.txt").write_text("".join(f"{p}\n" for p in phones))
