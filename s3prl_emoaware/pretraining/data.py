@@ -17,6 +17,12 @@ sampler state.
 A file that cannot be decoded is not fatal: the dataset returns a :class:`SkippedItem`,
 :func:`collate` drops it and lists it in ``Batch.skipped``; the trainer warns once per file
 and sums them up at the end of every epoch.
+
+Why not lhotse's manifests and ``DynamicBucketingSampler``: lhotse 1.33 installs and runs
+with torch 2.11 here, but on the 3,840-file corpus of ``bench/bench_pretrain_scale.py`` its
+manifest took 0.81 s against 0.38 s for this header index, and its bucketing (0.11 s an
+epoch) is no cheaper than this one (0.01 s); its resume needs the sampler's state in the
+checkpoint, where these batches follow from the step number. No win for eight more packages.
 """
 
 from __future__ import annotations
