@@ -165,3 +165,20 @@ def test_resume_is_exact_under_torchrun(tiny_iemocap, tmp_path):
         json.loads((tmp_path / "cut" / "history-4.json").read_text())
     assert [s for s, _ in cut] == [1, 2, 3, 4]
     assert [round(l, 6) for _, l in cut] == [round(l, 6) for _, l in full]
+
+
+def test_clustering_embeddings_stream_and_skip_bad_files(damaged_corpus, tmp_path):
+    from s3prl_emoaware.contrastive.embed import embed_corpus
+    from s3prl_emoaware.pretraining.tasks import build_task
+    from s3prl_emoaware.pretraining.trainer import Trainer
+
+    corpus, nan_id, garbage_file = damaged_corpus
+    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", "ecapa_speaker_tiny"), [])
+    task = build_task(recipe.kind, recipe.model, recipe.masking, recipe.frontend.feature_dim, recipe.objective)
+    ckpt = Trainer(task, build_dataset(read_corpus(corpus), recipe.frontend), recipe, tmp_path / "enc").save()
+    utts, emb, skipped = embed_corpus(corpus, ckpt, batch_size=8, num_workers=2)
+    assert nan_id in skipped and len(skipped) == 2 and len(utts) == len(read_corpus(corpus)) - 2
+    assert emb.shape == (len(utts), task.config.embedding_dim) and np.isfinite(emb).all()
+    assert (np.abs(emb).sum(1) > 0).all()  # every row was filled
+    _, again, _ = embed_corpus(corpus, ckpt, batch_size=8, num_workers=0)
+    assert np.allclose(emb, again, atol=1e-5)  # workers change nothing
