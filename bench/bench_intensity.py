@@ -14,6 +14,7 @@ IEMOCAP-layout corpus unless --corpus is given.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -86,6 +87,8 @@ def main() -> None:
                   f"({fast:5.2f} s)   speed-up {ref / fast:4.2f}x   max |curve difference| {diff:.1e}")
         energy = statistics.median(timed(source="energy")[0] for _ in range(args.repeats))
         print(f"  {'energy proxy':<18} {audio / energy:6.0f}x ({energy:5.2f} s)")
+        print(f"load average after the run: {os.getloadavg()[0]:.1f} (above {args.threads}, other work shared the cores "
+              "and the figures are low)")
 
 
 if __name__ == "__main__":
