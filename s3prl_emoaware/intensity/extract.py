@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..corpora.reader import Utterance, read_corpus
-from ..utils.audio import AudioError, read_audio
+from ..utils.audio import AudioError, header_samples, read_audio
 from ..utils.errors import UserFacingError
 from .acoustic import energy_intensity
 from .alignment import FBANK_GRID, GRIDS, STRENGTHNET_GRID, align_curve
@@ -42,12 +42,10 @@ _Decoded = Tuple[Utterance, Optional[np.ndarray], Optional[object], Optional[str
 
 
 def _num_samples(u: Utterance) -> int:
-    """The clip's length from its header (0 when unreadable: decoding reports the error)."""
-    import soundfile as sf
-
+    """The clip's length at 16 kHz from its header (0 when unreadable: decoding reports the error)."""
     try:
-        return sf.info(str(u.path)).frames
-    except Exception:  # soundfile raises several types; _decode names the problem
+        return header_samples(u.path, 16000)[0]
+    except AudioError:
         return 0
 
 
@@ -125,9 +123,7 @@ def extract_intensities(corpus, out, source: str = "strengthnet", model_path: Op
         from .train import load_strengthnet
 
         model = load_strengthnet(model_path)
-        if not reference and all(isinstance(m, (torch.nn.Conv2d, torch.nn.ReLU)) for m in model.convs):
-            # oneDNN's channels-last convolutions: 1.5x faster on CPU, same values (a per-frame layer
-            # norm between them would copy every map back and forth, so that variant keeps its layout)
+        if not reference:  # oneDNN's channels-last convolutions: 1.5x faster on CPU, same values
             model.to(memory_format=torch.channels_last)
         frontend = MelFrontend(model.config.n_mels, model.config.log_mel)
         features, native = (lambda wav: frontend(torch.from_numpy(wav)[None])[0]), STRENGTHNET_GRID

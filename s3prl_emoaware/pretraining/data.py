@@ -28,7 +28,6 @@ checkpoint, where these batches follow from the step number. No win for eight mo
 from __future__ import annotations
 
 import logging
-import math
 import random
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -39,7 +38,7 @@ from torch import Tensor
 
 from ..corpora.reader import Utterance
 from ..features import FbankConfig, FbankFrontend, num_frames
-from ..utils.audio import AudioError, read_audio
+from ..utils.audio import AudioError, header_samples, read_audio
 from ..utils.errors import UserFacingError
 
 logger = logging.getLogger(__name__)
@@ -91,15 +90,8 @@ def header_frames(path, config: FbankConfig) -> Tuple[int, int]:
     At another sample rate than the front-end's the count is the one of the audio resampled
     to it (an estimate within a frame; bucketing only needs that).
     """
-    import soundfile as sf
-
-    try:
-        info = sf.info(str(path))
-    except Exception as err:  # soundfile raises several types (LibsndfileError, RuntimeError, OSError)
-        raise AudioError(f"{path}: unreadable audio header ({err})") from None
-    samples = info.frames if info.samplerate == config.sample_rate else math.ceil(
-        info.frames * config.sample_rate / info.samplerate)
-    return num_frames(samples, config.window_samples, config.hop_samples), info.samplerate
+    samples, rate = header_samples(path, config.sample_rate)
+    return num_frames(samples, config.window_samples, config.hop_samples), rate
 
 
 def _mismatch(cache, utt_id: str, curve: int, feats: int) -> UserFacingError:

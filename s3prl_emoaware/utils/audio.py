@@ -11,7 +11,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AudioError", "read_audio", "resample"]
+__all__ = ["AudioError", "read_audio", "resample", "header_samples"]
 
 _LOGGED: Set[Tuple[int, int]] = set()
 
@@ -44,6 +44,23 @@ def _log_resampling(path: Path, orig: int, new: int) -> None:
         _LOGGED.add((orig, new))
         logger.info("resampling %d Hz audio to %d Hz (first file %s; further files at this rate are not logged)",
                     orig, new, path)
+
+
+def header_samples(path: Union[str, Path], rate: Optional[int] = None) -> Tuple[int, int]:
+    """(samples, the file's sample rate) from the header alone (no decoding); ``samples`` counts
+    them at ``rate`` when given (what :func:`read_audio` returns after resampling, rounded up:
+    an estimate within a sample). Raises ``AudioError`` for an unreadable header."""
+    import math
+
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception as err:  # soundfile raises several types (LibsndfileError, RuntimeError, OSError)
+        raise AudioError(f"{path}: unreadable audio header ({err})") from None
+    if rate is None or info.samplerate == rate:
+        return info.frames, info.samplerate
+    return math.ceil(info.frames * rate / info.samplerate), info.samplerate
 
 
 def read_audio(
