@@ -1,0 +1,15 @@
+"""Checkpoint files: every kind the package reads or writes, loaded safely in one place.
+
+:mod:`.store` reads (``torch.load(..., weights_only=True)`` and nowhere else), identifies and
+validates files and writes them atomically; :mod:`.build` makes models from them;
+:mod:`.s3prl_mockingjay` and :mod:`.s3prl_npc` convert s3prl's formats both ways. Nothing here
+imports s3prl, so the core (clustering, pre-training, intensity) uses it freely.
+"""
+
+from .build import ENCODER_FAMILIES, load_encoder, load_strengthnet, save_untrained
+from .store import (FORMAT, PRETRAINING_KINDS, CheckpointError, encoder_state, kind_of, load_weights, read_checkpoint,
+                    require, save_checkpoint, training_state)
+
+__all__ = ["CheckpointError", "FORMAT", "PRETRAINING_KINDS", "ENCODER_FAMILIES", "kind_of", "read_checkpoint",
+           "require", "encoder_state", "load_weights", "training_state", "save_checkpoint", "load_encoder",
+           "load_strengthnet", "save_untrained"]
