@@ -21,7 +21,7 @@ from ..models.ecapa import EcapaConfig, EcapaTdnn
 from ..utils.errors import UserFacingError
 from .losses import GradientReversal, aam_softmax_logits, pair_masks, supervised_contrastive, triplet
 
-__all__ = ["SpeakerObjective", "ContrastiveObjective", "SpeakerTask", "ContrastiveTask", "EcapaWithHeads", "random_crops"]
+__all__ = ["SpeakerObjective", "ContrastiveObjective", "MULTITASK_COMBINE", "multitask_weights", "SpeakerTask", "ContrastiveTask", "EcapaWithHeads", "random_crops"]
 
 
 class EcapaWithHeads(nn.Module):
@@ -54,6 +54,19 @@ class SpeakerObjective:
     crop_frames: int = 0
 
 
+MULTITASK_COMBINE = ("sum", "alternate", "balanced")
+
+
+def multitask_weights(combine: str, speaker_weight: float, warmup_steps: int, step: int) -> Tuple[float, float]:
+    """(weight of L_con, weight of the speaker CE) at optimizer ``step`` (0-based); ``balanced``
+    returns lambda itself, the caller scales it by L_con / CE."""
+    ramp = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    lam = speaker_weight * ramp
+    if combine == "alternate":
+        return (1.0, 0.0) if step % 2 == 0 else (0.0, lam)
+    return 1.0, lam
+
+
 @dataclass
 class ContrastiveObjective:
     """Args:
@@ -64,6 +77,11 @@ class ContrastiveObjective:
         negatives: ``same_speaker`` (the method) or ``all`` (other speakers too).
         speakers_per_batch, clusters_per_speaker, utterances_per_cluster: P x K x M.
         speaker_weight: lambda of the multi-task speaker classification (0 = off).
+        combine: how the multi-task losses meet (the paper says only "multi-task"):
+            ``sum`` (L_con + lambda * CE every step), ``alternate`` (even steps L_con, odd steps
+            lambda * CE) or ``balanced`` (L_con + lambda * CE * L_con / CE, the ratio not
+            differentiated: the speaker term's gradient is scaled to the contrastive loss's size).
+        speaker_warmup_steps: lambda ramps linearly from 0 over these steps (0 = full from step 1).
         adversarial_weight: alpha of the gradient-reversed speaker head (0 = off).
         init_from: speaker-encoder checkpoint to start from (null = random init).
     """
@@ -77,12 +95,18 @@ class ContrastiveObjective:
     clusters_per_speaker: int = 2
     utterances_per_cluster: int = 2
     speaker_weight: float = 0.0
+    combine: str = "sum"
+    speaker_warmup_steps: int = 0
     adversarial_weight: float = 0.0
     init_from: Optional[str] = None
 
     def __post_init__(self):
         if self.loss not in ("supcon", "triplet"):
             raise ValueError(f"objective.loss must be supcon or triplet, got {self.loss!r}")
+        if self.combine not in MULTITASK_COMBINE:
+            raise ValueError(f"objective.combine must be one of {MULTITASK_COMBINE}, got {self.combine!r}")
+        if self.speaker_warmup_steps < 0:
+            raise ValueError(f"objective.speaker_warmup_steps must be >= 0, got {self.speaker_warmup_steps}")
         if self.speaker_weight and self.adversarial_weight:
             raise ValueError("choose multi-task (speaker_weight) or adversarial (adversarial_weight), not both")
 
@@ -215,6 +239,13 @@ class ContrastiveTask(_EcapaTask):
         if module.speaker_weight is not None:
             head_in = module.reversal(emb) if module.reversal is not None else emb
             ce = nn.functional.cross_entropy(aam_softmax_logits(head_in, module.speaker_weight, spk, 0.0, 30.0), spk)
-            loss = loss + (o.speaker_weight if module.reversal is None else 1.0) * ce
             logs["speaker_ce"] = ce.item()
+            if module.reversal is not None:  # adversarial: alpha sits in the reversal layer
+                return loss + ce, logs
+            # the trainer sets .step before each loss; a task used on its own is at step 0
+            w_con, w_spk = multitask_weights(o.combine, o.speaker_weight, o.speaker_warmup_steps,
+                                             getattr(self, "step", 0))
+            if o.combine == "balanced":
+                w_spk = w_spk * loss.detach() / ce.detach().clamp(min=1e-8)
+            loss = w_con * loss + w_spk * ce
         return loss, logs

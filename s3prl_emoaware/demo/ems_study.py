@@ -237,7 +237,9 @@ def _run_name(row: RowSpec, seed: int) -> str:
     return f"{row.label}_s{seed}"
 
 
-def _pretrain(cfg: EmsStudyConfig, row: RowSpec, seed: int, out: Path) -> dict:
+def _pretrain(cfg: EmsStudyConfig, row: RowSpec, seed: int, out: Path, corpus: Optional[Path] = None) -> dict:
+    """Pre-train ``row`` with ``seed`` on ``corpus`` (default: the study's pre-training corpus)
+    into ``out/pretrain/<row>_s<seed>``, with the intensities of ``out/intensity/<source>``."""
     from ..pretraining.run import pretrain
     from ..utils.errors import UserFacingError
 
@@ -245,7 +247,7 @@ def _pretrain(cfg: EmsStudyConfig, row: RowSpec, seed: int, out: Path) -> dict:
     cache = _intensity_dir(row, out)
     if recipe_needs_intensity(recipe) and cache is None:
         raise UserFacingError(f"ems-study row {row.label!r}: its recipe needs intensities; set its intensity source")
-    _, history = pretrain(recipe, _corpora(out)["pretrain"], out / "pretrain" / _run_name(row, seed),
+    _, history = pretrain(recipe, corpus or _corpora(out)["pretrain"], out / "pretrain" / _run_name(row, seed),
                           cache if recipe_needs_intensity(recipe) else None, device=cfg.device)
     losses = [loss for _, loss in history]
     tail = losses[-max(1, len(losses) // 10):]

@@ -60,15 +60,15 @@ def train_speaker_encoder(recipe_name: str, overrides: List[str], corpus: Path, 
     return {"steps": len(history), "last_loss": history[-1][1]}
 
 
-def cluster_speakers(corpus: Path, out: Path, k: int, min_utterances: int) -> dict:
-    """``s3prl-emoaware cluster`` of ``corpus`` with ``out/speaker_encoder`` into ``out/clusters``."""
+def cluster_speakers(corpus: Path, out: Path, k: int, min_utterances: int, folder: str = "clusters") -> dict:
+    """``s3prl-emoaware cluster`` of ``corpus`` with ``out/speaker_encoder`` into ``out/<folder>``."""
     from ..cli.main import main as cli
 
     status = cli(["cluster", "--corpus", str(corpus), "--encoder", str(out / "speaker_encoder" / "last.ckpt"),
-                  "--out", str(out / "clusters"), "-k", str(k), "--min-utterances", str(min_utterances)])
+                  "--out", str(out / folder), "-k", str(k), "--min-utterances", str(min_utterances)])
     if status != 0:
         raise RuntimeError("clustering failed (see above)")
-    return json.loads((out / "clusters" / "report.json").read_text())["overall"]
+    return json.loads((out / folder / "report.json").read_text())["overall"]
 
 
 def recipe_needs_intensity(recipe) -> bool:

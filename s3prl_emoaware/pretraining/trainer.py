@@ -235,6 +235,7 @@ class Trainer:
                 torch.manual_seed(self.cfg.seed * 1_000_003 + index * 131 + self.rank)
                 rng = np.random.default_rng([self.cfg.seed, index, self.rank])
                 batch.features = batch.features.to(self.device)
+                self.task.step = self.step  # the optimizer step being computed (loss schedules read it)
                 loss, logs = self.task.loss(module, batch, rng)
                 (loss / self.cfg.accumulate).backward()
                 total += loss.item() / self.cfg.accumulate

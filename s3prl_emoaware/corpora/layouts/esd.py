@@ -1,7 +1,9 @@
 """ESD: ``<spk>/<Emotion>/*.wav`` (flat) or ``<spk>/<Emotion>/{train,evaluation,test}/*.wav`` (the release).
 
-Speakers 0001-0010 speak Mandarin and 0011-0020 English; ``speakers`` chooses: ``"english"``
-(default), ``"mandarin"``, ``"all"`` or a list of speaker ids. In the split layout the
+Speakers 0001-0010 speak Mandarin and 0011-0020 English; ``speakers`` chooses: ``"english"``,
+``"mandarin"``, ``"all"``, a list of speaker ids, or ``"auto"`` (default): ``"english"`` when every
+speaker folder is one of the release's 0001-0020, else ``"all"`` (a folder with other ids is not
+the release, e.g. a generated corpus with ``speakers=40``). In the split layout the
 sub-folder name goes to :attr:`Utterance.session`.
 """
 
@@ -33,18 +35,20 @@ def detect(root: Path) -> bool:
 
 def speaker_ids(speakers: Union[str, Sequence[str]], present: Sequence[str]) -> List[str]:
     """The speaker folders to read among ``present`` for a ``speakers`` choice."""
+    if speakers == "auto":
+        speakers = "english" if set(present) <= set(MANDARIN + ENGLISH) else "all"
     if speakers == "all":
         return list(present)
     if speakers in ("english", "mandarin"):
         wanted = ENGLISH if speakers == "english" else MANDARIN
     elif isinstance(speakers, str):
-        raise ValueError(f"ESD speakers must be 'english', 'mandarin', 'all' or a list of ids, got {speakers!r}")
+        raise ValueError(f"ESD speakers must be 'auto', 'english', 'mandarin', 'all' or a list of ids, got {speakers!r}")
     else:
         wanted = tuple(str(s).zfill(4) for s in speakers)
     return [s for s in present if s in wanted]
 
 
-def read(root: Path, speakers: Union[str, Sequence[str]] = "english") -> List[Utterance]:
+def read(root: Path, speakers: Union[str, Sequence[str]] = "auto") -> List[Utterance]:
     root = Path(root)
     present = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.isdigit())
     chosen = speaker_ids(speakers, present)
