@@ -23,7 +23,8 @@ from ..models.mockingjay import MockingjayConfig, MockingjayForPretraining
 from ..models.npc import NPCConfig, NPCModel
 from .data import Batch
 
-__all__ = ["MockingjayTask", "NPCObjective", "NPCTask", "TASKS", "build_task", "normalised_intensity"]
+__all__ = ["MockingjayTask", "NPCObjective", "NPCTask", "TASKS", "build_task", "task_needs_intensity",
+           "normalised_intensity"]
 
 
 class _MaskingTask:
@@ -236,3 +237,14 @@ def build_task(kind: str, model: dict, masking: MaskingConfig, feature_dim: int,
     if objective:
         raise ValueError(f"objective settings are not used by {kind!r} pre-training")
     return TASKS[kind](model, masking, feature_dim, static_dim)
+
+
+def task_needs_intensity(kind: str, model: dict, masking: MaskingConfig, feature_dim: int, objective: dict = None,
+                         static_dim: Optional[int] = None) -> bool:
+    """The ``needs_intensity`` of the task :func:`build_task` would build, without building one that
+    reads files (the ECAPA tasks read their cluster assignments; they never use intensities)."""
+    if kind in ("ecapa_speaker", "ecapa_contrastive"):
+        from ..contrastive.tasks import ContrastiveTask, SpeakerTask
+
+        return {"ecapa_speaker": SpeakerTask, "ecapa_contrastive": ContrastiveTask}[kind].needs_intensity
+    return build_task(kind, model, masking, feature_dim, objective, static_dim).needs_intensity
