@@ -6,7 +6,9 @@ imported, so ``s3prl-emoaware --help`` answers without importing torch.
 
 Errors the user can fix (bad input, missing tool, unwritable folder) are raised as
 :class:`UserFacingError` subclasses or as the package's ``*Error`` types and printed as
-one line ``s3prl-emoaware: error: ...`` with exit status 2.
+one line ``s3prl-emoaware: error: ...`` with exit status 2 (``-v`` also logs the traceback).
+That includes every config problem (:class:`~s3prl_emoaware.config.ConfigError`: the file or
+``-o`` override and the key) and malformed YAML read anywhere.
 """
 
 from __future__ import annotations
@@ -64,6 +66,13 @@ def build_parser(argv: List[str]) -> Tuple[argparse.ArgumentParser, Optional[obj
     return parser, module
 
 
+def _one_line_error(message: str, verbose: bool) -> int:
+    if verbose:  # -v: the traceback too, for a bug report
+        logging.getLogger(__name__).exception("traceback of the error below")
+    print(f"s3prl-emoaware: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, _ = build_parser(argv)
@@ -80,8 +89,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return int(args._module.run(args) or 0)
     except _user_error_types() as err:
-        print(f"s3prl-emoaware: error: {err}", file=sys.stderr)
-        return 2
+        return _one_line_error(str(err), args.verbose)
+    except Exception as err:
+        import yaml
+
+        if not isinstance(err, yaml.YAMLError):
+            raise
+        from ..config import describe_yaml_error
+
+        # a YAML file read outside s3prl_emoaware.config (e.g. the runner's own): still one line
+        name = getattr(getattr(err, "problem_mark", None), "name", None)
+        return _one_line_error(f"{name or 'a YAML file'}: not valid YAML: {describe_yaml_error(err)}", args.verbose)
     except KeyboardInterrupt:
         print("s3prl-emoaware: interrupted", file=sys.stderr)
         return 130

@@ -15,6 +15,8 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..config import ConfigError
+
 __all__ = ["ClusteringConfig", "cluster_per_speaker", "cluster_report", "purity", "plot_embeddings"]
 
 
@@ -32,6 +34,14 @@ class ClusteringConfig:
     k_max: int = 6
     min_utterances: int = 8
     seed: int = 0
+
+    def __post_init__(self):
+        if self.k < 0:
+            raise ConfigError(f"k must be >= 0 (0 = choose by silhouette), got {self.k}")
+        if not 2 <= self.k_min <= self.k_max:
+            raise ConfigError(f"k_min and k_max must satisfy 2 <= k_min <= k_max, got {self.k_min}, {self.k_max}")
+        if self.min_utterances < 1:
+            raise ConfigError(f"min_utterances must be >= 1, got {self.min_utterances}")
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

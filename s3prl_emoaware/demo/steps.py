@@ -17,11 +17,9 @@ __all__ = ["load_job_config", "corpus_plan", "synthesise_missing", "train_speake
 
 def load_job_config(cls: Type[T], filename: str, overrides: Optional[List[str]], where: str) -> T:
     """``demo/configs/<filename>`` with ``-o KEY=VALUE`` overrides, mapped onto ``cls``."""
-    from ..config import apply_overrides, from_dict, load_yaml
+    from ..config import load_config
 
-    data = load_yaml(Path(__file__).resolve().parent / "configs" / filename)
-    apply_overrides(data, overrides or [])
-    return from_dict(cls, data, where=where)
+    return load_config(cls, Path(__file__).resolve().parent / "configs" / filename, overrides or [], where=where)
 
 
 def corpus_plan(paths: Dict[str, Path], seed: int, special: Dict[str, Tuple[str, int]]) -> Dict[str, Tuple[str, Path, int]]:

@@ -17,7 +17,12 @@ from torch import Tensor, nn
 from torchaudio.compliance import kaldi
 from torchaudio.transforms import ComputeDeltas
 
+from ..config import check_choice, check_non_negative, check_positive
+
 __all__ = ["FbankConfig", "FbankFrontend", "fbank_frontend", "num_frames"]
+
+
+KALDI_WINDOWS = ("povey", "hamming", "hanning", "rectangular", "blackman")
 
 
 @dataclass
@@ -53,10 +58,18 @@ class FbankConfig:
     dither: float = 0.0
 
     def __post_init__(self):
+        check_positive(self, "sample_rate", "num_mel_bins", "frame_length_ms", "frame_shift_ms")
+        check_choice(self, "window_type", KALDI_WINDOWS)
         if self.delta_order not in (0, 1, 2):
             raise ValueError(f"delta_order must be 0, 1 or 2, got {self.delta_order}")
-        if self.frame_shift_ms <= 0 or self.frame_length_ms < self.frame_shift_ms:
-            raise ValueError("frame_length_ms must be >= frame_shift_ms > 0")
+        if self.frame_length_ms < self.frame_shift_ms:
+            raise ValueError(f"frame_length_ms must be >= frame_shift_ms, got {self.frame_length_ms} < "
+                             f"{self.frame_shift_ms}")
+        if self.hop_samples < 1:
+            raise ValueError(f"frame_shift_ms {self.frame_shift_ms} is under one sample at {self.sample_rate} Hz")
+        if self.delta_order and self.delta_win_length < 3:
+            raise ValueError(f"delta_win_length must be >= 3, got {self.delta_win_length}")
+        check_non_negative(self, "dither")
 
     @property
     def hop_samples(self) -> int:

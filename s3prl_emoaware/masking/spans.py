@@ -89,6 +89,8 @@ class MaskingConfig:
             raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
         if self.span < 1:
             raise ValueError(f"span must be >= 1, got {self.span}")
+        if not math.isfinite(self.threshold):
+            raise ValueError(f"threshold must be a finite number, got {self.threshold}")
         if self.zero_prob < 0 or self.replace_prob < 0 or self.zero_prob + self.replace_prob > 1:
             raise ValueError("zero_prob and replace_prob must be >= 0 and sum to at most 1")
         if self.sharpness < 0 or not math.isfinite(self.sharpness):
