@@ -7,6 +7,18 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def pytest_sessionstart(session):
+    """In the installed-package pass, refuse to run against the checkout by accident."""
+    from subprocess_env import REPO_ROOT, TEST_INSTALLED
+
+    if TEST_INSTALLED:
+        import s3prl_emoaware
+
+        where = os.path.realpath(s3prl_emoaware.__file__)
+        if where.startswith(str(REPO_ROOT) + os.sep + "s3prl_emoaware"):
+            raise pytest.UsageError(f"S3PRL_EMOAWARE_TEST_INSTALLED=1 but s3prl_emoaware imports from the checkout: {where}")
+
+
 @pytest.fixture(scope="session")
 def corpora_root(tmp_path_factory):
     return tmp_path_factory.mktemp("corpora")

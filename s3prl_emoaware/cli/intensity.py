@@ -9,6 +9,7 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..intensity.alignment import GRIDS
     from ..intensity.extract import SOURCES
+    from ..utils.audio import DEFAULT_MAX_BAD_FRACTION
 
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="cache folder (created, or resumed)")
@@ -20,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--no-batch", action="store_true", help="one utterance at a time (for comparison)")
     parser.add_argument("--jobs", type=int, default=2, help="decoding/feature worker threads")
+    parser.add_argument("--max-bad-fraction", type=float, default=DEFAULT_MAX_BAD_FRACTION,
+                        help="share of unusable audio files (skipped and listed) above which the run fails "
+                             f"(default {DEFAULT_MAX_BAD_FRACTION})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
 
     counts = extract_intensities(args.corpus, args.out, source=args.source,
                                  model_path=str(args.model) if args.model else None, grid=args.grid,
-                                 batch_size=1 if args.no_batch else args.batch_size, n_jobs=args.jobs)
+                                 batch_size=1 if args.no_batch else args.batch_size, n_jobs=args.jobs,
+                                 max_bad_fraction=args.max_bad_fraction)
     print(f"{args.out}: {counts['new']} new, {counts['total']} in cache, {counts['failed']} failed "
           f"(see index.json 'failed')")
     return 0

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     wav = read_audio(args.wav, min_samples=FBANK_GRID.window)
     n = FBANK_GRID.num_frames(len(wav))
     if args.source == "energy":
-        curve = energy_intensity(wav)
+        curve = align_curve(energy_intensity(wav), FBANK_GRID, FBANK_GRID, n)  # its own framing may differ by one
     else:
         if args.model is None:
             raise UserFacingError("--model CKPT is required with --source strengthnet (or use --source energy)")

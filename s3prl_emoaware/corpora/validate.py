@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, List
 
-from ..utils.audio import AudioError
+from ..utils.audio import AudioError, audio_info
 from .layouts.common import visible
 
 logger = logging.getLogger(__name__)
@@ -33,21 +33,13 @@ def check_audio_headers(paths: Iterable[Path], expected_rate: int = 16000, resam
     ``resampled``: the reader resamples to ``expected_rate``, so other rates are counted and
     logged (one line per rate) instead of refused.
     """
-    import soundfile as sf
-
     n, other_rates = 0, Counter()
     for path in paths:
-        path = Path(path)
-        try:
-            info = sf.info(str(path))
-        except Exception as err:
-            raise AudioError(f"{path}: unreadable audio ({str(err).strip() or type(err).__name__})") from None
-        if info.frames == 0:
-            raise AudioError(f"{path}: empty audio (0 samples)")
-        if expected_rate and info.samplerate != expected_rate:
+        info = audio_info(path)  # AudioError for a missing, empty, text or unreadable file
+        if expected_rate and info.rate != expected_rate:
             if not resampled:
-                raise AudioError(f"{path}: sample rate {info.samplerate} Hz, expected {expected_rate} Hz")
-            other_rates[info.samplerate] += 1
+                raise AudioError(f"{path}: sample rate {info.rate} Hz, expected {expected_rate} Hz")
+            other_rates[info.rate] += 1
         n += 1
     for rate, count in sorted(other_rates.items()):
         logger.info("%d of %d files are %d Hz: resampled to %d Hz when read", count, n, rate, expected_rate)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..corpora.reader import Utterance, read_corpus
-from ..utils.audio import AudioError, header_samples, read_audio
+from ..utils.audio import DEFAULT_MAX_BAD_FRACTION, AudioError, AudioReport, audio_info, read_audio
 from ..utils.errors import UserFacingError
 from .acoustic import energy_intensity
 from .alignment import FBANK_GRID, GRIDS, STRENGTHNET_GRID, align_curve
@@ -41,17 +41,19 @@ FRAME_BUDGET = 8192  # padded StrengthNet frames a batch (131 s of audio: ~140 M
 _Decoded = Tuple[Utterance, Optional[np.ndarray], Optional[object], Optional[str]]
 
 
-def _num_samples(u: Utterance) -> int:
+def _num_samples(u: Utterance, report: AudioReport) -> int:
     """The clip's length at 16 kHz from its header (0 when unreadable: decoding reports the error)."""
     try:
-        return header_samples(u.path, 16000)[0]
+        info = audio_info(u.path)
     except AudioError:
         return 0
+    report.note(info)
+    return info.samples_at(16000)
 
 
-def _batches(todo: Sequence[Utterance], batch_size: int) -> Iterator[List[Utterance]]:
+def _batches(todo: Sequence[Utterance], batch_size: int, report: AudioReport) -> Iterator[List[Utterance]]:
     """Length-sorted batches of at most ``batch_size`` clips and :data:`FRAME_BUDGET` padded frames."""
-    lengths = {u.utt_id: STRENGTHNET_GRID.num_frames(_num_samples(u)) for u in todo}
+    lengths = {u.utt_id: STRENGTHNET_GRID.num_frames(_num_samples(u, report)) for u in todo}
     batch: List[Utterance] = []
     for u in sorted(todo, key=lambda u: lengths[u.utt_id]):
         if batch and (len(batch) >= batch_size or (len(batch) + 1) * lengths[u.utt_id] > FRAME_BUDGET):
@@ -62,10 +64,10 @@ def _batches(todo: Sequence[Utterance], batch_size: int) -> Iterator[List[Uttera
         yield batch
 
 
-def _decode(u: Utterance, features) -> _Decoded:
+def _decode(u: Utterance, features, report: AudioReport) -> _Decoded:
     """(utterance, samples, mel or energy curve, error): runs in a worker thread."""
     try:
-        wav = read_audio(u.path, expected_rate=16000, min_samples=400)
+        wav = read_audio(u.path, expected_rate=16000, min_samples=400, report=report)
     except AudioError as err:
         return u, None, None, str(err)
     with torch.inference_mode():
@@ -97,8 +99,13 @@ def _torch_threads(n: Optional[int]):
 def extract_intensities(corpus, out, source: str = "strengthnet", model_path: Optional[str] = None,
                         grid: str = "fbank-25-10", batch_size: int = 16, n_jobs: int = 2,
                         utterances: Optional[Sequence[Utterance]] = None, stop_after: Optional[int] = None,
-                        threads: Optional[int] = None, reference: bool = False) -> Dict:
+                        threads: Optional[int] = None, reference: bool = False,
+                        max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION) -> Dict:
     """Fill the cache at ``out``; return counts.
+
+    Unusable files are skipped (recorded in the index's ``failed`` map, listed at the end); more
+    than ``max_bad_fraction`` of the files to do is an error, raised at the end (the good curves
+    are kept). What reading the corpus does (resampled, downmixed) is one log line.
 
     ``n_jobs``: decoding/feature threads; ``threads``: torch's intra-op threads for the model
     (default: torch's setting, the cores available unless ``OMP_NUM_THREADS`` says otherwise);
@@ -134,14 +141,16 @@ def extract_intensities(corpus, out, source: str = "strengthnet", model_path: Op
             if not writer.done(u.utt_id, str(u.path))]
     new = skipped = 0
     bar = tqdm(total=len(todo), desc=f"intensity ({source})", unit="utt")
+    report = AudioReport(f"{corpus} (intensity extraction)", 16000, max_bad_fraction)
+    report.count(len(todo))
     pool = ThreadPoolExecutor(max(1, n_jobs))
 
     def submit(batch: List[Utterance]) -> List[Future]:
-        return [pool.submit(_decode, u, features) for u in batch]
+        return [pool.submit(_decode, u, features, report) for u in batch]
 
     try:
         with _torch_threads(threads):
-            batches = _batches(todo, batch_size)
+            batches = _batches(todo, batch_size, report)
             ahead = submit(next(batches, []))
             while ahead:
                 decoded = [f.result() for f in ahead]
@@ -150,7 +159,7 @@ def extract_intensities(corpus, out, source: str = "strengthnet", model_path: Op
                 for item in decoded:
                     if item[3] is not None:
                         writer.fail(item[0].utt_id, item[3])
-                        logger.warning("skipped %s", item[3])
+                        report.skip(item[0].utt_id, item[3])
                         skipped += 1
                     else:
                         good.append(item)
@@ -170,3 +179,4 @@ def extract_intensities(corpus, out, source: str = "strengthnet", model_path: Op
         writer.flush()
         bar.close()
     return {"new": new, "skipped": skipped, "total": len(writer.items), "failed": len(writer.failed)}
+    report.finish()

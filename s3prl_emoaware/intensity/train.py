@@ -47,7 +47,7 @@ from torch import nn
 from ..config import from_dict, to_dict
 from ..corpora.reader import Utterance, read_corpus
 from ..utils.atomic import atomic_torch_save, atomic_write_json, ensure_writable_dir
-from ..utils.audio import AudioError, read_audio
+from ..utils.audio import DEFAULT_MAX_BAD_FRACTION, AudioError, AudioReport, read_audio
 from ..utils.errors import UserFacingError
 from .acoustic import speech_frames, utterance_statistics
 from .alignment import STRENGTHNET_GRID
@@ -88,6 +88,8 @@ class TrainConfig:
         patience: epochs without validation improvement before stopping (the paper: 30).
         val_speaker_fraction: share of speakers held out for validation and evaluation.
         seed: data split, initialisation, splices and batch order.
+        max_bad_fraction: share of the corpus' audio files that may be unusable (skipped and listed)
+            before training is refused as on the wrong folder.
     """
 
     frame_targets: str = "repeat"
@@ -107,6 +109,7 @@ class TrainConfig:
     patience: int = 6
     val_speaker_fraction: float = 0.2
     seed: int = 0
+    max_bad_fraction: float = 0.1
 
     def __post_init__(self):
         for name, value, choices in (("frame_targets", self.frame_targets, FRAME_TARGETS),
@@ -155,15 +158,20 @@ def split_speakers(speakers: Sequence[str], fraction: float, seed: int) -> Tuple
     return sorted(unique[n_val:]), sorted(unique[:n_val])
 
 
-def _load(utterances: Sequence[Utterance]) -> Tuple[List[Tuple[Utterance, np.ndarray]], Dict]:
-    loaded, failed = [], {}
+def _load(utterances: Sequence[Utterance], what: str = "StrengthNet training data",
+          max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION) -> Tuple[List[Tuple[Utterance, np.ndarray]], Dict]:
+    """The decoded clips; unusable files are skipped and listed (more than ``max_bad_fraction``: an error)."""
+    loaded = []
+    report = AudioReport(what, 16000, max_bad_fraction)
+    report.count(len(utterances))
     for u in utterances:
         try:
-            loaded.append((u, read_audio(u.path, expected_rate=16000, min_samples=STRENGTHNET_GRID.window)))
+            loaded.append((u, read_audio(u.path, expected_rate=16000, min_samples=STRENGTHNET_GRID.window,
+                                         report=report)))
         except AudioError as err:
-            failed[u.utt_id] = str(err)
-            logger.warning("skipped: %s", err)
-    return loaded, failed
+            report.skip(u.utt_id, str(err))
+    report.finish()
+    return loaded, dict(report.skipped)
 
 
 def _batches(items: List[_Item], batch_size: int, rng: Optional[random.Random]):
@@ -298,7 +306,7 @@ def train_strengthnet(corpus, out, recipe: StrengthNetRecipe, eval_corpora: Sequ
     eval_sets = {str(c): _labelled(c, model_cfg.emotions) for c in eval_corpora}  # fail before training
     train_spk, val_spk = split_speakers([u.speaker for u in labelled], cfg.val_speaker_fraction, cfg.seed)
     frontend = MelFrontend(model_cfg.n_mels, model_cfg.log_mel)
-    loaded, failed = _load(labelled)
+    loaded, failed = _load(labelled, f"{corpus} (StrengthNet training)", cfg.max_bad_fraction)
     stats = np.stack([utterance_statistics(w) for _, w in tqdm(loaded, desc="statistics", leave=False)])
     is_train = np.array([u.speaker in train_spk for u, _ in loaded])
     emotions = [u.emotion for u, _ in loaded]

@@ -14,9 +14,13 @@ multiple of the world size, so every rank runs the same number of steps. Since t
 micro-batch at any optimizer step is known from the step number alone, resuming needs no
 sampler state.
 
-A file that cannot be decoded is not fatal: the dataset returns a :class:`SkippedItem`,
-:func:`collate` drops it and lists it in ``Batch.skipped``; the trainer warns once per file
-and sums them up at the end of every epoch.
+A bad file is not fatal: one whose header is unusable (0 bytes, text, no samples) or too short
+is left out of the index and listed (``max_bad_fraction`` of them at most, else an error,
+through :class:`~s3prl_emoaware.utils.audio.AudioReport`, which also logs one line for what
+reading the corpus does: resampled, downmixed, cropped); one that cannot be decoded (NaN
+samples, a damaged stream) makes the dataset return a :class:`SkippedItem`, :func:`collate`
+drops it and lists it in ``Batch.skipped``; the trainer warns once per file and sums them up
+at the end of every epoch.
 
 Why not lhotse's manifests and ``DynamicBucketingSampler``: lhotse 1.33 installs and runs
 with torch 2.11 here, but on the 3,840-file corpus of ``bench/bench_pretrain_scale.py`` its
@@ -38,7 +42,7 @@ from torch import Tensor
 
 from ..corpora.reader import Utterance
 from ..features import FbankConfig, FbankFrontend, num_frames
-from ..utils.audio import AudioError, header_samples, read_audio
+from ..utils.audio import DEFAULT_MAX_BAD_FRACTION, AudioError, AudioInfo, AudioReport, audio_info, read_audio
 from ..utils.errors import UserFacingError
 
 logger = logging.getLogger(__name__)
@@ -90,8 +94,12 @@ def header_frames(path, config: FbankConfig) -> Tuple[int, int]:
     At another sample rate than the front-end's the count is the one of the audio resampled
     to it (an estimate within a frame; bucketing only needs that).
     """
-    samples, rate = header_samples(path, config.sample_rate)
-    return num_frames(samples, config.window_samples, config.hop_samples), rate
+    info = audio_info(path)
+    return _info_frames(info, config), info.rate
+
+
+def _info_frames(info: AudioInfo, config: FbankConfig) -> int:
+    return num_frames(info.samples_at(config.sample_rate), config.window_samples, config.hop_samples)
 
 
 def _mismatch(cache, utt_id: str, curve: int, feats: int) -> UserFacingError:
@@ -139,35 +147,44 @@ class PretrainDataset(torch.utils.data.Dataset):
 
 
 def build_dataset(utterances: Sequence[Utterance], frontend: FbankConfig, cache=None, max_frames: int = 1500,
-                  min_frames: int = 20) -> PretrainDataset:
+                  min_frames: int = 20, max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+                  what: str = "pre-training data") -> PretrainDataset:
     """The streaming dataset of a corpus, from headers only; files whose header cannot be read or
-    that are shorter than ``min_frames`` are skipped and reported. With ``cache``, every utterance
-    must have a curve with its frame count (checked here, before any step, from the cache index)."""
-    entries, skipped = [], {}
+    that are shorter than ``min_frames`` are skipped and listed (more than ``max_bad_fraction`` of
+    them is an error), and one line says what reading the rest does (resampled, downmixed, cropped
+    to ``max_frames``). With ``cache``, every utterance must have a curve with its frame count
+    (checked here, before any step, from the cache index)."""
+    entries = []
+    report = AudioReport(what, frontend.sample_rate, max_bad_fraction)
+    cropped = 0
     for u in utterances:
+        report.count()
         try:
-            frames, rate = header_frames(u.path, frontend)
+            info = audio_info(u.path)
         except AudioError as err:
-            skipped[u.utt_id] = str(err)
-            logger.warning("skipped: %s", err)
+            report.skip(u.utt_id, str(err))
             continue
+        frames = _info_frames(info, frontend)
         if frames < min_frames:
-            skipped[u.utt_id] = f"{u.path}: only {frames} frames (< {min_frames})"
-            logger.warning("skipped %s", skipped[u.utt_id])
+            report.skip(u.utt_id, f"{u.path}: too short, only {frames} frames (< {min_frames})")
             continue
+        report.note(info)
         if cache is not None:
             item = cache.items.get(u.utt_id)
             if item is None:
                 cache.get(u.utt_id)  # raises the cache's own error (missing, or why its extraction failed)
-            if rate == frontend.sample_rate and item["num_frames"] != frames:
+            if info.rate == frontend.sample_rate and item["num_frames"] != frames:
                 raise _mismatch(cache, u.utt_id, item["num_frames"], frames)
+        cropped += frames > max_frames
         entries.append(PretrainEntry(u.utt_id, str(u.path), min(frames, max_frames), u.speaker, u.emotion))
+    if cropped:
+        report.done[("cropped", f"to the first {max_frames} frames")] += cropped
+    report.log()
     if not entries:
-        raise UserFacingError("no usable utterance for pre-training (all skipped; see the warnings above)")
-    if skipped:
-        logger.warning("%d utterances skipped, %d used", len(skipped), len(entries))
+        raise UserFacingError(f"{what}: no usable utterance (all {len(report.skipped)} skipped; see the warnings above)")
+    report.check()
     dataset = PretrainDataset(entries, frontend, cache, max_frames)
-    dataset.skipped = skipped
+    dataset.skipped = dict(report.skipped)
     return dataset
 
 

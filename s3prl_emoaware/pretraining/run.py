@@ -65,7 +65,8 @@ def pretrain(recipe: PretrainRecipe, corpus, out, intensity: Optional[str] = Non
     init_from = (recipe.objective or {}).get("init_from")
     if init_from:
         check_init_compatible(recipe, init_from)
-    dataset = build_dataset(read_corpus(corpus), recipe.frontend, cache, recipe.training.max_frames)
+    dataset = build_dataset(read_corpus(corpus), recipe.frontend, cache, recipe.training.max_frames,
+                            max_bad_fraction=recipe.training.max_bad_fraction, what=f"{corpus} (pre-training)")
     trainer = Trainer(task, dataset, recipe, out, device)
     if resume and (Path(out) / "last.ckpt").is_file():
         trainer.resume(Path(out) / "last.ckpt")

@@ -57,6 +57,8 @@ class TrainingConfig:
         save_every: steps between checkpoints (plus one at the end).
         keep: how many ``states-*.ckpt`` to keep (``last.ckpt`` always).
         max_frames: utterances are truncated to this many frames (s3prl: sequence_length 1500).
+        max_bad_fraction: share of the corpus' files that may be unusable (skipped and listed)
+            before the index is refused as the wrong folder.
         seed: data order, masks, dropout.
     """
 
@@ -73,6 +75,7 @@ class TrainingConfig:
     save_every: int = 500
     keep: int = 2
     max_frames: int = 1500
+    max_bad_fraction: float = 0.1
     seed: int = 0
 
 

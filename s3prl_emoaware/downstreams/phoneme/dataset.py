@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ...corpora.layouts.common import visible
-from ...utils.audio import read_audio
+from ...utils.audio import DEFAULT_MAX_BAD_FRACTION, read_audio, screen_audio
 from ...utils.errors import UserFacingError
 from .text import PhoneVocabulary
 
@@ -20,16 +20,20 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["PhoneDataset", "BucketSampler", "collate"]
 
+_MIN_SAMPLES = 400  # one 25 ms analysis window at 16 kHz
+
 
 class PhoneDataset(Dataset):
     """Items ``(wav float32 (samples,), phone ids LongTensor, utt_id)`` of the given LibriSpeech splits.
 
     Utterances with a word missing from the lexicon are dropped and counted (:attr:`dropped`,
     logged with the commonest missing words); more than half dropped is an error. Audio at
-    another rate is resampled to 16 kHz.
+    another rate is resampled to 16 kHz; files whose header is unusable or shorter than one
+    analysis window are skipped and listed (more than ``max_bad_fraction`` of them: an error).
     """
 
-    def __init__(self, root, splits: Sequence[str], lexicon: Dict[str, List[str]], vocab: PhoneVocabulary):
+    def __init__(self, root, splits: Sequence[str], lexicon: Dict[str, List[str]], vocab: PhoneVocabulary,
+                 max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION):
         root = Path(root)
         if not root.is_dir():
             raise UserFacingError(f"{root}: LibriSpeech root does not exist (downstream_expert.corpus.path)")
@@ -53,6 +57,9 @@ class PhoneDataset(Dataset):
                     phones = [p for word in text.split() for p in lexicon[word]]
                     audio = trans.parent / f"{utt}.flac"
                     self.items.append((audio, vocab.encode(phones), utt, len(text)))
+        # unusable or too-short files are skipped and listed (max_bad_fraction of them at most), from headers
+        self.items, _ = screen_audio(self.items, lambda item: item[0], f"{root} (phoneme recognition)", 16000,
+                                     _MIN_SAMPLES, max_bad_fraction, name_of=lambda item: item[2])
         self.dropped = n_dropped
         if n_dropped:
             words = ", ".join(w for w, _ in dropped.most_common(5))
@@ -70,7 +77,7 @@ class PhoneDataset(Dataset):
 
     def __getitem__(self, i):
         audio, ids, utt, _ = self.items[i]
-        return read_audio(audio, expected_rate=16000, min_samples=400), torch.tensor(ids, dtype=torch.long), utt
+        return read_audio(audio, expected_rate=16000, min_samples=_MIN_SAMPLES), torch.tensor(ids, dtype=torch.long), utt
 
 
 class BucketSampler(Sampler):

@@ -20,11 +20,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from ...corpora.reader import read_corpus
 from ...utils.atomic import atomic_write_json, atomic_write_text
-from ...utils.audio import read_audio
+from ...utils.audio import DEFAULT_MAX_BAD_FRACTION, read_audio, screen_audio
 from ...utils.errors import UserFacingError
 from .splits import label_subset, speaker_split, unweighted_accuracy, weighted_accuracy
 
 __all__ = ["DownstreamExpert"]
+
+_MIN_SAMPLES = 400  # one 25 ms analysis window at 16 kHz
 
 
 class _Utterances(Dataset):
@@ -36,7 +38,7 @@ class _Utterances(Dataset):
 
     def __getitem__(self, i):
         u = self.items[i]
-        return read_audio(u.path, expected_rate=16000, min_samples=400), self.index[u.emotion], u.utt_id
+        return read_audio(u.path, expected_rate=16000, min_samples=_MIN_SAMPLES), self.index[u.emotion], u.utt_id
 
 
 def _collate(batch):
@@ -58,6 +60,10 @@ class DownstreamExpert(nn.Module):
         utts = [u for u in read_corpus(root, self.datarc.get("layout", "auto"), **options) if u.emotion in self.classes]
         if not utts:
             raise UserFacingError(f"{root}: no utterance with a label in {self.classes}")
+        # unusable or too-short files are skipped and listed (max_bad_fraction of them at most), from headers
+        utts, _ = screen_audio(utts, lambda u: u.path, f"{root} (SER)", 16000, _MIN_SAMPLES,
+                               float(self.datarc.get("max_bad_fraction", DEFAULT_MAX_BAD_FRACTION)),
+                               name_of=lambda u: u.utt_id)
         seed = int(self.datarc.get("seed", 0))
         train_spk, dev_spk, test_spk = speaker_split([u.speaker for u in utts], self.datarc.get("test_fraction", 0.2),
                                                      self.datarc.get("dev_fraction", 0.2), seed)
