@@ -2,7 +2,9 @@
 
 An experiment folder is any folder holding the runner's ``args_*.yaml`` (written by
 ``run_downstream.main`` for every run). Each is scored from the files its expert wrote on
-the **test** split, never from logs, so the table can be checked against the per-run files:
+the **test** split, never from logs, so the table can be checked against the per-run files;
+the downstream registry (:mod:`s3prl_emoaware.downstreams.registry`) says which files, with the
+rules of :mod:`s3prl_emoaware.downstreams.scoring`:
 
 ================================  =========  ==============================================
 downstream                        metric     source
@@ -10,7 +12,7 @@ downstream                        metric     source
 emotion (IEMOCAP, per fold)       acc        ``test_<fold>_predict.txt`` vs ``_truth.txt``
 fluent_commands                   acc        ``test_predict.csv`` vs ``test_truth.csv`` (all 3 slots)
 phoneme_recognition               PER        ``test-hyp.ark`` vs ``test-ref.ark``
-anything writing test_metrics.json  its keys   ``test_metrics.json`` ({"ua": .., "wa": ..})
+emotion_{cremad,esd,ravdess}      UA, WA     ``test_metrics.json`` ({"ua": .., "wa": ..})
 ================================  =========  ==============================================
 
 Rows are upstreams (the ``-u`` name, plus the checkpoint's folder for ``-k`` runs, so EMS and
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import statistics
 from dataclasses import dataclass
@@ -77,67 +78,26 @@ def upstream_label(args: dict) -> str:
     return name
 
 
-def _pairs(path: Path, sep: Optional[str]) -> Dict[str, Tuple[str, ...]]:
-    out: Dict[str, Tuple[str, ...]] = {}
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        parts = line.split(sep) if sep else line.split(maxsplit=1)
-        out[parts[0]] = tuple(p.strip() for p in parts[1:])
-    return out
-
-
-def _accuracy(pred_file: Path, truth_file: Path, sep: Optional[str]) -> float:
-    pred, truth = _pairs(pred_file, sep), _pairs(truth_file, sep)
-    if not truth:
-        raise ValueError(f"{truth_file}: no test items")
-    return sum(pred.get(k) == v for k, v in truth.items()) / len(truth)
-
-
-def _per(hyp_file: Path, ref_file: Path) -> float:
-    import editdistance
-
-    hyp, ref = _pairs(hyp_file, None), _pairs(ref_file, None)
-    errors = total = 0
-    for key, ref_rest in ref.items():
-        ref_tokens = ref_rest[0].split() if ref_rest else []
-        hyp_rest = hyp.get(key, ())
-        hyp_tokens = hyp_rest[0].split() if hyp_rest else []
-        errors += editdistance.eval(hyp_tokens, ref_tokens)
-        total += len(ref_tokens)
-    if total == 0:
-        raise ValueError(f"{ref_file}: empty references")
-    return errors / total
-
-
 def score_experiment(expdir: Path) -> List[RunResult]:
-    """Test-split results of one experiment folder (empty if it has no test output yet)."""
+    """Test-split results of one experiment folder (empty if it has no test output yet).
+
+    The downstream's registry spec says how its folder is scored; a downstream the registry does
+    not know (e.g. stock ``ctc``) is scored by every registered rule that finds its files.
+    """
+    from .downstreams import registry
+
     args = _read_args(expdir)
     if args is None:
         return []
     task, label, seed = str(args.get("downstream")), upstream_label(args), args.get("seed")
-    results: List[RunResult] = []
-
-    def add(metric: str, value: float, fold: Optional[str] = None) -> None:
-        results.append(RunResult(label, task, metric, float(value), str(expdir), fold, seed))
-
+    spec = registry.get(task)
+    rules = [spec.score] if spec is not None else registry.scorers()
     try:
-        for pred in sorted(expdir.glob("test_fold*_predict.txt")):
-            fold = pred.name[len("test_"):-len("_predict.txt")]
-            add("acc", _accuracy(pred, expdir / f"test_{fold}_truth.txt", None), fold)
-        if (expdir / "test_predict.csv").is_file():
-            add("acc", _accuracy(expdir / "test_predict.csv", expdir / "test_truth.csv", ","))
-        if (expdir / "test-hyp.ark").is_file():
-            add("per", _per(expdir / "test-hyp.ark", expdir / "test-ref.ark"))
-        metrics_file = expdir / "test_metrics.json"
-        if metrics_file.is_file():
-            for key, value in json.loads(metrics_file.read_text()).items():
-                if isinstance(value, (int, float)):
-                    add(key, value)
+        scores = [score for rule in rules for score in rule(expdir)]
     except (OSError, ValueError) as err:
         logger.warning("skipping %s: %s", expdir, err)
         return []
-    return results
+    return [RunResult(label, task, s.metric, float(s.value), str(expdir), s.fold, seed) for s in scores]
 
 
 def collect(roots: Iterable[Path]) -> List[RunResult]:

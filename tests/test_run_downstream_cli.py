@@ -1,17 +1,19 @@
-"""The run-downstream wrapper: flag handling, shipped configs, data-root checks, fold scoring."""
+"""The run-downstream wrapper and its runner module: flag handling, shipped configs, data-root checks, fold scoring."""
 
 
 import pytest
 
-from s3prl_emoaware.cli import run_downstream as rd
 from s3prl_emoaware.cli.main import main
+from s3prl_emoaware.downstreams.scoring import fold_accuracy
+from s3prl_emoaware.s3prl_adapters import runner as rd
 
 
 def test_scan_flags_short_long_and_equals_forms():
     flags = rd.scan_flags(["-m", "train", "--downstream=emotion", "-u", "fbank", "-o", "config.x=1,,args.y=2",
                            "--expdir", "/tmp/e"])
-    assert flags == {"mode": "train", "downstream": "emotion", "override": "config.x=1,,args.y=2",
-                     "expdir": "/tmp/e"}
+    assert flags.given() == {"mode": "train", "downstream": "emotion", "override": "config.x=1,,args.y=2",
+                             "expdir": "/tmp/e"}
+    assert flags.new_training and not rd.scan_flags(["-m", "train", "-e", "x.ckpt"]).new_training
 
 
 def test_replace_flag_replaces_or_appends():
@@ -25,10 +27,10 @@ def test_label_fraction_merges_into_the_override_the_runner_reads(tmp_path):
     argv = rd.with_label_fraction(["-m", "train", "-d", "emotion_cremad", "-o", "config.runner.total_steps=4"], 0.1)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("runner:\n  total_steps: 10\ndownstream_expert:\n  datarc:\n    label_fraction: 1.0\n")
-    eff = rd.effective_config(cfg, rd.scan_flags(argv)["override"])
+    eff = rd.effective_config(cfg, rd.scan_flags(argv).override)
     assert eff["downstream_expert"]["datarc"]["label_fraction"] == 0.1
     assert eff["runner"]["total_steps"] == 4
-    assert rd.scan_flags(rd.with_label_fraction(["-d", "emotion_esd"], 0.5))["override"] == \
+    assert rd.scan_flags(rd.with_label_fraction(["-d", "emotion_esd"], 0.5)).override == \
         "config.downstream_expert.datarc.label_fraction=0.5"
 
 
@@ -66,10 +68,12 @@ def test_all_folds_requires_a_fold_config(tmp_path, capsys):
 def test_fold_accuracy_from_prediction_files(tmp_path):
     (tmp_path / "test_fold2_predict.txt").write_text("a neu\nb ang\nc sad\nd neu\n")
     (tmp_path / "test_fold2_truth.txt").write_text("a neu\nb hap\nc sad\nd neu\n")
-    result = rd._fold_accuracy(tmp_path, "fold2")
-    assert result["acc"] == pytest.approx(0.75)
-    assert result["majority_rate"] == pytest.approx(0.5)
-    assert result["n_test"] == 4
+    result = fold_accuracy(tmp_path, "fold2")
+    assert result.acc == pytest.approx(0.75)
+    assert result.majority_rate == pytest.approx(0.5)
+    assert result.n_test == 4
+    with pytest.raises(FileNotFoundError, match="no test predictions for fold3"):
+        fold_accuracy(tmp_path, "fold3")
 
 
 def test_best_checkpoint_prefers_dev_best(tmp_path):

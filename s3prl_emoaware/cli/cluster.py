@@ -1,4 +1,5 @@
-"""``s3prl-emoaware cluster --corpus DIR --encoder CKPT --out DIR [-k K|0]``: intra-speaker clusters.
+"""``s3prl-emoaware cluster --corpus DIR --encoder CKPT --out DIR [-k K|0]``: intra-speaker clusters
+(:func:`s3prl_emoaware.contrastive.run.cluster_corpus`; this module parses and prints).
 
 Writes ``assignments.json`` (utt_id -> cluster, K per speaker, skipped speakers), and where
 emotion labels exist ``report.json`` (purity / NMI / ARI per speaker and overall, versus one
@@ -22,29 +23,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..contrastive.clustering import ClusteringConfig, cluster_per_speaker, cluster_report, plot_embeddings
-    from ..contrastive.embed import embed_corpus
-    from ..utils.atomic import atomic_write_json, ensure_writable_dir
+    from ..contrastive.run import cluster_corpus
 
-    out = ensure_writable_dir(args.out)
-    utts, emb, skipped_audio = embed_corpus(args.corpus, args.encoder)
-    cfg = ClusteringConfig(k=args.k, min_utterances=args.min_utterances, seed=args.seed)
-    speakers = [u.speaker for u in utts]
-    clusters, k_per_speaker, skipped = cluster_per_speaker(emb, speakers, cfg)
-    atomic_write_json(out / "assignments.json", {
-        "clusters": {u.utt_id: int(c) for u, c in zip(utts, clusters) if c >= 0},
-        "speakers": {u.utt_id: u.speaker for u in utts}, "k_per_speaker": k_per_speaker,
-        "skipped_speakers": skipped, "skipped_audio": skipped_audio})
-    for spk, why in skipped.items():
+    result = cluster_corpus(args.corpus, args.encoder, args.out, k=args.k, min_utterances=args.min_utterances,
+                            seed=args.seed)
+    for spk, why in result.skipped_speakers.items():
         print(f"skipped speaker {spk}: {why}")
-    emotions = [u.emotion for u in utts]
-    if any(e is not None for e in emotions):
-        report = cluster_report(emb, speakers, emotions, clusters, k_per_speaker, args.seed)
-        atomic_write_json(out / "report.json", report)
-        plot_embeddings(emb, speakers, emotions, out / "embeddings.png", title=f"{args.encoder.name} on {args.corpus.name}")
+    if result.report is not None:
         print(f"{'method':<22}{'purity':>8}{'NMI':>8}{'ARI':>8}   (within-speaker, vs emotion labels)")
-        for method, scores in report["overall"].items():
+        for method, scores in result.report["overall"].items():
             print(f"{method:<22}{scores.get('purity', float('nan')):>8.3f}{scores.get('nmi', float('nan')):>8.3f}"
                   f"{scores.get('ari', float('nan')):>8.3f}")
-    print(f"{out / 'assignments.json'}: {int((clusters >= 0).sum())} utterances in {len(k_per_speaker)} speakers")
+    print(f"{result.assignments}: {result.n_clustered} utterances in {result.n_speakers} speakers")
     return 0

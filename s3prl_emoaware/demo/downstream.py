@@ -2,7 +2,7 @@
 
 For one upstream, all its runs (5 IEMOCAP folds, phoneme recognition, intent
 classification; each trained, then its best checkpoint evaluated on test) go to one child
-process (see :mod:`s3prl_emoaware.s3prl_adapters.launch`), so s3prl's import is paid once
+process (:func:`s3prl_emoaware.s3prl_adapters.runner.launch_batch`), so s3prl's import is paid once
 per upstream. A run whose experiment folder already holds its test output is skipped. The
 upstreams are frozen, so their hidden states go through the hidden-state cache
 (:mod:`s3prl_emoaware.s3prl_adapters.hidden_cache`) in ``OUT/hidden_cache``: each utterance
@@ -58,6 +58,8 @@ def _marker(expdir: Path) -> Path:
 def runner_steps(up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str = "cpu",
                  seed: int = 1337) -> List[Dict]:
     """The launch-batch steps still to run for upstream ``up`` (finished runs are left out)."""
+    from ..s3prl_adapters.runner import evaluate_best_step, fold_override, merge_override, train_step
+
     steps: List[Dict] = []
     for task in tasks:
         folds = [f"fold{k}" for k in range(1, task.folds + 1)] or [None]
@@ -67,16 +69,14 @@ def runner_steps(up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str
                 continue
             override = task.override
             if fold is not None:
-                extra = f"config.downstream_expert.datarc.test_fold='{fold}'"
-                override = f"{override},,{extra}" if override else extra
+                override = merge_override(override, fold_override(task.name, fold))
             argv = ["-m", "train", "-u", up.upstream, "-d", task.name, "-c", task.config, "-p", str(expdir),
                     "--device", device, "--seed", str(seed)]
             if up.ckpt:
                 argv += ["-k", up.ckpt]
             if override:
                 argv += ["-o", override]
-            steps += [{"argv": argv},
-                      {"evaluate_best": str(expdir), "argv": ["--device", device], "marker": str(_marker(expdir))}]
+            steps += [train_step(argv), evaluate_best_step(expdir, ["--device", device], _marker(expdir))]
     return steps
 
 
@@ -85,8 +85,8 @@ def run_upstream(up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str
     """Run (or finish) every task for one upstream; raise if a step failed. ``hidden_cache``:
     read the frozen upstream's hidden states from ``out/hidden_cache`` (False: recompute them at
     every step, as the stock runner does)."""
-    from ..cli.run_downstream import RunDownstreamError, launch_batch
     from ..s3prl_adapters.hidden_cache import HiddenCacheConfig
+    from ..s3prl_adapters.runner import RunDownstreamError, launch_batch
 
     steps = runner_steps(up, tasks, out, device)
     if not steps:

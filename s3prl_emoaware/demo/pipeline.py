@@ -113,28 +113,20 @@ def _corpus_paths(out: Path) -> Dict[str, Path]:
 
 def superb_tasks(tasks: List[str], sizes: DownstreamSizes, folds: int, corpora: Dict[str, Path]) -> List[TaskSpec]:
     """The runner runs of the SUPERB columns (emotion over ``folds`` IEMOCAP folds, phoneme
-    recognition, intent classification) on the corpora ``iemocap``, ``librispeech``, ``fsc``."""
+    recognition, intent classification), each on the corpus of its registry spec's layout
+    (``corpora``: layout name -> folder, e.g. ``iemocap``, ``librispeech``, ``fsc``)."""
     from ..config import shipped_config
+    from ..downstreams.registry import require
 
     specs: List[TaskSpec] = []
     for task in tasks:
         size = getattr(sizes, task, None)
         if size is None:
             raise ValueError(f"unknown SUPERB task {task!r}; choose among emotion, phoneme_recognition, fluent_commands")
-        if task == "emotion":
-            roots = (f"config.downstream_expert.datarc.root='{corpora['iemocap']}',,"
-                     f"config.downstream_expert.datarc.meta_data='{corpora['iemocap'] / 'meta_data'}'")
-            specs.append(TaskSpec(task, str(shipped_config("downstream_configs", task)), f"{roots},,{size}",
-                                  folds=folds))
-        elif task == "phoneme_recognition":
-            lib = corpora["librispeech"]
-            roots = (f"config.downstream_expert.corpus.path='{lib}',,"
-                     f"config.downstream_expert.corpus.lexicon=['{lib / 'lexicon.txt'}'],,"
-                     f"config.downstream_expert.text.vocab_file='{lib / 'phones.txt'}'")
-            specs.append(TaskSpec(task, str(shipped_config("downstream_configs", task)), f"{roots},,{size}"))
-        else:
-            roots = f"config.downstream_expert.datarc.file_path='{corpora['fsc']}'"
-            specs.append(TaskSpec(task, str(shipped_config("downstream_configs", task)), f"{roots},,{size}"))
+        spec = require(task)
+        roots = spec.root_override(corpora[spec.corpus])
+        specs.append(TaskSpec(task, str(shipped_config("downstream_configs", spec.config_name)), f"{roots},,{size}",
+                              folds=folds if spec.fold_key else 0))
     return specs
 
 
@@ -183,16 +175,21 @@ def _cluster(cfg: DemoConfig, out: Path) -> dict:
     return cluster_speakers(_corpus_paths(out)["pretrain"], out, cfg.clusters_per_speaker, cfg.cluster_min_utterances)
 
 
-def _pretrain(spec: PretrainSpec, out: Path) -> dict:
+def _recipe(spec: PretrainSpec, out: Path):
     from ..config import load_config, shipped_config
-    from ..pretraining.run import pretrain
     from ..pretraining.trainer import PretrainRecipe
 
     extra = [f"masking.strategy={spec.masking}"]
     if _recipe_kind(spec) == "ecapa_contrastive":
         extra = [f"objective.clusters={out / 'clusters' / 'assignments.json'}",
                  f"objective.init_from={out / 'speaker_encoder' / 'last.ckpt'}"]
-    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", spec.config), [*spec.overrides, *extra])
+    return load_config(PretrainRecipe, shipped_config("upstream_configs", spec.config), [*spec.overrides, *extra])
+
+
+def _pretrain(spec: PretrainSpec, out: Path) -> dict:
+    from ..pretraining.run import pretrain
+
+    recipe = _recipe(spec, out)
     cache = str(out / "intensity") if recipe_needs_intensity(recipe) else None
     _, history = pretrain(recipe, _corpus_paths(out)["pretrain"], out / "pretrain" / spec.label, cache)
     return {"steps": len(history), "first_loss": history[0][1], "last_loss": history[-1][1]}
@@ -206,7 +203,7 @@ def build_stages(cfg: DemoConfig, out: Path) -> List[Stage]:
                          lambda: _train_speaker_encoder(cfg, out)),
                    Stage("clusters", "intra-speaker clusters of the pre-training corpus's speaker embeddings",
                          lambda: _cluster(cfg, out))]
-    if any(spec.masking != "random" for spec in cfg.pretrain):
+    if any(recipe_needs_intensity(_recipe(spec, out)) for spec in cfg.pretrain):  # as each task says
         stages += [Stage("strengthnet", f"train StrengthNet ({cfg.strengthnet}) on the {cfg.strengthnet_corpus} corpus",
                          lambda: _train_strengthnet(cfg, out)),
                    Stage("intensity", "StrengthNet intensities of the pre-training corpus, on the fbank grid",

@@ -5,7 +5,6 @@ and recipes; these functions do the work the same way for both.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Type, TypeVar
 
@@ -59,24 +58,22 @@ def train_speaker_encoder(recipe_name: str, overrides: List[str], corpus: Path, 
 
 
 def cluster_speakers(corpus: Path, out: Path, k: int, min_utterances: int, folder: str = "clusters") -> dict:
-    """``s3prl-emoaware cluster`` of ``corpus`` with ``out/speaker_encoder`` into ``out/<folder>``."""
-    from ..cli.main import main as cli
+    """Intra-speaker clusters of ``corpus`` with ``out/speaker_encoder`` into ``out/<folder>``; the overall scores."""
+    from ..contrastive.run import cluster_corpus
 
-    status = cli(["cluster", "--corpus", str(corpus), "--encoder", str(out / "speaker_encoder" / "last.ckpt"),
-                  "--out", str(out / folder), "-k", str(k), "--min-utterances", str(min_utterances)])
-    if status != 0:
-        raise RuntimeError("clustering failed (see above)")
-    return json.loads((out / folder / "report.json").read_text())["overall"]
+    result = cluster_corpus(corpus, out / "speaker_encoder" / "last.ckpt", out / folder, k=k,
+                            min_utterances=min_utterances)
+    if result.report is None:
+        raise ValueError(f"{corpus}: no emotion labels, so the clusters cannot be scored")
+    return result.report["overall"]
 
 
 def recipe_needs_intensity(recipe) -> bool:
     """Whether pre-training ``recipe`` (a PretrainRecipe) reads an intensity cache (its task says)."""
-    from ..pretraining.tasks import build_task
+    from ..pretraining.tasks import task_needs_intensity
 
-    if recipe.kind not in ("mockingjay", "npc"):
-        return False
-    return build_task(recipe.kind, recipe.model, recipe.masking, recipe.frontend.feature_dim,
-                      recipe.objective).needs_intensity
+    return task_needs_intensity(recipe.kind, recipe.model, recipe.masking, recipe.frontend.feature_dim,
+                                recipe.objective)
 
 
 def describe_intensities(cache_dir: Path, corpus: Path) -> Dict:

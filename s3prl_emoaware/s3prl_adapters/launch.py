@@ -17,6 +17,9 @@ hidden-state cache, which would fail every later step too.
 Leading ``--hidden-cache DIR [--hidden-cache-limit-gb G] [--hidden-cache-dtype D]
 [--hidden-cache-layers I,J]`` (before the runner flags or ``--batch``) wrap every frozen
 upstream the runner builds in the hidden-state cache (:mod:`.hidden_cache`).
+
+This is the child side; the parent side (flags, shipped configs, checks, steps, folds) is
+:mod:`.runner`.
 """
 
 from __future__ import annotations
