@@ -106,7 +106,7 @@ def test_training_writes_safe_checkpoint_and_metrics(tiny_strengthnet):
 def test_incompatible_checkpoint_is_named(tmp_path):
     bad = tmp_path / "bad.ckpt"
     torch.save({"model": {}, "config": {"n_mels": 40}}, bad)
-    with pytest.raises(Exception, match="bad.ckpt: not a compatible StrengthNet checkpoint"):
+    with pytest.raises(Exception, match="bad.ckpt: expected checkpoint kind strengthnet with weights matching its config, found missing"):
         load_strengthnet(bad)
 
 

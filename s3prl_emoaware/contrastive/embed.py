@@ -29,9 +29,9 @@ def embed_corpus(corpus, encoder_ckpt, batch_size: int = 16, num_workers: int = 
 
     from ..features import num_frames
     from ..pretraining.data import build_dataset, collate, epoch_batches
-    from ..s3prl_adapters.upstreams.ecapa import load_ecapa
+    from ..checkpoints import load_encoder
 
-    encoder, fbank = load_ecapa(encoder_ckpt)
+    encoder, fbank = load_encoder(encoder_ckpt, "ecapa")
     utterances = read_corpus(corpus)
     # whole utterances, at least four windows long
     dataset = build_dataset(utterances, fbank, max_frames=2**31 - 1,

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from ..checkpoints import encoder_state, load_weights, read_checkpoint, require
 from ..config import from_dict, to_dict
 from ..models.ecapa import EcapaConfig, EcapaTdnn
 from ..utils.errors import UserFacingError
@@ -191,9 +192,10 @@ class ContrastiveTask(_EcapaTask):
         n = len(self.speaker_index) if (o.speaker_weight or o.adversarial_weight) else 0
         model = EcapaWithHeads(self.config, n, o.adversarial_weight if o.adversarial_weight else None)
         if o.init_from:
-            ckpt = torch.load(o.init_from, map_location="cpu", weights_only=True)
-            state = {k[len("encoder."):]: v for k, v in ckpt["model"].items() if k.startswith("encoder.")}
-            model.encoder.load_state_dict(state)
+            kinds = ("ecapa_speaker", "ecapa_contrastive")
+            ckpt = read_checkpoint(o.init_from, kinds)
+            require(ckpt, ("model",), o.init_from, kinds[0])
+            load_weights(model.encoder, encoder_state(ckpt["model"]), o.init_from, kinds[0])
         return model
 
     def epoch_batches(self, items, batch_size, seed, epoch, rank=0, world=1) -> List[List[int]]:

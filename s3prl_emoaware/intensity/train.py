@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoints import load_strengthnet
 from ..config import from_dict, to_dict
 from ..corpora.reader import Utterance, read_corpus
 from ..utils.atomic import atomic_torch_save, atomic_write_json, ensure_writable_dir
@@ -389,20 +390,6 @@ def windowed_targets(ranker: RelativeAttributeRanker, wav: np.ndarray, emotion: 
         scores.append(ranker.strength(utterance_statistics(seg), [emotion])[0])
     times = STRENGTHNET_GRID.centres(n_frames)
     return torch.from_numpy(np.interp(times, anchors / 16000, scores).astype(np.float32))
-
-
-def load_strengthnet(path) -> StrengthNet:
-    path = Path(path)
-    if not path.is_file():
-        raise UserFacingError(f"{path}: StrengthNet checkpoint not found (train one with "
-                              "`s3prl-emoaware train-strengthnet`, or use --source energy)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        model = StrengthNet(from_dict(StrengthNetConfig, ckpt["config"]))
-        model.load_state_dict(ckpt["model"])
-    except (KeyError, RuntimeError, TypeError, ValueError) as err:
-        raise UserFacingError(f"{path}: not a compatible StrengthNet checkpoint ({err})") from None
-    return model.eval()
 
 
 def predict_frames(model: StrengthNet, mels: Sequence[torch.Tensor]) -> List[np.ndarray]:

@@ -8,7 +8,7 @@ with a key-padding mask. The prediction head (dense -> GELU -> LayerNorm -> line
 used in pre-training and is dropped by the upstream.
 
 Numerically this is s3prl's ``TransformerModel`` (same operations, same order), so weights
-convert both ways (:mod:`s3prl_emoaware.s3prl_adapters.mockingjay_interop`).
+convert both ways (:mod:`s3prl_emoaware.checkpoints.s3prl_mockingjay`).
 """
 
 from __future__ import annotations

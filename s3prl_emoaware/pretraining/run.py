@@ -14,7 +14,10 @@ from .trainer import PretrainRecipe, Trainer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["pretrain"]
+__all__ = ["pretrain", "check_init_compatible", "INIT_KINDS"]
+
+# the checkpoint kinds a recipe kind may start from (objective.init_from); default: its own kind
+INIT_KINDS = {"ecapa_contrastive": ("ecapa_speaker", "ecapa_contrastive")}
 
 
 def check_init_compatible(recipe: PretrainRecipe, path) -> None:
@@ -26,18 +29,17 @@ def check_init_compatible(recipe: PretrainRecipe, path) -> None:
     """
     from dataclasses import asdict
 
-    import torch
-
+    from ..checkpoints import CheckpointError, read_checkpoint, require
     from ..config import from_dict
     from ..features import FbankConfig
 
+    kinds = INIT_KINDS.get(recipe.kind, (recipe.kind,))
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        theirs = ckpt["config"]
-    except FileNotFoundError:
-        raise UserFacingError(f"{path}: checkpoint not found (objective.init_from)") from None
-    except Exception as err:
-        raise UserFacingError(f"{path}: not one of our pre-training checkpoints ({err})") from None
+        ckpt = read_checkpoint(path, kinds)
+    except CheckpointError as err:
+        raise CheckpointError(f"{err} (objective.init_from)") from None
+    require(ckpt, ("config.model", "config.frontend"), path, kinds[0])
+    theirs = ckpt["config"]
     ours_frontend, their_frontend = asdict(recipe.frontend), asdict(from_dict(FbankConfig, theirs.get("frontend", {})))
     diff = [f"frontend.{k}: {their_frontend[k]!r} there, {v!r} here" for k, v in ours_frontend.items()
             if their_frontend.get(k) != v]

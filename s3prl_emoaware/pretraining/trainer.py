@@ -31,13 +31,14 @@ from torch import nn
 from ..config import to_dict
 from ..features import FbankConfig
 from ..masking.spans import MaskingConfig
-from ..utils.atomic import atomic_torch_save, ensure_writable_dir
+from ..checkpoints import load_weights, read_checkpoint, require, save_checkpoint, training_state
+from ..utils.atomic import ensure_writable_dir
 from ..utils.errors import UserFacingError
 from .data import PretrainDataset, collate, epoch_batches, skipped_summary
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrainingConfig", "PretrainRecipe", "Trainer", "distributed_context"]
+__all__ = ["TrainingConfig", "PretrainRecipe", "Trainer", "distributed_context", "build_optimizer", "checkpoint_config"]
 
 
 @dataclass
@@ -98,6 +99,24 @@ def distributed_context() -> Tuple[int, int, Optional[int]]:
     return 0, 1, None
 
 
+def build_optimizer(model: nn.Module, cfg: TrainingConfig):
+    """AdamW and its warm-up + linear-decay schedule, as every pre-training uses them."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg.total_steps, cfg.warmup_proportion))
+
+
+def checkpoint_config(recipe: PretrainRecipe, task) -> dict:
+    """The ``config`` entry of a pre-training checkpoint (plain dicts: what loaders rebuild the model from)."""
+    return {"frontend": to_dict(recipe.frontend), "model": task.model_config(), "masking": to_dict(recipe.masking),
+            "objective": dict(recipe.objective), "training": to_dict(recipe.training), "kind": recipe.kind}
+
+
+def _config_difference(theirs: dict, ours: dict) -> str:
+    keys = sorted(set(theirs) | set(ours))
+    diff = [f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in keys if theirs.get(k) != ours.get(k)]
+    return "; ".join(diff[:4]) or "none"
+
+
 def _lr_lambda(total: int, warmup_proportion: float):
     warmup = max(1, int(total * warmup_proportion))
 
@@ -130,9 +149,7 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         self.model = (task.build_model(self.items) if getattr(task, "needs_items", False) else task.build_model())
         self.model = self.model.to(self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _lr_lambda(self.cfg.total_steps, self.cfg.warmup_proportion))
+        self.optimizer, self.scheduler = build_optimizer(self.model, self.cfg)
         self.step = 0
         self._cached_epoch: Tuple[int, List[List[int]]] = (-1, [])
         self.ddp = (nn.parallel.DistributedDataParallel(self.model, device_ids=None if self.device.type == "cpu"
@@ -140,19 +157,14 @@ class Trainer:
 
     # --- checkpoints ---------------------------------------------------------------------------
     def state(self) -> dict:
-        return {"format": "s3prl_emoaware", "kind": self.task.kind, "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "step": self.step,
-                "config": {"frontend": to_dict(self.recipe.frontend), "model": self.task.model_config(),
-                           "masking": to_dict(self.recipe.masking), "objective": dict(self.recipe.objective),
-                           "training": to_dict(self.cfg),
-                           "kind": self.recipe.kind}}
+        return training_state(self.task.kind, self.model, self.optimizer, self.scheduler, self.step,
+                              checkpoint_config(self.recipe, self.task))
 
     def save(self) -> Path:
         path = self.out / f"states-{self.step}.ckpt"
         state = self.state()
-        atomic_torch_save(state, path)
-        atomic_torch_save(state, self.out / "last.ckpt")
+        save_checkpoint(state, path)
+        save_checkpoint(state, self.out / "last.ckpt")
         old = sorted(self.out.glob("states-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
         for stale in old[:-self.cfg.keep]:
             stale.unlink()
@@ -162,13 +174,12 @@ class Trainer:
         path = Path(path)
         if path.is_dir():
             path = path / "last.ckpt"
-        if not path.is_file():
-            raise UserFacingError(f"{path}: no checkpoint to resume from")
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        if ckpt.get("kind") != self.task.kind or ckpt.get("config", {}).get("model") != self.task.model_config():
-            raise UserFacingError(f"{path}: incompatible checkpoint (kind {ckpt.get('kind')!r} or model config "
-                                  "differs from this run's config)")
-        self.model.load_state_dict(ckpt["model"])
+        ckpt = read_checkpoint(path, (self.task.kind,))
+        require(ckpt, ("model", "optimizer", "scheduler", "step", "config.model"), path, self.task.kind)
+        if ckpt["config"]["model"] != self.task.model_config():
+            raise UserFacingError(f"{path}: incompatible checkpoint (its model config differs from this run's: "
+                                  f"{_config_difference(ckpt['config']['model'], self.task.model_config())})")
+        load_weights(self.model, ckpt["model"], path, self.task.kind)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.step = int(ckpt["step"])

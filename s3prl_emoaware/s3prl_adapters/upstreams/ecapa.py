@@ -14,35 +14,16 @@ from typing import Dict, List, Optional
 from s3prl.upstream.interfaces import UpstreamBase
 from torch import Tensor
 
-from ...config import from_dict, load_config
-from ...features import FbankConfig, FbankFrontend
-from ...models.ecapa import EcapaConfig, EcapaTdnn, load_speechbrain_state_dict
-from ...utils.errors import UserFacingError
-from ..checkpoints import load_checkpoint
+from ...checkpoints import load_encoder
+from ...features import FbankFrontend
 from .frames import FbankFrameCount, one_by_one
 
 __all__ = ["EcapaUpstreamExpert", "load_ecapa"]
 
 
 def load_ecapa(path, model_config: Optional[str] = None):
-    ckpt = load_checkpoint(path)
-    if isinstance(ckpt, dict) and ckpt.get("format") == "s3prl_emoaware" and str(ckpt.get("kind", "")).startswith("ecapa"):
-        cfg = from_dict(EcapaConfig, ckpt["config"]["model"])
-        fbank = from_dict(FbankConfig, ckpt["config"]["frontend"])
-        encoder = EcapaTdnn(cfg)
-        encoder.load_state_dict({k[len("encoder."):]: v for k, v in ckpt["model"].items() if k.startswith("encoder.")})
-    elif isinstance(ckpt, dict) and "blocks.0.conv.conv.weight" in ckpt:  # SpeechBrain embedding_model.ckpt
-        cfg = load_config(EcapaConfig, model_config) if model_config else EcapaConfig(
-            input_dim=ckpt["blocks.0.conv.conv.weight"].shape[1])
-        fbank = FbankConfig(num_mel_bins=cfg.input_dim, cmvn=True, cmvn_std=False)  # SpeechBrain's sentence mean norm
-        encoder = EcapaTdnn(cfg)
-        try:
-            load_speechbrain_state_dict(encoder, ckpt)
-        except ValueError as err:
-            raise UserFacingError(f"{path}: {err}") from None
-    else:
-        raise UserFacingError(f"{path}: not an ECAPA checkpoint (ours or a SpeechBrain ECAPA_TDNN state dict)")
-    return encoder.eval(), fbank
+    """(encoder in eval mode, fbank config) from ours or a SpeechBrain ``ECAPA_TDNN`` state dict."""
+    return load_encoder(path, "ecapa", model_config)
 
 
 class EcapaUpstreamExpert(FbankFrameCount, UpstreamBase):

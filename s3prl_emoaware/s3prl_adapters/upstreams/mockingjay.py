@@ -14,11 +14,9 @@ import torch
 from s3prl.upstream.interfaces import UpstreamBase
 from torch import Tensor
 
+from ...checkpoints import load_encoder
 from ...features import FbankFrontend
-from ...models.mockingjay import MockingjayEncoder, lengths_to_mask
-from ...utils.errors import UserFacingError
-from ..checkpoints import load_checkpoint
-from ..mockingjay_interop import config_from_ckpt_dict, from_s3prl_checkpoint, is_s3prl_mockingjay
+from ...models.mockingjay import lengths_to_mask
 from .frames import FbankFrameCount
 
 __all__ = ["MockingjayUpstreamExpert", "load_mockingjay_encoder"]
@@ -26,23 +24,7 @@ __all__ = ["MockingjayUpstreamExpert", "load_mockingjay_encoder"]
 
 def load_mockingjay_encoder(path):
     """(encoder in eval mode, fbank config) from our or s3prl's checkpoint format."""
-    ckpt = load_checkpoint(path)
-    if isinstance(ckpt, dict) and ckpt.get("format") == "s3prl_emoaware" and ckpt.get("kind") == "mockingjay":
-        model_cfg, fbank = config_from_ckpt_dict(ckpt["config"])
-        state = ckpt["model"]
-    elif is_s3prl_mockingjay(ckpt):
-        model_cfg, fbank, state = from_s3prl_checkpoint(ckpt)
-    else:
-        kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise UserFacingError(f"{path}: not a Mockingjay checkpoint (ours or s3prl's); found kind {kind!r}")
-    encoder = MockingjayEncoder(model_cfg)
-    prefix = "encoder."
-    encoder_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    try:
-        encoder.load_state_dict(encoder_state, strict=True)
-    except RuntimeError as err:
-        raise UserFacingError(f"{path}: checkpoint does not match its own config ({err})") from None
-    return encoder.eval(), fbank
+    return load_encoder(path, "mockingjay")
 
 
 class MockingjayUpstreamExpert(FbankFrameCount, UpstreamBase):

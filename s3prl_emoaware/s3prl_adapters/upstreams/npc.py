@@ -11,34 +11,16 @@ from typing import Dict, List, Optional
 from s3prl.upstream.interfaces import UpstreamBase
 from torch import Tensor
 
-from ...config import from_dict
-from ...features import FbankConfig, FbankFrontend
-from ...models.npc import NPCConfig, NPCModel
-from ...utils.errors import UserFacingError
-from ..checkpoints import load_checkpoint
-from ..npc_interop import from_s3prl_npc, is_s3prl_npc
+from ...checkpoints import load_encoder
+from ...features import FbankFrontend
 from .frames import FbankFrameCount, one_by_one
 
 __all__ = ["NPCUpstreamExpert", "load_npc"]
 
 
 def load_npc(path):
-    ckpt = load_checkpoint(path)
-    if isinstance(ckpt, dict) and ckpt.get("format") == "s3prl_emoaware" and ckpt.get("kind") == "npc":
-        cfg = from_dict(NPCConfig, ckpt["config"]["model"])
-        fbank = from_dict(FbankConfig, ckpt["config"]["frontend"])
-        state = ckpt["model"]
-    elif is_s3prl_npc(ckpt):
-        cfg, fbank, state = from_s3prl_npc(ckpt)
-    else:
-        kind = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise UserFacingError(f"{path}: not an NPC checkpoint (ours or s3prl's); found kind {kind!r}")
-    model = NPCModel(cfg)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise UserFacingError(f"{path}: checkpoint does not match its own config ({err})") from None
-    return model.eval(), fbank
+    """(model in eval mode, fbank config) from our or s3prl's NPC checkpoint format."""
+    return load_encoder(path, "npc")
 
 
 class NPCUpstreamExpert(FbankFrameCount, UpstreamBase):
