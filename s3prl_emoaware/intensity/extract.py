@@ -29,7 +29,7 @@ from ..utils.audio import DEFAULT_MAX_BAD_FRACTION, AudioError, AudioReport, aud
 from ..utils.errors import UserFacingError
 from .acoustic import energy_intensity
 from .alignment import FBANK_GRID, GRIDS, STRENGTHNET_GRID, align_curve
-from .cache import IntensityCacheWriter
+from .cache import IntensityCacheWriter, model_identity
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,8 @@ def extract_intensities(corpus, out, source: str = "strengthnet", model_path: Op
         features, native = (lambda wav: frontend(torch.from_numpy(wav)[None])[0]), STRENGTHNET_GRID
     else:
         features, native = energy_intensity, FBANK_GRID  # the proxy is computed on the fbank frames
-    writer = IntensityCacheWriter(out, source, target, grid)
+    identity = model_identity(source, model_path, model.config) if model is not None else model_identity(source)
+    writer = IntensityCacheWriter(out, source, target, grid, model=identity)
     todo = [u for u in (utterances if utterances is not None else read_corpus(corpus))
             if not writer.done(u.utt_id, str(u.path))]
     new = skipped = 0

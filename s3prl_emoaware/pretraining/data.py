@@ -139,7 +139,7 @@ class PretrainDataset(torch.utils.data.Dataset):
             feats = self._frontend.extract_one(torch.from_numpy(wav))
         curve = None
         if self.cache is not None:
-            curve = self.cache.get(e.utt_id)
+            curve = self.cache.get(e.utt_id, wav)  # checked against these very samples (content hash)
             if curve.shape[0] != feats.shape[0]:
                 raise _mismatch(self.cache, e.utt_id, curve.shape[0], feats.shape[0])
             curve = curve[:self.max_frames]
