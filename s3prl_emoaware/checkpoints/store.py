@@ -103,7 +103,10 @@ def read_checkpoint(path: PathLike, expected: Sequence[str], missing_hint: str =
     if path.stat().st_size == 0:
         raise _fail(path, expected, "an empty file (0 bytes)")
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        # leaving safe_globals removes what it added: never add (then remove) the Namespace that the
+        # s3prl compatibility layer made safe for the runner's own torch.load calls
+        extra = [] if argparse.Namespace in torch.serialization.get_safe_globals() else [argparse.Namespace]
+        with torch.serialization.safe_globals(extra):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         refused = _weights_only_refusal(err)
