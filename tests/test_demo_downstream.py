@@ -50,3 +50,35 @@ def test_quick_demo_runs_every_stage_and_resumes(tmp_path):
     before = marker.stat().st_mtime_ns
     assert run_demo(tmp_path / "demo", quick=True).startswith("## Leaderboard")
     assert marker.stat().st_mtime_ns == before
+
+
+def test_superb_tasks_point_each_registered_downstream_at_its_corpus(tmp_path):
+    from s3prl_emoaware.demo.pipeline import DownstreamSizes, superb_tasks
+
+    corpora = {"iemocap": tmp_path / "iem", "librispeech": tmp_path / "lib", "fsc": tmp_path / "fsc"}
+    sizes = DownstreamSizes(emotion="E", phoneme_recognition="P", fluent_commands="F")
+    er, pr, ic = superb_tasks(["emotion", "phoneme_recognition", "fluent_commands"], sizes, 3, corpora)
+    assert (er.folds, pr.folds, ic.folds) == (3, 0, 0)
+    assert er.override == (f"config.downstream_expert.datarc.root='{tmp_path / 'iem'}',,"
+                           f"config.downstream_expert.datarc.meta_data='{tmp_path / 'iem' / 'meta_data'}',,E")
+    assert pr.override == (f"config.downstream_expert.corpus.path='{tmp_path / 'lib'}',,"
+                           f"config.downstream_expert.corpus.lexicon=['{tmp_path / 'lib' / 'lexicon.txt'}'],,"
+                           f"config.downstream_expert.text.vocab_file='{tmp_path / 'lib' / 'phones.txt'}',,P")
+    assert ic.override == f"config.downstream_expert.datarc.file_path='{tmp_path / 'fsc'}',,F"
+    assert pr.config.endswith("phoneme_recognition.yaml")
+    with pytest.raises(ValueError, match="unknown SUPERB task"):
+        superb_tasks(["ctc"], sizes, 1, corpora)
+
+
+def test_demo_asks_each_pretraining_task_whether_it_needs_intensities(tmp_path):
+    from s3prl_emoaware.demo.pipeline import PretrainSpec, build_stages, load_demo_config
+
+    cfg = load_demo_config(quick=True)
+    assert {"strengthnet", "intensity"} <= {s.name for s in build_stages(cfg, tmp_path)}
+    # random masking everywhere (the ECAPA row's task is asked without its cluster file existing yet)
+    cfg.pretrain = [p for p in cfg.pretrain if p.label in ("mockingjay_random", "npc_plain", "ecapa_contrastive")]
+    assert not {"strengthnet", "intensity"} & {s.name for s in build_stages(cfg, tmp_path)}
+    # random masking, but NPC's loss weights read the intensities: the task says so
+    cfg.pretrain = [PretrainSpec("npc_weighted", "ems_npc_tiny", "random", "ems_npc_local",
+                                 ["objective.variant=loss_weight"])]
+    assert {"strengthnet", "intensity"} <= {s.name for s in build_stages(cfg, tmp_path)}
