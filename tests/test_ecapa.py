@@ -44,7 +44,7 @@ def test_ecapa_front_end_normalises_like_speechbrain(tmp_path):
     from speechbrain.processing.features import InputNormalization
 
     from s3prl_emoaware.features import FbankConfig, FbankFrontend
-    from s3prl_emoaware.s3prl_adapters.upstreams.ecapa import load_ecapa
+    from s3prl_emoaware.checkpoints import load_encoder
 
     wav = torch.sin(torch.linspace(0, 2000, 16000)) * torch.linspace(0.05, 0.5, 16000)  # loudness ramps up
     raw = FbankFrontend(FbankConfig(window_type="hamming", cmvn=False)).extract_one(wav)
@@ -56,5 +56,5 @@ def test_ecapa_front_end_normalises_like_speechbrain(tmp_path):
     assert torch.allclose(both.std(dim=0), torch.ones(80), atol=1e-3)  # s3prl's CMVN flattens it
     # a SpeechBrain embedding_model.ckpt gets SpeechBrain's normalisation in the upstream
     torch.save(speechbrain_ecapa.ECAPA_TDNN(80, lin_neurons=192).state_dict(), tmp_path / "embedding_model.ckpt")
-    _, fbank = load_ecapa(tmp_path / "embedding_model.ckpt")
+    _, fbank = load_encoder(tmp_path / "embedding_model.ckpt", "ecapa")
     assert fbank.cmvn and not fbank.cmvn_std

@@ -126,7 +126,7 @@ def load_encoder(path: PathLike, family: str, model_config: Optional[str] = None
 
 def load_strengthnet(path: PathLike):
     """A trained StrengthNet (eval mode) from ``EXPDIR/strengthnet.ckpt``."""
-    from ..intensity.strengthnet import StrengthNet, StrengthNetConfig
+    from ..models.strengthnet import StrengthNet, StrengthNetConfig
 
     ckpt = read_checkpoint(path, ("strengthnet",), missing_hint="train one with `s3prl-emoaware train-strengthnet`, "
                                                                 "or use --source energy")

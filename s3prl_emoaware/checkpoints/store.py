@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Sequence, Union
 
@@ -47,8 +48,10 @@ class CheckpointError(UserFacingError):
 
 
 def _one_line(err: BaseException) -> str:
+    """The first sentence of an error, on one line."""
     text = " ".join(str(err).split())
-    return text if len(text) < 300 else text[:297] + "..."
+    text = text.split(". ")[0].rstrip(".")
+    return text if len(text) < 160 else text[:157] + "..."
 
 
 def _fail(path, expected: Sequence[str], found: str, detail: str = "") -> CheckpointError:
@@ -80,11 +83,11 @@ def kind_of(obj: Any) -> str:
 
 
 def _weights_only_refusal(err: BaseException) -> str:
-    """The global a weights-only load refused, from torch's message ('' if it was not that)."""
+    """What a weights-only load refused, from torch's message ('' if it was not that)."""
     text = str(err)
     if "Weights only load failed" not in text:
         return ""
-    m = re.search(r"(?:Unsupported global|Unsupported operand|Trying to [^.]*): ?(GLOBAL [\w.]+|[^\n]+)", text)
+    m = re.search(r"Unsupported global: (GLOBAL [\w.]+)", text) or re.search(r"(Unsupported [^\n.]+)", text)
     return m.group(1).strip() if m else "a disallowed object"
 
 
@@ -102,17 +105,25 @@ def read_checkpoint(path: PathLike, expected: Sequence[str], missing_hint: str =
         raise _fail(path, expected, "a directory")
     if path.stat().st_size == 0:
         raise _fail(path, expected, "an empty file (0 bytes)")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or a (legacy) pickle
+        raise _fail(path, expected, "a file that is not a torch checkpoint", f"it starts with {head!r}")
     try:
         # leaving safe_globals removes what it added: never add (then remove) the Namespace that the
         # s3prl compatibility layer made safe for the runner's own torch.load calls
         extra = [] if argparse.Namespace in torch.serialization.get_safe_globals() else [argparse.Namespace]
-        with torch.serialization.safe_globals(extra):
+        with torch.serialization.safe_globals(extra), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "pickle protocol 4": the load fails or is checked below
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         refused = _weights_only_refusal(err)
-        if refused:
+        if refused.startswith("GLOBAL"):
             raise _fail(path, expected, f"a pickle that carries code or objects ({refused})",
-                        "refused unrun; re-save trusted weights as plain tensors and dicts") from None
+                        "refused, never run; re-save weights you trust as plain tensors and dicts") from None
+        if refused:
+            raise _fail(path, expected, f"a pickle that weights-only loading refuses ({refused})",
+                        "never run") from None
         raise _fail(path, expected, "a file that is not a torch checkpoint", _one_line(err)) from None
     except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, IndexError, KeyError) as err:
         if "zip" in str(err).lower() or isinstance(err, EOFError):

@@ -157,6 +157,24 @@ class EcapaTdnn(nn.Module):
         self.asp_bn = nn.BatchNorm1d(2 * c.channels[-1])
         self.fc = nn.Linear(2 * c.channels[-1], c.embedding_dim)
 
+    masks_padding = False  # reflect-padded convolutions see the batch's padding
+    frame_stack = 1
+
+    @property
+    def min_frames(self) -> int:
+        """Frames the reflection padding needs (it must be shorter than the input)."""
+        c = self.config
+        return 1 + max(d * (k - 1) // 2 for k, d in zip(c.kernel_sizes, c.dilations))
+
+    def extract_features(self, feats: Tensor, lengths: Tensor) -> Tuple[List[Tensor], Tensor]:
+        """The encoder contract (:mod:`s3prl_emoaware.models`): ``feats`` (B, T, input_dim), ``lengths`` (B,).
+
+        Returns:
+            the frame-level output of the TDNN block and of every SE-Res2Net block (B, T, C_i),
+            and the lengths, unchanged (the utterance embedding is :meth:`forward`'s).
+        """
+        return self(feats, lengths)[1], lengths
+
     def forward(self, feats: Tensor, lengths: Optional[Tensor] = None) -> Tuple[Tensor, List[Tensor]]:
         """``feats``: (B, T, input_dim), ``lengths``: (B,) valid frames (None = all).
 

@@ -116,6 +116,30 @@ class MockingjayEncoder(nn.Module):
         self.layers = nn.ModuleList(_EncoderLayer(c) for _ in range(c.num_layers))
         self._positions = torch.zeros(0, c.hidden_size)
 
+    masks_padding = True  # attention is masked: real frames never see the batch's padding
+
+    @property
+    def frame_stack(self) -> int:
+        return self.config.frame_stack
+
+    @property
+    def min_frames(self) -> int:
+        return self.config.frame_stack
+
+    def extract_features(self, feats: Tensor, lengths: Tensor) -> Tuple[List[Tensor], Tensor]:
+        """The encoder contract (:mod:`s3prl_emoaware.models`): ``feats`` (B, T, input_dim), ``lengths`` (B,).
+
+        Returns:
+            the ``num_layers + 1`` hidden states (B, T // frame_stack, hidden_size), zero beyond
+            each utterance's frames, and their lengths (B,). No intensity is given (downstream use):
+            a model trained with ``intensity_input`` sees zeros.
+        """
+        intensity = torch.zeros(feats.shape[:2], device=feats.device) if self.config.intensity_input else None
+        states = self(feats, lengths, intensity)
+        lengths = lengths // self.config.frame_stack
+        valid = lengths_to_mask(lengths, states[0].shape[1]).unsqueeze(-1).to(states[0].dtype)
+        return [s * valid for s in states], lengths
+
     def _position_table(self, length: int, device) -> Tensor:
         if self._positions.shape[0] < length or self._positions.device != torch.device(device):
             self._positions = sinusoid_positions(max(length, 1024), self.config.hidden_size, device)

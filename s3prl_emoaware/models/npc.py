@@ -146,6 +146,21 @@ class NPCModel(nn.Module):
         self.postnet = nn.Linear(c.hidden_size, c.input_dim)
         self.intensity_head = nn.Linear(c.hidden_size, 1) if c.intensity_head else None
 
+    masks_padding = False  # convolutions carry the batch's padding into the last real frames
+    frame_stack = 1
+    min_frames = 1
+
+    def extract_features(self, feats: Tensor, lengths: Tensor) -> Tuple[List[Tensor], Tensor]:
+        """The encoder contract (:mod:`s3prl_emoaware.models`): ``feats`` (B, T, input_dim), ``lengths`` (B,).
+
+        Returns:
+            in s3prl's ``npc_local`` order, each block's output and each masked convolution's
+            output, then the summed masked feature (the representation): ``2 * n_blocks + 1``
+            tensors (B, T, hidden_size); and the lengths, unchanged. No VQ, no postnet, no intensity.
+        """
+        feat, states = self.encode(feats)
+        return [*states, feat], lengths
+
     def encode(self, feats: Tensor) -> Tuple[Tensor, List[Tensor]]:
         """``feats`` (B, T, input_dim) -> summed masked feature (B, T, H) and, in s3prl's hook
         order, every block's output and every masked convolution's output (2 * n_blocks states)."""

@@ -17,11 +17,8 @@ HOME_ENV = "S3PRL_EMOAWARE_HOME"
 
 def resolve_checkpoint(name: str, ckpt: Optional[str], how_to_make: str) -> Path:
     """The checkpoint for upstream ``name``; a clear error saying how to get one otherwise."""
-    if ckpt:
-        path = Path(ckpt)
-        if not path.is_file():
-            raise UserFacingError(f"{path}: upstream checkpoint not found (-k)")
-        return path
+    if ckpt:  # checked (missing, a folder, empty, ...) by the loader, which names the kinds it expects
+        return Path(ckpt)
     home = os.environ.get(HOME_ENV)
     if home and (Path(home) / f"{name}.ckpt").is_file():
         return Path(home) / f"{name}.ckpt"
