@@ -164,7 +164,7 @@ def _conversions(info: AudioInfo, rate: Optional[int]) -> List[Tuple[str, str]]:
     if info.channels > 1:
         done.append(("downmixed", f"{info.channels} channels to mono"))
     if info.declared_frames is not None:
-        done.append(("truncated", "read up to the end of the file (fewer samples than its header declares)"))
+        done.append(("truncated", "read to the end of the file, shorter than its header declares"))
     return done
 
 
