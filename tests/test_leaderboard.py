@@ -51,3 +51,15 @@ def test_scores_match_per_run_files_and_aggregate(tmp_path):
 def test_no_results_is_one_clear_error(tmp_path, capsys):
     assert main(["leaderboard", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no scored experiments" in capsys.readouterr().err
+
+
+def test_each_downstream_is_scored_by_its_own_rule_and_unknown_ones_by_any(tmp_path):
+    emotion = _experiment(tmp_path / "er", "fbank", "emotion")
+    (emotion / "test_fold1_predict.txt").write_text("u1 neu\n")
+    (emotion / "test_fold1_truth.txt").write_text("u1 neu\n")
+    (emotion / "test_metrics.json").write_text(json.dumps({"ua": 0.1}))  # not an emotion output: not read
+    stock = _experiment(tmp_path / "ctc", "fbank", "ctc")  # a downstream the registry does not know
+    (stock / "test-hyp.ark").write_text("x1 a b\n")
+    (stock / "test-ref.ark").write_text("x1 a c\n")
+    assert [(r.metric, r.value, r.fold) for r in leaderboard.score_experiment(emotion)] == [("acc", 1.0, "fold1")]
+    assert [(r.metric, r.value) for r in leaderboard.score_experiment(stock)] == [("per", 0.5)]
