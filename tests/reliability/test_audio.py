@@ -485,3 +485,74 @@ def test_ser_dataset(planted, ser_expert, plant):
         return
     wav, label, utt = data[i]
     assert wav.ndim == 1 and np.isfinite(wav).all() and 0 <= label < 4
+
+
+PHONE_PLANTS = ("zero_bytes", "text", "shorter_than_window", "nan", "stereo", "rate_8000", "rate_44100")
+
+
+@pytest.fixture(scope="module")
+def phone_dataset(tiny_librispeech, tmp_path_factory):
+    """The phoneme downstream's dataset over a LibriSpeech copy whose first FLAC files are planted."""
+    from s3prl_emoaware.downstreams.phoneme.dataset import PhoneDataset
+    from s3prl_emoaware.downstreams.phoneme.text import PhoneVocabulary, read_lexicon
+
+    root = tmp_path_factory.mktemp("planted_libri") / "librispeech"
+    shutil.copytree(tiny_librispeech, root)
+    flacs = sorted((root / "train-clean-100").glob("*/*/*.flac"))
+    paths = {}
+    for kind, path in zip(PHONE_PLANTS, flacs):
+        wav, _ = sf.read(str(path), dtype="float32")
+        tmp = path.with_suffix(".tmp.wav")
+        _write_plant(kind, tmp, wav)
+        if kind in ("stereo",) or kind.startswith("rate_") or kind in ("shorter_than_window", "nan"):
+            data, rate = sf.read(str(tmp), dtype="float32", always_2d=True)
+            subtype = "FLOAT" if kind == "nan" else "PCM_16"
+            fmt = "WAV" if kind == "nan" else "FLAC"  # FLAC holds no NaN: a float WAV under the .flac name
+            sf.write(str(path), data, rate, subtype=subtype, format=fmt)
+        else:
+            shutil.copyfile(tmp, path)
+        tmp.unlink()
+        paths[kind] = path
+    vocab = PhoneVocabulary.from_file(root / "phones.txt")
+    handler, done = _capture()
+    try:
+        dataset = PhoneDataset(root, ["train-clean-100"], read_lexicon([root / "lexicon.txt"], vocab), vocab,
+                               max_bad_fraction=0.5)
+    finally:
+        done()
+    return dataset, paths, handler.lines
+
+
+@pytest.mark.parametrize("plant", _cases(
+    "phoneme downstream dataset", PHONE_PLANTS, "in the dataset; the item decodes at 16 kHz",
+    "header-bad: left out and listed; decode-bad: AudioError one line ('{fragment}')"))
+def test_phoneme_dataset(phone_dataset, plant):
+    dataset, paths, lines = phone_dataset
+    path = paths[plant]
+    index = {item[0]: i for i, item in enumerate(dataset.items)}
+    if plant in HEADER_BAD:
+        assert path not in index
+        assert any("files skipped" in m and str(path) in m and PLANTS[plant][1] in m for m in lines), lines
+        return
+    if plant in DECODE_BAD:
+        with pytest.raises(AudioError) as err:
+            dataset[index[path]]
+        _one_line_naming(str(err.value), path, PLANTS[plant][1])
+        return
+    wav, ids, _ = dataset[index[path]]
+    assert wav.ndim == 1 and np.isfinite(wav).all() and len(ids) > 0
+
+
+@pytest.mark.probe(area="audio", probe="`s3prl-emoaware intensity --max-bad-fraction 0.02` on the planted corpus",
+                   behaviour="exit 2, one stderr line naming the count and max_bad_fraction; good curves kept")
+def test_intensity_cli_threshold(planted, tmp_path, capsys):
+    from s3prl_emoaware.cli.main import main
+
+    root, paths, _ = planted
+    small = tmp_path / "iemocap"
+    shutil.copytree(root, small, ignore=lambda d, names: [n for n in names if n == paths[LONG].name])
+    status = main(["intensity", "--corpus", str(small), "--out", str(tmp_path / "cache"), "--source", "energy",
+                   "--jobs", "1", "--max-bad-fraction", "0.02"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and "max_bad_fraction 0.02" in err[-1] and str(small) in err[-1], err[-3:]
+    assert (tmp_path / "cache" / "index.json").is_file()
