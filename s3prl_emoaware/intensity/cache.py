@@ -46,7 +46,6 @@ that much work.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -58,6 +57,7 @@ import numpy as np
 
 from ..utils.atomic import atomic_path, atomic_write_json
 from ..utils.errors import UserFacingError
+from ..utils.hashing import bytes_blake2b, file_sha256
 from .alignment import FrameGrid
 
 logger = logging.getLogger(__name__)
@@ -82,8 +82,7 @@ class CorruptIntensityError(MissingIntensityError):
 
 
 def _blake2b(array: np.ndarray) -> str:
-    data = np.ascontiguousarray(array)
-    return hashlib.blake2b(memoryview(data).cast("B"), digest_size=16).hexdigest()  # no copy
+    return bytes_blake2b(np.ascontiguousarray(array))
 
 
 def audio_hash(wav) -> str:
@@ -96,20 +95,12 @@ def curve_hash(values) -> str:
     return _blake2b(np.asarray(values, dtype=np.float32))
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def model_identity(source: str, checkpoint: Optional[str] = None, config=None) -> dict:
     """What made a cache's curves: the source, and for a model the SHA-256 of its checkpoint file
     and its config (so a retrained or edited model never adds curves to another model's cache)."""
     identity: Dict[str, object] = {"source": source}
     if checkpoint is not None:
-        identity["checkpoint_sha256"] = _file_sha256(Path(checkpoint))
+        identity["checkpoint_sha256"] = file_sha256(checkpoint)
         identity["checkpoint"] = str(checkpoint)
     if config is not None:
         from ..config import to_dict

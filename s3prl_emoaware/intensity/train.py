@@ -127,6 +127,13 @@ class TrainConfig:
             raise ValueError(f"training.splice_gap_seconds must be [min, max] with 0 <= min <= max, got {gap}")
 
 
+        from ..config import check_fraction, check_non_negative, check_positive
+
+        check_positive(self, "epochs", "batch_size", "lr", "patience", "window_seconds")
+        check_non_negative(self, "frame_loss_weight", "utterance_loss_weight", "emotion_loss_weight")
+        check_fraction(self, "val_speaker_fraction", low_open=True, high_open=True)
+        if self.vad_db is not None:
+            check_positive(self, "vad_db")
 @dataclass
 class StrengthNetRecipe:
     """``upstream_configs/strengthnet.yaml``: the model and its training."""

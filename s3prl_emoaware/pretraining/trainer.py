@@ -79,6 +79,16 @@ class TrainingConfig:
     max_bad_fraction: float = 0.1
     seed: int = 0
 
+    def __post_init__(self):
+        from ..config import ConfigError, check_fraction, check_non_negative, check_positive
+
+        check_positive(self, "total_steps", "accumulate", "lr", "clip", "log_every", "save_every", "max_frames")
+        check_non_negative(self, "batch_size", "max_frames_per_batch", "num_workers", "weight_decay", "keep")
+        check_fraction(self, "warmup_proportion", high_open=True)
+        check_fraction(self, "max_bad_fraction")
+        if self.batch_size == 0 and self.max_frames_per_batch == 0:
+            raise ConfigError("batch_size and max_frames_per_batch are both 0: a micro-batch needs one bound")
+
 
 @dataclass
 class PretrainRecipe:

@@ -18,9 +18,18 @@ mtime. ``meta.json`` beside the entries says in words what the upstream key cove
 
 **Entry.** The hidden states the featurizer may weigh, stacked ``(layers, frames, dim)``,
 fp16 by default, only the ``round(samples / downsample_rate)`` frames the featurizer keeps;
-plus the upstream's own frame count for this utterance alone. Written to a temporary file
-then renamed; a size limit is checked before the rename, so a full cache is one
-:class:`HiddenCacheFull` line and never a half-written entry.
+plus the upstream's own frame count for this utterance alone, its sample count and a blake2b
+digest of the stored states. Written to a temporary file then renamed; a size limit is checked
+before the rename, so a full cache is one :class:`HiddenCacheFull` line and never a
+half-written entry.
+
+**An entry is never served unchecked.** On a hit the entry must load (weights only), have the
+fields above, the sample count of the audio asked for, the frame count the featurizer keeps
+for it, the layer count and width of the batch's other entries, the storage dtype, and
+states whose digest is the stored one (a flipped byte inside a tensor loads without error:
+the digest is what catches it). An entry that fails any check (truncated, overwritten,
+damaged, copied under another name) is logged in one line, deleted and recomputed. Entries
+written before the digest was added are checked for everything else.
 
 **Equality with the uncached run.** The stock runner pads a batch; the featurizer then keeps
 ``round(samples / rate)`` frames per utterance, which for a shorter one includes a few frames
@@ -43,6 +52,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +63,7 @@ from torch import Tensor, nn
 
 from ..utils.atomic import atomic_path, atomic_write_json
 from ..utils.errors import UserFacingError
+from ..utils.hashing import bytes_blake2b, file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -89,9 +100,11 @@ class HiddenCacheConfig:
     layers: Optional[List[int]] = None
 
     def __post_init__(self):
+        if not isinstance(self.dir, str) or not self.dir.strip():
+            raise HiddenCacheError(f"hidden cache dir must be a folder path, got {self.dir!r}")
         if self.dtype not in DTYPES:
             raise HiddenCacheError(f"hidden cache dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if not self.limit_gb > 0:
+        if not (self.limit_gb > 0 and math.isfinite(self.limit_gb)):
             raise HiddenCacheError(f"--hidden-cache-limit-gb must be > 0, got {self.limit_gb}")
         if self.layers is not None and (not self.layers or len(set(self.layers)) != len(self.layers)):
             raise HiddenCacheError(f"--hidden-cache-layers needs distinct layer indices, got {self.layers}")
@@ -116,14 +129,6 @@ def parse_layers(text: Optional[str]) -> Optional[List[int]]:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise HiddenCacheError(f"--hidden-cache-layers takes comma-separated integers, got {text!r}") from None
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _weights_sha256(model: nn.Module) -> str:
@@ -152,7 +157,7 @@ def upstream_key(name: str, ckpt: Optional[str], model_config: Optional[str], co
         if not path:
             return None
         p = Path(path)
-        return f"sha256:{_file_sha256(p)}" if p.is_file() else f"value:{path}"
+        return f"sha256:{file_sha256(p)}" if p.is_file() else f"value:{path}"
 
     covers = {
         "format": FORMAT_VERSION, "upstream": name, "checkpoint": content(ckpt), "model_config": content(model_config),
@@ -189,21 +194,38 @@ class HiddenStateStore:
         self.used_bytes = sum(p.stat().st_size for p in self.root.rglob(f"*{_ENTRY_SUFFIX}"))
         if meta is not None and not (self.dir / "meta.json").is_file():
             atomic_write_json(self.dir / "meta.json", meta)
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.repaired = 0
 
     def path(self, key: str) -> Path:
         return self.dir / key[:2] / f"{key}{_ENTRY_SUFFIX}"
 
-    def get(self, key: str) -> Optional[dict]:
+    def get(self, key: str, check=None) -> Optional[dict]:
+        """The entry of ``key``, or None when there is none or it fails a check (then it is deleted,
+        with one log line, and the caller recomputes it). ``check(entry)`` returns what is wrong
+        with an entry that loaded, or None."""
         path = self.path(key)
         if not path.is_file():
             return None
         try:
             entry = torch.load(path, map_location="cpu", weights_only=True)
+            problem = _entry_problem(entry) or (check(entry) if check is not None else None)
         except Exception as err:  # an entry is renamed into place whole, so this is outside damage
-            raise HiddenCacheError(f"{path}: unreadable hidden-state cache entry ({err}); delete it") from None
+            problem = f"unreadable ({' '.join(str(err).split())[:200]})"
+        if problem is not None:
+            logger.warning("%s: hidden-state cache entry %s; deleted, it is recomputed", path, problem)
+            self.discard(path)
+            return None
         self.hits += 1
         return entry
+
+    def discard(self, path: Path) -> None:
+        try:
+            size = path.stat().st_size
+            path.unlink()
+            self.used_bytes = max(0, self.used_bytes - size)
+            self.repaired += 1
+        except FileNotFoundError:  # another run sharing the folder removed it first
+            pass
 
     def put(self, key: str, entry: dict) -> None:
         target = self.path(key)
@@ -218,6 +240,30 @@ class HiddenStateStore:
                     "to a larger disk, or run with --no-hidden-cache")
         self.used_bytes += size
         self.misses += 1
+
+
+def states_digest(states: Tensor) -> str:
+    """blake2b (128 bits) of a stored states tensor's bytes."""
+    return bytes_blake2b(states.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy())
+
+
+def _entry_problem(entry) -> Optional[str]:
+    """What is wrong with a loaded entry on its own (None: nothing)."""
+    if not isinstance(entry, dict) or not {"states", "native", "n_samples"} <= set(entry):
+        return "is not an entry of this cache (fields missing)"
+    states = entry["states"]
+    if not isinstance(states, Tensor) or states.dim() != 3:
+        return "has no (layers, frames, dim) states tensor"
+    if not isinstance(entry["native"], int) or not isinstance(entry["n_samples"], int):
+        return "has non-integer frame or sample counts"
+    if states.shape[1] > entry["native"]:
+        return f"has {states.shape[1]} frames, more than its upstream frame count {entry['native']}"
+    digest = entry.get("digest")
+    if digest is not None and digest != states_digest(states):
+        return "is damaged (its states do not match their digest)"
+    if not torch.isfinite(states).all():
+        return "holds NaN or Inf states"
+    return None
 
 
 def _stack_states(out: dict, where: str) -> List[Tensor]:
@@ -247,6 +293,7 @@ class CachedUpstream(nn.Module):
         super().__init__()
         self.upstream, self.store, self.rate, self.name = upstream, store, int(rate), name
         self.layers, self.dtype = (list(layers) if layers is not None else None), dtype
+        self._shape: Optional[Tuple[int, int]] = None  # (layers, dim) of the entries: all alike
         self.batch_invariant = bool(getattr(upstream, "batch_invariant", False)) and hasattr(upstream, "num_frames")
         if not self.batch_invariant:
             logger.warning("hidden-state cache: upstream %s does not declare batch_invariant/num_frames; misses are "
@@ -268,8 +315,23 @@ class CachedUpstream(nn.Module):
     def _entry(self, states: List[Tensor], row: int, native: int, n_samples: int) -> dict:
         # only what the featurizer keeps of this utterance's own frames; beyond them the batch is zeros
         n = min(native, round(n_samples / self.rate))
-        return {"states": torch.stack([s[row, :n] for s in states]).to("cpu", self.dtype), "native": native,
-                "n_samples": n_samples}
+        stored = torch.stack([s[row, :n] for s in states]).to("cpu", self.dtype).contiguous()
+        return {"states": stored, "native": native, "n_samples": n_samples, "digest": states_digest(stored)}
+
+    def _checker(self, n_samples: int, shape: Optional[Tuple[int, int]]):
+        """What a hit for audio of ``n_samples`` must satisfy beyond :func:`_entry_problem`."""
+        def check(entry: dict) -> Optional[str]:
+            states = entry["states"]
+            if entry["n_samples"] != n_samples:
+                return f"was made from {entry['n_samples']} samples, not the {n_samples} asked for"
+            if states.dtype != self.dtype:
+                return f"is stored as {states.dtype}, not {self.dtype}"
+            if states.shape[1] != min(entry["native"], round(n_samples / self.rate)):
+                return f"has {states.shape[1]} frames, not the {round(n_samples / self.rate)} kept for this audio"
+            if shape is not None and (states.shape[0], states.shape[2]) != shape:
+                return f"has {states.shape[0]} layers of width {states.shape[2]}, not {shape[0]} of {shape[1]}"
+            return None
+        return check
 
     def _compute(self, wavs: List[Tensor]) -> List[dict]:
         """Entries for ``wavs`` (the misses of a batch), each independent of what else is in it."""
@@ -284,11 +346,17 @@ class CachedUpstream(nn.Module):
 
     def forward(self, wavs: List[Tensor]) -> Dict[str, object]:
         keys = [audio_key(w) for w in wavs]
-        entries: List[Optional[dict]] = [self.store.get(k) for k in keys]
+        entries: List[Optional[dict]] = []
+        for k, w in zip(keys, wavs):
+            entry = self.store.get(k, self._checker(len(w), self._shape))
+            if entry is not None and self._shape is None:
+                self._shape = (entry["states"].shape[0], entry["states"].shape[2])
+            entries.append(entry)
         first = {k: i for i, k in reversed(list(enumerate(keys)))}  # the same audio twice is computed once
         missing = [i for i, e in enumerate(entries) if e is None and first[keys[i]] == i]
         if missing:
             for i, entry in zip(missing, self._compute([wavs[i] for i in missing])):
+                self._shape = (entry["states"].shape[0], entry["states"].shape[2])
                 self.store.put(keys[i], entry)
                 entries[i] = entry
             entries = [entries[first[k]] if e is None else e for k, e in zip(keys, entries)]
@@ -351,8 +419,8 @@ def hidden_cache_installed(config: Optional[HiddenCacheConfig]) -> Iterator[List
     finally:
         runner_module.Runner._get_upstream = original
         for store in stores:
-            logger.info("hidden-state cache %s: %d hits, %d entries written, %.3g GB in use", store.dir,
-                        store.hits, store.misses, store.used_bytes / 1e9)
+            logger.info("hidden-state cache %s: %d hits, %d entries written (%d bad ones replaced), %.3g GB in use",
+                        store.dir, store.hits, store.misses, store.repaired, store.used_bytes / 1e9)
 
 
 def default_cache_dir(expdir: str) -> Path:
