@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import Dict, List, Optional, Tuple
 
@@ -86,8 +87,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args.extra = extra
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ..utils.signals import Interrupted, terminate_as_interrupt
+
     try:
-        return int(args._module.run(args) or 0)
+        with terminate_as_interrupt():  # a scheduler's SIGTERM unwinds like Ctrl-C: cleanup runs
+            return int(args._module.run(args) or 0)
     except _user_error_types() as err:
         return _one_line_error(str(err), args.verbose)
     except Exception as err:
@@ -100,6 +104,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         # a YAML file read outside s3prl_emoaware.config (e.g. the runner's own): still one line
         name = getattr(getattr(err, "problem_mark", None), "name", None)
         return _one_line_error(f"{name or 'a YAML file'}: not valid YAML: {describe_yaml_error(err)}", args.verbose)
+    except Interrupted as err:  # a trainer saved its state first
+        if os.environ.get("RANK", "0") == "0":
+            print(f"s3prl-emoaware: {err.message(argv)}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("s3prl-emoaware: interrupted", file=sys.stderr)
         return 130

@@ -1,4 +1,5 @@
-"""``s3prl-emoaware train-strengthnet --corpus DIR --out EXPDIR [-c CONFIG] [-o key=value] [--eval-corpus DIR]``."""
+"""``s3prl-emoaware train-strengthnet --corpus DIR --out EXPDIR [-c CONFIG] [-o key=value] [--eval-corpus DIR]
+[--resume]``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-corpus", type=Path, action="append", default=[], metavar="DIR",
                         help="also evaluate on every labelled utterance of this corpus (cross-corpus; "
                              "metrics.json 'cross_corpus'); repeatable")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from OUT/resume.ckpt (same config)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,6 +28,6 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = load_config(StrengthNetRecipe, args.config or shipped_config("upstream_configs", "strengthnet"),
                          args.override)
-    metrics = train_strengthnet(args.corpus, args.out, recipe, eval_corpora=args.eval_corpus)
+    metrics = train_strengthnet(args.corpus, args.out, recipe, eval_corpora=args.eval_corpus, resume=args.resume)
     print(json.dumps({k: v for k, v in metrics.items() if k != "skipped"}, indent=1, default=float))
     return 0

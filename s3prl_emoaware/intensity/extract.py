@@ -27,6 +27,7 @@ import torch
 from ..corpora.reader import Utterance, read_corpus
 from ..utils.audio import DEFAULT_MAX_BAD_FRACTION, AudioError, AudioReport, audio_info, read_audio
 from ..utils.errors import UserFacingError
+from ..utils.locks import locks_folder
 from .acoustic import energy_intensity
 from .alignment import FBANK_GRID, GRIDS, STRENGTHNET_GRID, align_curve
 from .cache import IntensityCacheWriter, model_identity
@@ -96,6 +97,7 @@ def _torch_threads(n: Optional[int]):
         torch.set_num_threads(before)
 
 
+@locks_folder("out", "intensity cache")  # one writer per cache: a second extraction into it refuses
 def extract_intensities(corpus, out, source: str = "strengthnet", model_path: Optional[str] = None,
                         grid: str = "fbank-25-10", batch_size: int = 16, n_jobs: int = 2,
                         utterances: Optional[Sequence[Utterance]] = None, stop_after: Optional[int] = None,

@@ -50,6 +50,8 @@ from ..corpora.reader import Utterance, read_corpus
 from ..utils.atomic import atomic_torch_save, atomic_write_json, ensure_writable_dir
 from ..utils.audio import DEFAULT_MAX_BAD_FRACTION, AudioError, AudioReport, read_audio
 from ..utils.errors import UserFacingError
+from ..utils.locks import locks_folder
+from ..utils.signals import Interrupted, graceful_stop
 from .acoustic import speech_frames, utterance_statistics
 from .alignment import STRENGTHNET_GRID
 from .ranker import CALIBRATIONS, NEUTRAL, RelativeAttributeRanker
@@ -301,9 +303,42 @@ def _labelled(corpus, emotions: Sequence[str]) -> List[Utterance]:
     return labelled
 
 
-def train_strengthnet(corpus, out, recipe: StrengthNetRecipe, eval_corpora: Sequence = ()) -> Dict:
+RESUME_KIND = "strengthnet_training"
+
+
+def _as_tuple(value):
+    """``random.Random.getstate()`` as saved (tuples may come back as lists)."""
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _resume_state(path: Path, recipe: StrengthNetRecipe) -> Optional[dict]:
+    """The training state of an interrupted run in ``path`` (None: there is none), checked
+    against ``recipe`` (``training.epochs`` may differ)."""
+    from ..checkpoints import read_checkpoint, require
+
+    if not path.is_file():
+        return None
+    state = read_checkpoint(path, (RESUME_KIND,))
+    require(state, ("model", "optimizer", "epoch", "batches_done", "rng", "torch_rng", "config"), path, RESUME_KIND)
+    ours, theirs = to_dict(recipe), state["config"]
+    differ = [f"{section}.{k}" for section in ("model", "training") for k in ours[section]
+              if k != "epochs" and theirs.get(section, {}).get(k) != ours[section][k]]
+    if differ:
+        raise UserFacingError(f"{path}: was made with another recipe ({', '.join(differ[:4])} differ); resume "
+                              "with the same config, or train into a new --out")
+    return state
+
+
+@locks_folder("out", "StrengthNet output folder")
+def train_strengthnet(corpus, out, recipe: StrengthNetRecipe, eval_corpora: Sequence = (),
+                      resume: bool = False) -> Dict:
     """Train on the emotion-labelled utterances of ``corpus``; return the held-out metrics (and those
-    of every corpus in ``eval_corpora``, evaluated on all its labelled utterances)."""
+    of every corpus in ``eval_corpora``, evaluated on all its labelled utterances).
+
+    ``EXPDIR/resume.ckpt`` holds the training state after every epoch, and after the batch under
+    way on SIGINT/SIGTERM (then :class:`Interrupted` is raised); ``resume=True`` continues from it
+    with the losses an uninterrupted run has (the epoch's splices and batch order are redrawn
+    from the random state at its start, the batches done are skipped)."""
     from tensorboardX import SummaryWriter
     from tqdm import tqdm
 
@@ -341,33 +376,66 @@ def train_strengthnet(corpus, out, recipe: StrengthNetRecipe, eval_corpora: Sequ
     writer = SummaryWriter(str(out))
     rng = random.Random(cfg.seed)
     best, best_epoch, step = math.inf, -1, 0
-    for epoch in tqdm(range(cfg.epochs), desc="train-strengthnet"):
-        model.train()
-        examples = train_items + _splices(train_items, cfg.splice_per_emotional, gap, rng)
-        for _, mels, lengths, tgt, lab in _batches(examples, cfg.batch_size, rng):
-            loss, parts = _loss(model, mels, lengths, tgt, lab, cfg)
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            step += 1
-            writer.add_scalar("strengthnet/train-loss", loss.item(), step)
-            for name, value in parts.items():
-                writer.add_scalar(f"strengthnet/train-{name}", value, step)
-        model.eval()
-        with torch.no_grad():
-            val = [(_loss(model, m, l, t, y, cfg)[0].item(), len(b)) for b, m, l, t, y in
-                   _batches(val_examples, cfg.batch_size, None)]
-        val_loss = sum(v * n for v, n in val) / max(1, sum(n for _, n in val))
-        writer.add_scalar("strengthnet/val-loss", val_loss, epoch)
-        if val_loss < best - 1e-4:
-            best, best_epoch = val_loss, epoch
-            atomic_torch_save({"model": model.state_dict(), "config": to_dict(model_cfg), "epoch": epoch,
-                               "val_loss": val_loss, "train_speakers": train_spk, "val_speakers": val_spk},
-                              out / "strengthnet.ckpt")
-        elif epoch - best_epoch >= cfg.patience:
-            logger.info("early stop at epoch %d (best %d, val loss %.4f)", epoch, best_epoch, best)
-            break
+    start, skip, resume_path = 0, 0, out / "resume.ckpt"
+    state = _resume_state(resume_path, recipe) if resume else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.setstate(_as_tuple(state["rng"]))
+        torch.set_rng_state(state["torch_rng"])
+        start, skip, step = int(state["epoch"]), int(state["batches_done"]), int(state["step"])
+        best, best_epoch = float(state["best"]), int(state["best_epoch"])
+        logger.info("resumed from %s at epoch %d, batch %d", resume_path, start, skip)
+
+    def save_state(epoch: int, batches_done: int, rng_state) -> None:
+        atomic_torch_save({"format": "s3prl_emoaware", "kind": RESUME_KIND, "model": model.state_dict(),
+                           "optimizer": optimizer.state_dict(), "epoch": epoch, "batches_done": batches_done,
+                           "rng": rng_state, "torch_rng": torch.get_rng_state(), "step": step, "best": best,
+                           "best_epoch": best_epoch, "config": to_dict(recipe)}, resume_path)
+
+    with graceful_stop() as stop:
+        for epoch in tqdm(range(start, cfg.epochs), desc="train-strengthnet", initial=start, total=cfg.epochs):
+            model.train()
+            at_start = rng.getstate()
+            examples = train_items + _splices(train_items, cfg.splice_per_emotional, gap, rng)
+            for k, (_, mels, lengths, tgt, lab) in enumerate(_batches(examples, cfg.batch_size, rng)):
+                if k < skip:  # done before the interruption
+                    continue
+                loss, parts = _loss(model, mels, lengths, tgt, lab, cfg)
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                optimizer.step()
+                step += 1
+                writer.add_scalar("strengthnet/train-loss", loss.item(), step)
+                for name, value in parts.items():
+                    writer.add_scalar(f"strengthnet/train-{name}", value, step)
+                if stop.requested:
+                    save_state(epoch, k + 1, at_start)
+                    writer.close()
+                    raise Interrupted(stop.signum, f"epoch {epoch}, batch {k + 1}", str(resume_path))
+            skip = 0
+            model.eval()
+            with torch.no_grad():
+                val = [(_loss(model, m, l, t, y, cfg)[0].item(), len(b)) for b, m, l, t, y in
+                       _batches(val_examples, cfg.batch_size, None)]
+            val_loss = sum(v * n for v, n in val) / max(1, sum(n for _, n in val))
+            writer.add_scalar("strengthnet/val-loss", val_loss, epoch)
+            stopping = False
+            if val_loss < best - 1e-4:
+                best, best_epoch = val_loss, epoch
+                atomic_torch_save({"model": model.state_dict(), "config": to_dict(model_cfg), "epoch": epoch,
+                                   "val_loss": val_loss, "train_speakers": train_spk, "val_speakers": val_spk},
+                                  out / "strengthnet.ckpt")
+            elif epoch - best_epoch >= cfg.patience:
+                logger.info("early stop at epoch %d (best %d, val loss %.4f)", epoch, best_epoch, best)
+                stopping = True
+            save_state(cfg.epochs if stopping else epoch + 1, 0, rng.getstate())  # an early stop stays stopped
+            if stopping:
+                break
+            if stop.requested:  # the signal came during validation
+                writer.close()
+                raise Interrupted(stop.signum, f"the end of epoch {epoch}", str(resume_path))
     writer.close()
     model = load_strengthnet(out / "strengthnet.ckpt")
     metrics = evaluate_strengthnet(model, frontend, [it.utt for it in val_items],

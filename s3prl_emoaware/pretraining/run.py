@@ -8,6 +8,7 @@ from typing import List, Optional, Tuple
 
 from ..corpora.reader import read_corpus
 from ..utils.errors import UserFacingError
+from ..utils.locks import locks_folder
 from .data import build_dataset
 from .tasks import build_task
 from .trainer import PretrainRecipe, Trainer
@@ -49,6 +50,7 @@ def check_init_compatible(recipe: PretrainRecipe, path) -> None:
         raise UserFacingError(f"{path}: incompatible with this recipe (objective.init_from): " + "; ".join(diff))
 
 
+@locks_folder("out", "pre-training output folder", rank_zero_only=True)
 def pretrain(recipe: PretrainRecipe, corpus, out, intensity: Optional[str] = None, resume: bool = False,
              device: str = "cpu", stop_at: Optional[int] = None) -> Tuple[Trainer, List[Tuple[int, float]]]:
     task = build_task(recipe.kind, recipe.model, recipe.masking, recipe.frontend.feature_dim, recipe.objective,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
@@ -34,6 +35,7 @@ from ..masking.spans import MaskingConfig
 from ..checkpoints import load_weights, read_checkpoint, require, save_checkpoint, training_state
 from ..utils.atomic import ensure_writable_dir
 from ..utils.errors import UserFacingError
+from ..utils.signals import Interrupted, graceful_stop, ignore_interrupts, peer_failure
 from .data import PretrainDataset, collate, epoch_batches, skipped_summary
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ class TrainingConfig:
         max_bad_fraction: share of the corpus' files that may be unusable (skipped and listed)
             before the index is refused as the wrong folder.
         seed: data order, masks, dropout.
+        dist_timeout_s: under ``torchrun``, seconds a collective waits for the other ranks before
+            this one stops with a message (a rank that died or hangs).
     """
 
     total_steps: int = 1000
@@ -78,6 +82,7 @@ class TrainingConfig:
     max_frames: int = 1500
     max_bad_fraction: float = 0.1
     seed: int = 0
+    dist_timeout_s: float = 600.0
 
     def __post_init__(self):
         from ..config import ConfigError, check_fraction, check_non_negative, check_positive
@@ -152,7 +157,9 @@ class Trainer:
         self.out = ensure_writable_dir(out) if self.rank == 0 else Path(out)
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if device.startswith("cuda") else "gloo"
-            torch.distributed.init_process_group(backend)
+            from datetime import timedelta
+
+            torch.distributed.init_process_group(backend, timeout=timedelta(seconds=self.cfg.dist_timeout_s))
         if device.startswith("cuda") and self.local_rank is not None:
             device = f"cuda:{self.local_rank}"
         self.device = torch.device(device)
@@ -228,13 +235,26 @@ class Trainer:
                 logger.warning("rank %d: skipped %s", self.rank, item.reason)
 
     def train(self, stop_at: Optional[int] = None) -> List[Tuple[int, float]]:
-        """Train up to ``total_steps`` (or ``stop_at``); return (step, loss) for every step run."""
+        """Train up to ``total_steps`` (or ``stop_at``); return (step, loss) for every step run.
+
+        SIGINT/SIGTERM: the step under way finishes, a checkpoint is saved, :class:`Interrupted`
+        is raised (all ranks stop after the same step); a lost rank is one error line."""
+        with graceful_stop() as stop, peer_failure(self.rank, self.world, lambda: f"step {self.step}",
+                                                  str(self.out / "last.ckpt")):
+            try:
+                return self._train(stop_at, stop)
+            finally:  # the bar is closed on an error too: its message then starts on a line of its own
+                if getattr(self, "_bar", None) is not None:
+                    self._bar.close()
+
+    def _train(self, stop_at, stop) -> List[Tuple[int, float]]:
         from tensorboardX import SummaryWriter
         from tqdm import tqdm
 
         end = min(self.cfg.total_steps, stop_at or self.cfg.total_steps)
         writer = SummaryWriter(str(self.out)) if self.rank == 0 else None
-        bar = tqdm(total=end, initial=self.step, desc=f"pretrain {self.task.kind}", disable=self.rank != 0)
+        bar = self._bar = tqdm(total=end, initial=self.step, desc=f"pretrain {self.task.kind}",
+                               disable=self.rank != 0)
         module = self.ddp or self.model
         history: List[Tuple[int, float]] = []
         self.model.train()
@@ -264,9 +284,12 @@ class Trainer:
                 (loss / self.cfg.accumulate).backward()
                 total += loss.item() / self.cfg.accumulate
             if self.world > 1:
-                t = torch.tensor([total], device=self.device)
-                torch.distributed.all_reduce(t)
-                total = t.item() / self.world
+                t = torch.tensor([total, float(stop.signum or 0)], device=self.device)
+                torch.distributed.all_reduce(t)  # the signal rides along: every rank stops after this step
+                total = t[0].item() / self.world
+                signum = int(stop.signum or signal.SIGTERM) if t[1].item() > 0 else 0
+            else:
+                signum = stop.signum
             grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
             if torch.isfinite(grad_norm):
                 self.optimizer.step()
@@ -283,7 +306,7 @@ class Trainer:
                 for k, v in logs.items():
                     writer.add_scalar(f"pretrain/{k}", v, self.step)
                 bar.set_postfix(loss=f"{total:.4f}")
-            if self.step % self.cfg.save_every == 0 or self.step == end:
+            if self.step % self.cfg.save_every == 0 or self.step == end or signum:
                 if self.rank == 0:
                     self.save()
                 if self.world > 1:
@@ -312,3 +335,6 @@ class _Indices:
     def __iter__(self):
         for index in range(self.start, self.end):
             yield self.trainer._micro_batch(index)
+            if signum and self.step < end:
+                raise Interrupted(signum, f"step {self.step}", str(self.out / "last.ckpt"))
+    ignore_interrupts()  # Ctrl-C reaches the workers too; the training process decides when to stop

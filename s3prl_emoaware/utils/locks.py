@@ -1,0 +1,120 @@
+"""One writer per output folder or cache: a lock file held with ``flock``.
+
+``FOLDER/.s3prl_emoaware.lock`` holds the writer's pid and host while it runs. A second
+process that wants to write the same folder refuses in one line (:class:`FolderLockedError`,
+naming the folder and the holder's pid). The kernel drops an ``flock`` when its process dies,
+``kill -9`` included, so a lock left by a dead process is simply taken over: the next writer
+logs whose lock it was and removes that process's temporary files (``.*.tmp`` of the atomic
+writers, in the folder and one level below), which nothing reads.
+
+Under ``torchrun`` only rank 0 writes the output folder, so ``rank_zero_only`` locks there only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import functools
+import inspect
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from .atomic import ensure_writable_dir
+from .errors import UserFacingError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FolderLock", "FolderLockedError", "folder_lock", "locks_folder", "LOCK_NAME"]
+
+LOCK_NAME = ".s3prl_emoaware.lock"
+
+
+class FolderLockedError(UserFacingError):
+    """Another running process writes the same folder."""
+
+
+class FolderLock:
+    """An exclusive, non-blocking lock on ``folder`` (see the module docstring)."""
+
+    def __init__(self, folder, what: str = "output folder"):
+        self.folder, self.what = Path(folder), what
+        self.path = self.folder / LOCK_NAME
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> "FolderLock":
+        ensure_writable_dir(self.folder)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+            os.close(fd)
+            if err.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            who = f"pid {holder[0]}" + (f" on {holder[1]}" if len(holder) > 1 else "") if holder else "another process"
+            raise FolderLockedError(f"{self.folder}: {self.what} is in use by {who} (lock {LOCK_NAME}); wait for "
+                                    "it to finish or write to another folder") from None
+        previous = os.pread(fd, 200, 0).decode(errors="replace").split()
+        if previous and previous[0] != str(os.getpid()):
+            left = self._remove_temporaries()
+            logger.info("%s: took over the lock of pid %s, which is no longer running%s", self.folder, previous[0],
+                        f" (removed {left} temporary file(s) it left)" if left else "")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def _remove_temporaries(self) -> int:
+        n = 0
+        for pattern in (".*.tmp", "*/.*.tmp"):
+            for tmp in self.folder.glob(pattern):
+                if tmp.is_file():
+                    tmp.unlink(missing_ok=True)
+                    n += 1
+        return n
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        os.ftruncate(self._fd, 0)  # empty: a released lock, not a dead holder's
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
+
+@contextlib.contextmanager
+def folder_lock(folder, what: str = "output folder", rank_zero_only: bool = False) -> Iterator[Optional[FolderLock]]:
+    """Hold :class:`FolderLock` on ``folder`` for the block (only on rank 0 with ``rank_zero_only``)."""
+    if rank_zero_only and os.environ.get("RANK", "0") != "0":
+        yield None
+        return
+    lock = FolderLock(folder, what).acquire()
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def locks_folder(argument: str, what: str, rank_zero_only: bool = False) -> Callable:
+    """Decorator: hold :func:`folder_lock` on the function's ``argument`` (a folder) while it runs."""
+
+    def decorate(fn: Callable) -> Callable:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            folder = signature.bind(*args, **kwargs).arguments[argument]
+            with folder_lock(folder, what, rank_zero_only):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,531 @@
+"""Faults: SIGINT / SIGTERM / kill -9 of long jobs, a full disk, two writers of one folder, a lost rank.
+
+Signals are real: sent to a CLI child process (after its first checkpoint, at a moment the test
+does not choose), or to this process at a fixed step for the in-process probes. "Exact" resume
+is checked on the final weights (every tensor equal) and the losses of the steps after the cut.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from s3prl_emoaware.cli.main import main
+from s3prl_emoaware.config import load_config, shipped_config
+from s3prl_emoaware.pretraining.run import pretrain
+from s3prl_emoaware.pretraining.trainer import PretrainRecipe, Trainer
+from s3prl_emoaware.utils import atomic
+from s3prl_emoaware.utils.atomic import DiskFullError, atomic_torch_save, atomic_write_json, atomic_write_text
+from s3prl_emoaware.utils.locks import LOCK_NAME, FolderLock, FolderLockedError, folder_lock
+from s3prl_emoaware.utils.signals import Interrupted, terminate_as_interrupt
+from subprocess_env import PYTHON, REPO_ROOT, child_env
+
+MOCKINGJAY = ["-c", str(shipped_config("upstream_configs", "ems_mockingjay_tiny")), "-o", "masking.strategy=random"]
+
+
+def _clusters(corpus, path: Path) -> Path:
+    from s3prl_emoaware.corpora.reader import read_corpus
+
+    codes = {"neu": 0, "sad": 0, "hap": 1, "ang": 1}
+    path.write_text(json.dumps({"clusters": {u.utt_id: codes[u.emotion] for u in read_corpus(corpus)
+                                             if u.emotion in codes}}))
+    return path
+
+
+def _weights(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    wa, wb = _weights(a), _weights(b)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def _temporaries(folder: Path):
+    return sorted(p.name for p in folder.rglob(".*.tmp"))
+
+
+def _start(args, tmp_path: Path, name: str) -> subprocess.Popen:
+    log = open(tmp_path / f"{name}.log", "w")
+    return subprocess.Popen([PYTHON, "-m", "s3prl_emoaware.cli", *args], stdout=log, stderr=subprocess.STDOUT,
+                            env=child_env(), cwd=REPO_ROOT)
+
+
+def _wait_file(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"the job ended (rc {proc.returncode}) before {path.name} appeared"
+        assert time.monotonic() < end, f"{path} did not appear within {timeout} s"
+        time.sleep(0.05)
+
+
+def _documented_rerun(log: str) -> list:
+    """The arguments of the ``resume with:`` command the interrupted job printed."""
+    line = [ln for ln in log.splitlines() if "resume with:" in ln][-1]
+    command = shlex.split(line.split("resume with:", 1)[1])
+    assert command[0] == "s3prl-emoaware"
+    return command[1:]
+
+
+# --- SIGINT / SIGTERM / SIGKILL of pre-training CLI children --------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,command,config", [
+    pytest.param(signal.SIGINT, "pretrain", MOCKINGJAY, id="pretrain-mockingjay-SIGINT",
+                 marks=pytest.mark.probe(area="faults", probe="SIGINT during `pretrain` (Mockingjay MAM), after its "
+                                         "first checkpoint", behaviour="last.ckpt saved at the step reached; one line "
+                                         "'interrupted at step N (SIGINT); saved ...; resume with: <command>', exit "
+                                         "130; that command finishes with the weights of an uninterrupted run")),
+    pytest.param(signal.SIGTERM, "train-speaker",
+                 ["-c", str(shipped_config("upstream_configs", "ecapa_speaker_tiny")),
+                  "-o", "objective.crop_frames=60"],
+                 id="train-speaker-SIGTERM",
+                 marks=pytest.mark.probe(area="faults", probe="SIGTERM during `train-speaker` (ECAPA AAM-softmax)",
+                                         behaviour="checkpoint, one 'interrupted at step N (SIGTERM)' line, exit 143; "
+                                         "the printed command resumes to the uninterrupted run's weights")),
+])
+def test_signal_saves_and_the_printed_command_resumes_exactly(tiny_iemocap, tmp_path, sig, command, config):
+    steps = ["-o", "training.total_steps=24", "-o", "training.save_every=3"]
+    recipe = load_config(PretrainRecipe, config[1], config[3::2] + steps[1::2])
+    pretrain(recipe, tiny_iemocap, tmp_path / "full", None)
+    out = tmp_path / "cut"
+    args = [command, "--corpus", str(tiny_iemocap), "--out", str(out), *config, *steps]
+    proc = _start(args, tmp_path, "cut")
+    _wait_file(out / "states-3.ckpt", proc)
+    proc.send_signal(sig)
+    rc = proc.wait(timeout=120)
+    log = (tmp_path / "cut.log").read_text()
+    assert rc == 128 + sig, log[-2000:]
+    match = re.search(rf"s3prl-emoaware: interrupted at step (\d+) \({sig.name}\); "
+                      rf"saved {re.escape(str(out))}/last.ckpt; resume with: s3prl-emoaware ", log)
+    assert match, log[-2000:]
+    step = int(match.group(1))
+    assert 3 <= step < 24
+    assert torch.load(out / "last.ckpt", weights_only=True)["step"] == step
+    assert _temporaries(out) == []
+    rerun = subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", *_documented_rerun(log)], capture_output=True,
+                           text=True, env=child_env(), cwd=REPO_ROOT, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"resumed from {out}/last.ckpt at step {step}" in rerun.stderr
+    assert _same_weights(out / "last.ckpt", tmp_path / "full" / "last.ckpt")
+
+
+@pytest.mark.slow
+@pytest.mark.probe(area="faults", probe="kill -9 of `pretrain` at a moment between (or during) checkpoints",
+                   behaviour="no partial file is trusted: last.ckpt is the last periodic one (loads, step a multiple "
+                   "of save_every); `--resume` removes the dead run's temporary files and ends with the weights of "
+                   "an uninterrupted run")
+def test_kill_9_resumes_from_the_last_periodic_checkpoint(tiny_iemocap, tmp_path):
+    steps = ["-o", "training.total_steps=24", "-o", "training.save_every=2"]
+    recipe = load_config(PretrainRecipe, MOCKINGJAY[1], [MOCKINGJAY[3], *steps[1::2]])
+    pretrain(recipe, tiny_iemocap, tmp_path / "full", None)
+    out = tmp_path / "cut"
+    args = ["pretrain", "--corpus", str(tiny_iemocap), "--out", str(out), *MOCKINGJAY, *steps]
+    proc = _start(args, tmp_path, "cut")
+    _wait_file(out / "states-2.ckpt", proc)
+    time.sleep(0.7)  # somewhere in the next steps, maybe inside a save
+    proc.kill()
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    step = torch.load(out / "last.ckpt", weights_only=True)["step"]
+    assert step % 2 == 0 and step < 24
+    (out / ".last.ckpt.planted.tmp").write_bytes(b"half a checkpoint")  # as a kill inside a save leaves it
+    rerun = subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", *args, "--resume"], capture_output=True, text=True,
+                           env=child_env(), cwd=REPO_ROOT, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"at step {step}" in rerun.stderr and "took over the lock of pid" in rerun.stderr
+    assert _temporaries(out) == []
+    assert _same_weights(out / "last.ckpt", tmp_path / "full" / "last.ckpt")
+
+
+# --- SIGINT / SIGTERM in-process, at a fixed step: every objective ---------------------------------
+def _objectives(corpus, tmp_path):
+    return {
+        "mockingjay": ("ems_mockingjay_tiny", ["masking.strategy=random"]),
+        "npc": ("ems_npc_tiny", ["masking.strategy=random"]),
+        "speaker": ("ecapa_speaker_tiny", ["objective.crop_frames=60"]),
+        "contrastive": ("emo_ecapa_tiny", [f"objective.clusters={_clusters(corpus, tmp_path / 'clusters.json')}"]),
+    }
+
+
+@pytest.mark.parametrize("objective,sig", [("mockingjay", signal.SIGTERM), ("npc", signal.SIGTERM),
+                                           ("speaker", signal.SIGINT), ("contrastive", signal.SIGINT)])
+@pytest.mark.probe(area="faults", probe="{sig} to a `pretrain` ({objective}) process during step 4 of 6",
+                   behaviour="the step finishes, last.ckpt is saved at step 4, Interrupted (exit 128+signal); "
+                   "--resume repeats the losses of steps 5-6 and the final weights of an uninterrupted run")
+def test_every_objective_stops_cleanly_and_resumes_exactly(tiny_iemocap, tmp_path, monkeypatch, objective, sig):
+    config, overrides = _objectives(tiny_iemocap, tmp_path)[objective]
+    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", config),
+                         [*overrides, "training.total_steps=6", "training.save_every=3", "training.num_workers=0"])
+    _, full = pretrain(recipe, tiny_iemocap, tmp_path / "full", None)
+    original = Trainer.save
+
+    def save_then_signal(self):
+        path = original(self)
+        if self.step == 3:
+            os.kill(os.getpid(), sig)  # arrives before step 4 starts: step 4 still runs
+        return path
+
+    monkeypatch.setattr(Trainer, "save", save_then_signal)
+    before = signal.getsignal(sig)
+    with pytest.raises(Interrupted) as info:
+        pretrain(recipe, tiny_iemocap, tmp_path / "cut", None)
+    assert (info.value.signum, info.value.where, info.value.exit_code) == (sig, "step 4", 128 + sig)
+    assert signal.getsignal(sig) is before  # the trainer's handler is gone again
+    monkeypatch.setattr(Trainer, "save", original)
+    assert torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)["step"] == 4
+    _, rest = pretrain(recipe, tiny_iemocap, tmp_path / "cut", None, resume=True)
+    assert [s for s, _ in rest] == [5, 6]
+    assert [round(v, 6) for _, v in rest] == [round(v, 6) for _, v in full[4:]]
+    assert _same_weights(tmp_path / "cut" / "last.ckpt", tmp_path / "full" / "last.ckpt")
+
+
+@pytest.mark.probe(area="faults", probe="SIGINT to `train-strengthnet` in the middle of epoch 2",
+                   behaviour="the batch finishes, resume.ckpt is saved, Interrupted (exit 130); --resume repeats the "
+                   "remaining losses of an uninterrupted run and ends with its checkpoint and metrics")
+def test_strengthnet_stops_cleanly_and_resumes_exactly(tiny_iemocap, tmp_path, monkeypatch):
+    from s3prl_emoaware.intensity import train as sn
+
+    recipe = load_config(sn.StrengthNetRecipe, shipped_config("upstream_configs", "strengthnet_tiny"),
+                         ["training.epochs=3", "training.patience=5"])
+    loss, losses = sn._loss, []
+
+    def recorded(model, *args, signal_at=None):
+        value = loss(model, *args)
+        if model.training:
+            losses.append(round(value[0].item(), 6))
+            if len(losses) == signal_at:
+                os.kill(os.getpid(), signal.SIGINT)
+        return value
+
+    monkeypatch.setattr(sn, "_loss", recorded)
+    full_metrics = sn.train_strengthnet(tiny_iemocap, tmp_path / "full", recipe)
+    full, per_epoch = list(losses), len(losses) // 3
+    losses.clear()
+    monkeypatch.setattr(sn, "_loss", lambda *a: recorded(*a, signal_at=per_epoch + 2))
+    with pytest.raises(Interrupted) as info:
+        sn.train_strengthnet(tiny_iemocap, tmp_path / "cut", recipe)
+    assert info.value.where == "epoch 1, batch 2" and info.value.exit_code == 130
+    monkeypatch.setattr(sn, "_loss", recorded)
+    metrics = sn.train_strengthnet(tiny_iemocap, tmp_path / "cut", recipe, resume=True)
+    assert losses == full
+    assert metrics == full_metrics
+    assert _same_weights(tmp_path / "cut" / "strengthnet.ckpt", tmp_path / "full" / "strengthnet.ckpt")
+
+
+# --- intensity extraction -------------------------------------------------------------------------
+def _cache_arrays(cache: Path) -> dict:
+    index = json.loads((cache / "index.json").read_text())
+    return {u: np.load(cache / item["file"]) for u, item in index["items"].items()}
+
+
+@pytest.mark.probe(area="faults", probe="SIGTERM to `intensity` extraction after 5 curves",
+                   behaviour="KeyboardInterrupt unwinds (the index is flushed with the finished curves); the re-run "
+                   "computes only the rest; the cache equals an uninterrupted one")
+def test_intensity_sigterm_flushes_and_the_rerun_completes(tiny_iemocap, tmp_path, monkeypatch):
+    from s3prl_emoaware.intensity import cache as cache_module
+    from s3prl_emoaware.intensity.extract import extract_intensities
+
+    extract_intensities(tiny_iemocap, tmp_path / "full", source="energy", n_jobs=1)
+    original, added = cache_module.IntensityCacheWriter.add, []
+
+    def add_then_signal(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        added.append(args[0])
+        if len(added) == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cache_module.IntensityCacheWriter, "add", add_then_signal)
+    with terminate_as_interrupt(), pytest.raises(KeyboardInterrupt):  # as the CLI runs every command
+        extract_intensities(tiny_iemocap, tmp_path / "cut", source="energy", n_jobs=1)
+    monkeypatch.setattr(cache_module.IntensityCacheWriter, "add", original)
+    assert 5 <= len(_cache_arrays(tmp_path / "cut")) < len(_cache_arrays(tmp_path / "full"))
+    counts = extract_intensities(tiny_iemocap, tmp_path / "cut", source="energy", n_jobs=1)
+    assert counts["new"] == len(_cache_arrays(tmp_path / "full")) - len(added)
+    full, cut = _cache_arrays(tmp_path / "full"), _cache_arrays(tmp_path / "cut")
+    assert full.keys() == cut.keys() and all(np.array_equal(full[k], cut[k]) for k in full)
+
+
+_KILL_AFTER = """
+import os, signal, sys
+from s3prl_emoaware.intensity import cache
+add = cache.IntensityCacheWriter.add
+def add_then_die(self, *args, **kwargs):
+    add(self, *args, **kwargs)
+    if len(self.items) == int(os.environ["KILL_AFTER"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+cache.IntensityCacheWriter.add = add_then_die
+from s3prl_emoaware.cli.main import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.probe(area="faults", probe="kill -9 of `intensity` extraction after 7 curves (index not yet flushed)",
+                   behaviour="the curves on disk are whole; those missing from the index are recomputed; the re-run "
+                   "ends with the cache an uninterrupted run makes")
+def test_intensity_kill_9_leaves_a_cache_the_rerun_completes(tiny_iemocap, tmp_path):
+    from s3prl_emoaware.intensity.extract import extract_intensities
+
+    extract_intensities(tiny_iemocap, tmp_path / "full", source="energy", n_jobs=1)
+    script = tmp_path / "child.py"
+    script.write_text(_KILL_AFTER)
+    args = ["intensity", "--corpus", str(tiny_iemocap), "--out", str(tmp_path / "cut"), "--source", "energy"]
+    proc = subprocess.run([PYTHON, str(script), *args], env=child_env(KILL_AFTER="7"), cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert len(list((tmp_path / "cut" / "arrays").glob("*.npy"))) == 7
+    rerun = subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", *args], env=child_env(), cwd=REPO_ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    full, cut = _cache_arrays(tmp_path / "full"), _cache_arrays(tmp_path / "cut")
+    assert full.keys() == cut.keys() and all(np.array_equal(full[k], cut[k]) for k in full)
+    assert _temporaries(tmp_path / "cut") == []
+
+
+# --- demo stages ----------------------------------------------------------------------------------
+_STAGES = """
+import os, signal, sys
+from pathlib import Path
+from s3prl_emoaware.demo.stages import Stage, run_stages
+from s3prl_emoaware.utils.atomic import atomic_write_text
+out = Path(sys.argv[1])
+def stage(name):
+    def run():
+        with open(out / "ran.txt", "a") as f:
+            f.write(name + "\\n")
+        if name == os.environ.get("DIE_IN"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        atomic_write_text(out / f"{name}.txt", name)
+        return {"name": name}
+    return Stage(name, f"stage {name}", run)
+out.mkdir(exist_ok=True)
+run_stages([stage(n) for n in ("a", "b", "c")], out)
+"""
+
+
+@pytest.mark.probe(area="faults", probe="kill -9 of a `demo` inside its second stage",
+                   behaviour="the finished stage keeps its marker and is skipped on the re-run; the killed stage "
+                   "has no marker and runs again; the re-run completes every stage")
+def test_demo_stages_resume_after_kill_9(tmp_path):
+    script, out = tmp_path / "stages.py", tmp_path / "demo"
+    script.write_text(_STAGES)
+    killed = subprocess.run([PYTHON, str(script), str(out)], env=child_env(DIE_IN="b"), cwd=REPO_ROOT,
+                            capture_output=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    assert sorted(p.name for p in (out / "stages").iterdir()) == ["a.json"]
+    rerun = subprocess.run([PYTHON, str(script), str(out)], env=child_env(), cwd=REPO_ROOT, capture_output=True,
+                           timeout=120)
+    assert rerun.returncode == 0
+    assert (out / "ran.txt").read_text().split() == ["a", "b", "b", "c"]
+    assert sorted(p.name for p in (out / "stages").iterdir()) == ["a.json", "b.json", "c.json"]
+
+
+# --- a full disk ----------------------------------------------------------------------------------
+def _full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _torch_save_half(obj, f, *args, **kwargs):
+    f.write(b"PK\x03\x04 half a zip")
+    _full()
+
+
+@pytest.mark.parametrize("writer", ["text", "json", "torch"])
+@pytest.mark.probe(area="faults", probe="no space left on device while an atomic writer ({writer}) writes",
+                   behaviour="one DiskFullError line naming the target; the previous file is untouched; no "
+                   "temporary file is left")
+def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, writer):
+    target = tmp_path / "out" / "result.bin"
+    atomic_write_text(target, "the previous result")
+    if writer == "torch":
+        monkeypatch.setattr(torch, "save", _torch_save_half)
+        write = lambda: atomic_torch_save({"x": torch.zeros(3)}, target)  # noqa: E731
+    else:
+        monkeypatch.setattr(Path, "write_text", _full)
+        write = (lambda: atomic_write_text(target, "new")) if writer == "text" else \
+            (lambda: atomic_write_json(target, {"new": 1}))
+    with pytest.raises(DiskFullError) as info:
+        write()
+    message = str(info.value)
+    assert message.startswith(f"{target}: no space left on device") and "\n" not in message
+    monkeypatch.undo()
+    assert target.read_text() == "the previous result"
+    assert _temporaries(tmp_path) == []
+
+
+@pytest.mark.probe(area="faults", probe="disk full at `pretrain`'s first checkpoint",
+                   behaviour="exit 2, one line 's3prl-emoaware: error: .../states-3.ckpt: no space left on device'; "
+                   "no states-3.ckpt, last.ckpt or temporary file left behind")
+def test_pretrain_on_a_full_disk(tiny_iemocap, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(torch, "save", _torch_save_half)
+    out = tmp_path / "exp"
+    rc = main(["pretrain", "--corpus", str(tiny_iemocap), "--out", str(out), *MOCKINGJAY,
+               "-o", "training.num_workers=0"])
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert rc == 2
+    assert err == [(f"s3prl-emoaware: error: {out / 'states-3.ckpt'}: no space left on device while writing it "
+                       "(nothing was written; free some space and re-run)")]
+    assert not list(out.glob("*.ckpt")) and _temporaries(out) == []
+
+
+@pytest.mark.probe(area="faults", probe="disk full while `intensity` writes a curve",
+                   behaviour="one DiskFullError line naming arrays/<utt>.npy; the index never lists that curve; the "
+                   "re-run (disk freed) completes the cache")
+def test_intensity_on_a_full_disk(tiny_iemocap, tmp_path, monkeypatch):
+    from s3prl_emoaware.intensity import cache as cache_module
+    from s3prl_emoaware.intensity.extract import extract_intensities
+
+    calls = []
+
+    def save_some(f, values, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 3:
+            _full()
+        return np.lib.format.write_array(f, np.asanyarray(values))
+
+    monkeypatch.setattr(cache_module.np, "save", save_some)
+    with pytest.raises(DiskFullError, match=r"/arrays/.*\.npy: no space left on device"):
+        extract_intensities(tiny_iemocap, tmp_path / "cache", source="energy", n_jobs=1)
+    monkeypatch.undo()
+    assert len(json.loads((tmp_path / "cache" / "index.json").read_text())["items"]) == 3
+    assert _temporaries(tmp_path / "cache") == []
+    counts = extract_intensities(tiny_iemocap, tmp_path / "cache", source="energy", n_jobs=1)
+    assert counts["failed"] == 0 and counts["total"] == counts["new"] + 3
+
+
+# --- two writers ----------------------------------------------------------------------------------
+_HOLD = """
+import sys, time
+from s3prl_emoaware.utils.locks import FolderLock
+lock = FolderLock(sys.argv[1], "test folder").acquire()
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.fixture
+def held_folder(tmp_path):
+    """A folder locked by another live process: (folder, its pid)."""
+    folder = tmp_path / "busy"
+    holder = subprocess.Popen([PYTHON, "-c", _HOLD, str(folder)], stdout=subprocess.PIPE, text=True,
+                              env=child_env(), cwd=REPO_ROOT)
+    assert holder.stdout.readline().strip() == "held"
+    yield folder, holder.pid
+    holder.kill()
+    holder.wait()
+
+
+@pytest.mark.probe(area="faults", probe="a second `pretrain` into an output folder another process is writing",
+                   behaviour="exit 2, one line naming the folder and the holder's pid; nothing written there")
+def test_second_pretrain_into_a_busy_folder_refuses(tiny_iemocap, held_folder, capsys):
+    folder, pid = held_folder
+    rc = main(["pretrain", "--corpus", str(tiny_iemocap), "--out", str(folder), *MOCKINGJAY])
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert rc == 2 and len(err) == 1
+    assert err[0].startswith(f"s3prl-emoaware: error: {folder}: pre-training output folder is in use by pid {pid} ")
+    assert sorted(p.name for p in folder.iterdir()) == [LOCK_NAME]
+
+
+@pytest.mark.probe(area="faults", probe="a second `intensity` extraction into a cache another process is filling",
+                   behaviour="FolderLockedError: one line naming the cache folder and the holder's pid")
+def test_second_extraction_into_a_busy_cache_refuses(tiny_iemocap, held_folder):
+    from s3prl_emoaware.intensity.extract import extract_intensities
+
+    folder, pid = held_folder
+    with pytest.raises(FolderLockedError, match=rf"^{re.escape(str(folder))}: intensity cache is in use by pid {pid} "):
+        extract_intensities(tiny_iemocap, folder, source="energy", n_jobs=1)
+    assert not (folder / "index.json").exists()
+
+
+@pytest.mark.probe(area="faults", probe="a lock file left by a process that died (kill -9), with its temporary files",
+                   behaviour="taken over with one log line naming the dead pid; its .tmp files are removed; a "
+                   "lock held by this process refuses a second holder")
+def test_stale_lock_is_taken_over(tmp_path, caplog):
+    dead = subprocess.Popen([PYTHON, "-c", "pass"])
+    dead.wait()
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    (folder / LOCK_NAME).write_text(f"{dead.pid} somehost\n")
+    (folder / ".last.ckpt.x1.tmp").write_bytes(b"half")
+    with caplog.at_level("INFO"), folder_lock(folder, "output folder"):
+        assert f"took over the lock of pid {dead.pid}" in caplog.text
+        assert _temporaries(folder) == []
+        with pytest.raises(FolderLockedError, match=f"in use by pid {os.getpid()}"):
+            FolderLock(folder).acquire()
+    FolderLock(folder).acquire().release()  # released at the end of the block
+
+
+_PUT = """
+import sys, torch
+from pathlib import Path
+from s3prl_emoaware.s3prl_adapters.hidden_cache import HiddenStateStore
+store = HiddenStateStore(Path(sys.argv[1]), "up", 1 << 30)
+for i in range(60):
+    key = f"{i:040d}"
+    if store.get(key) is None:
+        store.put(key, {"states": torch.full((2, 50, 8), float(i)), "native": 50, "n_samples": 8000})
+"""
+
+
+@pytest.mark.probe(area="faults", probe="two processes filling the same hidden-state cache at once",
+                   behaviour="both finish; every entry is whole and holds its own states (entries are keyed by "
+                   "content and renamed into place whole)")
+def test_two_writers_of_one_hidden_state_cache_both_finish(tmp_path):
+    procs = [subprocess.Popen([PYTHON, "-c", _PUT, str(tmp_path / "hc")], env=child_env(), cwd=REPO_ROOT,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read()[-2000:]
+    from s3prl_emoaware.s3prl_adapters.hidden_cache import HiddenStateStore
+
+    store = HiddenStateStore(tmp_path / "hc", "up", 1 << 30)
+    for i in range(60):
+        entry = store.get(f"{i:040d}")
+        assert entry is not None and torch.equal(entry["states"], torch.full((2, 50, 8), float(i)))
+    assert _temporaries(tmp_path / "hc") == []
+
+
+# --- a rank that dies under torchrun --------------------------------------------------------------
+_RANK_DIES = """
+import os, sys
+from s3prl_emoaware.pretraining import trainer
+micro_batch = trainer.Trainer._micro_batch
+def die_on_rank_1(self, index):
+    if self.rank == 1 and index == 2:
+        os._exit(3)
+    return micro_batch(self, index)
+trainer.Trainer._micro_batch = die_on_rank_1
+from s3prl_emoaware.cli.main import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.probe(area="faults", probe="under torchrun (gloo, 2 CPU processes) rank 1 dies at step 3",
+                   behaviour="the job ends within 60 s (training.dist_timeout_s bounds a collective), non-zero "
+                   "exit, the failure names rank 1; last.ckpt of step 2 is whole")
+def test_a_dead_rank_ends_the_job_within_a_bound(tiny_iemocap, tmp_path):
+    script, out = tmp_path / "child.py", tmp_path / "ddp"
+    script.write_text(_RANK_DIES)
+    start = time.monotonic()
+    proc = subprocess.run([PYTHON, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29761",
+                           str(script), "pretrain", "--corpus", str(tiny_iemocap), "--out", str(out), *MOCKINGJAY,
+                           "-o", "training.save_every=2", "-o", "training.total_steps=20", "-o",
+                           "training.dist_timeout_s=20", "-o", "training.num_workers=0"],
+                          capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT, timeout=240)
+    took = time.monotonic() - start
+    assert proc.returncode != 0
+    assert took < 60 + 30, f"{took:.0f} s"  # + torchrun's start-up on a loaded machine
+    log = proc.stdout + proc.stderr
+    assert re.search(r"rank 0 of 2: lost the other processes at step \d|rank\s*:\s*1 .*\n.*exitcode\s*:\s*3", log), \
+        log[-3000:]
+    assert torch.load(out / "last.ckpt", weights_only=True)["step"] == 2
