@@ -12,6 +12,8 @@ extraction, StrengthNet training, embeddings, ``plot-intensity``, our downstream
 - :class:`AudioReport` is what a long job keeps of its audio: what was done to it (one log line
   for the corpus: how many files were resampled, downmixed, read truncated) and which files it
   skipped and why (listed at the end); more than ``max_bad_fraction`` of the files bad is an error.
+- :func:`screen_audio` keeps the items of a dataset whose header is usable and long enough,
+  through such a report (our downstream experts' datasets).
 
 Without a report, what was done is logged once per process and kind (a corpus is read at one
 rate, and a line per file would bury the log).
