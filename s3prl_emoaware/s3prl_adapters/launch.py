@@ -90,12 +90,14 @@ def run_once(argv: List[str], cache=None) -> None:
     register()
     from s3prl import run_downstream
 
+    from s3prl_emoaware.utils.atomic import atomic_torch_saves
+
     from .hidden_cache import hidden_cache_installed
 
     original_isinstance, original_argv = builtins.isinstance, sys.argv
     sys.argv = ["run_downstream.py", *argv]
     try:
-        with hidden_cache_installed(cache):
+        with hidden_cache_installed(cache), atomic_torch_saves():  # the runner's checkpoints: whole or absent
             run_downstream.main()
     finally:
         builtins.isinstance, sys.argv = original_isinstance, original_argv

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
 __all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "ensure_writable_dir",
-           "OutputDirError", "DiskFullError"]
+           "atomic_torch_saves", "OutputDirError", "DiskFullError"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -118,3 +118,27 @@ def atomic_torch_save(obj: Any, target: PathLike) -> None:
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as f:  # written through Python, so a full disk's errno reaches us
             torch.save(obj, f)
+
+
+@contextlib.contextmanager
+def atomic_torch_saves() -> Iterator[None]:
+    """Within the block, ``torch.save(obj, path)`` from any code (s3prl's runner writes its
+    ``states-*.ckpt`` and ``dev-best.ckpt`` with it) goes through :func:`atomic_path`, so a killed
+    run never leaves a truncated checkpoint under a name that ``-e`` would load; saves to file
+    objects are unchanged."""
+    import torch
+
+    original = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        if not isinstance(f, (str, os.PathLike)):
+            return original(obj, f, *args, **kwargs)
+        with atomic_path(f) as tmp:
+            with open(tmp, "wb") as handle:
+                original(obj, handle, *args, **kwargs)
+
+    torch.save = save
+    try:
+        yield
+    finally:
+        torch.save = original

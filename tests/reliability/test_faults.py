@@ -292,6 +292,39 @@ def test_intensity_kill_9_leaves_a_cache_the_rerun_completes(tiny_iemocap, tmp_p
     assert _temporaries(tmp_path / "cut") == []
 
 
+@pytest.mark.slow
+@pytest.mark.probe(area="faults", probe="kill -9 of `run-downstream` (the stock runner) the moment its first "
+                   "states-*.ckpt appears", behaviour="every checkpoint under its name is whole (the runner's "
+                   "torch.save is atomic in our launcher); `-e` of the last one resumes and the run finishes")
+def test_run_downstream_kill_9_leaves_whole_checkpoints(tiny_iemocap, tmp_path):
+    import argparse
+
+    expdir = tmp_path / "exp"
+    override = ("config.runner.total_steps=30,,config.runner.eval_step=1000,,config.runner.save_step=2,,"
+                "config.runner.log_step=10,,config.runner.gradient_accumulate_steps=1,,config.runner.max_keep=20,,"
+                f"config.downstream_expert.datarc.root='{tiny_iemocap}',,"
+                f"config.downstream_expert.datarc.meta_data='{tiny_iemocap / 'meta_data'}',,"
+                "config.downstream_expert.datarc.num_workers=0")
+    args = ["run-downstream", "--skip-audio-check", "-m", "train", "-u", "emoaware_fbank", "-d", "emotion",
+            "-o", override, "-p", str(expdir), "--device", "cpu"]
+    log = open(tmp_path / "run.log", "w")
+    proc = subprocess.Popen([PYTHON, "-m", "s3prl_emoaware.cli", *args], stdout=log, stderr=subprocess.STDOUT,
+                            env=child_env(), cwd=tmp_path, start_new_session=True)
+    _wait_file(expdir / "states-2.ckpt", proc, timeout=240)
+    os.killpg(proc.pid, signal.SIGKILL)  # the CLI and the runner child it started
+    proc.wait(timeout=60)
+    time.sleep(0.5)
+    states = sorted(expdir.glob("states-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        steps = [torch.load(p, map_location="cpu", weights_only=True)["Step"] for p in states]
+    assert steps and steps == [int(p.stem.split("-")[1]) for p in states]
+    rerun = subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", "run-downstream", "--skip-audio-check", "-m", "train",
+                            "-e", str(states[-1]), "--device", "cpu"], capture_output=True, text=True,
+                           env=child_env(), cwd=tmp_path, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    assert (expdir / "states-30.ckpt").is_file()
+
+
 # --- demo stages ----------------------------------------------------------------------------------
 _STAGES = """
 import os, signal, sys
