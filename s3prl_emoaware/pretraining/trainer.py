@@ -314,6 +314,9 @@ class Trainer:
         bar.close()
         if self.skipped:
             logger.warning("rank %d, end of training: %s", self.rank, skipped_summary(self.skipped))
+        if getattr(self.dataset, "skipped", None):
+            logger.warning("rank %d, end of training: %d more left out of the index (header unusable or too short): %s",
+                           self.rank, len(self.dataset.skipped), skipped_summary(self.dataset.skipped))
         if writer is not None:
             writer.close()
         return history

@@ -556,3 +556,27 @@ def test_intensity_cli_threshold(planted, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and "max_bad_fraction 0.02" in err[-1] and str(small) in err[-1], err[-3:]
     assert (tmp_path / "cache" / "index.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.probe(area="audio", probe="pre-training run (tiny Mockingjay) on the planted corpus",
+                   behaviour="trains on the rest, finite losses; at the end the files skipped while decoding "
+                             "(NaN, Inf) and those left out of the index are listed")
+def test_pretraining_run_lists_skipped_at_end(planted, tmp_path):
+    from s3prl_emoaware.config import load_config, shipped_config
+    from s3prl_emoaware.pretraining.run import pretrain
+    from s3prl_emoaware.pretraining.trainer import PretrainRecipe
+
+    root, paths, _ = planted
+    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", "ems_mockingjay_tiny"),
+                         ["masking.strategy=random", "training.total_steps=8", "training.batch_size=8",
+                          "training.num_workers=0", "training.max_bad_fraction=0.5"])
+    handler, done = _capture()
+    try:
+        trainer, history = pretrain(recipe, root, tmp_path / "pt", None)
+    finally:
+        done()
+    assert len(history) == 8 and all(np.isfinite(loss) for _, loss in history)
+    end = [m for m in handler.lines if "end of training" in m]
+    assert any(str(paths["nan"]) in m for m in end + [r for r in trainer.skipped.values()])
+    assert any("left out of the index" in m and str(paths["zero_bytes"]) in m for m in end), end
