@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["UpstreamSpec", "TaskSpec", "runner_steps", "run_upstream"]
+__all__ = ["UpstreamSpec", "TaskSpec", "runner_steps", "run_upstream", "run_upstreams"]
 
 
 @dataclass
@@ -85,17 +85,24 @@ def run_upstream(up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str
     """Run (or finish) every task for one upstream; raise if a step failed. ``hidden_cache``:
     read the frozen upstream's hidden states from ``out/hidden_cache`` (False: recompute them at
     every step, as the stock runner does)."""
+    return run_upstreams([(up, tasks)], out, device, hidden_cache, up.label)
+
+
+def run_upstreams(jobs: List[Tuple[UpstreamSpec, List[TaskSpec]]], out: Path, device: str = "cpu",
+                  hidden_cache: bool = True, name: str = "batch") -> dict:
+    """:func:`run_upstream` for several (upstream, tasks) in one child process (s3prl imported
+    once for all); the batch's step and status files go to ``out/<name>``."""
     from ..s3prl_adapters.hidden_cache import HiddenCacheConfig
     from ..s3prl_adapters.runner import RunDownstreamError, launch_batch
 
-    steps = runner_steps(up, tasks, out, device)
+    steps = [step for up, tasks in jobs for step in runner_steps(up, tasks, out, device)]
     if not steps:
         return {"runs": 0}
     cache_argv = HiddenCacheConfig(dir=str(out / "hidden_cache")).to_argv() if hidden_cache else []
-    statuses = launch_batch(steps, out / up.label, cache_argv)
+    statuses = launch_batch(steps, out / name, cache_argv)
     failed = [s for s in statuses if not s["ok"]]
     if failed or len(statuses) != len(steps):
         detail = failed[0].get("error") if failed else "the batch stopped early"
-        raise RunDownstreamError(f"{up.label}: {len(failed)} of {len(steps)} runner steps failed ({detail}); "
-                                 f"see {out / up.label / 'runner_status.json'}")
+        raise RunDownstreamError(f"{name}: {len(failed)} of {len(steps)} runner steps failed ({detail}); "
+                                 f"see {out / name / 'runner_status.json'}")
     return {"runs": len(steps) // 2}
