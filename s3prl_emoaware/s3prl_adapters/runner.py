@@ -171,9 +171,10 @@ def effective_config(config_path: Path, override: Optional[str]) -> dict:
     """The YAML with the ``config.*`` overrides applied (values parsed as s3prl would: literals or strings)."""
     import ast
 
-    import yaml
+    from ..config import parse_yaml
 
-    config = yaml.safe_load(Path(config_path).read_text()) or {}
+    # safe loading, duplicated keys refused, errors as one line naming the file
+    config = parse_yaml(Path(config_path).read_text(), str(config_path)) or {}
     for key, raw in parse_override(override).items():
         if not key.startswith("config."):
             continue

@@ -191,3 +191,29 @@ def test_intensity_and_config_commands(tmp_path, capsys):
     _assert_one_line(*_cli(capsys, argv), "batch size", "0")
     _assert_one_line(*_cli(capsys, ["config", "upstream", "ems_mockingjay_tinny"]), "ems_mockingjay_tinny",
                      "available", "ems_mockingjay_tiny")
+
+
+def _run_downstream(tmp_path: Path, *extra):
+    roots = "config.downstream_expert.datarc.root='/tmp',,config.downstream_expert.datarc.meta_data='/tmp'"
+    return ["run-downstream", "-m", "train", "-u", "emoaware_fbank", "-d", "emotion", "-n", "probe", "-p",
+            tmp_path / "exp", "--skip-audio-check", "-o", roots, *extra]
+
+
+@pytest.mark.probe(area="config", probe="run-downstream -c a malformed YAML / one with a !!python/object tag",
+                   behaviour="exit 2, one line naming the file and the line (the tag); nothing constructed, the "
+                             "runner never starts")
+def test_run_downstream_bad_config_file(tmp_path, capsys):
+    bad, evil = tmp_path / "bad.yaml", tmp_path / "evil.yaml"
+    bad.write_text("downstream_expert:\n  datarc: [1,\n")
+    evil.write_text(f"a: !!python/object/apply:os.system ['touch {tmp_path / MARKER}']\n")
+    _assert_one_line(*_cli(capsys, _run_downstream(tmp_path, "-c", bad)), str(bad), "not valid YAML: line")
+    _assert_one_line(*_cli(capsys, _run_downstream(tmp_path, "-c", evil)), str(evil), "!!python/object", "not allowed")
+    assert not (tmp_path / MARKER).exists()
+
+
+@pytest.mark.probe(area="config", probe="run-downstream --hidden-cache-limit-gb {value}",
+                   behaviour="exit 2, one line naming the option; the runner never starts")
+@pytest.mark.parametrize("value", ["0", "-3", "inf", "nan"])
+def test_run_downstream_hidden_cache_limit(tmp_path, capsys, value):
+    _assert_one_line(*_cli(capsys, _run_downstream(tmp_path, "--hidden-cache-limit-gb", value)),
+                     "--hidden-cache-limit-gb must be > 0")
