@@ -239,7 +239,7 @@ class Trainer:
 
         SIGINT/SIGTERM: the step under way finishes, a checkpoint is saved, :class:`Interrupted`
         is raised (all ranks stop after the same step); a lost rank is one error line."""
-        with graceful_stop() as stop, peer_failure(self.rank, self.world, lambda: f"step {self.step}",
+        with graceful_stop() as stop, peer_failure(self.rank, self.world, lambda: f"step {self.step + 1}",
                                                   str(self.out / "last.ckpt")):
             try:
                 return self._train(stop_at, stop)
@@ -311,6 +311,8 @@ class Trainer:
                     self.save()
                 if self.world > 1:
                     torch.distributed.barrier()
+            if signum and self.step < end:
+                raise Interrupted(signum, f"step {self.step}", str(self.out / "last.ckpt"))
         bar.close()
         if self.skipped:
             logger.warning("rank %d, end of training: %s", self.rank, skipped_summary(self.skipped))
@@ -323,6 +325,7 @@ class Trainer:
 
 
 def _one_thread(_worker_id: int) -> None:
+    ignore_interrupts()  # Ctrl-C reaches the workers too; the training process decides when to stop
     torch.set_num_threads(1)  # each worker computes one item at a time; the cores go to the workers and the model
 
 
@@ -338,6 +341,3 @@ class _Indices:
     def __iter__(self):
         for index in range(self.start, self.end):
             yield self.trainer._micro_batch(index)
-            if signum and self.step < end:
-                raise Interrupted(signum, f"step {self.step}", str(self.out / "last.ckpt"))
-    ignore_interrupts()  # Ctrl-C reaches the workers too; the training process decides when to stop

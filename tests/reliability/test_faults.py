@@ -545,7 +545,8 @@ sys.exit(main())
 @pytest.mark.slow
 @pytest.mark.probe(area="faults", probe="under torchrun (gloo, 2 CPU processes) rank 1 dies at step 3",
                    behaviour="the job ends within 60 s (training.dist_timeout_s bounds a collective), non-zero "
-                   "exit, the failure names rank 1; last.ckpt of step 2 is whole")
+                   "exit; rank 0 says in one line that it lost the other processes at step 3 and where to resume "
+                   "from; last.ckpt of step 2 is whole")
 def test_a_dead_rank_ends_the_job_within_a_bound(tiny_iemocap, tmp_path):
     script, out = tmp_path / "child.py", tmp_path / "ddp"
     script.write_text(_RANK_DIES)
@@ -559,6 +560,38 @@ def test_a_dead_rank_ends_the_job_within_a_bound(tiny_iemocap, tmp_path):
     assert proc.returncode != 0
     assert took < 60 + 30, f"{took:.0f} s"  # + torchrun's start-up on a loaded machine
     log = proc.stdout + proc.stderr
-    assert re.search(r"rank 0 of 2: lost the other processes at step \d|rank\s*:\s*1 .*\n.*exitcode\s*:\s*3", log), \
-        log[-3000:]
+    assert re.search(r"s3prl-emoaware: error: rank 0 of 2: lost the other processes at step 3 \(.*\); another rank "
+                     rf"failed or was killed, see its log; resume from {re.escape(str(out))}/last.ckpt with --resume",
+                     log), log[-3000:]
     assert torch.load(out / "last.ckpt", weights_only=True)["step"] == 2
+
+
+def _torchrun(script_args, out, port, tmp_path, name, extra=()):
+    log = open(tmp_path / f"{name}.log", "w")
+    return subprocess.Popen([PYTHON, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+                             "-m", "s3prl_emoaware.cli", "pretrain", "--corpus", str(script_args), "--out", str(out),
+                             *MOCKINGJAY, "-o", "training.save_every=3", "-o", "training.total_steps=18",
+                             "-o", "training.num_workers=0", *extra],
+                            stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=REPO_ROOT, start_new_session=True)
+
+
+@pytest.mark.slow
+@pytest.mark.probe(area="faults", probe="SIGTERM to torchrun (2 gloo ranks) during `pretrain`, as a scheduler sends it",
+                   behaviour="both ranks stop after the same step, rank 0 saves last.ckpt and prints 'interrupted at "
+                   "step N (SIGTERM) ... resume with: torchrun ... --resume'; that re-run ends with the weights of an "
+                   "uninterrupted torchrun run")
+def test_sigterm_under_torchrun_stops_every_rank_at_one_step(tiny_iemocap, tmp_path):
+    full = _torchrun(tiny_iemocap, tmp_path / "full", 29781, tmp_path, "full")
+    cut = _torchrun(tiny_iemocap, tmp_path / "cut", 29782, tmp_path, "cut")
+    _wait_file(tmp_path / "cut" / "states-3.ckpt", cut, timeout=240)
+    cut.send_signal(signal.SIGTERM)
+    assert cut.wait(timeout=120) != 0
+    assert full.wait(timeout=240) == 0, (tmp_path / "full.log").read_text()[-2000:]
+    log = (tmp_path / "cut.log").read_text()
+    match = re.search(r"s3prl-emoaware: interrupted at step (\d+) \(SIGTERM\); saved .*; resume with: "
+                      r"torchrun --nproc_per_node 2 -m s3prl_emoaware.cli pretrain .* --resume", log)
+    assert match, log[-3000:]
+    assert torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)["step"] == int(match.group(1))
+    resumed = _torchrun(tiny_iemocap, tmp_path / "cut", 29783, tmp_path, "resumed", ["--resume"])
+    assert resumed.wait(timeout=240) == 0, (tmp_path / "resumed.log").read_text()[-2000:]
+    assert _same_weights(tmp_path / "cut" / "last.ckpt", tmp_path / "full" / "last.ckpt")
