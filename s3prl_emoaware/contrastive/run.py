@@ -41,10 +41,10 @@ def cluster_corpus(corpus: Path, encoder: Path, out: Path, k: int = 4, min_utter
     from .clustering import ClusteringConfig, cluster_per_speaker, cluster_report, plot_embeddings
     from .embed import embed_corpus
 
+    cfg = ClusteringConfig(k=k, min_utterances=min_utterances, seed=seed)  # refused before any work
     corpus, encoder = Path(corpus), Path(encoder)
     out = ensure_writable_dir(out)
     utts, emb, skipped_audio = embed_corpus(corpus, encoder)
-    cfg = ClusteringConfig(k=k, min_utterances=min_utterances, seed=seed)
     speakers = [u.speaker for u in utts]
     clusters, k_per_speaker, skipped = cluster_per_speaker(emb, speakers, cfg)
     atomic_write_json(out / "assignments.json", {

@@ -217,3 +217,12 @@ def test_run_downstream_bad_config_file(tmp_path, capsys):
 def test_run_downstream_hidden_cache_limit(tmp_path, capsys, value):
     _assert_one_line(*_cli(capsys, _run_downstream(tmp_path, "--hidden-cache-limit-gb", value)),
                      "--hidden-cache-limit-gb must be > 0")
+
+
+@pytest.mark.probe(area="config", probe="cluster {flag} {value} (out of range)",
+                   behaviour="exit 2, one line naming the setting, before any embedding is computed")
+@pytest.mark.parametrize("flag,value,key", [("-k", "-1", "k must be >= 0"),
+                                            ("--min-utterances", "0", "min_utterances must be >= 1")])
+def test_cluster_settings_out_of_range(tmp_path, capsys, flag, value, key):
+    argv = ["cluster", "--corpus", tmp_path, "--encoder", tmp_path / "none.ckpt", "--out", tmp_path / "cl", flag, value]
+    _assert_one_line(*_cli(capsys, argv), key)
