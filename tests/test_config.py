@@ -77,3 +77,40 @@ def test_out_of_range_value_is_one_line_naming_the_override_file_and_key(tmp_pat
                          capture_output=True, text=True, env=child_env())
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "mask_ratio must be in (0, 1)" in out.stderr
+
+
+def test_file_fixed_by_an_override_is_valid_and_blame_goes_to_the_first_bad_override(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("inner:\n  size: big\n")
+    assert load_config(Outer, path, ["inner.size=3"]).inner.size == 3  # only the result must be valid
+    with pytest.raises(ConfigError, match=r"^.*c.yaml: inner.size: expected an integer, got 'big'$"):
+        load_config(Outer, path)
+    path.write_text("name: y\n")
+    with pytest.raises(ConfigError, match=r"^-o inner.rate=x \(over .*c.yaml\): inner.rate: expected a number"):
+        load_config(Outer, path, ["inner.size=2", "inner.rate=x", "inner.size=y"])
+
+
+def test_coercions_are_strict_but_read_numbers_as_people_write_them():
+    assert from_dict(Inner, {"rate": "1e-4"}).rate == 1e-4  # YAML 1.1 reads 1e-4 as a string
+    assert from_dict(Inner, {"size": 4.0}).size == 4
+    for data, problem in (({"size": True}, "size: expected an integer"), ({"rate": "fast"}, "rate: expected a number"),
+                          ({"rate": float("inf")}, "rate: expected a finite number"),
+                          ({"size": 4.5}, "size: expected an integer")):
+        with pytest.raises(ConfigError, match=problem):
+            from_dict(Inner, data)
+    with pytest.raises(ConfigError, match=r"layers: expected a list, got 3"):
+        from_dict(Outer, {"layers": 3})
+    with pytest.raises(ConfigError, match=r"layers\[1\]: expected an integer"):
+        from_dict(Outer, {"layers": [1, "two"]})
+
+
+@pytest.mark.parametrize("text,problem", [("", "the config is empty"), ("a: 1\na: 2\n", "duplicated key 'a'"),
+                                          ("- 1\n", "top level must be a mapping"),
+                                          ("a: !!python/name:os.system\n", "YAML tag !!python/name:os.system is not allowed"),
+                                          ("a: [1\n", "not valid YAML: line 2")])
+def test_yaml_problems_are_one_line_naming_the_file(tmp_path, text, problem):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=problem) as err:
+        load_config(Outer, path)
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
