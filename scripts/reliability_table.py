@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -79,7 +80,10 @@ def main(argv=None) -> int:
             print(f"reliability_table: pytest wrote no report (exit {rc}); {args.output} left unchanged", file=sys.stderr)
             return rc or 1
         report = json.loads(report_path.read_text())
-    atomic_write_text(args.output, render(report, "PYTHONPATH=. python scripts/reliability_table.py"))
+    command = "PYTHONPATH=. python scripts/reliability_table.py"
+    if args.pytest_args:
+        command += " -- " + " ".join(shlex.quote(a) for a in args.pytest_args)
+    atomic_write_text(args.output, render(report, command))
     tests = report["tests"]
     print(f"{args.output}: {len(tests)} probes, {sum(t['outcome'] == 'passed' for t in tests)} pass")
     return rc
