@@ -271,7 +271,8 @@ class IntensityCacheWriter:
                 self.failed = data.get("failed", {})
             elif not _same_model(data.get("model"), model):
                 raise UserFacingError(f"{self.root}: existing cache was made by {_describe(data.get('model'))}; "
-                                      f"refusing to add curves of {_describe(model)} (use another --out)")
+                                      f"refusing to add curves of {_describe(model)} (use another --out, or delete {self.root} to "
+                                      "rebuild it)")
             else:
                 self.items, self.failed = data["items"], data.get("failed", {})
         self.source, self.grid, self.grid_name = source, grid, grid_name
