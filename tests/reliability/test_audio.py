@@ -174,6 +174,31 @@ def test_read_audio_appledouble(planted):
     _one_line_naming(str(err.value), apple, "unreadable audio header")
 
 
+@pytest.mark.parametrize("kind,fragment", [
+    pytest.param("flac_truncated", "unreadable audio, truncated or damaged", id="flac_truncated", marks=pytest.mark.probe(
+        area="audio", probe="read_audio: a FLAC file cut at half its bytes (header intact)",
+        behaviour="AudioError, one line naming the file: 'unreadable audio, truncated or damaged' (decoder's reason)")),
+    pytest.param("folder", "a folder, not an audio file", id="folder", marks=pytest.mark.probe(
+        area="audio", probe="read_audio: a folder named x.wav", behaviour="AudioError, one line: 'a folder'")),
+    pytest.param("missing", "cannot open", id="missing", marks=pytest.mark.probe(
+        area="audio", probe="read_audio: a path that does not exist", behaviour="AudioError, one line: 'cannot open'")),
+])
+def test_read_audio_damaged_other(planted, tmp_path, kind, fragment):
+    _, paths, _ = planted
+    path = tmp_path / ("x.flac" if kind == "flac_truncated" else "x.wav")
+    if kind == "flac_truncated":
+        wav = read_audio(paths["space_name"])
+        sf.write(str(path), np.resize(wav, 48000) + 0.01 * np.sin(np.arange(48000, dtype=np.float32)), 16000,
+                 format="FLAC")
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        assert sf.info(str(path)).frames == 48000  # the header still promises every sample
+    elif kind == "folder":
+        path.mkdir()
+    with pytest.raises(AudioError) as err:
+        read_audio(path)
+    _one_line_naming(str(err.value), path, fragment)
+
+
 @pytest.mark.probe(area="audio", probe="read_audio without a report: 48 kHz, stereo and truncated files",
                    behaviour="each kind logged once per process (first file named), not once per file")
 def test_read_audio_logs_once_per_kind(planted, tmp_path):
