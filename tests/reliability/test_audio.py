@@ -385,7 +385,12 @@ def strengthnet_loaded(planted):
     from s3prl_emoaware.intensity.train import _load
 
     root, _, _ = planted
-    return _load(read_corpus(root), str(root), max_bad_fraction=0.5)
+    handler, done = _capture()
+    try:
+        loaded, failed = _load(read_corpus(root), f"{root} (StrengthNet training)", max_bad_fraction=0.5)
+    finally:
+        done()
+    return loaded, failed, handler.lines
 
 
 @pytest.mark.parametrize("plant", _cases(
@@ -393,7 +398,7 @@ def strengthnet_loaded(planted):
     "skipped and listed ('{fragment}'); training goes on"))
 def test_strengthnet_data(planted, strengthnet_loaded, plant):
     _, paths, _ = planted
-    loaded, failed = strengthnet_loaded
+    loaded, failed, _ = strengthnet_loaded
     path = paths[plant]
     got = {u.path: w for u, w in loaded}
     if PLANTS[plant][1]:
@@ -490,7 +495,13 @@ def ser_expert(planted, tmp_path_factory):
     datarc = {"root": str(root), "layout": "iemocap", "classes": ["neu", "hap", "ang", "sad"], "seed": 0,
               "train_batch_size": 4, "eval_batch_size": 4, "max_bad_fraction": 0.5}
     modelrc = {"projector_dim": 8, "UtteranceLevel": {"pooling": "MeanPooling"}}
-    return DownstreamExpert(16, {"datarc": datarc, "modelrc": modelrc}, str(tmp_path_factory.mktemp("ser")))
+    handler, done = _capture()
+    try:
+        expert = DownstreamExpert(16, {"datarc": datarc, "modelrc": modelrc}, str(tmp_path_factory.mktemp("ser")))
+    finally:
+        done()
+    expert.probe_log = handler.lines
+    return expert
 
 
 @pytest.mark.parametrize("plant", _cases(
@@ -613,3 +624,26 @@ def test_pretraining_run_lists_skipped_at_end(planted, tmp_path):
     end = [m for m in handler.lines if "end of training" in m]
     assert any(str(paths["nan"]) in m for m in end + [r for r in trainer.skipped.values()])
     assert any("left out of the index" in m and str(paths["zero_bytes"]) in m for m in end), end
+
+
+@pytest.mark.parametrize("site,suffix,expected", [
+    pytest.param(site, suffix, expected, id=site.split()[0], marks=pytest.mark.probe(
+        area="audio", probe=f"{site}: the planted corpus (other rates, stereo, truncated)",
+        behaviour=f"one log line for the corpus: {', '.join(expected)} (counted per kind), one listing the skipped"))
+    for site, suffix, expected in [
+        ("intensity extraction", "(intensity extraction)", ("resampled", "downmixed", "truncated")),
+        ("StrengthNet training data", "(StrengthNet training)", ("resampled", "downmixed", "truncated")),
+        ("SER downstream dataset", "(SER)", ("resampled", "downmixed", "truncated")),
+    ]])
+def test_corpus_line(planted, request, site, suffix, expected):
+    root, _, _ = planted
+    if site.startswith("intensity"):
+        lines = request.getfixturevalue("extracted")[2]
+    elif site.startswith("StrengthNet"):
+        lines = request.getfixturevalue("strengthnet_loaded")[2]
+    else:
+        lines = request.getfixturevalue("ser_expert").probe_log
+    mine = [m for m in lines if m.startswith(f"{root} {suffix}: ")]
+    done = [m for m in mine if "files skipped" not in m]
+    assert len(done) == 1 and all(word in done[0] for word in expected), mine
+    assert sum("files skipped" in m for m in mine) == 1, mine
