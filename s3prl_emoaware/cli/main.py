@@ -106,7 +106,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _one_line_error(f"{name or 'a YAML file'}: not valid YAML: {describe_yaml_error(err)}", args.verbose)
     except Interrupted as err:  # a trainer saved its state first
         if os.environ.get("RANK", "0") == "0":
-            print(f"s3prl-emoaware: {err.message(argv)}", file=sys.stderr)
+            print(f"s3prl-emoaware: {err.message(argv, with_flag=hasattr(args, 'resume'))}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("s3prl-emoaware: interrupted", file=sys.stderr)

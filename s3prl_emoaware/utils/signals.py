@@ -43,10 +43,12 @@ class Interrupted(KeyboardInterrupt):
     def exit_code(self) -> int:
         return 128 + int(self.signum)
 
-    def message(self, argv: Sequence[str]) -> str:
+    def message(self, argv: Sequence[str], with_flag: bool = True) -> str:
+        """The line to print; ``with_flag`` False for a command that resumes by itself when re-run
+        (``demo``, whose finished stages are skipped: a trainer inside it restarts its stage)."""
         saved = f"; saved {self.checkpoint}" if self.checkpoint else ""
         return f"interrupted at {self.where} ({signal.Signals(self.signum).name}){saved}; resume with: " \
-               + resume_command(argv, self.resume_flag)
+               + resume_command(argv, self.resume_flag if with_flag else "")
 
 
 def resume_command(argv: Sequence[str], flag: str = "--resume") -> str:

@@ -325,6 +325,26 @@ def test_run_downstream_kill_9_leaves_whole_checkpoints(tiny_iemocap, tmp_path):
     assert (expdir / "states-30.ckpt").is_file()
 
 
+@pytest.mark.parametrize("command,rerun", [(["demo", "--out", "d"], "s3prl-emoaware demo --out d"),
+                                           (["train-speaker", "--corpus", "c d", "--out", "o"],
+                                            "s3prl-emoaware train-speaker --corpus 'c d' --out o --resume")],
+                         ids=["demo", "train-speaker"])
+@pytest.mark.probe(area="faults", probe="a trainer interrupted inside `{id}`",
+                   behaviour="the printed re-run is a command that exists: --resume only where the command has it "
+                   "(a demo re-run skips its finished stages by itself); exit 143 for SIGTERM")
+def test_the_printed_rerun_is_a_valid_command(monkeypatch, capsys, command, rerun):
+    import importlib
+
+    module = importlib.import_module(f"s3prl_emoaware.cli.{command[0].replace('-', '_')}")
+
+    def interrupted(args):
+        raise Interrupted(signal.SIGTERM, "step 4", "o/last.ckpt")
+
+    monkeypatch.setattr(module, "run", interrupted)
+    assert main(command) == 143
+    assert capsys.readouterr().err.strip().endswith(f"resume with: {rerun}")
+
+
 # --- demo stages ----------------------------------------------------------------------------------
 _STAGES = """
 import os, signal, sys
