@@ -24,6 +24,8 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
+import stat
 import struct
 import threading
 from collections import Counter
@@ -45,6 +47,7 @@ DEFAULT_MAX_BAD_FRACTION = 0.1  # a corpus with more than a tenth of its files b
 
 _LOGGED: Set[Tuple] = set()
 _SNIFF = 512  # bytes looked at to tell a text file from a damaged audio file
+_WAV_HEAD = 4096  # bytes searched for a WAV's data chunk (after fmt and, say, a LIST chunk)
 
 
 class AudioError(ValueError):
@@ -104,7 +107,7 @@ def _looks_like_text(head: bytes) -> bool:
 def _wav_declared_frames(path: Path, channels: int) -> Optional[int]:
     """Frames a RIFF/WAV header declares in its ``data`` chunk (None when not a plain WAV or length unknown)."""
     with open(path, "rb") as f:
-        head = f.read(1 << 16)
+        head = f.read(_WAV_HEAD)
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return None
     pos, block = 12, None
@@ -127,10 +130,11 @@ def audio_info(path: Union[str, Path]) -> AudioInfo:
 
     path = Path(path)
     try:
-        size = path.stat().st_size
+        st = os.stat(path)
     except OSError as err:
         raise AudioError(f"{path}: cannot open ({err.strerror or err})") from None
-    if path.is_dir():
+    size = st.st_size
+    if stat.S_ISDIR(st.st_mode):
         raise AudioError(f"{path}: a folder, not an audio file")
     if size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
