@@ -456,6 +456,29 @@ def test_intensity_on_a_full_disk(tiny_iemocap, tmp_path, monkeypatch):
     assert counts["failed"] == 0 and counts["total"] == counts["new"] + 3
 
 
+_WRITES = re.compile(r"torch\.save\(|json\.dump\(|open\(.*[\"']w|sf\.write\(|\.write_text\(|\.write_bytes\(|"
+                     r"np\.save\(|savefig\(|\.to_csv\(")
+
+
+@pytest.mark.probe(area="faults", probe="every file write of the package (torch.save, json.dump, open(..., 'w'), "
+                   "sf.write, np.save, savefig, write_text) read from the source",
+                   behaviour="each goes to the temporary path of utils.atomic (or, for generated corpora, into the "
+                   "temporary folder renamed into place whole)")
+def test_every_writer_of_the_package_is_atomic():
+    package = REPO_ROOT / "s3prl_emoaware"
+    direct = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package).as_posix()
+        if rel == "utils/atomic.py" or rel.startswith("corpora/"):  # corpora: built in a temporary folder
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if _WRITES.search(line) and not re.search(r"\btmp\b|\(f\b|, f\)", line):
+                direct.append(f"{rel}:{n}: {line.strip()}")
+    assert direct == []
+    synth = (package / "corpora" / "synth.py").read_text()
+    assert "os.replace(tmp, out)" in synth
+
+
 # --- two writers ----------------------------------------------------------------------------------
 _HOLD = """
 import sys, time
