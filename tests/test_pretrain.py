@@ -89,3 +89,20 @@ def test_pretrained_upstream_in_stock_runner_and_export(tiny_iemocap, energy_cac
                              cwd=tmp_path, timeout=600)
         assert run.returncode == 0, run.stderr[-3000:]
         assert (tmp_path / upstream / "test_fold1_predict.txt").is_file()
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model.hiden_size=16", r"model: unknown key\(s\) hiden_size \(did you mean hidden_size\?\) for MockingjayConfig"),
+    ("model.num_heads=5", "model: hidden_size 32 is not a multiple of num_heads 5"),
+    ("objective.variant=none", "objective: mockingjay pre-training takes no objective settings"),
+    ("kind=mockingjy", "unknown pre-training kind 'mockingjy'"),
+])
+def test_recipe_model_and_objective_are_typed_when_loaded(override, message):
+    from s3prl_emoaware.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as err:
+        _recipe(override)
+    assert "\n" not in str(err.value) and str(err.value).startswith(f"-o {override} (over {TINY})")
+    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", "ems_npc_tiny"))
+    assert recipe.model_config.hidden_size == 16 and recipe.model_config.input_dim == recipe.frontend.feature_dim
+    assert recipe.objective_config.variant == "input_mask" and _recipe().objective_config is None

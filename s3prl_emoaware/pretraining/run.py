@@ -66,7 +66,7 @@ def pretrain(recipe: PretrainRecipe, corpus, out, intensity: Optional[str] = Non
         if cache.grid.hop != recipe.frontend.hop_samples or cache.grid.window != recipe.frontend.window_samples:
             raise UserFacingError(f"{intensity}: cache grid {cache.grid.to_dict()} does not match the front-end "
                                   f"({recipe.frontend.frame_length_ms} ms / {recipe.frontend.frame_shift_ms} ms)")
-    init_from = (recipe.objective or {}).get("init_from")
+    init_from = getattr(recipe.objective_config, "init_from", None)
     if init_from:
         check_init_compatible(recipe, init_from)
     dataset = build_dataset(read_corpus(corpus), recipe.frontend, cache, recipe.training.max_frames,

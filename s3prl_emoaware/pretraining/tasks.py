@@ -23,8 +23,8 @@ from ..models.mockingjay import MockingjayConfig, MockingjayForPretraining
 from ..models.npc import NPCConfig, NPCModel
 from .data import Batch
 
-__all__ = ["MockingjayTask", "NPCObjective", "NPCTask", "TASKS", "build_task", "task_needs_intensity",
-           "normalised_intensity"]
+__all__ = ["MockingjayTask", "NPCObjective", "NPCTask", "TASKS", "build_task", "recipe_sections",
+           "task_needs_intensity", "normalised_intensity"]
 
 
 class _MaskingTask:
@@ -218,6 +218,19 @@ class NPCTask(_MaskingTask):
 
 
 TASKS = {"mockingjay": MockingjayTask, "npc": NPCTask}
+
+
+def recipe_sections(kind: str) -> Tuple[type, Optional[type]]:
+    """(model config class, objective class or None) of pre-training ``kind``: what a recipe's
+    ``model`` and ``objective`` sections must fill."""
+    from ..contrastive.tasks import ContrastiveObjective, EcapaConfig, SpeakerObjective
+
+    sections = {"mockingjay": (MockingjayConfig, None), "npc": (NPCConfig, NPCObjective),
+                "ecapa_speaker": (EcapaConfig, SpeakerObjective),
+                "ecapa_contrastive": (EcapaConfig, ContrastiveObjective)}
+    if kind not in sections:
+        raise ValueError(f"unknown pre-training kind {kind!r}; known: {', '.join(sections)}")
+    return sections[kind]
 
 
 def build_task(kind: str, model: dict, masking: MaskingConfig, feature_dim: int, objective: dict = None,

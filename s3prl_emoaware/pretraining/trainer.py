@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import to_dict
+from ..config import from_dict, to_dict
 from ..features import FbankConfig
 from ..masking.spans import MaskingConfig
 from ..checkpoints import load_weights, read_checkpoint, require, save_checkpoint, training_state
@@ -97,7 +97,15 @@ class TrainingConfig:
 
 @dataclass
 class PretrainRecipe:
-    """A pre-training YAML (``upstream_configs/ems_*.yaml``): fields of these sections."""
+    """A pre-training YAML (``upstream_configs/ems_*.yaml``): fields of these sections.
+
+    ``model`` and ``objective`` are the fields of the kind's dataclasses
+    (:func:`.tasks.recipe_sections`: e.g. ``MockingjayConfig``, ``NPCConfig`` + ``NPCObjective``),
+    checked when the recipe is made (an unknown key or a bad value is one ``ConfigError`` line);
+    they stay plain mappings because the task completes them (``input_dim`` from the front-end)
+    and checkpoints store them as given. :attr:`model_config` and :attr:`objective_config` are
+    the typed views.
+    """
 
     kind: str = "mockingjay"
     frontend: FbankConfig = field(default_factory=FbankConfig)
@@ -105,6 +113,30 @@ class PretrainRecipe:
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     objective: Dict = field(default_factory=dict)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def __post_init__(self):  # both sections are checked when the recipe is made
+        _ = self.model_config, self.objective_config
+
+    @property
+    def model_config(self):
+        """``model`` as its dataclass (``input_dim`` defaults to the front-end's feature dimension)."""
+        from .tasks import recipe_sections
+
+        return from_dict(recipe_sections(self.kind)[0], {"input_dim": self.frontend.feature_dim, **(self.model or {})},
+                         "model")
+
+    @property
+    def objective_config(self):
+        """``objective`` as its dataclass (None for kinds without one, whose ``objective`` must be empty)."""
+        from .tasks import recipe_sections
+
+        cls = recipe_sections(self.kind)[1]
+        if cls is None:
+            if self.objective:
+                raise ValueError(f"objective: {self.kind} pre-training takes no objective settings "
+                                 f"(got {', '.join(sorted(self.objective))})")
+            return None
+        return from_dict(cls, self.objective or {}, "objective")
 
 
 def distributed_context() -> Tuple[int, int, Optional[int]]:
