@@ -1,61 +1,200 @@
-"""Few-label SER study: runner plan per (corpus, fraction, split), summary over splits, paired wins, report."""
+"""Few-label SER study: run plan (seeds x splits, scales), paired differences with bootstrap
+intervals over seeds x splits, the new-speaker check of the pre-training corpora, the multi-task
+loss schedules, and the quick study end to end."""
 
 import json
 
 import pytest
 
-from s3prl_emoaware.demo.ser_study import (EncoderSpec, SerStudyConfig, load_study_config, report_markdown,
-                                           run_ser_study, ser_tasks, summarise)
+from s3prl_emoaware.contrastive.tasks import ContrastiveObjective, multitask_weights
+from s3prl_emoaware.corpora.layouts import esd
+from s3prl_emoaware.demo.ser_study import (EncoderSpec, SerStudyConfig, build_stages, check_new_speakers,
+                                           load_study_config, report_markdown, run_ser_study, ser_tasks, study_runs,
+                                           summarise)
+from s3prl_emoaware.utils.errors import UserFacingError
+from s3prl_emoaware.utils.stats import paired_bootstrap
 
 
-def _write(runs, label, corpus, fraction, split, ua, wa):
-    folder = runs / label / corpus / f"labels{fraction:g}" / f"split{split}"
+def _write(runs, name, corpus, fraction, split, ua, wa):
+    folder = runs / name / corpus / f"labels{fraction:g}" / f"split{split}"
     folder.mkdir(parents=True)
     (folder / "test_metrics.json").write_text(json.dumps({"ua": ua, "wa": wa}))
 
 
-def test_summary_means_over_splits_and_counts_paired_wins(tmp_path):
-    cfg = SerStudyConfig(corpora=["cremad"], label_fractions=[0.1], splits=3,
-                         encoders=[EncoderSpec("a", "contrastive"), EncoderSpec("b", "speaker")])
-    for split, (ua_a, ua_b) in enumerate([(0.5, 0.25), (0.25, 0.25), (0.75, 0.5)]):
-        _write(tmp_path, "a", "cremad", 0.1, split, ua_a, ua_a + 0.1)
-        _write(tmp_path, "b", "cremad", 0.1, split, ua_b, ua_b)
-    summary = summarise(tmp_path, cfg)
-    row = summary["table"]["a"]["cremad/labels0.1"]
-    assert row["ua_mean"] == pytest.approx(0.5) and row["wa_mean"] == pytest.approx(0.6) and row["n"] == 3
-    assert row["ua_std"] == pytest.approx((((0.0) ** 2 + 0.25 ** 2 + 0.25 ** 2) / 3) ** 0.5)
-    assert summary["paired_wins_ties_losses"]["a"]["b"]["cremad/labels0.1"] == "2/1/0"
-    assert summary["paired_wins_ties_losses"]["b"]["a"]["cremad/labels0.1"] == "0/1/2"
-    text = report_markdown(summary)
-    assert "| a | 50.0 ± 20.4 (60.0), n=3 |" in text and "- a vs b: cremad/labels0.1 2/1/0" in text
-    assert "- b vs a:" not in text  # the markdown compares with the baselines (b: the speaker encoder) only
-    # a missing split (run not finished) is left out of the mean and of the paired count
-    (tmp_path / "b" / "cremad" / "labels0.1" / "split2" / "test_metrics.json").unlink()
-    summary = summarise(tmp_path, cfg)
-    assert summary["table"]["b"]["cremad/labels0.1"]["n"] == 2
-    assert summary["paired_wins_ties_losses"]["a"]["b"]["cremad/labels0.1"] == "1/1/0"
+def test_run_plan_crosses_every_seed_with_every_split(tmp_path):
+    cfg = load_study_config(quick=False, overrides=["seeds=[0,1]", "splits=3", "unlabeled_scales=[1,4]",
+                                                    "label_fractions=[0.1,1.0]"])
+    runs = study_runs(cfg)
+    assert len({r.name for r in runs}) == len(runs)
+    pairs = {}
+    for run in runs:
+        for task in ser_tasks(cfg, tmp_path, run.fractions):
+            split = int(task.folder.rsplit("split", 1)[1])
+            assert f"datarc.seed={split}," in task.override
+            pairs.setdefault((run.row, task.folder.rsplit("/", 1)[0]), set()).add((run.seed, split))
+    every = {(s, k) for s in (0, 1) for k in range(3)}
+    assert all(seen == every for seen in pairs.values())
+    # the table's rows at both fractions; the larger corpus only at the curve's fraction
+    assert ("contrastive", "esd/labels1") in pairs and ("contrastive@4x", "esd/labels0.1") in pairs
+    assert ("contrastive@4x", "esd/labels1") not in pairs and ("speaker_only@4x", "esd/labels0.1") not in pairs
+    assert ("npc_ems", "ravdess/labels1") in pairs  # SSL rows judged at the same fractions
+    names = [s.name for s in build_stages(cfg, tmp_path)]
+    for seed in (0, 1):
+        assert {f"speaker_encoder_s{seed}", f"clusters_x1_s{seed}", f"clusters_x4_s{seed}", f"random_init_s{seed}",
+                f"pretrain_contrastive_4x_s{seed}", f"pretrain_npc_ems_s{seed}", f"ser_s{seed}"} <= set(names)
+    assert names[0] == "corpora" and names[-1] == "report" and len(set(names)) == len(names)
 
 
-def test_runner_plan_has_one_run_per_corpus_fraction_and_split(tmp_path):
-    cfg = load_study_config(quick=False, overrides=["splits=2", "label_fractions=[0.1]"])
-    tasks = ser_tasks(cfg, tmp_path)
-    assert len(tasks) == len(cfg.corpora) * 2
-    folders = {t.folder for t in tasks}
-    assert "cremad/labels0.1/split1" in folders and len(folders) == len(tasks)
-    split1 = next(t for t in tasks if t.folder == "esd/labels0.1/split1")
-    assert "datarc.seed=1" in split1.override and "datarc.label_fraction=0.1" in split1.override
-    assert str(tmp_path / "corpora" / "esd") in split1.override
+def test_knob_config_chooses_on_corpora_of_another_seed():
+    knob, main = load_study_config(quick=False, name="knob"), load_study_config(quick=False)
+    assert knob.seed != main.seed
+    combines = {o for e in knob.encoders for o in e.overrides if o.startswith("objective.combine=")}
+    assert combines == {"objective.combine=alternate", "objective.combine=balanced"}
+
+
+def test_config_refuses_what_cannot_run():
     with pytest.raises(ValueError, match="init must be"):
         EncoderSpec("x", "imagenet")
     with pytest.raises(ValueError, match="unknown"):
         SerStudyConfig(corpora=["iemocap"])
+    with pytest.raises(ValueError, match="distinct"):
+        SerStudyConfig(seeds=[0, 0])
+    with pytest.raises(ValueError, match="more than 20 speakers"):  # 2 x 10: the reader would take the release
+        SerStudyConfig(unlabeled_scales=[1, 2])
+    with pytest.raises(ValueError, match="pretrain_corpus: esd"):
+        SerStudyConfig(pretrain_corpus="iemocap", unlabeled_scales=[1, 4])
+
+
+def test_paired_difference_matches_seed_and_split_and_bootstraps_over_both(tmp_path):
+    cfg = SerStudyConfig(corpora=["cremad"], label_fractions=[0.1], splits=3, seeds=[0, 1], bootstrap=2000,
+                         encoders=[EncoderSpec("a", "contrastive"), EncoderSpec("b", "speaker"),
+                                   EncoderSpec("r", "random")])
+    base = {(0, 0): 0.30, (0, 1): 0.50, (0, 2): 0.40, (1, 0): 0.60, (1, 1): 0.35, (1, 2): 0.45}
+    for (seed, split), ua in base.items():
+        _write(tmp_path, f"b_s{seed}", "cremad", 0.1, split, ua, ua)
+        _write(tmp_path, f"a_s{seed}", "cremad", 0.1, split, ua + 0.1, ua + 0.2)
+        _write(tmp_path, f"r_s{seed}", "cremad", 0.1, split, 0.25 + 0.05 * split - 0.1 * seed, 0.25)
+    summary = summarise(tmp_path, cfg)
+    row = summary["table"]["a"]["cremad/labels0.1"]
+    assert row["n"] == 6 and row["seeds"] == [0, 1]
+    assert row["ua_mean"] == pytest.approx(sum(base.values()) / 6 + 0.1)
+    d = summary["paired"]["a"]["cremad/labels0.1"]["speaker_only"]
+    # every (seed, split) pair differs by exactly +0.1: a zero-width interval only when pairs are matched
+    assert d["mean_diff"] == pytest.approx(0.1) and d["ci95"] == pytest.approx([0.1, 0.1])
+    assert d["n"] == 6 and d["wins_ties_losses"] == "6/0/0" and d["baseline"] == "b"
+    r = {(s, k): 0.25 + 0.05 * k - 0.1 * s for s in (0, 1) for k in range(3)}
+    diffs = [base[k] + 0.1 - r[k] for k in sorted(base)]
+    mean, lo, hi = paired_bootstrap(diffs, 2000)
+    d = summary["paired"]["a"]["cremad/labels0.1"]["random_init"]
+    assert d["mean_diff"] == pytest.approx(mean) and d["ci95"] == pytest.approx([lo, hi]) and lo < mean < hi
+    assert "speaker_only" not in summary["paired"].get("b", {}).get("cremad/labels0.1", {})
+    text = report_markdown(summary)
+    assert "| a | 53.3 ± 9.9 (63.3), n=6 |" in text and "| a | +10.0 [+10.0, +10.0] 6/0/0 |" in text
+    assert "2 pre-training seeds x 3 speaker splits" in text
+    # a run not finished is left out of the mean and of the pairs
+    (tmp_path / "b_s1" / "cremad" / "labels0.1" / "split2" / "test_metrics.json").unlink()
+    summary = summarise(tmp_path, cfg)
+    assert summary["table"]["b"]["cremad/labels0.1"]["n"] == 5
+    assert summary["paired"]["a"]["cremad/labels0.1"]["speaker_only"]["n"] == 5
+
+
+def test_curve_gives_the_gain_per_scale(tmp_path):
+    cfg = SerStudyConfig(corpora=["esd"], label_fractions=[0.1], splits=2, seeds=[0], unlabeled_scales=[1, 4],
+                         bootstrap=500, encoders=[EncoderSpec("s", "speaker"), EncoderSpec("c", "contrastive")])
+    for split in range(2):
+        _write(tmp_path, "s_s0", "esd", 0.1, split, 0.4, 0.4)
+        _write(tmp_path, "c_s0", "esd", 0.1, split, 0.42, 0.42)
+        _write(tmp_path, "c_4x_s0", "esd", 0.1, split, 0.46, 0.46)
+    summary = summarise(tmp_path, cfg)
+    gains = {p["scale"]: p["mean_diff"] for p in summary["curve"]}
+    assert gains == pytest.approx({1: 0.02, 4: 0.06})
+    text = report_markdown(summary, {"1": 0.25, "4": 1.0})
+    assert "| c | esd | +2.0 [+2.0, +2.0] | +6.0 [+6.0, +6.0] |" in text and "4x (1.00 h)" in text
+
+
+def _fake(root, kind, seed, files):
+    for name in files:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"")
+    (root / "SYNTHETIC_CORPUS.json").write_text(json.dumps({"kind": kind, "seed": seed, "size": "demo"}))
+    return root
+
+
+def test_pretraining_speakers_must_be_new(tmp_path):
+    cremad = _fake(tmp_path / "cremad", "cremad", 0, [f"AudioWAV/{1001 + a}_IEO_NEU_XX.wav" for a in range(6)])
+    other_seed = _fake(tmp_path / "pre1", "esd", 1, [f"{s:04d}/Neutral/{s:04d}_000001.wav" for s in range(1, 25)])
+    check_new_speakers([other_seed], [cremad])
+    same_seed = _fake(tmp_path / "pre0", "esd", 0, [f"{s:04d}/Neutral/{s:04d}_000001.wav" for s in range(11, 15)])
+    with pytest.raises(UserFacingError, match="also speak in the SER corpus"):
+        check_new_speakers([other_seed, same_seed], [cremad])
+
+
+def test_esd_reads_a_folder_with_more_than_the_release_speakers_whole(tmp_path):
+    assert esd.speaker_ids("auto", [f"{s:04d}" for s in range(1, 21)]) == [f"{s:04d}" for s in range(11, 21)]
+    assert esd.speaker_ids("auto", [f"{s:04d}" for s in range(1, 41)]) == [f"{s:04d}" for s in range(1, 41)]
+    assert esd.speaker_ids("english", [f"{s:04d}" for s in range(1, 41)]) == [f"{s:04d}" for s in range(11, 21)]
+
+
+def test_multitask_schedules():
+    assert multitask_weights("sum", 0.5, 0, 0) == (1.0, 0.5)
+    assert [multitask_weights("alternate", 0.5, 0, s) for s in range(3)] == [(1.0, 0.0), (0.0, 0.5), (1.0, 0.0)]
+    assert multitask_weights("sum", 0.5, 10, 4) == pytest.approx((1.0, 0.25))
+    assert multitask_weights("balanced", 0.5, 10, 20) == (1.0, 0.5)
+    with pytest.raises(ValueError, match="combine"):
+        ContrastiveObjective(combine="mean")
+    with pytest.raises(ValueError, match="warmup"):
+        ContrastiveObjective(speaker_warmup_steps=-1)
 
 
 @pytest.mark.slow
 def test_quick_study_runs_every_stage_and_reports(tmp_path):
     text = run_ser_study(tmp_path / "study", quick=True)
-    summary = json.loads((tmp_path / "study" / "report" / "ser_study.json").read_text())
-    assert set(summary["table"]) == {"random_init", "speaker_only", "contrastive"}
-    assert all(row["ravdess/labels0.5"]["n"] == 2 for row in summary["table"].values())
-    assert (tmp_path / "study" / "report" / "ser_study.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| speaker_only |" in text and "| ser_contrastive |" in text  # table and stage times
+    report = tmp_path / "study" / "report"
+    summary = json.loads((report / "ser_study.json").read_text())
+    assert set(summary["table"]) == {"random_init", "speaker_only", "contrastive", "contrastive@6x", "mockingjay_ems"}
+    assert all(row["ravdess/labels0.5"]["n"] == 4 for row in summary["table"].values())  # 2 seeds x 2 splits
+    assert set(summary["paired"]["contrastive"]["ravdess/labels0.5"]) == {"speaker_only", "random_init"}
+    assert {p["scale"] for p in summary["curve"]} == {1, 6}
+    assert summary["pretrain_hours"]["6"] > 4 * summary["pretrain_hours"]["1"]
+    for png in ("ser_study.png", "ser_study_curve.png"):
+        assert (report / png).read_bytes()[:4] == b"\x89PNG"
+    assert "| speaker_only |" in text and "| ser_s1 |" in text and "Unlabelled-data curve" in text
+
+
+def test_multitask_combine_sets_what_each_step_optimises(tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+
+    from s3prl_emoaware.contrastive.tasks import ContrastiveTask
+    from s3prl_emoaware.pretraining.data import Batch
+
+    ids = [f"u{i}" for i in range(8)]
+    speakers = ["a"] * 4 + ["b"] * 4
+    clusters = tmp_path / "assignments.json"
+    clusters.write_text(json.dumps({"clusters": {u: i % 2 for i, u in enumerate(ids)}}))
+    model = {"channels": [8, 8, 8, 8, 24], "attention_channels": 4, "res2net_scale": 2, "se_channels": 4,
+             "embedding_dim": 8}
+    torch.manual_seed(0)
+    batch = Batch(torch.randn(8, 30, 20), torch.full((8,), 30), None, None, ids, speakers)
+    items = [SimpleNamespace(utt_id=u, speaker=s) for u, s in zip(ids, speakers)]
+
+    def losses(**objective):
+        task = ContrastiveTask(model, 20, {"clusters": str(clusters), "speaker_weight": 0.5, **objective})
+        torch.manual_seed(1)
+        net = task.build_model(items)
+        out = []
+        for step in (0, 1):
+            task.step = step
+            loss, logs = task.loss(net, batch, None)
+            out.append((loss.item(), logs["contrastive"], logs["speaker_ce"]))
+        return out
+
+    (s0, con, ce), _ = losses()
+    assert s0 == pytest.approx(con + 0.5 * ce, rel=1e-5)
+    (a0, con, _), (a1, _, ce1) = losses(combine="alternate")
+    assert a0 == pytest.approx(con, rel=1e-5) and a1 == pytest.approx(0.5 * ce1, rel=1e-5)
+    (b0, con, _), _ = losses(combine="balanced")
+    assert b0 == pytest.approx(1.5 * con, rel=1e-5)  # the speaker term scaled to the contrastive loss's size
+    (w0, con, ce), (w1, con1, ce1) = losses(speaker_warmup_steps=2)
+    assert w0 == pytest.approx(con + 0.25 * ce, rel=1e-5) and w1 == pytest.approx(con1 + 0.5 * ce1, rel=1e-5)

@@ -1,23 +1,32 @@
 """``s3prl-emoaware ser-study``: few-label SER with the contrastive ECAPA upstream (METHOD section 2).
 
 The question: does contrastive pre-training from intra-speaker clusters give an SER encoder
-that needs few labels? Every encoder has the same ECAPA architecture; they differ only in
-how their weights were obtained:
+that needs few labels, and does it gain from more unlabelled speech? Every ECAPA row has the
+same architecture; they differ only in how their weights were obtained:
 
 - ``random_init``: untrained (what the labels alone can do);
 - ``speaker_only``: the AAM-softmax speaker encoder the clusters come from;
 - contrastive variants (plain, multi-task, adversarial), started from the speaker encoder
-  and trained on the emotion-unlabelled pre-training corpus.
+  and trained on the emotion-unlabelled pre-training corpus;
+- SSL rows beside them (``ssl_rows``): our Mockingjay and NPC pre-trained on the same
+  unlabelled audio (random masking and EMS), with the EMS study's pre-training function.
 
-Each is judged through the stock s3prl runner on CREMA-D, ESD and RAVDESS layouts
-(speaker-independent splits, frozen upstream, SUPERB's ER model) with a fraction of the
-training labels. A single split of a demo-size corpus holds a few dozen test clips, so
-every (corpus, label fraction) is run on several speaker splits, each with its own label
-subset (``datarc.seed``); the report gives mean and spread of UA/WA over splits and a
-paired count (same split, same labelled clips) of how often each encoder beats the others.
+Every row is pre-trained with each seed of ``seeds`` (the speaker encoder, its clusters, the
+contrastive runs and the untrained init all follow the seed), and each (seed, corpus, label
+fraction) is judged on ``splits`` speaker splits, each with its own label subset. The report
+gives mean and spread over seeds x splits and the paired difference (same seed, same split)
+to speaker-only and to random init with a 95 % bootstrap interval and wins/ties/losses.
 
-Stages (resumable, like the demo): corpora, speaker_encoder, clusters, pretrain_<label>,
-random_init, ser_<label>, report.
+The unlabelled-data curve: the pre-training corpus is generated at each scale of
+``unlabeled_scales`` (ESD layout, 10 x scale speakers; the larger corpora add new speakers),
+the contrastive rows are pre-trained on each, and their gain over speaker-only at
+``curve_fraction`` labels is drawn against the hours of unlabelled audio. The corpora stage
+refuses to go on if a pre-training speaker (voice and pitch offset of the generator) is one
+of an SER corpus's.
+
+Stages (resumable, like the demo): corpora, speaker_encoder_s<seed>, clusters_x<scale>_s<seed>,
+random_init_s<seed>, pretrain_<run>, ssl_intensity, ser_s<seed>, report. A runner run whose
+test evaluation finished is kept when a killed ser_s<seed> stage is re-run.
 """
 
 from __future__ import annotations
@@ -27,22 +36,28 @@ import logging
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from .downstream import TaskSpec, UpstreamSpec, run_upstream
+from ..utils.stats import paired_bootstrap, wins_ties_losses
+from .downstream import TaskSpec, UpstreamSpec, run_upstreams
+from .ems_study import BackboneSpec, RowSpec
 from .stages import Stage, run_stages, stage_times
 from .steps import cluster_speakers, corpus_plan, load_job_config, synthesise_missing, train_speaker_encoder
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SerStudyConfig", "EncoderSpec", "build_stages", "run_ser_study", "summarise"]
+__all__ = ["SerStudyConfig", "EncoderSpec", "StudyRun", "study_runs", "build_stages", "run_ser_study", "summarise",
+           "generated_voices", "check_new_speakers"]
 
 SER_CORPORA = ("cremad", "esd", "ravdess")
+# speakers of the generated ESD layout at its default (the 1x corpus), per synth-corpus size
+BASE_PRETRAIN_SPEAKERS = {"tiny": 4, "demo": 10}
+RELEASE_ESD_SPEAKERS = 20  # an ESD folder with more speaker ids than the release's is read whole
 
 
 @dataclass
 class EncoderSpec:
-    """One row of the study.
+    """One ECAPA row of the study.
 
     Attributes:
         label: row name and folder.
@@ -61,36 +76,46 @@ class EncoderSpec:
 
 @dataclass
 class SerStudyConfig:
-    """Fields of ``s3prl_emoaware/demo/configs/ser_study{,_quick}.yaml``.
+    """Fields of ``s3prl_emoaware/demo/configs/ser_study{,_quick,_knob}.yaml``.
 
     Attributes:
-        seed: corpora and pre-training seed.
+        seed: seed of the generated corpora (SER corpora ``seed``, pre-training corpora
+            ``seed + 1``). Knobs (multi-task ``combine``) are chosen with another seed
+            (``ser_study_knob.yaml``: seed 100), never on the reported splits.
+        seeds: pre-training seeds (``training.seed`` of the speaker encoder, the contrastive
+            and SSL runs, and of the untrained init); each crosses every split.
         corpus_size: ``demo`` or ``tiny`` (synth-corpus sizes).
         corpora: SER corpora to judge on (cremad, esd, ravdess).
-        label_fractions: training-label fractions (class-stratified).
-        splits: speaker splits per (corpus, fraction): ``datarc.seed`` 0..splits-1, which also
-            draws the labelled subset.
+        label_fractions: training-label fractions (class-stratified) of the table.
+        splits: speaker splits per (seed, corpus, fraction): ``datarc.seed`` 0..splits-1, which
+            also draws the labelled subset.
         speaker_corpus: layout of the speaker encoder's training corpus. ``voxceleb``: many
-            speakers, neutral speech, as real speaker encoders are trained; an encoder trained on
-            emotional speech learns to ignore emotion (weaker clusters, see README).
-        pretrain_corpus: layout of the emotion-unlabelled pre-training corpus (generated with
-            seed + 1, so its speakers' pitch offsets and sentences differ from the SER corpora);
-            its labels are read only by the clustering analysis. ``esd``: whole-utterance
-            emotions; ``iemocap`` adds utterances that turn emotional half-way.
+            speakers, neutral speech, as real speaker encoders are trained.
+        pretrain_corpus: layout of the emotion-unlabelled pre-training corpus; its labels are
+            read only by the clustering analysis. Scales above 1 need ``esd``.
+        unlabeled_scales: sizes of the pre-training corpus (1 = 10 speakers x 32 utterances at
+            demo size; 4 = 40 speakers ...). The table is at the first; the others feed the curve.
+        curve_fraction: label fraction of the unlabelled-data curve (larger scales run only it).
         speaker_encoder / speaker_encoder_overrides: recipe of the speaker encoder.
         contrastive / contrastive_overrides: recipe of every contrastive variant.
         clusters_per_speaker, cluster_min_utterances: of ``s3prl-emoaware cluster``.
         downstream: runner overrides (s3prl ``-o``) that size each SER run.
-        encoders: the rows.
+        encoders: the ECAPA rows.
+        ssl_backbones, ssl_rows: SSL rows (the EMS study's :class:`BackboneSpec` / :class:`RowSpec`;
+            intensity ``none`` or ``energy``), pre-trained on the first scale's corpus.
+        bootstrap: resamples of the paired bootstrap.
     """
 
     seed: int = 0
+    seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
     corpus_size: str = "demo"
     corpora: List[str] = field(default_factory=lambda: list(SER_CORPORA))
     label_fractions: List[float] = field(default_factory=lambda: [0.1, 1.0])
     splits: int = 10
     speaker_corpus: str = "voxceleb"
     pretrain_corpus: str = "esd"
+    unlabeled_scales: List[int] = field(default_factory=lambda: [1])
+    curve_fraction: float = 0.1
     speaker_encoder: str = "ecapa_speaker_tiny"
     speaker_encoder_overrides: List[str] = field(default_factory=list)
     contrastive: str = "emo_ecapa_tiny"
@@ -102,6 +127,9 @@ class SerStudyConfig:
                        "config.runner.log_step=50,,config.runner.gradient_accumulate_steps=1,,"
                        "config.optimizer.lr=1.0e-3,,config.downstream_expert.datarc.num_workers=0")
     encoders: List[EncoderSpec] = field(default_factory=list)
+    ssl_backbones: List[BackboneSpec] = field(default_factory=list)
+    ssl_rows: List[RowSpec] = field(default_factory=list)
+    bootstrap: int = 10000
 
     def __post_init__(self):
         unknown = [c for c in self.corpora if c not in SER_CORPORA]
@@ -109,28 +137,167 @@ class SerStudyConfig:
             raise ValueError(f"corpora: unknown {unknown}; choose among {list(SER_CORPORA)}")
         if self.splits < 1:
             raise ValueError("splits must be >= 1")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: give one or more distinct pre-training seeds, got {self.seeds}")
         from ..corpora.synth import KINDS
 
         for key in ("speaker_corpus", "pretrain_corpus"):
             if getattr(self, key) not in KINDS:
                 raise ValueError(f"{key}: unknown corpus kind {getattr(self, key)!r}; choose among {list(KINDS)}")
+        if not self.unlabeled_scales or any(s < 1 for s in self.unlabeled_scales) or \
+                len(set(self.unlabeled_scales)) != len(self.unlabeled_scales):
+            raise ValueError(f"unlabeled_scales: distinct integers >= 1, got {self.unlabeled_scales}")
+        if self.unlabeled_scales != [1] and self.pretrain_corpus != "esd":
+            raise ValueError("unlabeled_scales other than [1] need pretrain_corpus: esd (the layout with a speaker count)")
+        base = BASE_PRETRAIN_SPEAKERS.get(self.corpus_size, 10)
+        small = [s for s in self.unlabeled_scales if s > 1 and s * base <= RELEASE_ESD_SPEAKERS]
+        if small:
+            raise ValueError(f"unlabeled_scales {small}: at corpus_size {self.corpus_size} a scale above 1 must give more "
+                             f"than {RELEASE_ESD_SPEAKERS} speakers ({base} per scale), else the ESD reader takes the "
+                             "folder for the release and reads only its English ids")
+        labels = [e.label for e in self.encoders] + [r.label for r in self.ssl_rows]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"encoders and ssl_rows: labels must be unique, got {labels}")
+        names = {b.name for b in self.ssl_backbones}
+        for row in self.ssl_rows:
+            if row.backbone not in names:
+                raise ValueError(f"ssl row {row.label!r}: unknown backbone {row.backbone!r}; known: {sorted(names)}")
+            if row.intensity not in ("none", "energy"):
+                raise ValueError(f"ssl row {row.label!r}: intensity must be none or energy, got {row.intensity!r}")
+        if self.bootstrap < 100:
+            raise ValueError("bootstrap must be >= 100")
 
 
-def load_study_config(quick: bool, overrides: Optional[List[str]] = None) -> SerStudyConfig:
-    return load_job_config(SerStudyConfig, "ser_study_quick.yaml" if quick else "ser_study.yaml", overrides,
-                           "ser-study config")
+def load_study_config(quick: bool, overrides: Optional[List[str]] = None, name: Optional[str] = None) -> SerStudyConfig:
+    """``ser_study.yaml`` (``ser_study_quick.yaml`` with ``quick``; ``ser_study_<name>.yaml`` with ``name``)."""
+    filename = f"ser_study_{name}.yaml" if name else ("ser_study_quick.yaml" if quick else "ser_study.yaml")
+    return load_job_config(SerStudyConfig, filename, overrides, "ser-study config")
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """One pre-trained (or untrained) encoder: a row at one seed (and corpus scale).
+
+    Attributes:
+        row: table row (``contrastive``; ``contrastive@4x`` at a scale other than the first).
+        label: the encoder or SSL row it comes from.
+        kind: ``random``, ``speaker``, ``contrastive`` or ``ssl``.
+        seed: pre-training seed.
+        scale: unlabelled-corpus scale (None: the row does not read the unlabelled corpus).
+        fractions: the label fractions it is judged at.
+    """
+
+    row: str
+    label: str
+    kind: str
+    seed: int
+    scale: Optional[int]
+    fractions: Tuple[float, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.row.replace('@', '_')}_s{self.seed}"
+
+
+def study_runs(cfg: SerStudyConfig) -> List[StudyRun]:
+    """Every (row, seed, scale) of the study, with the label fractions each is judged at."""
+    first = cfg.unlabeled_scales[0]
+    table, curve = tuple(cfg.label_fractions), (cfg.curve_fraction,)
+    runs = []
+    for spec in cfg.encoders:
+        for seed in cfg.seeds:
+            if spec.init != "contrastive":
+                runs.append(StudyRun(spec.label, spec.label, spec.init, seed, None, table))
+                continue
+            for scale in cfg.unlabeled_scales:
+                row = spec.label if scale == first else f"{spec.label}@{scale}x"
+                runs.append(StudyRun(row, spec.label, "contrastive", seed, scale, table if scale == first else curve))
+    for ssl in cfg.ssl_rows:
+        runs += [StudyRun(ssl.label, ssl.label, "ssl", seed, first, table) for seed in cfg.seeds]
+    return runs
+
+
+def _pretrain_corpus_path(out: Path, cfg: SerStudyConfig, scale: int) -> Path:
+    return out / "corpora" / f"pretrain_{cfg.pretrain_corpus}_x{scale}"
 
 
 def _corpora(out: Path, cfg: SerStudyConfig) -> Dict[str, Path]:
-    paths = {"speaker": out / "corpora" / f"speaker_{cfg.speaker_corpus}",
-             "pretrain": out / "corpora" / f"pretrain_{cfg.pretrain_corpus}"}
+    paths = {"speaker": out / "corpora" / f"speaker_{cfg.speaker_corpus}"}
     paths.update({name: out / "corpora" / name for name in cfg.corpora})
     return paths
 
 
+def generated_voices(corpus: Path) -> Set[Tuple[str, float]]:
+    """The speakers of a generated CREMA-D / ESD / RAVDESS layout corpus as (espeak voice, pitch
+    offset): each of these writers draws its speakers first from its seed's generator
+    (:func:`..corpora.synth.emotional_speakers`), so they follow from the corpus's marker and
+    its speaker count."""
+    import numpy as np
+
+    from ..corpora.reader import read_corpus
+    from ..corpora.synth import emotional_speakers
+    from ..utils.errors import UserFacingError
+
+    marker = Path(corpus) / "SYNTHETIC_CORPUS.json"
+    if not marker.is_file():
+        raise UserFacingError(f"{corpus}: not a generated corpus (no SYNTHETIC_CORPUS.json); the study generates its own")
+    info = json.loads(marker.read_text())
+    if info["kind"] not in ("cremad", "esd", "ravdess"):
+        raise UserFacingError(f"{marker}: kind {info['kind']!r} has no emotional speakers to compare")
+    n = len({u.speaker for u in read_corpus(corpus)})
+    return {(voice, round(offset, 9)) for voice, offset in emotional_speakers(n, np.random.default_rng(info["seed"]))}
+
+
+def check_new_speakers(pretrain: Sequence[Path], ser: Sequence[Path]) -> None:
+    """Raise if a speaker of a pre-training corpus is also a speaker of an SER corpus."""
+    from ..utils.errors import UserFacingError
+
+    theirs = {v: c for c in ser for v in generated_voices(c)}
+    for corpus in pretrain:
+        shared = sorted(v for v in generated_voices(corpus) if v in theirs)
+        if shared:
+            raise UserFacingError(f"{corpus}: {len(shared)} pre-training speaker(s) also speak in the SER corpus "
+                                  f"{theirs[shared[0]]} (e.g. voice {shared[0][0]}, pitch offset {shared[0][1]:+.3f}); "
+                                  "generate the pre-training corpora with another seed")
+
+
 def _synthesise(cfg: SerStudyConfig, out: Path) -> dict:
-    special = {"speaker": (cfg.speaker_corpus, cfg.seed), "pretrain": (cfg.pretrain_corpus, cfg.seed + 1)}
-    return synthesise_missing(corpus_plan(_corpora(out, cfg), cfg.seed, special), cfg.corpus_size)
+    from ..corpora.synth import synthesize_corpus
+
+    special = {"speaker": (cfg.speaker_corpus, cfg.seed)}
+    summary = synthesise_missing(corpus_plan(_corpora(out, cfg), cfg.seed, special), cfg.corpus_size)
+    pretrain = []
+    for scale in cfg.unlabeled_scales:
+        path = _pretrain_corpus_path(out, cfg, scale)
+        pretrain.append(path)
+        if path.is_dir():
+            summary[path.name] = "kept"
+            continue
+        options = {} if scale == 1 else {"speakers": BASE_PRETRAIN_SPEAKERS[cfg.corpus_size] * scale}
+        synthesize_corpus(cfg.pretrain_corpus, path, seed=cfg.seed + 1, size=cfg.corpus_size, **options)
+        summary[path.name] = str(path)
+    if cfg.pretrain_corpus == "esd":  # every scale is read whole (new speakers, not a subset)
+        from ..corpora.reader import read_corpus
+
+        for scale, path in zip(cfg.unlabeled_scales, pretrain):
+            n, expected = len({u.speaker for u in read_corpus(path)}), BASE_PRETRAIN_SPEAKERS[cfg.corpus_size] * scale
+            if n != expected:
+                raise RuntimeError(f"{path}: {n} speakers read, {expected} expected for scale {scale}")
+    if cfg.pretrain_corpus in ("cremad", "esd", "ravdess"):
+        check_new_speakers(pretrain, [_corpora(out, cfg)[c] for c in cfg.corpora])
+    summary["pretrain_hours"] = {str(s): _hours(_pretrain_corpus_path(out, cfg, s)) for s in cfg.unlabeled_scales}
+    return summary
+
+
+def _hours(corpus: Path) -> float:
+    from ..corpora.reader import read_corpus
+    from ..utils.audio import header_samples
+
+    total = 0.0
+    for u in read_corpus(corpus):
+        samples, rate = header_samples(u.path)
+        total += samples / rate
+    return total / 3600.0
 
 
 def _recipe(name: str, overrides: List[str]):
@@ -140,58 +307,95 @@ def _recipe(name: str, overrides: List[str]):
     return load_config(PretrainRecipe, shipped_config("upstream_configs", name), overrides)
 
 
-def _train_speaker_encoder(cfg: SerStudyConfig, out: Path) -> dict:
-    return train_speaker_encoder(cfg.speaker_encoder, cfg.speaker_encoder_overrides, _corpora(out, cfg)["speaker"],
-                                 out, cfg.device)
+def _seed_dir(out: Path, seed: int) -> Path:
+    """Speaker encoder and its clusters of one seed (``speaker_encoder/``, ``clusters_x<scale>/``)."""
+    return out / "encoders" / f"s{seed}"
 
 
-def _cluster(cfg: SerStudyConfig, out: Path) -> dict:
-    return cluster_speakers(_corpora(out, cfg)["pretrain"], out, cfg.clusters_per_speaker, cfg.cluster_min_utterances)
+def _train_speaker_encoder(cfg: SerStudyConfig, seed: int, out: Path) -> dict:
+    return train_speaker_encoder(cfg.speaker_encoder, [*cfg.speaker_encoder_overrides, f"training.seed={seed}"],
+                                 _corpora(out, cfg)["speaker"], _seed_dir(out, seed), cfg.device)
 
 
-def _pretrain(cfg: SerStudyConfig, spec: EncoderSpec, out: Path) -> dict:
+def _cluster(cfg: SerStudyConfig, seed: int, scale: int, out: Path) -> dict:
+    return cluster_speakers(_pretrain_corpus_path(out, cfg, scale), _seed_dir(out, seed), cfg.clusters_per_speaker,
+                            cfg.cluster_min_utterances, folder=f"clusters_x{scale}")
+
+
+def _encoder(cfg: SerStudyConfig, label: str) -> EncoderSpec:
+    return next(e for e in cfg.encoders if e.label == label)
+
+
+def _pretrain(cfg: SerStudyConfig, run: StudyRun, out: Path) -> dict:
     from ..pretraining.run import pretrain
 
-    recipe = _recipe(cfg.contrastive, [*cfg.contrastive_overrides, *spec.overrides,
-                                       f"objective.clusters={out / 'clusters' / 'assignments.json'}",
-                                       f"objective.init_from={out / 'speaker_encoder' / 'last.ckpt'}"])
-    _, history = pretrain(recipe, _corpora(out, cfg)["pretrain"], out / "pretrain" / spec.label, None,
+    seed_dir = _seed_dir(out, run.seed)
+    recipe = _recipe(cfg.contrastive, [*cfg.contrastive_overrides, *_encoder(cfg, run.label).overrides,
+                                       f"objective.clusters={seed_dir / f'clusters_x{run.scale}' / 'assignments.json'}",
+                                       f"objective.init_from={seed_dir / 'speaker_encoder' / 'last.ckpt'}",
+                                       f"training.seed={run.seed}"])
+    _, history = pretrain(recipe, _pretrain_corpus_path(out, cfg, run.scale), out / "pretrain" / run.name, None,
                           device=cfg.device)
     return {"steps": len(history), "first_loss": history[0][1], "last_loss": history[-1][1]}
 
 
-def _random_init(cfg: SerStudyConfig, out: Path) -> dict:
-    """The speaker-encoder architecture saved before any training step (seeded by the recipe)."""
+def _random_init(cfg: SerStudyConfig, seed: int, out: Path) -> dict:
+    """The speaker-encoder architecture saved before any training step (seeded by ``seed``)."""
+    from ..checkpoints import save_untrained
     from ..corpora.reader import read_corpus
     from ..pretraining.data import build_dataset
-    from ..pretraining.tasks import build_task
-    from ..pretraining.trainer import Trainer
 
-    recipe = _recipe(cfg.speaker_encoder, cfg.speaker_encoder_overrides)
-    task = build_task(recipe.kind, recipe.model, recipe.masking, recipe.frontend.feature_dim, recipe.objective)
+    recipe = _recipe(cfg.speaker_encoder, [*cfg.speaker_encoder_overrides, f"training.seed={seed}"])
     dataset = build_dataset(read_corpus(_corpora(out, cfg)["speaker"]), recipe.frontend)
-    trainer = Trainer(task, dataset, recipe, out / "random_init", cfg.device)
-    trainer.save()
-    return {"path": str(out / "random_init" / "last.ckpt")}
+    path = save_untrained(recipe, dataset.entries, out / "random_init" / f"s{seed}" / "last.ckpt", cfg.device)
+    return {"path": str(path)}
 
 
-def checkpoint_of(spec: EncoderSpec, out: Path) -> Path:
-    return {"random": out / "random_init", "speaker": out / "speaker_encoder"}.get(
-        spec.init, out / "pretrain" / spec.label) / "last.ckpt"
+def _ssl_study(cfg: SerStudyConfig):
+    """The EMS study's config holding the SSL rows (its pre-training function reads it)."""
+    from .ems_study import EmsStudyConfig
+
+    return EmsStudyConfig(seed=cfg.seed, corpus_size=cfg.corpus_size, seeds=list(cfg.seeds), device=cfg.device,
+                          backbones=cfg.ssl_backbones, rows=cfg.ssl_rows)
+
+
+def _ssl_intensity(cfg: SerStudyConfig, out: Path) -> dict:
+    from ..intensity.extract import extract_intensities
+
+    return extract_intensities(_pretrain_corpus_path(out, cfg, cfg.unlabeled_scales[0]),
+                               out / "ssl" / "intensity" / "energy", source="energy")
+
+
+def _ssl_pretrain(cfg: SerStudyConfig, run: StudyRun, out: Path) -> dict:
+    from .ems_study import _pretrain as ems_pretrain
+
+    row = next(r for r in cfg.ssl_rows if r.label == run.label)
+    return ems_pretrain(_ssl_study(cfg), row, run.seed, out / "ssl", _pretrain_corpus_path(out, cfg, run.scale))
+
+
+def _upstream(cfg: SerStudyConfig, run: StudyRun, out: Path) -> UpstreamSpec:
+    if run.kind == "ssl":
+        row = next(r for r in cfg.ssl_rows if r.label == run.label)
+        backbone = next(b for b in cfg.ssl_backbones if b.name == row.backbone)
+        return UpstreamSpec(run.name, backbone.upstream, str(out / "ssl" / "pretrain" / f"{row.label}_s{run.seed}" /
+                                                             "last.ckpt"))
+    ckpt = {"random": out / "random_init" / f"s{run.seed}",
+            "speaker": _seed_dir(out, run.seed) / "speaker_encoder"}.get(run.kind, out / "pretrain" / run.name)
+    return UpstreamSpec(run.name, "emo_ecapa_local", str(ckpt / "last.ckpt"))
 
 
 def _fraction_name(fraction: float) -> str:
     return f"labels{fraction:g}"
 
 
-def ser_tasks(cfg: SerStudyConfig, out: Path) -> List[TaskSpec]:
+def ser_tasks(cfg: SerStudyConfig, out: Path, fractions: Optional[Sequence[float]] = None) -> List[TaskSpec]:
     """One runner run per (corpus, label fraction, split), each in its own folder."""
     from ..config import shipped_config
 
     tasks = []
     for corpus in cfg.corpora:
         root = _corpora(out, cfg)[corpus]
-        for fraction in cfg.label_fractions:
+        for fraction in (cfg.label_fractions if fractions is None else fractions):
             for split in range(cfg.splits):
                 override = (f"config.downstream_expert.datarc.root='{root}',,"
                             f"config.downstream_expert.datarc.label_fraction={fraction},,"
@@ -201,50 +405,87 @@ def ser_tasks(cfg: SerStudyConfig, out: Path) -> List[TaskSpec]:
     return tasks
 
 
-def summarise(runs: Path, cfg: SerStudyConfig) -> dict:
-    """Mean/spread of UA and WA per (encoder, corpus, fraction), and paired wins between encoders."""
-    table: Dict[str, Dict[str, dict]] = {}
-    per_split: Dict[str, Dict[str, Dict[int, float]]] = {}
-    for spec in cfg.encoders:
+def _collect(runs: Path, cfg: SerStudyConfig) -> Dict[str, Dict[str, Dict[Tuple[int, int], dict]]]:
+    """{row: {corpus/labelsF: {(seed, split): test metrics}}} of the finished runner runs."""
+    found: Dict[str, Dict[str, Dict[Tuple[int, int], dict]]] = {}
+    for run in study_runs(cfg):
         for corpus in cfg.corpora:
-            for fraction in cfg.label_fractions:
+            for fraction in run.fractions:
                 column = f"{corpus}/{_fraction_name(fraction)}"
-                uas, was = {}, []
                 for split in range(cfg.splits):
-                    path = runs / spec.label / corpus / _fraction_name(fraction) / f"split{split}" / "test_metrics.json"
-                    if not path.is_file():
-                        continue
-                    metrics = json.loads(path.read_text())
-                    uas[split] = metrics["ua"]
-                    was.append(metrics["wa"])
-                if not uas:
+                    path = runs / run.name / corpus / _fraction_name(fraction) / f"split{split}" / "test_metrics.json"
+                    if path.is_file():
+                        found.setdefault(run.row, {}).setdefault(column, {})[(run.seed, split)] = json.loads(
+                            path.read_text())
+    return found
+
+
+def _baselines(cfg: SerStudyConfig) -> Dict[str, str]:
+    """{"speaker_only": row, "random_init": row} of the rows the others are paired with."""
+    out = {}
+    for init, key in (("speaker", "speaker_only"), ("random", "random_init")):
+        label = next((e.label for e in cfg.encoders if e.init == init), None)
+        if label is not None:
+            out[key] = label
+    return out
+
+
+def paired_difference(ours: Dict[Tuple[int, int], float], theirs: Dict[Tuple[int, int], float],
+                      resamples: int) -> Optional[dict]:
+    """Mean paired difference over the (seed, split) keys both have, its 95 % bootstrap interval
+    (:func:`..utils.stats.paired_bootstrap`) and wins/ties/losses; None without shared keys."""
+    keys = sorted(set(ours) & set(theirs))
+    if not keys:
+        return None
+    diffs = [ours[k] - theirs[k] for k in keys]
+    mean, lo, hi = paired_bootstrap(diffs, resamples)
+    return {"mean_diff": mean, "ci95": [lo, hi], "n": len(diffs), "wins_ties_losses": wins_ties_losses(diffs)}
+
+
+def summarise(runs: Path, cfg: SerStudyConfig) -> dict:
+    """Per (row, corpus, fraction): mean/spread of UA and WA over seeds x splits, and the paired
+    UA difference to speaker-only and to random init (same seed, same split)."""
+    found = _collect(runs, cfg)
+    table: Dict[str, Dict[str, dict]] = {}
+    paired: Dict[str, Dict[str, Dict[str, dict]]] = {}
+    bases = _baselines(cfg)
+    ua = {row: {col: {k: m["ua"] for k, m in cells.items()} for col, cells in cols.items()} for row, cols in found.items()}
+    for row, cols in found.items():
+        for column, cells in cols.items():
+            values = [m["ua"] for m in cells.values()]
+            table.setdefault(row, {})[column] = {
+                "ua_mean": statistics.fmean(values), "ua_std": statistics.pstdev(values) if len(values) > 1 else 0.0,
+                "wa_mean": statistics.fmean(m["wa"] for m in cells.values()), "n": len(values),
+                "seeds": sorted({s for s, _ in cells})}
+            for key, base in bases.items():
+                if base == row or base not in ua or column not in ua[base]:
                     continue
-                values = list(uas.values())
-                table.setdefault(spec.label, {})[column] = {
-                    "ua_mean": statistics.fmean(values), "ua_std": statistics.pstdev(values) if len(values) > 1 else 0.0,
-                    "wa_mean": statistics.fmean(was), "n": len(values)}
-                per_split.setdefault(spec.label, {})[column] = uas
-    wins: Dict[str, Dict[str, Dict[str, str]]] = {}
-    for a in per_split:
-        for b in per_split:
-            if a == b:
-                continue
-            for column, ua_a in per_split[a].items():
-                ua_b = per_split[b].get(column, {})
-                shared = sorted(set(ua_a) & set(ua_b))
-                if shared:
-                    better = sum(ua_a[s] > ua_b[s] for s in shared)
-                    ties = sum(ua_a[s] == ua_b[s] for s in shared)
-                    wins.setdefault(a, {}).setdefault(b, {})[column] = f"{better}/{ties}/{len(shared) - better - ties}"
-    baselines = [spec.label for spec in cfg.encoders if spec.init in ("random", "speaker")]
-    return {"table": table, "paired_wins_ties_losses": wins, "splits": cfg.splits, "baselines": baselines}
+                diff = paired_difference(ua[row][column], ua[base][column], cfg.bootstrap)
+                if diff is not None:
+                    paired.setdefault(row, {}).setdefault(column, {})[key] = {"baseline": base, **diff}
+    return {"table": table, "paired": paired, "seeds": list(cfg.seeds), "splits": cfg.splits, "baselines": bases,
+            "curve": _curve(cfg, paired)}
 
 
-def report_markdown(summary: dict) -> str:
-    table = summary["table"]
+def _curve(cfg: SerStudyConfig, paired: dict) -> List[dict]:
+    """Gain over speaker-only at ``curve_fraction`` per contrastive encoder, corpus and scale."""
+    points = []
+    first = cfg.unlabeled_scales[0]
+    for spec in (e for e in cfg.encoders if e.init == "contrastive"):
+        for scale in cfg.unlabeled_scales:
+            row = spec.label if scale == first else f"{spec.label}@{scale}x"
+            for corpus in cfg.corpora:
+                diff = paired.get(row, {}).get(f"{corpus}/{_fraction_name(cfg.curve_fraction)}", {}).get("speaker_only")
+                if diff is not None:
+                    points.append({"encoder": spec.label, "scale": scale, "corpus": corpus, **diff})
+    return points
+
+
+def report_markdown(summary: dict, hours: Optional[Dict[str, float]] = None) -> str:
+    table, paired = summary["table"], summary["paired"]
     columns = sorted({c for row in table.values() for c in row})
-    lines = ["| encoder | " + " | ".join(f"{c} UA % (WA %)" for c in columns) + " |",
-             "|---|" + "---|" * len(columns)]
+    n_pairs = f"{len(summary['seeds'])} pre-training seeds x {summary['splits']} speaker splits"
+    lines = ["| row | " + " | ".join(f"{c} UA % (WA %)" for c in columns) + " |", "|---|" + "---|" * len(columns)]
     for label, row in table.items():
         cells = []
         for c in columns:
@@ -252,15 +493,49 @@ def report_markdown(summary: dict) -> str:
             cells.append("-" if s is None else
                          f"{100 * s['ua_mean']:.1f} ± {100 * s['ua_std']:.1f} ({100 * s['wa_mean']:.1f}), n={s['n']}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", f"Mean ± spread over {summary['splits']} speaker splits (each with its own labelled subset).",
-              "Paired comparison with the baselines (wins/ties/losses in UA over the same splits and labelled "
-              "clips; every pair in ser_study.json):", ""]
-    baselines = summary.get("baselines", [])
-    for a, others in summary["paired_wins_ties_losses"].items():
-        for b, cols in others.items():
-            if b in baselines and not (a in baselines and baselines.index(a) < baselines.index(b)):
-                lines.append(f"- {a} vs {b}: " + ", ".join(f"{c} {v}" for c, v in sorted(cols.items())))
+    lines += ["", f"Mean ± spread over {n_pairs} (each split with its own labelled subset).", ""]
+    for key in ("speaker_only", "random_init"):
+        base = summary["baselines"].get(key)
+        rows = [r for r in paired if any(key in paired[r].get(c, {}) for c in columns)]
+        if base is None or not rows:
+            continue
+        lines += [f"Paired UA difference to {base} (same seed and split; points, 95 % bootstrap interval over "
+                  f"{n_pairs}; wins/ties/losses):", "",
+                  "| row | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+        for r in rows:
+            cells = []
+            for c in columns:
+                d = paired[r].get(c, {}).get(key)
+                cells.append("-" if d is None else f"{100 * d['mean_diff']:+.1f} [{100 * d['ci95'][0]:+.1f}, "
+                             f"{100 * d['ci95'][1]:+.1f}] {d['wins_ties_losses']}")
+            lines.append(f"| {r} | " + " | ".join(cells) + " |")
+        lines.append("")
+    curve = summary.get("curve", [])
+    if len({p["scale"] for p in curve}) > 1:
+        lines += ["Unlabelled-data curve: gain over speaker-only (points, 95 % interval) by pre-training corpus size:", "",
+                  "| encoder | corpus | " + " | ".join(
+                      f"{s}x ({hours[str(s)]:.2f} h)" if hours and str(s) in hours else f"{s}x"
+                      for s in sorted({p["scale"] for p in curve})) + " |"]
+        scales = sorted({p["scale"] for p in curve})
+        lines.append("|---|---|" + "---|" * len(scales))
+        for enc, corpus in sorted({(p["encoder"], p["corpus"]) for p in curve}):
+            by = {p["scale"]: p for p in curve if p["encoder"] == enc and p["corpus"] == corpus}
+            lines.append(f"| {enc} | {corpus} | " + " | ".join(
+                f"{100 * by[s]['mean_diff']:+.1f} [{100 * by[s]['ci95'][0]:+.1f}, {100 * by[s]['ci95'][1]:+.1f}]"
+                if s in by else "-" for s in scales) + " |")
+        lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from ..utils.atomic import atomic_path
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
 
 
 def _plot(summary: dict, path: Path) -> None:
@@ -272,7 +547,7 @@ def _plot(summary: dict, path: Path) -> None:
 
     table = summary["table"]
     columns = sorted({c for row in table.values() for c in row})
-    labels = list(table)
+    labels = [r for r in table if "@" not in r]
     x = np.arange(len(columns))
     width = 0.8 / max(1, len(labels))
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(columns)), 4))
@@ -284,54 +559,91 @@ def _plot(summary: dict, path: Path) -> None:
     ax.set_ylabel("UA (%)")
     ax.axhline(25, color="grey", lw=0.8, ls="--")
     ax.legend(fontsize=7)
-    ax.set_title("few-label SER, mean over speaker splits")
-    fig.tight_layout()
-    from ..utils.atomic import atomic_path
+    ax.set_title(f"few-label SER, mean over {len(summary['seeds'])} seeds x {summary['splits']} splits")
+    _save(fig, path)
 
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+
+def _plot_curve(summary: dict, hours: Dict[str, float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = summary["curve"]
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for enc, corpus in sorted({(p["encoder"], p["corpus"]) for p in curve}):
+        pts = sorted((p for p in curve if p["encoder"] == enc and p["corpus"] == corpus), key=lambda p: p["scale"])
+        xs = [hours[str(p["scale"])] for p in pts]
+        ys = [100 * p["mean_diff"] for p in pts]
+        err = [[100 * (p["mean_diff"] - p["ci95"][0]) for p in pts], [100 * (p["ci95"][1] - p["mean_diff"]) for p in pts]]
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=f"{enc}, {corpus}")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("hours of emotion-unlabelled pre-training audio")
+    ax.set_ylabel("UA gain over speaker-only (points)")
+    ax.set_title("unlabelled-data curve (95 % bootstrap intervals)", fontsize=9)
+    ax.legend(fontsize=7)
+    _save(fig, path)
 
 
 def _report(cfg: SerStudyConfig, out: Path) -> dict:
     from ..utils.atomic import atomic_write_json, atomic_write_text
 
     summary = summarise(out / "ser", cfg)
+    corpora = out / "stages" / "corpora.json"
+    hours = json.loads(corpora.read_text())["summary"].get("pretrain_hours", {}) if corpora.is_file() else {}
+    summary["pretrain_hours"] = hours
     atomic_write_json(out / "report" / "ser_study.json", summary)
-    atomic_write_text(out / "report" / "ser_study.md", report_markdown(summary))
+    atomic_write_text(out / "report" / "ser_study.md", report_markdown(summary, hours))
     _plot(summary, out / "report" / "ser_study.png")
+    if len({p["scale"] for p in summary["curve"]}) > 1 and hours:
+        _plot_curve(summary, hours, out / "report" / "ser_study_curve.png")
     return {"report": str(out / "report" / "ser_study.md")}
 
 
 def build_stages(cfg: SerStudyConfig, out: Path) -> List[Stage]:
-    stages = [Stage("corpora", "synthesise the speaker, pre-training and SER corpora with espeak-ng",
-                    lambda: _synthesise(cfg, out)),
-              Stage("speaker_encoder", f"train the speaker encoder ({cfg.speaker_encoder}) on speaker labels",
-                    lambda: _train_speaker_encoder(cfg, out)),
-              Stage("clusters", "intra-speaker clusters of the pre-training corpus's speaker embeddings",
-                    lambda: _cluster(cfg, out))]
-    for spec in cfg.encoders:
-        if spec.init == "contrastive":
-            stages.append(Stage(f"pretrain_{spec.label}", f"contrastive pre-training ({spec.label})",
-                                lambda spec=spec: _pretrain(cfg, spec, out)))
-    if any(spec.init == "random" for spec in cfg.encoders):
-        stages.append(Stage("random_init", "the untrained encoder", lambda: _random_init(cfg, out)))
-    tasks = ser_tasks(cfg, out)
-    for spec in cfg.encoders:
-        up = UpstreamSpec(spec.label, "emo_ecapa_local", str(checkpoint_of(spec, out)))
-        stages.append(Stage(f"ser_{spec.label}", f"{len(tasks)} SER runs for {spec.label}",
-                            lambda up=up: run_upstream(up, tasks, out / "ser", cfg.device)))
-    stages.append(Stage("report", "UA/WA over splits and paired wins", lambda: _report(cfg, out)))
+    runs = study_runs(cfg)
+    stages = [Stage("corpora", "synthesise the speaker, pre-training (each scale) and SER corpora with espeak-ng",
+                    lambda: _synthesise(cfg, out))]
+    for seed in cfg.seeds:
+        stages.append(Stage(f"speaker_encoder_s{seed}", f"train the speaker encoder ({cfg.speaker_encoder}, seed {seed})",
+                            lambda seed=seed: _train_speaker_encoder(cfg, seed, out)))
+        if any(r.kind == "contrastive" for r in runs):
+            for scale in cfg.unlabeled_scales:
+                stages.append(Stage(f"clusters_x{scale}_s{seed}",
+                                    f"intra-speaker clusters of the {scale}x pre-training corpus (seed {seed})",
+                                    lambda seed=seed, scale=scale: _cluster(cfg, seed, scale, out)))
+        if any(r.kind == "random" for r in runs):
+            stages.append(Stage(f"random_init_s{seed}", f"the untrained encoder (seed {seed})",
+                                lambda seed=seed: _random_init(cfg, seed, out)))
+    for run in (r for r in runs if r.kind == "contrastive"):
+        stages.append(Stage(f"pretrain_{run.name}", f"contrastive pre-training ({run.row}, seed {run.seed})",
+                            lambda run=run: _pretrain(cfg, run, out)))
+    if any(r.intensity == "energy" for r in cfg.ssl_rows):
+        stages.append(Stage("ssl_intensity", "energy intensities of the pre-training corpus (SSL EMS rows)",
+                            lambda: _ssl_intensity(cfg, out)))
+    for run in (r for r in runs if r.kind == "ssl"):
+        stages.append(Stage(f"pretrain_{run.name}", f"SSL pre-training ({run.row}, seed {run.seed})",
+                            lambda run=run: _ssl_pretrain(cfg, run, out)))
+    for seed in cfg.seeds:  # one runner process per seed: s3prl is imported once for all its rows
+        jobs = [(_upstream(cfg, run, out), ser_tasks(cfg, out, run.fractions)) for run in runs if run.seed == seed]
+        stages.append(Stage(f"ser_s{seed}", f"{sum(len(t) for _, t in jobs)} SER runs of {len(jobs)} encoders "
+                                            f"(seed {seed})",
+                            lambda jobs=jobs, seed=seed: run_upstreams(jobs, out / "ser", cfg.device,
+                                                                       name=f"batch_s{seed}")))
+    stages.append(Stage("report", "UA/WA over seeds x splits, paired differences with bootstrap intervals",
+                        lambda: _report(cfg, out)))
     return stages
 
 
-def run_ser_study(out: Path, quick: bool = False, redo: List[str] = (), overrides: Optional[List[str]] = None) -> str:
+def run_ser_study(out: Path, quick: bool = False, redo: Sequence[str] = (), overrides: Optional[List[str]] = None,
+                  config: Optional[str] = None) -> str:
     """Run (or finish) the study into ``out``; return the report and stage times as Markdown."""
     from ..utils.atomic import atomic_write_text, ensure_writable_dir
 
     out = ensure_writable_dir(out).resolve()
-    cfg = load_study_config(quick, overrides)
-    done = run_stages(build_stages(cfg, out), out, redo, desc="ser-study")
+    cfg = load_study_config(quick, overrides, config)
+    done = run_stages(build_stages(cfg, out), out, list(redo), desc="ser-study")
     text = (out / "report" / "ser_study.md").read_text() + "\n" + stage_times(done)
     atomic_write_text(out / "REPORT.md", text)
     return text
