@@ -131,7 +131,8 @@ def read_checkpoint(path: PathLike, expected: Sequence[str], missing_hint: str =
         raise _fail(path, expected, "a file torch cannot read", _one_line(err)) from None
     kind = kind_of(obj)
     if kind not in expected:
-        raise _fail(path, expected, f"kind {kind}" if kind in _KNOWN else kind)
+        ours = isinstance(obj, Mapping) and obj.get("format") == FORMAT  # any kind we write, e.g. a training state
+        raise _fail(path, expected, f"kind {kind}" if kind in _KNOWN or ours else kind)
     return obj
 
 
