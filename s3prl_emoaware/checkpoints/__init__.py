@@ -1,7 +1,8 @@
 """Checkpoint files: every kind the package reads or writes, loaded safely in one place.
 
-:mod:`.store` reads (``torch.load(..., weights_only=True)`` and nowhere else), identifies and
-validates files and writes them atomically; :mod:`.build` makes models from them;
+:mod:`.store` reads every checkpoint (the only ``torch.load`` of a checkpoint in the package, with
+``weights_only=True``; the hidden-state cache reads its own entries), identifies and validates
+files and writes them atomically; :mod:`.build` makes models from them;
 :mod:`.s3prl_mockingjay` and :mod:`.s3prl_npc` convert s3prl's formats both ways. Nothing here
 imports s3prl, so the core (clustering, pre-training, intensity) uses it freely.
 """

@@ -11,7 +11,8 @@ number (:func:`.data.epoch_batches`), the masking generator is seeded with
 same, so ``--resume`` from a checkpoint continues exactly the loss sequence an
 uninterrupted run with the same seed produces (on CPU).
 
-Checkpoints hold tensors and plain dicts only (``torch.load(..., weights_only=True)``):
+Checkpoints hold tensors and plain dicts only (:func:`s3prl_emoaware.checkpoints.training_state`,
+read back by :func:`~s3prl_emoaware.checkpoints.read_checkpoint` with ``weights_only=True``):
 ``{"format": "s3prl_emoaware", "kind", "model", "optimizer", "scheduler", "step", "config"}``
 written atomically to ``EXPDIR/states-<step>.ckpt`` and ``EXPDIR/last.ckpt``.
 """
