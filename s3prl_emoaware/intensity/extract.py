@@ -42,17 +42,19 @@ FRAME_BUDGET = 8192  # padded StrengthNet frames a batch (131 s of audio: ~140 M
 _Decoded = Tuple[Utterance, Optional[np.ndarray], Optional[object], Optional[str]]
 
 
-def _num_samples(u: Utterance, report: AudioReport) -> int:
+def _num_samples(u: Utterance, report: Optional[AudioReport] = None) -> int:
     """The clip's length at 16 kHz from its header (0 when unreadable: decoding reports the error)."""
     try:
         info = audio_info(u.path)
     except AudioError:
         return 0
-    report.note(info)
+    if report is not None:
+        report.note(info)
     return info.samples_at(16000)
 
 
-def _batches(todo: Sequence[Utterance], batch_size: int, report: AudioReport) -> Iterator[List[Utterance]]:
+def _batches(todo: Sequence[Utterance], batch_size: int,
+             report: Optional[AudioReport] = None) -> Iterator[List[Utterance]]:
     """Length-sorted batches of at most ``batch_size`` clips and :data:`FRAME_BUDGET` padded frames."""
     lengths = {u.utt_id: STRENGTHNET_GRID.num_frames(_num_samples(u, report)) for u in todo}
     batch: List[Utterance] = []
