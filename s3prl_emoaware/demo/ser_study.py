@@ -96,6 +96,7 @@ class SerStudyConfig:
         unlabeled_scales: sizes of the pre-training corpus (1 = 10 speakers x 32 utterances at
             demo size; 4 = 40 speakers ...). The table is at the first; the others feed the curve.
         curve_fraction: label fraction of the unlabelled-data curve (larger scales run only it).
+        curve_encoders: contrastive rows pre-trained at the scales after the first (empty: all).
         speaker_encoder / speaker_encoder_overrides: recipe of the speaker encoder.
         contrastive / contrastive_overrides: recipe of every contrastive variant.
         clusters_per_speaker, cluster_min_utterances: of ``s3prl-emoaware cluster``.
@@ -116,6 +117,7 @@ class SerStudyConfig:
     pretrain_corpus: str = "esd"
     unlabeled_scales: List[int] = field(default_factory=lambda: [1])
     curve_fraction: float = 0.1
+    curve_encoders: List[str] = field(default_factory=list)
     speaker_encoder: str = "ecapa_speaker_tiny"
     speaker_encoder_overrides: List[str] = field(default_factory=list)
     contrastive: str = "emo_ecapa_tiny"
@@ -158,6 +160,10 @@ class SerStudyConfig:
         labels = [e.label for e in self.encoders] + [r.label for r in self.ssl_rows]
         if len(set(labels)) != len(labels):
             raise ValueError(f"encoders and ssl_rows: labels must be unique, got {labels}")
+        contrastive = {e.label for e in self.encoders if e.init == "contrastive"}
+        if set(self.curve_encoders) - contrastive:
+            raise ValueError(f"curve_encoders: {sorted(set(self.curve_encoders) - contrastive)} are not contrastive "
+                             f"encoders ({sorted(contrastive)})")
         names = {b.name for b in self.ssl_backbones}
         for row in self.ssl_rows:
             if row.backbone not in names:
@@ -209,12 +215,18 @@ def study_runs(cfg: SerStudyConfig) -> List[StudyRun]:
             if spec.init != "contrastive":
                 runs.append(StudyRun(spec.label, spec.label, spec.init, seed, None, table))
                 continue
-            for scale in cfg.unlabeled_scales:
+            for scale in _scales(cfg, spec):
                 row = spec.label if scale == first else f"{spec.label}@{scale}x"
                 runs.append(StudyRun(row, spec.label, "contrastive", seed, scale, table if scale == first else curve))
     for ssl in cfg.ssl_rows:
         runs += [StudyRun(ssl.label, ssl.label, "ssl", seed, first, table) for seed in cfg.seeds]
     return runs
+
+
+def _scales(cfg: SerStudyConfig, spec: EncoderSpec) -> List[int]:
+    """The unlabelled-corpus scales a contrastive row is pre-trained at."""
+    on_curve = not cfg.curve_encoders or spec.label in cfg.curve_encoders
+    return list(cfg.unlabeled_scales) if on_curve else cfg.unlabeled_scales[:1]
 
 
 def _pretrain_corpus_path(out: Path, cfg: SerStudyConfig, scale: int) -> Path:
@@ -472,7 +484,7 @@ def _curve(cfg: SerStudyConfig, paired: dict) -> List[dict]:
     points = []
     first = cfg.unlabeled_scales[0]
     for spec in (e for e in cfg.encoders if e.init == "contrastive"):
-        for scale in cfg.unlabeled_scales:
+        for scale in _scales(cfg, spec):
             row = spec.label if scale == first else f"{spec.label}@{scale}x"
             for corpus in cfg.corpora:
                 diff = paired.get(row, {}).get(f"{corpus}/{_fraction_name(cfg.curve_fraction)}", {}).get("speaker_only")
