@@ -7,7 +7,8 @@ naming the folder and the holder's pid). The kernel drops an ``flock`` when its 
 logs whose lock it was and removes that process's temporary files (``.*.tmp`` of the atomic
 writers, in the folder and one level below), which nothing reads.
 
-Under ``torchrun`` only rank 0 writes the output folder, so ``rank_zero_only`` locks there only.
+A run that made the folder and wrote nothing in it (refused after taking the lock) removes it
+again. Under ``torchrun`` only rank 0 writes the output folder, so ``rank_zero_only`` locks there only.
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ class FolderLock:
         self.folder, self.what = Path(folder), what
         self.path = self.folder / LOCK_NAME
         self._fd: Optional[int] = None
+        self._created = False
 
     def acquire(self) -> "FolderLock":
+        self._created = not self.folder.exists()
         ensure_writable_dir(self.folder)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -81,6 +84,10 @@ class FolderLock:
         if self._fd is None:
             return
         os.ftruncate(self._fd, 0)  # empty: a released lock, not a dead holder's
+        if self._created and [p.name for p in self.folder.iterdir()] == [LOCK_NAME]:
+            self.path.unlink(missing_ok=True)  # a run refused before writing anything leaves no folder
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None

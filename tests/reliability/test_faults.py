@@ -638,3 +638,17 @@ def test_sigterm_under_torchrun_stops_every_rank_at_one_step(tiny_iemocap, tmp_p
     resumed = _torchrun(tiny_iemocap, tmp_path / "cut", 29783, tmp_path, "resumed", ["--resume"])
     assert resumed.wait(timeout=240) == 0, (tmp_path / "resumed.log").read_text()[-2000:]
     assert _same_weights(tmp_path / "cut" / "last.ckpt", tmp_path / "full" / "last.ckpt")
+
+
+@pytest.mark.probe(area="faults", probe="a run refused after taking the lock of a folder it created",
+                   behaviour="no folder is left behind (the lock file and the empty folder are removed); a folder "
+                   "that existed before stays, with an empty lock file")
+def test_a_refused_run_leaves_no_folder(tmp_path):
+    with pytest.raises(ValueError):
+        with folder_lock(tmp_path / "new"):
+            raise ValueError("refused")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "old").mkdir()
+    with folder_lock(tmp_path / "old"):
+        pass
+    assert (tmp_path / "old" / LOCK_NAME).read_text() == ""
