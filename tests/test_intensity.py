@@ -144,6 +144,27 @@ def test_bad_files_are_skipped_and_reported(tiny_iemocap, tmp_path):
         IntensityCache(tmp_path / "nowhere")
 
 
+def test_retrained_strengthnet_replaces_the_pipelines_cache(tiny_iemocap, tiny_strengthnet, tmp_path):
+    import shutil
+
+    from s3prl_emoaware.intensity.cache import discard_other_checkpoint_cache
+
+    cache, model = tmp_path / "cache", tmp_path / "strengthnet.ckpt"
+    shutil.copy(tiny_strengthnet[0] / "strengthnet.ckpt", model)
+    with pytest.raises(KeyboardInterrupt):
+        extract_intensities(tiny_iemocap, cache, model_path=str(model), batch_size=4, stop_after=3)
+    assert not discard_other_checkpoint_cache(cache, model)  # same model: the partial cache resumes
+    assert len(IntensityCache(cache)) == 3
+    ckpt = torch.load(model, map_location="cpu", weights_only=True)
+    ckpt["epoch"] = int(ckpt["epoch"]) + 1  # "retrained": other bytes, other hash
+    torch.save(ckpt, model)
+    with pytest.raises(Exception, match="refusing to add curves"):
+        extract_intensities(tiny_iemocap, cache, model_path=str(model), batch_size=4)
+    assert discard_other_checkpoint_cache(cache, model) and not cache.exists()
+    counts = extract_intensities(tiny_iemocap, cache, model_path=str(model), batch_size=4)
+    assert counts["new"] == len(read_corpus(tiny_iemocap)) == len(IntensityCache(cache))
+
+
 def test_windowed_frame_targets_follow_the_utterance(tiny_iemocap, tiny_strengthnet, tmp_path):
     from s3prl_emoaware.intensity.ranker import RelativeAttributeRanker
     from s3prl_emoaware.intensity.train import windowed_targets

@@ -198,14 +198,17 @@ def _oracle_cache(out: Path) -> dict:
 
 
 def _intensities(cfg: EmsStudyConfig, out: Path) -> dict:
+    from ..intensity.cache import discard_other_checkpoint_cache
     from ..intensity.extract import extract_intensities
 
     used = {r.intensity for r in cfg.rows}
     summary = {}
     pretrain = _corpora(out)["pretrain"]
     if "strengthnet" in used:
+        checkpoint = out / "strengthnet" / "strengthnet.ckpt"
+        discard_other_checkpoint_cache(out / "intensity" / "strengthnet", checkpoint)  # after a retrained StrengthNet
         summary["strengthnet"] = extract_intensities(pretrain, out / "intensity" / "strengthnet",
-                                                     model_path=str(out / "strengthnet" / "strengthnet.ckpt"))
+                                                     model_path=str(checkpoint))
     if "energy" in used:
         summary["energy"] = extract_intensities(pretrain, out / "intensity" / "energy", source="energy")
     for source in ("strengthnet", "energy"):

@@ -152,10 +152,13 @@ def _train_strengthnet(cfg: DemoConfig, out: Path) -> dict:
 
 
 def _extract(out: Path) -> dict:
+    from ..intensity.cache import discard_other_checkpoint_cache
     from ..intensity.extract import extract_intensities
 
     pretrain = _corpus_paths(out)["pretrain"]
-    counts = extract_intensities(pretrain, out / "intensity", model_path=str(out / "strengthnet" / "strengthnet.ckpt"))
+    checkpoint = out / "strengthnet" / "strengthnet.ckpt"
+    discard_other_checkpoint_cache(out / "intensity", checkpoint)  # `--redo strengthnet intensity`
+    counts = extract_intensities(pretrain, out / "intensity", model_path=str(checkpoint))
     return {**counts, "distribution": describe_intensities(out / "intensity", pretrain)}
 
 

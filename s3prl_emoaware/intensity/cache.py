@@ -49,6 +49,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Callable, Dict, Optional
@@ -63,7 +64,8 @@ from .alignment import FrameGrid
 logger = logging.getLogger(__name__)
 
 __all__ = ["IntensityCache", "IntensityCacheWriter", "MissingIntensityError", "IntensityMismatchError",
-           "CorruptIntensityError", "audio_hash", "curve_hash", "model_identity"]
+           "CorruptIntensityError", "audio_hash", "curve_hash", "model_identity",
+           "discard_other_checkpoint_cache"]
 
 VERSION = 3  # 2: per-item audio_hash; 3: model identity, curve_hash, audio size/mtime
 READABLE_VERSIONS = (2, 3)
@@ -107,6 +109,27 @@ def model_identity(source: str, checkpoint: Optional[str] = None, config=None) -
 
         identity["config"] = to_dict(config)
     return identity
+
+
+def discard_other_checkpoint_cache(root, checkpoint) -> bool:
+    """For a pipeline that owns ``root`` and has just (re)trained ``checkpoint``: delete a cache whose
+    curves another checkpoint made (or whose index cannot say), so the stage rebuilds it instead of the
+    writer refusing to mix models. A cache of this very checkpoint is kept (partial extraction resumes).
+    Returns whether anything was deleted."""
+    root = Path(root)
+    index = root / "index.json"
+    if not root.exists():
+        return False
+    try:
+        model = json.loads(index.read_text()).get("model") or {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        model = {}
+    if isinstance(model, dict) and model.get("checkpoint_sha256") == file_sha256(checkpoint):
+        return False
+    logger.warning("%s: made by another StrengthNet checkpoint than %s (retrained); deleting it to rebuild",
+                   root, checkpoint)
+    shutil.rmtree(root)
+    return True
 
 
 def _same_model(a: Optional[dict], b: Optional[dict]) -> bool:
