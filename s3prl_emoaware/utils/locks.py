@@ -21,6 +21,7 @@ import inspect
 import logging
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -47,20 +48,29 @@ class FolderLock:
         self._fd: Optional[int] = None
         self._created = False
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self, orphan_wait_s: float = 20.0) -> "FolderLock":
+        """Take the lock or raise :class:`FolderLockedError`. A holder whose recorded process is
+        dead is a child it forked (a DataLoader worker of a killed trainer shares the lock until it
+        notices, within seconds): waited for up to ``orphan_wait_s``."""
         self._created = not self.folder.exists()
         ensure_writable_dir(self.folder)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").split()
-            os.close(fd)
-            if err.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
-                raise
-            who = f"pid {holder[0]}" + (f" on {holder[1]}" if len(holder) > 1 else "") if holder else "another process"
-            raise FolderLockedError(f"{self.folder}: {self.what} is in use by {who} (lock {LOCK_NAME}); wait for "
-                                    "it to finish or write to another folder") from None
+        deadline = time.monotonic() + orphan_wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as err:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+                if err.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                    os.close(fd)
+                    raise
+                if holder and _dead(holder) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                os.close(fd)
+                raise FolderLockedError(f"{self.folder}: {self.what} is in use by {_who(holder)} (lock {LOCK_NAME}); "
+                                        "wait for it to finish or write to another folder") from None
         previous = os.pread(fd, 200, 0).decode(errors="replace").split()
         if previous and previous[0] != str(os.getpid()):
             left = self._remove_temporaries()
@@ -95,6 +105,26 @@ class FolderLock:
     def __del__(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
+
+
+def _dead(holder) -> bool:
+    """Whether the recorded holder ``[pid, host]`` is a process of this host that no longer runs."""
+    if len(holder) > 1 and holder[1] != socket.gethostname():
+        return False
+    try:
+        os.kill(int(holder[0]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError, OverflowError):
+        return False
+    return False
+
+
+def _who(holder) -> str:
+    if not holder:
+        return "another process"
+    who = f"pid {holder[0]}" + (f" on {holder[1]}" if len(holder) > 1 else "")
+    return who + (" (dead; a process it started still holds the lock)" if _dead(holder) else "")
 
 
 @contextlib.contextmanager

@@ -652,3 +652,31 @@ def test_a_refused_run_leaves_no_folder(tmp_path):
     with folder_lock(tmp_path / "old"):
         pass
     assert (tmp_path / "old" / LOCK_NAME).read_text() == ""
+
+
+_ORPHAN = """
+import os, sys, time
+from s3prl_emoaware.utils.locks import FolderLock
+lock = FolderLock(sys.argv[1]).acquire()
+if os.fork() == 0:  # a worker the trainer forked: it shares the lock until it exits
+    os.close(1), os.close(2)  # (so the test's pipe ends with the trainer)
+    time.sleep(2.0)
+    os._exit(0)
+print(os.getpid(), flush=True)
+os._exit(9)  # the trainer dies first (kill -9)
+"""
+
+
+@pytest.mark.probe(area="faults", probe="the lock of a killed trainer still shared by its forked DataLoader worker",
+                   behaviour="the next run waits until the orphan exits (seconds) and takes the lock over, instead "
+                   "of refusing in the name of a dead pid")
+def test_lock_held_by_an_orphaned_worker_is_waited_for(tmp_path):
+    proc = subprocess.run([PYTHON, "-c", _ORPHAN, str(tmp_path / "exp")], capture_output=True, text=True,
+                          env=child_env(), cwd=REPO_ROOT, timeout=60)
+    dead = int(proc.stdout.split()[0])
+    start = time.monotonic()
+    lock = FolderLock(tmp_path / "exp").acquire()
+    waited = time.monotonic() - start
+    lock.release()
+    assert 0.5 < waited < 10, waited
+    assert dead != os.getpid()
