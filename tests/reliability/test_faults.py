@@ -96,7 +96,7 @@ def _documented_rerun(log: str) -> list:
                                          "the printed command resumes to the uninterrupted run's weights")),
 ])
 def test_signal_saves_and_the_printed_command_resumes_exactly(tiny_iemocap, tmp_path, sig, command, config):
-    steps = ["-o", "training.total_steps=24", "-o", "training.save_every=3"]
+    steps = ["-o", "training.total_steps=12", "-o", "training.save_every=3"]
     recipe = load_config(PretrainRecipe, config[1], config[3::2] + steps[1::2])
     pretrain(recipe, tiny_iemocap, tmp_path / "full", None)
     out = tmp_path / "cut"
@@ -111,7 +111,7 @@ def test_signal_saves_and_the_printed_command_resumes_exactly(tiny_iemocap, tmp_
                       rf"saved {re.escape(str(out))}/last.ckpt; resume with: s3prl-emoaware ", log)
     assert match, log[-2000:]
     step = int(match.group(1))
-    assert 3 <= step < 24
+    assert 3 <= step < 12
     assert torch.load(out / "last.ckpt", weights_only=True)["step"] == step
     assert _temporaries(out) == []
     rerun = subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", *_documented_rerun(log)], capture_output=True,
@@ -127,7 +127,7 @@ def test_signal_saves_and_the_printed_command_resumes_exactly(tiny_iemocap, tmp_
                    "of save_every); `--resume` removes the dead run's temporary files and ends with the weights of "
                    "an uninterrupted run")
 def test_kill_9_resumes_from_the_last_periodic_checkpoint(tiny_iemocap, tmp_path):
-    steps = ["-o", "training.total_steps=24", "-o", "training.save_every=2"]
+    steps = ["-o", "training.total_steps=12", "-o", "training.save_every=2"]
     recipe = load_config(PretrainRecipe, MOCKINGJAY[1], [MOCKINGJAY[3], *steps[1::2]])
     pretrain(recipe, tiny_iemocap, tmp_path / "full", None)
     out = tmp_path / "cut"
@@ -138,7 +138,7 @@ def test_kill_9_resumes_from_the_last_periodic_checkpoint(tiny_iemocap, tmp_path
     proc.kill()
     assert proc.wait(timeout=60) == -signal.SIGKILL
     step = torch.load(out / "last.ckpt", weights_only=True)["step"]
-    assert step % 2 == 0 and step < 24
+    assert step % 2 == 0 and step < 12
     (out / ".last.ckpt.planted.tmp").write_bytes(b"half a checkpoint")  # as a kill inside a save leaves it
     rerun = subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", *args, "--resume"], capture_output=True, text=True,
                            env=child_env(), cwd=REPO_ROOT, timeout=300)
@@ -190,6 +190,7 @@ def test_every_objective_stops_cleanly_and_resumes_exactly(tiny_iemocap, tmp_pat
     assert _same_weights(tmp_path / "cut" / "last.ckpt", tmp_path / "full" / "last.ckpt")
 
 
+@pytest.mark.slow
 @pytest.mark.probe(area="faults", probe="SIGINT to `train-strengthnet` in the middle of epoch 2",
                    behaviour="the batch finishes, resume.ckpt is saved, Interrupted (exit 130); --resume repeats the "
                    "remaining losses of an uninterrupted run and ends with its checkpoint and metrics")
@@ -613,7 +614,7 @@ def _torchrun(script_args, out, port, tmp_path, name, extra=()):
     log = open(tmp_path / f"{name}.log", "w")
     return subprocess.Popen([PYTHON, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
                              "-m", "s3prl_emoaware.cli", "pretrain", "--corpus", str(script_args), "--out", str(out),
-                             *MOCKINGJAY, "-o", "training.save_every=3", "-o", "training.total_steps=18",
+                             *MOCKINGJAY, "-o", "training.save_every=3", "-o", "training.total_steps=12",
                              "-o", "training.num_workers=0", *extra],
                             stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=REPO_ROOT, start_new_session=True)
 
