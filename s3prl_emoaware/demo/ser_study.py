@@ -1,4 +1,4 @@
-"""``s3prl-emoaware ser-study``: few-label SER with the contrastive ECAPA upstream (METHOD section 2).
+"""``s3prl-emoaware ser-study``: few-label SER with the contrastive ECAPA upstream (docs/method.md section 2).
 
 The question: does contrastive pre-training from intra-speaker clusters give an SER encoder
 that needs few labels, and does it gain from more unlabelled speech? Every ECAPA row has the

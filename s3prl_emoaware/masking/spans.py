@@ -2,7 +2,7 @@
 
 All functions are pure and take a ``numpy.random.Generator``, so a seed fixes every mask.
 
-Per utterance of valid length L, span length C and ratio r (METHOD section 1.3):
+Per utterance of valid length L, span length C and ratio r (docs/method.md section 1.3):
 
 - the number of spans is ``p = round(r * L / C)``; valid starts are ``0 .. L-C-1``;
 - **random** (Mockingjay): p distinct valid starts drawn uniformly; spans may overlap

@@ -30,7 +30,7 @@ __all__ = ["StrengthNetConfig", "StrengthNet", "strengthnet", "strengthnet_tiny"
 
 @dataclass
 class StrengthNetConfig:
-    """Sizes of StrengthNet (METHOD section 3 defaults).
+    """Sizes of StrengthNet (docs/method.md section 3.1 defaults).
 
     Args:
         n_mels: mel bands of the input.

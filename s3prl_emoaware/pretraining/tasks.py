@@ -111,7 +111,7 @@ NPC_VARIANTS = ("none", "input_mask", "loss_weight", "both", "authors")
 
 @dataclass
 class NPCObjective:
-    """How EMS changes NPC (unknown from the paper; METHOD 1.4). ``variant``:
+    """How EMS changes NPC (unknown from the paper; docs/method.md section 1.4). ``variant``:
 
     - ``none``: plain NPC (the baseline): L1 on every valid frame;
     - ``input_mask``: spans chosen by ``masking`` are zeroed in the input (with ``masking.strategy:

@@ -71,7 +71,7 @@ def write(out: Path, rng: np.random.Generator, size: SizePreset) -> None:
     (+-10%); utterances are neutral. An encoder trained here must tell speakers apart by
     pitch and rate, so it stays sensitive to them, and emotion moves those within a speaker:
     trained on emotional speech instead, the encoder learns to ignore exactly that variation
-    (measured: intra-speaker emotion clusters are weaker, see README).
+    (measured: intra-speaker emotion clusters are weaker, see docs/results.md).
     """
     voices = FEMALE + MALE
     meta = ["VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet"]
