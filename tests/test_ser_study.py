@@ -106,12 +106,16 @@ def test_paired_difference_matches_seed_and_split_and_bootstraps_over_both(tmp_p
 
 def test_curve_gives_the_gain_per_scale(tmp_path):
     cfg = SerStudyConfig(corpora=["esd"], label_fractions=[0.1], splits=2, seeds=[0], unlabeled_scales=[1, 4],
-                         bootstrap=500, encoders=[EncoderSpec("s", "speaker"), EncoderSpec("c", "contrastive")])
+                         bootstrap=500, curve_encoders=["c"],
+                         encoders=[EncoderSpec("s", "speaker"), EncoderSpec("c", "contrastive"),
+                                   EncoderSpec("off", "contrastive")])
     for split in range(2):
         _write(tmp_path, "s_s0", "esd", 0.1, split, 0.4, 0.4)
         _write(tmp_path, "c_s0", "esd", 0.1, split, 0.42, 0.42)
         _write(tmp_path, "c_4x_s0", "esd", 0.1, split, 0.46, 0.46)
+        _write(tmp_path, "off_s0", "esd", 0.1, split, 0.5, 0.5)  # in the table, not on the curve
     summary = summarise(tmp_path, cfg)
+    assert {p["encoder"] for p in summary["curve"]} == {"c"} and "off" in summary["table"]
     gains = {p["scale"]: p["mean_diff"] for p in summary["curve"]}
     assert gains == pytest.approx({1: 0.02, 4: 0.06})
     text = report_markdown(summary, {"1": 0.25, "4": 1.0})

@@ -483,7 +483,7 @@ def _curve(cfg: SerStudyConfig, paired: dict) -> List[dict]:
     """Gain over speaker-only at ``curve_fraction`` per contrastive encoder, corpus and scale."""
     points = []
     first = cfg.unlabeled_scales[0]
-    for spec in (e for e in cfg.encoders if e.init == "contrastive"):
+    for spec in (e for e in cfg.encoders if e.init == "contrastive" and len(_scales(cfg, e)) > 1):
         for scale in _scales(cfg, spec):
             row = spec.label if scale == first else f"{spec.label}@{scale}x"
             for corpus in cfg.corpora:
