@@ -145,9 +145,9 @@ def extract_intensities(corpus, out, source: str = "strengthnet", model_path: Op
     todo = [u for u in (utterances if utterances is not None else read_corpus(corpus))
             if not writer.done(u.utt_id, str(u.path))]
     new = skipped = 0
-    bar = tqdm(total=len(todo), desc=f"intensity ({source})", unit="utt")
     report = AudioReport(f"{corpus} (intensity extraction)", 16000, max_bad_fraction)
     report.count(len(todo))
+    bar = tqdm(total=len(todo), desc=f"intensity ({source})", unit="utt")
     pool = ThreadPoolExecutor(max(1, n_jobs))
 
     def submit(batch: List[Utterance]) -> List[Future]:
@@ -183,5 +183,5 @@ def extract_intensities(corpus, out, source: str = "strengthnet", model_path: Op
         pool.shutdown(wait=True, cancel_futures=True)
         writer.flush()
         bar.close()
-    return {"new": new, "skipped": skipped, "total": len(writer.items), "failed": len(writer.failed)}
     report.finish()
+    return {"new": new, "skipped": skipped, "total": len(writer.items), "failed": len(writer.failed)}

@@ -90,9 +90,9 @@ class TrainConfig:
         lr: Adam learning rate (the paper: 1e-4 with many more epochs).
         patience: epochs without validation improvement before stopping (the paper: 30).
         val_speaker_fraction: share of speakers held out for validation and evaluation.
-        seed: data split, initialisation, splices and batch order.
         max_bad_fraction: share of the corpus' audio files that may be unusable (skipped and listed)
             before training is refused as on the wrong folder.
+        seed: data split, initialisation, splices and batch order.
     """
 
     frame_targets: str = "repeat"
@@ -111,8 +111,8 @@ class TrainConfig:
     lr: float = 1.0e-3
     patience: int = 6
     val_speaker_fraction: float = 0.2
-    seed: int = 0
     max_bad_fraction: float = 0.1
+    seed: int = 0
 
     def __post_init__(self):
         for name, value, choices in (("frame_targets", self.frame_targets, FRAME_TARGETS),
@@ -127,8 +127,6 @@ class TrainConfig:
         gap = self.splice_gap_seconds
         if len(gap) != 2 or not 0 <= gap[0] <= gap[1]:
             raise ValueError(f"training.splice_gap_seconds must be [min, max] with 0 <= min <= max, got {gap}")
-
-
         from ..config import check_fraction, check_non_negative, check_positive
 
         check_positive(self, "epochs", "batch_size", "lr", "patience", "window_seconds")
@@ -136,6 +134,8 @@ class TrainConfig:
         check_fraction(self, "val_speaker_fraction", low_open=True, high_open=True)
         if self.vad_db is not None:
             check_positive(self, "vad_db")
+
+
 @dataclass
 class StrengthNetRecipe:
     """``upstream_configs/strengthnet.yaml``: the model and its training."""
