@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import sys
 
-
 _BEFORE = {"s3prl": "apply_compat"}
 _AFTER = {"s3prl.hub": "register_upstreams", "s3prl.downstream": "register_downstreams"}
 _TARGETS = set(_BEFORE) | set(_AFTER)

@@ -45,13 +45,18 @@ def _encoder_only(ours, feats, repeats: int):
     from s3prl_emoaware.models.ecapa import load_speechbrain_state_dict
 
     c = ours.config
-    reference = ECAPA_TDNN(c.input_dim, lin_neurons=c.embedding_dim, channels=list(c.channels),
-                           attention_channels=c.attention_channels, res2net_scale=c.res2net_scale,
-                           se_channels=c.se_channels).eval()
+    reference = ECAPA_TDNN(
+        c.input_dim,
+        lin_neurons=c.embedding_dim,
+        channels=list(c.channels),
+        attention_channels=c.attention_channels,
+        res2net_scale=c.res2net_scale,
+        se_channels=c.se_channels,
+    ).eval()
     load_speechbrain_state_dict(ours, reference.state_dict())  # same weights in both
     batches = []
     for start in range(0, len(feats), 16):
-        chunk = feats[start:start + 16]
+        chunk = feats[start : start + 16]
         lengths = torch.tensor([f.shape[0] for f in chunk])
         batches.append((torch.nn.utils.rnn.pad_sequence(chunk, batch_first=True), lengths))
     times = {"ours": [], "speechbrain": []}
@@ -93,9 +98,15 @@ def main() -> None:
         tmp = Path(tmp)
         corpus = synthesize_corpus("voxceleb", tmp / "corpus", size="tiny")
         ckpt = tmp / "ecapa.ckpt"
-        torch.save({"format": "s3prl_emoaware", "kind": "ecapa_speaker",
-                    "model": {f"encoder.{k}": v for k, v in EcapaTdnn(cfg).state_dict().items()},
-                    "config": {"model": to_dict(cfg), "frontend": to_dict(fbank)}}, ckpt)
+        torch.save(
+            {
+                "format": "s3prl_emoaware",
+                "kind": "ecapa_speaker",
+                "model": {f"encoder.{k}": v for k, v in EcapaTdnn(cfg).state_dict().items()},
+                "config": {"model": to_dict(cfg), "frontend": to_dict(fbank)},
+            },
+            ckpt,
+        )
         embed_corpus(corpus, ckpt)  # warm-up: imports, allocator
         emb = speakers = None
         for scale in args.scales:
@@ -104,21 +115,26 @@ def main() -> None:
             utts, out, _ = embed_corpus(root, ckpt)
             elapsed = time.perf_counter() - start
             audio = sum(sf.info(str(u.path)).duration for u in utts)
-            print(f"  embed_corpus {scale:>2}x: {len(utts):>4} clips, {audio:6.0f} s audio in {elapsed:6.1f} s: "
-                  f"{audio / elapsed:5.1f} s audio / s (reading and features included)")
+            print(
+                f"  embed_corpus {scale:>2}x: {len(utts):>4} clips, {audio:6.0f} s audio in {elapsed:6.1f} s: "
+                f"{audio / elapsed:5.1f} s audio / s (reading and features included)"
+            )
             if scale == args.scales[0]:
                 emb, speakers = out, [u.speaker for u in utts]
                 frontend = FbankFrontend(fbank)
-                feats = sorted((frontend.extract_one(torch.from_numpy(read_audio(u.path))) for u in utts),
-                               key=lambda f: f.shape[0])
+                feats = sorted(
+                    (frontend.extract_one(torch.from_numpy(read_audio(u.path))) for u in utts), key=lambda f: f.shape[0]
+                )
                 model = EcapaTdnn(cfg).eval()
                 compared = _encoder_only(model, feats, args.repeats)
                 if compared is None:
                     print("  encoder only: SpeechBrain not installed, no reference timing")
                 else:
-                    print(f"  encoder only, same weights and batches ({audio:.0f} s audio): ours "
-                          f"{audio / compared['ours']:.1f} s audio / s, SpeechBrain ECAPA_TDNN "
-                          f"{audio / compared['speechbrain']:.1f}: ratio {compared['speechbrain'] / compared['ours']:.2f}x")
+                    print(
+                        f"  encoder only, same weights and batches ({audio:.0f} s audio): ours "
+                        f"{audio / compared['ours']:.1f} s audio / s, SpeechBrain ECAPA_TDNN "
+                        f"{audio / compared['speechbrain']:.1f}: ratio {compared['speechbrain'] / compared['ours']:.2f}x"
+                    )
         rng = np.random.default_rng(0)
         cluster_per_speaker(emb, speakers, ClusteringConfig(k=2, min_utterances=2))  # warm-up: sklearn imports
         for scale in args.scales:
@@ -127,8 +143,10 @@ def main() -> None:
             for k, name in ((4, "K=4"), (0, "K by silhouette")):
                 start = time.perf_counter()
                 cluster_per_speaker(x, spk, ClusteringConfig(k=k, min_utterances=4))
-                print(f"  clustering {scale:>2}x ({len(x):>5} utterances, {len(set(spk))} speakers), {name:<16}: "
-                      f"{time.perf_counter() - start:.2f} s")
+                print(
+                    f"  clustering {scale:>2}x ({len(x):>5} utterances, {len(set(spk))} speakers), {name:<16}: "
+                    f"{time.perf_counter() - start:.2f} s"
+                )
 
 
 if __name__ == "__main__":

@@ -67,41 +67,90 @@ def main() -> None:
         if not corpus.exists():
             synthesize_corpus("iemocap", corpus, seed=0, size=args.size)
         # the utterances the emotion recipe reads: each session's test list (4 classes)
-        listed = {m["path"] for k in range(1, 6) for m in json.loads(
-            (corpus / f"meta_data/Session{k}/test_meta_data.json").read_text())["meta_data"]}
+        listed = {
+            m["path"]
+            for k in range(1, 6)
+            for m in json.loads((corpus / f"meta_data/Session{k}/test_meta_data.json").read_text())["meta_data"]
+        }
         audio_s = sum(sf.info(str(corpus / p)).duration for p in listed)
         n_utts = len(listed)
         torch.manual_seed(0)
         if args.upstream == "mockingjay":
-            config = MockingjayConfig(input_dim=240, hidden_size=args.hidden, num_layers=args.layers,
-                                      num_heads=max(1, args.hidden // 64), intermediate_size=4 * args.hidden)
+            config = MockingjayConfig(
+                input_dim=240,
+                hidden_size=args.hidden,
+                num_layers=args.layers,
+                num_heads=max(1, args.hidden // 64),
+                intermediate_size=4 * args.hidden,
+            )
             model, frontend, n_layers = mockingjay_model(config), FbankConfig(delta_order=2, cmvn=True), args.layers + 1
         else:  # the shipped EMS NPC's kernel and mask at the given width and depth
-            config = NPCConfig(hidden_size=args.hidden, n_blocks=args.layers, kernel_size=7 + 2 * args.layers + 2,
-                               mask_size=7, vq_codebook_sizes=[64] * 4, vq_code_dims=[args.hidden // 4] * 4)
-            model, frontend, n_layers = NPCModel(config), FbankConfig(window_type="hamming", cmvn=True), \
-                2 * args.layers + 1
+            config = NPCConfig(
+                hidden_size=args.hidden,
+                n_blocks=args.layers,
+                kernel_size=7 + 2 * args.layers + 2,
+                mask_size=7,
+                vq_codebook_sizes=[64] * 4,
+                vq_code_dims=[args.hidden // 4] * 4,
+            )
+            model, frontend, n_layers = (
+                NPCModel(config),
+                FbankConfig(window_type="hamming", cmvn=True),
+                2 * args.layers + 1,
+            )
         ckpt = work / f"{args.upstream}.ckpt"
-        torch.save({"format": "s3prl_emoaware", "kind": args.upstream, "model": model.state_dict(),
-                    "config": {"model": to_dict(config), "frontend": to_dict(frontend)}, "step": 0}, ckpt)
+        torch.save(
+            {
+                "format": "s3prl_emoaware",
+                "kind": args.upstream,
+                "model": model.state_dict(),
+                "config": {"model": to_dict(config), "frontend": to_dict(frontend)},
+                "step": 0,
+            },
+            ckpt,
+        )
         half = max(1, args.steps // 2)
-        override = (f"config.runner.total_steps={args.steps},,config.runner.eval_step={half},,"
-                    f"config.runner.save_step={half},,config.runner.log_step={half},,"
-                    "config.runner.gradient_accumulate_steps=1,,config.downstream_expert.datarc.num_workers=0,,"
-                    f"config.downstream_expert.datarc.train_batch_size={args.batch_size},,"
-                    f"config.downstream_expert.datarc.eval_batch_size={args.batch_size},,"
-                    f"config.downstream_expert.datarc.root='{corpus}',,"
-                    f"config.downstream_expert.datarc.meta_data='{corpus / 'meta_data'}'")
+        override = (
+            f"config.runner.total_steps={args.steps},,config.runner.eval_step={half},,"
+            f"config.runner.save_step={half},,config.runner.log_step={half},,"
+            "config.runner.gradient_accumulate_steps=1,,config.downstream_expert.datarc.num_workers=0,,"
+            f"config.downstream_expert.datarc.train_batch_size={args.batch_size},,"
+            f"config.downstream_expert.datarc.eval_batch_size={args.batch_size},,"
+            f"config.downstream_expert.datarc.root='{corpus}',,"
+            f"config.downstream_expert.datarc.meta_data='{corpus / 'meta_data'}'"
+        )
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         cache = work / "hidden_cache"
-        runs = {"stock runner": ["--no-hidden-cache"], "cache, empty": ["--hidden-cache", str(cache)],
-                "cache, filled": ["--hidden-cache", str(cache)]}
+        runs = {
+            "stock runner": ["--no-hidden-cache"],
+            "cache, empty": ["--hidden-cache", str(cache)],
+            "cache, filled": ["--hidden-cache", str(cache)],
+        }
         results = {}
         for name, flags in runs.items():
             expdir = work / name.replace(", ", "_").replace(" ", "_")
-            cmd = [sys.executable, "-m", "s3prl_emoaware.cli", "run-downstream", "--all-folds", *flags, "-m", "train",
-                   "-u", f"ems_{args.upstream}_local", "-k", str(ckpt), "-d", "emotion", "-o", override,
-                   "-p", str(expdir), "--device", "cpu"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "s3prl_emoaware.cli",
+                "run-downstream",
+                "--all-folds",
+                *flags,
+                "-m",
+                "train",
+                "-u",
+                f"ems_{args.upstream}_local",
+                "-k",
+                str(ckpt),
+                "-d",
+                "emotion",
+                "-o",
+                override,
+                "-p",
+                str(expdir),
+                "--device",
+                "cpu",
+            ]
             wall, rss = _timed(cmd, env)
             summary = json.loads((expdir / "all_folds.json").read_text())
             results[name] = (wall, rss, [summary["folds"][f"fold{k}"]["acc"] for k in range(1, 6)])
@@ -110,20 +159,28 @@ def main() -> None:
         disk = sum(p.stat().st_size for p in entries)
         hours = audio_s / 3600
         per_hour_layer = disk / hours / n_layers / 1e9
-        print(f"IEMOCAP-layout emotion, 5 folds x {args.steps} steps (dev+test every {half}), batch {args.batch_size}: "
-              f"{n_utts} utterances, {audio_s / 60:.1f} min of audio; {args.upstream} {args.layers}x{args.hidden} "
-              f"({n_layers} hidden states), CPU, {torch.get_num_threads()} threads")
+        print(
+            f"IEMOCAP-layout emotion, 5 folds x {args.steps} steps (dev+test every {half}), batch {args.batch_size}: "
+            f"{n_utts} utterances, {audio_s / 60:.1f} min of audio; {args.upstream} {args.layers}x{args.hidden} "
+            f"({n_layers} hidden states), CPU, {torch.get_num_threads()} threads"
+        )
         stock = results["stock runner"][0]
         for name, (wall, rss, accs) in results.items():
-            print(f"  {name:<14}: {wall:7.1f} s  ({stock / wall:5.2f}x)  peak RSS {rss:6.0f} MB  "
-                  f"fold acc {' '.join(f'{a:.4f}' for a in accs)}  mean {sum(accs) / 5:.4f}")
+            print(
+                f"  {name:<14}: {wall:7.1f} s  ({stock / wall:5.2f}x)  peak RSS {rss:6.0f} MB  "
+                f"fold acc {' '.join(f'{a:.4f}' for a in accs)}  mean {sum(accs) / 5:.4f}"
+            )
         same = all(results[n][2] == results["stock runner"][2] for n in results)
         print(f"  fold accuracies identical to the stock runner's: {same}")
-        print(f"  cache on disk: {len(entries)} entries, {disk / 1e6:.1f} MB = {per_hour_layer:.3f} GB per hour of "
-              f"audio per {args.hidden}-wide layer (fp16); the formula 2 B x width x frames/h gives "
-              f"{2 * args.hidden * 360000 / 1e9:.3f} at 10 ms, {2 * 768 * 360000 / 1e9:.3f} for a 768-wide layer")
-        print("  memory: entries are read from disk per batch (the OS page cache keeps them warm); "
-              "the cache holds nothing beyond the current batch")
+        print(
+            f"  cache on disk: {len(entries)} entries, {disk / 1e6:.1f} MB = {per_hour_layer:.3f} GB per hour of "
+            f"audio per {args.hidden}-wide layer (fp16); the formula 2 B x width x frames/h gives "
+            f"{2 * args.hidden * 360000 / 1e9:.3f} at 10 ms, {2 * 768 * 360000 / 1e9:.3f} for a 768-wide layer"
+        )
+        print(
+            "  memory: entries are read from disk per batch (the OS page cache keeps them warm); "
+            "the cache holds nothing beyond the current batch"
+        )
 
 
 if __name__ == "__main__":

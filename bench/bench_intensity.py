@@ -61,8 +61,10 @@ def main() -> None:
                 config = load_config(StrengthNetRecipe, shipped_config("upstream_configs", name)).model
                 models[name] = tmp / f"{name}.ckpt"
                 torch.save({"model": strengthnet(config).state_dict(), "config": to_dict(config)}, models[name])
-        print(f"intensity extraction over {len(utts)} clips ({audio:.0f} s of audio), {args.threads} torch threads, "
-              f"2 decoding threads, batch {args.batch_size}, median of {args.repeats} (x real time):")
+        print(
+            f"intensity extraction over {len(utts)} clips ({audio:.0f} s of audio), {args.threads} torch threads, "
+            f"2 decoding threads, batch {args.batch_size}, median of {args.repeats} (x real time):"
+        )
         runs = 0
 
         def timed(**kwargs) -> tuple:
@@ -80,15 +82,21 @@ def main() -> None:
                 for path, reference in (("reference", True), ("fast", False)):  # interleaved: same load
                     t, caches[path] = timed(model_path=str(ckpt), reference=reference)
                     times[path].append(t)
-            diff = max(float(np.abs(caches["reference"].get(u) - caches["fast"].get(u)).max())
-                       for u in caches["reference"].items)
+            diff = max(
+                float(np.abs(caches["reference"].get(u) - caches["fast"].get(u)).max())
+                for u in caches["reference"].items
+            )
             ref, fast = (statistics.median(times[k]) for k in ("reference", "fast"))
-            print(f"  {name:<18} reference {audio / ref:6.0f}x ({ref:5.2f} s)   fast {audio / fast:6.0f}x "
-                  f"({fast:5.2f} s)   speed-up {ref / fast:4.2f}x   max |curve difference| {diff:.1e}")
+            print(
+                f"  {name:<18} reference {audio / ref:6.0f}x ({ref:5.2f} s)   fast {audio / fast:6.0f}x "
+                f"({fast:5.2f} s)   speed-up {ref / fast:4.2f}x   max |curve difference| {diff:.1e}"
+            )
         energy = statistics.median(timed(source="energy")[0] for _ in range(args.repeats))
         print(f"  {'energy proxy':<18} {audio / energy:6.0f}x ({energy:5.2f} s)")
-        print(f"load average after the run: {os.getloadavg()[0]:.1f} (above {args.threads}, other work shared the cores "
-              "and the figures are low)")
+        print(
+            f"load average after the run: {os.getloadavg()[0]:.1f} (above {args.threads}, other work shared the cores "
+            "and the figures are low)"
+        )
 
 
 if __name__ == "__main__":

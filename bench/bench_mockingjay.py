@@ -37,8 +37,16 @@ def _upstreams(tmp: Path, hidden: int, layers: int, heads: int):
     fbank = FbankConfig(delta_order=2, cmvn=True)
     model = mockingjay_model(cfg)
     ours, theirs = tmp / "ours.ckpt", tmp / "s3prl.ckpt"
-    torch.save({"format": "s3prl_emoaware", "kind": "mockingjay", "model": model.state_dict(),
-                "config": {"model": to_dict(cfg), "frontend": to_dict(fbank)}, "step": 0}, ours)
+    torch.save(
+        {
+            "format": "s3prl_emoaware",
+            "kind": "mockingjay",
+            "model": model.state_dict(),
+            "config": {"model": to_dict(cfg), "frontend": to_dict(fbank)},
+            "step": 0,
+        },
+        ours,
+    )
     torch.save(to_s3prl_checkpoint(model.state_dict(), cfg, fbank), theirs)
     return s3prl.hub.ems_mockingjay_local(ckpt=str(ours)).eval(), s3prl.hub.mockingjay_local(ckpt=str(theirs)).eval()
 
@@ -62,8 +70,10 @@ def bench_extraction(args) -> None:
             t_ours.append(_time(ours, wavs))
             t_theirs.append(_time(theirs, wavs))
         a, b = statistics.median(t_ours), statistics.median(t_theirs)
-        print(f"extraction, {len(wavs)} clips = {audio_seconds:.1f} s audio, Mockingjay {args.layers}x{args.hidden}, "
-              f"{torch.get_num_threads()} threads, median of {args.repeats}:")
+        print(
+            f"extraction, {len(wavs)} clips = {audio_seconds:.1f} s audio, Mockingjay {args.layers}x{args.hidden}, "
+            f"{torch.get_num_threads()} threads, median of {args.repeats}:"
+        )
         print(f"  s3prl mockingjay_local : {audio_seconds / b:8.1f} s audio / s  ({b * 1000:.0f} ms per batch)")
         print(f"  ems_mockingjay_local   : {audio_seconds / a:8.1f} s audio / s  ({a * 1000:.0f} ms per batch)")
         print(f"  speed-up (ours / s3prl): {b / a:.2f}x")
@@ -84,9 +94,11 @@ def bench_masking(args) -> None:
         times = {"random": [], "ems": []}
         for r in range(args.repeats):
             for strategy in ("random", "ems"):
-                recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", "ems_mockingjay_small"),
-                                     [f"masking.strategy={strategy}", f"training.total_steps={steps}",
-                                      f"training.save_every={steps}"])
+                recipe = load_config(
+                    PretrainRecipe,
+                    shipped_config("upstream_configs", "ems_mockingjay_small"),
+                    [f"masking.strategy={strategy}", f"training.total_steps={steps}", f"training.save_every={steps}"],
+                )
                 start = time.perf_counter()
                 pretrain(recipe, corpus, tmp / f"{strategy}{r}", str(tmp / "cache") if strategy == "ems" else None)
                 times[strategy].append(time.perf_counter() - start)

@@ -36,8 +36,15 @@ def bench_extraction(args) -> None:
     model = NPCModel(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         ours, theirs = Path(tmp) / "ours.ckpt", Path(tmp) / "s3prl.ckpt"
-        torch.save({"format": "s3prl_emoaware", "kind": "npc", "model": model.state_dict(),
-                    "config": {"model": to_dict(cfg), "frontend": to_dict(fbank)}}, ours)
+        torch.save(
+            {
+                "format": "s3prl_emoaware",
+                "kind": "npc",
+                "model": model.state_dict(),
+                "config": {"model": to_dict(cfg), "frontend": to_dict(fbank)},
+            },
+            ours,
+        )
         torch.save(to_s3prl_npc(model.state_dict(), cfg, fbank), theirs)
         a, b = s3prl.hub.ems_npc_local(ckpt=str(ours)).eval(), s3prl.hub.npc_local(ckpt=str(theirs)).eval()
     g = torch.Generator().manual_seed(0)
@@ -56,7 +63,9 @@ def bench_extraction(args) -> None:
         ta.append(timed(a))
         tb.append(timed(b))
     ta, tb = statistics.median(ta), statistics.median(tb)
-    print(f"extraction, {len(wavs)} clips = {seconds:.1f} s audio, NPC 4x{args.hidden}, {torch.get_num_threads()} threads:")
+    print(
+        f"extraction, {len(wavs)} clips = {seconds:.1f} s audio, NPC 4x{args.hidden}, {torch.get_num_threads()} threads:"
+    )
     print(f"  s3prl npc_local : {seconds / tb:8.1f} s audio / s")
     print(f"  ems_npc_local   : {seconds / ta:8.1f} s audio / s")
     print(f"  speed-up (ours / s3prl): {tb / ta:.2f}x")
@@ -76,9 +85,15 @@ def bench_variants(args) -> None:
         times = {}
         for r in range(args.repeats):
             for variant in ("none", "input_mask", "loss_weight", "both"):
-                recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", "ems_npc_small"),
-                                     [f"objective.variant={variant}", f"training.total_steps={args.steps}",
-                                      f"training.save_every={args.steps}"])
+                recipe = load_config(
+                    PretrainRecipe,
+                    shipped_config("upstream_configs", "ems_npc_small"),
+                    [
+                        f"objective.variant={variant}",
+                        f"training.total_steps={args.steps}",
+                        f"training.save_every={args.steps}",
+                    ],
+                )
                 start = time.perf_counter()
                 pretrain(recipe, corpus, tmp / f"{variant}{r}", str(tmp / "cache"))
                 times.setdefault(variant, []).append(time.perf_counter() - start)

@@ -92,8 +92,12 @@ def measure(corpus: Path, out: Path, steps: int, overrides) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"pre-training failed on {corpus}:\n{err[-3000:]}")
     t = json.loads(stamps.read_text())
-    return {"first_step_s": t[0] - launched, "steps_per_s": (len(t) - 1) / (t[-1] - t[0]),
-            "pss_mb": peak[0] / 1024, "maxrss_mb": usage.ru_maxrss / 1024}
+    return {
+        "first_step_s": t[0] - launched,
+        "steps_per_s": (len(t) - 1) / (t[-1] - t[0]),
+        "pss_mb": peak[0] / 1024,
+        "maxrss_mb": usage.ru_maxrss / 1024,
+    }
 
 
 def child(corpus: str, out: str, steps: int, overrides) -> None:
@@ -105,9 +109,17 @@ def child(corpus: str, out: str, steps: int, overrides) -> None:
 
     stamps = []
     register_optimizer_step_post_hook(lambda *_: stamps.append(time.time()))
-    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", "ems_mockingjay_small"),
-                         ["masking.strategy=random", f"training.total_steps={steps}", "training.save_every=100000",
-                          "training.log_every=100000", *overrides])
+    recipe = load_config(
+        PretrainRecipe,
+        shipped_config("upstream_configs", "ems_mockingjay_small"),
+        [
+            "masking.strategy=random",
+            f"training.total_steps={steps}",
+            "training.save_every=100000",
+            "training.log_every=100000",
+            *overrides,
+        ],
+    )
     pretrain(recipe, corpus, out, None)
     Path(out, "stamps.json").write_text(json.dumps(stamps))
 
@@ -115,10 +127,16 @@ def child(corpus: str, out: str, steps: int, overrides) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--copies", type=int, default=10,
-                        help="tiny corpora (24 utterances) per 1x: 10 = 240, the demo's pre-training size")
+    parser.add_argument(
+        "--copies",
+        type=int,
+        default=10,
+        help="tiny corpora (24 utterances) per 1x: 10 = 240, the demo's pre-training size",
+    )
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("-o", "--override", action="append", default=[], help="recipe override, e.g. training.num_workers=2")
+    parser.add_argument(
+        "-o", "--override", action="append", default=[], help="recipe override, e.g. training.num_workers=2"
+    )
     parser.add_argument("--code", help="folder holding another s3prl_emoaware to measure (e.g. an older commit's)")
     parser.add_argument("--child", nargs=3, metavar=("CORPUS", "OUT", "STEPS"), help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args()
@@ -126,7 +144,9 @@ def main() -> None:
         return child(args.child[0], args.child[1], int(args.child[2]), rest)
     if args.code:
         os.environ["BENCH_PRETRAIN_CODE"] = args.code
-        os.execv(sys.executable, [sys.executable, __file__, *[a for a in sys.argv[1:] if a not in ("--code", args.code)]])
+        os.execv(
+            sys.executable, [sys.executable, __file__, *[a for a in sys.argv[1:] if a not in ("--code", args.code)]]
+        )
     from s3prl_emoaware.corpora.synth import synthesize_corpus
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,8 +157,11 @@ def main() -> None:
             corpus = tmp / f"x{size}"
             n = replicate(tmp / "tiny", corpus, args.copies * size)
             r = measure(corpus, tmp / f"out{size}", args.steps, args.override)
-            print(f"{size:>4}x {n:>6} {r['pss_mb']:>12.0f} {r['maxrss_mb']:>11.0f} {r['first_step_s']:>13.2f} "
-                  f"{r['steps_per_s']:>8.2f}", flush=True)
+            print(
+                f"{size:>4}x {n:>6} {r['pss_mb']:>12.0f} {r['maxrss_mb']:>11.0f} {r['first_step_s']:>13.2f} "
+                f"{r['steps_per_s']:>8.2f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

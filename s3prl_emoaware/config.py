@@ -59,6 +59,7 @@ class ConfigError(ValueError):
 
 # --- range checks for the config dataclasses' __post_init__ (ConfigError naming the field) -----------------
 
+
 def check_positive(obj: Any, *names: str) -> None:
     """Each field in ``names`` is a finite number > 0."""
     for name in names:
@@ -92,6 +93,7 @@ def check_choice(obj: Any, name: str, choices: Iterable[Any]) -> None:
 
 # --- YAML -------------------------------------------------------------------------------------------------
 
+
 class _Loader(yaml.SafeLoader):
     """PyYAML's safe loader (plain data only, no tags constructed) that refuses duplicated keys."""
 
@@ -100,8 +102,7 @@ class _Loader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, typing.Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicated key {key!r}", key_node.start_mark)
+                raise yaml.constructor.ConstructorError(None, None, f"duplicated key {key!r}", key_node.start_mark)
             if isinstance(key, typing.Hashable):
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
@@ -113,8 +114,9 @@ def describe_yaml_error(err: yaml.YAMLError) -> str:
     problem = " ".join(str(getattr(err, "problem", None) or err).split())
     tag = re.search(r"tag '?tag:yaml\.org,2002:([^' ]+)", problem) or re.search(r"tag '?(![^' ]+)", problem)
     if tag is not None and "constructor" in problem:
-        problem = (f"YAML tag !!{tag.group(1).lstrip('!')} is not allowed (configs are plain data; "
-                   "tags are never constructed)")
+        problem = (
+            f"YAML tag !!{tag.group(1).lstrip('!')} is not allowed (configs are plain data; tags are never constructed)"
+        )
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     return f"{where}{problem}"
 
@@ -149,6 +151,7 @@ def load_yaml(path: Union[str, Path]) -> Dict[str, Any]:
 
 
 # --- YAML data -> dataclass ------------------------------------------------------------------------------
+
 
 def _field_types(cls: type) -> Dict[str, Any]:
     return typing.get_type_hints(cls)
@@ -255,8 +258,11 @@ def _from_dict(cls: Type[T], data: Optional[Mapping[str, Any]], where: str, key:
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise _error(where, key, _unknown_keys(cls, unknown, known))
-    missing = sorted(name for name, f in known.items() if name not in data and f.default is dataclasses.MISSING
-                     and f.default_factory is dataclasses.MISSING)
+    missing = sorted(
+        name
+        for name, f in known.items()
+        if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    )
     if missing:
         raise _error(where, key, f"missing required key(s) {', '.join(missing)} for {cls.__name__}")
     hints = _field_types(cls)
@@ -289,6 +295,7 @@ def to_dict(obj: Any) -> Any:
 
 # --- overrides -------------------------------------------------------------------------------------------
 
+
 def _split_override(item: str):
     if not isinstance(item, str) or "=" not in item:
         raise ConfigError(f"-o {item}: expected KEY=VALUE (e.g. model.hidden_size=64)")
@@ -309,14 +316,17 @@ def apply_overrides(data: Dict[str, Any], overrides: Iterable[str]) -> Dict[str,
                 node[p] = {}
             node = node[p]
             if not isinstance(node, dict):
-                raise ConfigError(f"-o {item}: {'.'.join(parts[:i + 1])} is not a mapping "
-                                  f"(it is {node!r}), so it has no key {parts[i + 1]!r}")
+                raise ConfigError(
+                    f"-o {item}: {'.'.join(parts[: i + 1])} is not a mapping "
+                    f"(it is {node!r}), so it has no key {parts[i + 1]!r}"
+                )
         node[parts[-1]] = value
     return data
 
 
-def load_config(cls: Type[T], path: Optional[Union[str, Path]] = None, overrides: Iterable[str] = (),
-                where: Optional[str] = None) -> T:
+def load_config(
+    cls: Type[T], path: Optional[Union[str, Path]] = None, overrides: Iterable[str] = (), where: Optional[str] = None
+) -> T:
     """Defaults of ``cls``, overridden by the YAML at ``path``, then by ``overrides``.
 
     ``where`` names the config in messages (default: the path, or the class's name).

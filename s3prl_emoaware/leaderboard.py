@@ -144,8 +144,7 @@ def _cell(stats: Optional[Dict[str, float]], percent: bool) -> str:
 
 def to_markdown(table) -> str:
     cols = _columns(table)
-    header = ["upstream"] + [f"{c} (%){' ↓' if not HIGHER_IS_BETTER.get(c.split('/')[-1], True) else ''}"
-                             for c in cols]
+    header = ["upstream"] + [f"{c} (%){' ↓' if not HIGHER_IS_BETTER.get(c.split('/')[-1], True) else ''}" for c in cols]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for upstream, row in table.items():
         lines.append("| " + " | ".join([upstream] + [_cell(row.get(c), True) for c in cols]) + " |")
@@ -176,8 +175,9 @@ def plot(table, path: Path) -> None:
     if not cols:
         raise ValueError("no results to plot")
     upstreams = list(table)
-    fig, axes = plt.subplots(1, len(cols), figsize=(max(4.0, 2.2 + 0.9 * len(upstreams)) * len(cols), 4.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(cols), figsize=(max(4.0, 2.2 + 0.9 * len(upstreams)) * len(cols), 4.2), squeeze=False
+    )
     for ax, column in zip(axes[0], cols):
         means = [table[u].get(column, {}).get("mean", float("nan")) * 100 for u in upstreams]
         stds = [table[u].get(column, {}).get("std", 0.0) * 100 for u in upstreams]
@@ -196,8 +196,12 @@ def write_all(table, out_dir: Path) -> Dict[str, Path]:
     from .utils.atomic import atomic_write_json, atomic_write_text, ensure_writable_dir
 
     out_dir = ensure_writable_dir(out_dir)
-    paths = {"markdown": out_dir / "leaderboard.md", "csv": out_dir / "leaderboard.csv",
-             "json": out_dir / "leaderboard.json", "png": out_dir / "leaderboard.png"}
+    paths = {
+        "markdown": out_dir / "leaderboard.md",
+        "csv": out_dir / "leaderboard.csv",
+        "json": out_dir / "leaderboard.json",
+        "png": out_dir / "leaderboard.png",
+    }
     atomic_write_text(paths["markdown"], to_markdown(table))
     atomic_write_text(paths["csv"], to_csv(table))
     atomic_write_json(paths["json"], table)

@@ -77,7 +77,9 @@ def main(argv=None) -> int:
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/reliability", *args.pytest_args]
         rc = subprocess.call(cmd, cwd=REPO_ROOT, env=env)
         if not report_path.exists():
-            print(f"reliability_table: pytest wrote no report (exit {rc}); {args.output} left unchanged", file=sys.stderr)
+            print(
+                f"reliability_table: pytest wrote no report (exit {rc}); {args.output} left unchanged", file=sys.stderr
+            )
             return rc or 1
         report = json.loads(report_path.read_text())
     command = "PYTHONPATH=. python scripts/reliability_table.py"

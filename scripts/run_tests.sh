@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} MPLBACKEND=Agg
 ROOT=$PWD
+.venv/bin/ruff check --quiet . && .venv/bin/ruff format --check --quiet .
 .venv/bin/python -m pytest -x -q -p no:cacheprovider "$@"
 if [ $# -eq 0 ]; then
   INSTALLED_TESTS=(tests/test_e2e_stock_runner.py tests/test_registration.py tests/test_downstream_configs.py

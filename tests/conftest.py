@@ -16,7 +16,9 @@ def pytest_sessionstart(session):
 
         where = os.path.realpath(s3prl_emoaware.__file__)
         if where.startswith(str(REPO_ROOT) + os.sep + "s3prl_emoaware"):
-            raise pytest.UsageError(f"S3PRL_EMOAWARE_TEST_INSTALLED=1 but s3prl_emoaware imports from the checkout: {where}")
+            raise pytest.UsageError(
+                f"S3PRL_EMOAWARE_TEST_INSTALLED=1 but s3prl_emoaware imports from the checkout: {where}"
+            )
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,9 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio
+from subprocess_env import PYTHON, child_env
 
 from s3prl_emoaware.s3prl_adapters import compat
-from subprocess_env import PYTHON, child_env
 
 
 def test_set_audio_backend_added_when_missing(monkeypatch):

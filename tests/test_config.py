@@ -5,8 +5,15 @@ from typing import List, Optional
 
 import pytest
 
-from s3prl_emoaware.config import (ConfigError, apply_overrides, from_dict, load_config, shipped_config,
-                                   shipped_config_dir, to_dict)
+from s3prl_emoaware.config import (
+    ConfigError,
+    apply_overrides,
+    from_dict,
+    load_config,
+    shipped_config,
+    shipped_config_dir,
+    to_dict,
+)
 from s3prl_emoaware.features import FbankConfig
 
 
@@ -64,17 +71,37 @@ def test_shipped_upstream_config_loads():
 
 
 def test_out_of_range_value_is_one_line_naming_the_override_file_and_key(tmp_path):
-    from subprocess_env import PYTHON, child_env
     import subprocess
+
+    from subprocess_env import PYTHON, child_env
 
     from s3prl_emoaware.pretraining.trainer import PretrainRecipe
 
     path = shipped_config("upstream_configs", "ems_mockingjay_tiny")
-    with pytest.raises(ConfigError, match=r"^-o masking.mask_ratio=2 \(over .*ems_mockingjay_tiny.yaml\): masking: mask_ratio must be in \(0, 1\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^-o masking.mask_ratio=2 \(over .*ems_mockingjay_tiny.yaml\): masking: mask_ratio must be in \(0, 1\)",
+    ):
         load_config(PretrainRecipe, path, ["masking.mask_ratio=2"])
-    out = subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", "pretrain", "-c", str(path), "--corpus", str(tmp_path),
-                          "--out", str(tmp_path / "x"), "-o", "masking.mask_ratio=2"],
-                         capture_output=True, text=True, env=child_env())
+    out = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "s3prl_emoaware.cli",
+            "pretrain",
+            "-c",
+            str(path),
+            "--corpus",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "x"),
+            "-o",
+            "masking.mask_ratio=2",
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+    )
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "mask_ratio must be in (0, 1)" in out.stderr
 
@@ -93,9 +120,12 @@ def test_file_fixed_by_an_override_is_valid_and_blame_goes_to_the_first_bad_over
 def test_coercions_are_strict_but_read_numbers_as_people_write_them():
     assert from_dict(Inner, {"rate": "1e-4"}).rate == 1e-4  # YAML 1.1 reads 1e-4 as a string
     assert from_dict(Inner, {"size": 4.0}).size == 4
-    for data, problem in (({"size": True}, "size: expected an integer"), ({"rate": "fast"}, "rate: expected a number"),
-                          ({"rate": float("inf")}, "rate: expected a finite number"),
-                          ({"size": 4.5}, "size: expected an integer")):
+    for data, problem in (
+        ({"size": True}, "size: expected an integer"),
+        ({"rate": "fast"}, "rate: expected a number"),
+        ({"rate": float("inf")}, "rate: expected a finite number"),
+        ({"size": 4.5}, "size: expected an integer"),
+    ):
         with pytest.raises(ConfigError, match=problem):
             from_dict(Inner, data)
     with pytest.raises(ConfigError, match=r"layers: expected a list, got 3"):
@@ -104,10 +134,16 @@ def test_coercions_are_strict_but_read_numbers_as_people_write_them():
         from_dict(Outer, {"layers": [1, "two"]})
 
 
-@pytest.mark.parametrize("text,problem", [("", "the config is empty"), ("a: 1\na: 2\n", "duplicated key 'a'"),
-                                          ("- 1\n", "top level must be a mapping"),
-                                          ("a: !!python/name:os.system\n", "YAML tag !!python/name:os.system is not allowed"),
-                                          ("a: [1\n", "not valid YAML: line 2")])
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("", "the config is empty"),
+        ("a: 1\na: 2\n", "duplicated key 'a'"),
+        ("- 1\n", "top level must be a mapping"),
+        ("a: !!python/name:os.system\n", "YAML tag !!python/name:os.system is not allowed"),
+        ("a: [1\n", "not valid YAML: line 2"),
+    ],
+)
 def test_yaml_problems_are_one_line_naming_the_file(tmp_path, text, problem):
     path = tmp_path / "c.yaml"
     path.write_text(text)

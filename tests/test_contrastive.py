@@ -27,7 +27,10 @@ def test_pairs_and_losses_reward_cluster_structure():
     centres = torch.randn(4, 16)
     good = centres[(spk * 2 + clu)] + 0.01 * torch.randn(8, 16)  # utterances sit at their cluster centre
     bad = torch.randn(8, 16)
-    for loss in (lambda e: supervised_contrastive(e, positive, allowed, 0.1), lambda e: triplet(e, positive, allowed, 0.2)):
+    for loss in (
+        lambda e: supervised_contrastive(e, positive, allowed, 0.1),
+        lambda e: triplet(e, positive, allowed, 0.2),
+    ):
         assert loss(good) < loss(bad)
     x = torch.ones(3, requires_grad=True)
     GradientReversal(0.5)(x).sum().backward()
@@ -79,34 +82,85 @@ def test_random_crops_take_one_window_inside_each_utterance():
 
 @pytest.mark.slow
 def test_speaker_encoder_clusters_contrastive_pretraining_and_upstream(tiny_iemocap, tmp_path):
-    assert main(["train-speaker", "--corpus", str(tiny_iemocap), "--out", str(tmp_path / "spk"),
-                 "-c", str(shipped_config("upstream_configs", "ecapa_speaker_tiny")), "-o", "training.total_steps=4"]) == 0
-    assert main(["cluster", "--corpus", str(tiny_iemocap), "--encoder", str(tmp_path / "spk" / "last.ckpt"),
-                 "--out", str(tmp_path / "cl"), "-k", "2", "--min-utterances", "4"]) == 0
+    assert (
+        main(
+            [
+                "train-speaker",
+                "--corpus",
+                str(tiny_iemocap),
+                "--out",
+                str(tmp_path / "spk"),
+                "-c",
+                str(shipped_config("upstream_configs", "ecapa_speaker_tiny")),
+                "-o",
+                "training.total_steps=4",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "cluster",
+                "--corpus",
+                str(tiny_iemocap),
+                "--encoder",
+                str(tmp_path / "spk" / "last.ckpt"),
+                "--out",
+                str(tmp_path / "cl"),
+                "-k",
+                "2",
+                "--min-utterances",
+                "4",
+            ]
+        )
+        == 0
+    )
     assignments = json.loads((tmp_path / "cl" / "assignments.json").read_text())
     report = json.loads((tmp_path / "cl" / "report.json").read_text())
     assert set(report["overall"]) == {"per_speaker_kmeans", "global_kmeans", "random"}
     assert (tmp_path / "cl" / "embeddings.png").read_bytes()[:4] == b"\x89PNG"
     recipe_file = shipped_config("upstream_configs", "emo_ecapa_tiny")
-    for n, variant in enumerate([[], ["objective.speaker_weight=0.5"], ["objective.adversarial_weight=0.5"],
-                    ["objective.loss=triplet", "objective.negatives=all"]]):
-        recipe = load_config(PretrainRecipe, recipe_file,
-                             [f"objective.clusters={tmp_path / 'cl' / 'assignments.json'}",
-                              f"objective.init_from={tmp_path / 'spk' / 'last.ckpt'}", "training.total_steps=3",
-                              *variant])
+    for n, variant in enumerate(
+        [
+            [],
+            ["objective.speaker_weight=0.5"],
+            ["objective.adversarial_weight=0.5"],
+            ["objective.loss=triplet", "objective.negatives=all"],
+        ]
+    ):
+        recipe = load_config(
+            PretrainRecipe,
+            recipe_file,
+            [
+                f"objective.clusters={tmp_path / 'cl' / 'assignments.json'}",
+                f"objective.init_from={tmp_path / 'spk' / 'last.ckpt'}",
+                "training.total_steps=3",
+                *variant,
+            ],
+        )
         trainer, history = pretrain(recipe, tiny_iemocap, tmp_path / f"con{n}", None)
         assert len(history) == 3 and all(np.isfinite(l) for _, l in history)
         # every batch: P speakers x K clusters x M utterances, positives exist for every anchor
         batch = trainer.task.epoch_batches(trainer.items, 8, 0, 0)[0]
         spk = [trainer.items[i].speaker for i in batch]
         clu = [assignments["clusters"][trainer.items[i].utt_id] for i in batch]
-        assert len(batch) == 4 * 2 * 2 and all(sum(1 for s, c in zip(spk, clu) if (s, c) == key) >= 2
-                                               for key in zip(spk, clu))
+        assert len(batch) == 4 * 2 * 2 and all(
+            sum(1 for s, c in zip(spk, clu) if (s, c) == key) >= 2 for key in zip(spk, clu)
+        )
     # a speaker encoder trained on other features is refused, naming the file and the field
-    mismatched = load_config(PretrainRecipe, recipe_file, [f"objective.clusters={tmp_path / 'cl' / 'assignments.json'}",
-                                                           f"objective.init_from={tmp_path / 'spk' / 'last.ckpt'}",
-                                                           "frontend.cmvn_std=true"])
-    with pytest.raises(UserFacingError, match=r"spk/last.ckpt: incompatible.*frontend.cmvn_std: False there, True here"):
+    mismatched = load_config(
+        PretrainRecipe,
+        recipe_file,
+        [
+            f"objective.clusters={tmp_path / 'cl' / 'assignments.json'}",
+            f"objective.init_from={tmp_path / 'spk' / 'last.ckpt'}",
+            "frontend.cmvn_std=true",
+        ],
+    )
+    with pytest.raises(
+        UserFacingError, match=r"spk/last.ckpt: incompatible.*frontend.cmvn_std: False there, True here"
+    ):
         pretrain(mismatched, tiny_iemocap, tmp_path / "refused", None)
     assert not (tmp_path / "refused").exists()
     import s3prl_emoaware
@@ -127,13 +181,16 @@ def _clusters_by_arousal(corpus, path):
     from s3prl_emoaware.corpora.reader import read_corpus
 
     codes = {"neu": 0, "sad": 0, "hap": 1, "ang": 1}
-    path.write_text(json.dumps({"clusters": {u.utt_id: codes[u.emotion] for u in read_corpus(corpus)
-                                             if u.emotion in codes}}))
+    path.write_text(
+        json.dumps({"clusters": {u.utt_id: codes[u.emotion] for u in read_corpus(corpus) if u.emotion in codes}})
+    )
     return path
 
 
-@pytest.mark.parametrize("config,extra", [("ecapa_speaker_tiny", ["objective.crop_frames=60"]),
-                                          ("emo_ecapa_tiny", ["objective.speaker_weight=0.5"])])
+@pytest.mark.parametrize(
+    "config,extra",
+    [("ecapa_speaker_tiny", ["objective.crop_frames=60"]), ("emo_ecapa_tiny", ["objective.speaker_weight=0.5"])],
+)
 def test_ecapa_objectives_resume_exactly(tiny_iemocap, tmp_path, config, extra):
     """Random crops and P x K x M batches come from the step, so a cut-and-resumed run repeats the losses."""
     overrides = [*extra, "training.total_steps=4"]
@@ -155,11 +212,35 @@ def test_contrastive_pretraining_under_torchrun(tiny_iemocap, tmp_path):
 
     clusters = _clusters_by_arousal(tiny_iemocap, tmp_path / "clusters.json")
     out = subprocess.run(
-        [PYTHON, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29733",
-         "-m", "s3prl_emoaware.cli", "pretrain", "-c", str(shipped_config("upstream_configs", "emo_ecapa_tiny")),
-         "--corpus", str(tiny_iemocap), "--out", str(tmp_path / "ddp"), "-o", "training.total_steps=3",
-         "-o", f"objective.clusters={clusters}", "-o", "objective.adversarial_weight=0.5"],
-        capture_output=True, text=True, env=child_env(), timeout=600)
+        [
+            PYTHON,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29733",
+            "-m",
+            "s3prl_emoaware.cli",
+            "pretrain",
+            "-c",
+            str(shipped_config("upstream_configs", "emo_ecapa_tiny")),
+            "--corpus",
+            str(tiny_iemocap),
+            "--out",
+            str(tmp_path / "ddp"),
+            "-o",
+            "training.total_steps=3",
+            "-o",
+            f"objective.clusters={clusters}",
+            "-o",
+            "objective.adversarial_weight=0.5",
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     ckpt = torch.load(tmp_path / "ddp" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["step"] == 3 and ckpt["kind"] == "ecapa_contrastive"

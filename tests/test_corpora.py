@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from subprocess_env import PYTHON, child_env
 
 from s3prl_emoaware.corpora import espeak
 from s3prl_emoaware.corpora.iemocap import prepare_iemocap_meta
 from s3prl_emoaware.corpora.reader import read_corpus
 from s3prl_emoaware.corpora.synth import synthesize_corpus
 from s3prl_emoaware.utils.errors import MissingToolError
-from subprocess_env import PYTHON, child_env
 
 
 def _digest(root: Path) -> str:
@@ -54,8 +54,9 @@ def test_iemocap_layout_labels_and_meta(tiny_iemocap, tmp_path):
     # the package's preparation step rebuilds exactly the shipped JSON files from the raw layout
     prepare_iemocap_meta(tiny_iemocap, tmp_path / "meta")
     for path in (tiny_iemocap / "meta_data").rglob("*.json"):
-        assert json.loads(path.read_text()) == json.loads((tmp_path / "meta" / path.relative_to(
-            tiny_iemocap / "meta_data")).read_text())
+        assert json.loads(path.read_text()) == json.loads(
+            (tmp_path / "meta" / path.relative_to(tiny_iemocap / "meta_data")).read_text()
+        )
 
 
 def test_emotional_segments_inside_utterances(tiny_iemocap):
@@ -76,14 +77,14 @@ def test_emotional_segments_inside_utterances(tiny_iemocap):
 
 
 def _pitch_and_energy(wav, rate=16000):
-    frames = [wav[i:i + 640] for i in range(0, len(wav) - 640, 320)]
+    frames = [wav[i : i + 640] for i in range(0, len(wav) - 640, 320)]
     energies, pitches = [], []
     for f in frames:
-        e = float(np.sqrt(np.mean(f ** 2)))
+        e = float(np.sqrt(np.mean(f**2)))
         energies.append(e)
         if e < 0.02:
             continue
-        ac = np.correlate(f, f, "full")[len(f) - 1:]
+        ac = np.correlate(f, f, "full")[len(f) - 1 :]
         lo, hi = rate // 400, rate // 60
         lag = lo + int(np.argmax(ac[lo:hi]))
         pitches.append(rate / lag)
@@ -162,8 +163,12 @@ def test_missing_espeak_is_one_clear_error(monkeypatch, tmp_path):
 
 
 def test_existing_output_is_one_clear_error_line(tiny_fsc):
-    out = subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", "synth-corpus", "fsc", str(tiny_fsc)],
-                         capture_output=True, text=True, env=child_env())
+    out = subprocess.run(
+        [PYTHON, "-m", "s3prl_emoaware.cli", "synth-corpus", "fsc", str(tiny_fsc)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+    )
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "exists and is not empty" in out.stderr
 
@@ -174,8 +179,12 @@ def test_read_only_output_folder_is_named(tmp_path):
     locked.mkdir()
     os.chmod(locked, 0o500)
     try:
-        out = subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", "synth-corpus", "fsc", str(locked / "c")],
-                             capture_output=True, text=True, env=child_env())
+        out = subprocess.run(
+            [PYTHON, "-m", "s3prl_emoaware.cli", "synth-corpus", "fsc", str(locked / "c")],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+        )
         assert out.returncode == 2 and str(locked) in out.stderr and out.stderr.strip().count("\n") == 0
     finally:
         os.chmod(locked, 0o700)
@@ -184,7 +193,11 @@ def test_read_only_output_folder_is_named(tmp_path):
 def test_unwritable_output_parent_is_named(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    out = subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", "synth-corpus", "fsc", str(blocker / "corpus")],
-                         capture_output=True, text=True, env=child_env())
+    out = subprocess.run(
+        [PYTHON, "-m", "s3prl_emoaware.cli", "synth-corpus", "fsc", str(blocker / "corpus")],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+    )
     assert out.returncode == 2
     assert str(blocker) in out.stderr and out.stderr.strip().count("\n") == 0

@@ -9,13 +9,17 @@ from s3prl_emoaware.demo.downstream import TaskSpec, UpstreamSpec, runner_steps
 
 def test_steps_cover_folds_and_tasks_and_skip_finished(tmp_path):
     up = UpstreamSpec(label="ems_npc", upstream="ems_npc_local", ckpt="/ck/npc.ckpt")
-    tasks = [TaskSpec("emotion", "/c/emotion.yaml", "config.runner.total_steps=4", folds=2),
-             TaskSpec("fluent_commands", "/c/ic.yaml")]
+    tasks = [
+        TaskSpec("emotion", "/c/emotion.yaml", "config.runner.total_steps=4", folds=2),
+        TaskSpec("fluent_commands", "/c/ic.yaml"),
+    ]
     steps = runner_steps(up, tasks, tmp_path)
     assert len(steps) == 6  # (2 folds + 1 task) x (train, evaluate)
     train = steps[0]["argv"]
     assert train[train.index("-k") + 1] == "/ck/npc.ckpt"
-    assert train[train.index("-o") + 1] == "config.runner.total_steps=4,,config.downstream_expert.datarc.test_fold='fold1'"
+    assert (
+        train[train.index("-o") + 1] == "config.runner.total_steps=4,,config.downstream_expert.datarc.test_fold='fold1'"
+    )
     assert train[train.index("-p") + 1] == str(tmp_path / "ems_npc" / "emotion" / "fold1")
     assert steps[1]["evaluate_best"] == str(tmp_path / "ems_npc" / "emotion" / "fold1")
     ic = steps[4]["argv"]
@@ -59,11 +63,15 @@ def test_superb_tasks_point_each_registered_downstream_at_its_corpus(tmp_path):
     sizes = DownstreamSizes(emotion="E", phoneme_recognition="P", fluent_commands="F")
     er, pr, ic = superb_tasks(["emotion", "phoneme_recognition", "fluent_commands"], sizes, 3, corpora)
     assert (er.folds, pr.folds, ic.folds) == (3, 0, 0)
-    assert er.override == (f"config.downstream_expert.datarc.root='{tmp_path / 'iem'}',,"
-                           f"config.downstream_expert.datarc.meta_data='{tmp_path / 'iem' / 'meta_data'}',,E")
-    assert pr.override == (f"config.downstream_expert.corpus.path='{tmp_path / 'lib'}',,"
-                           f"config.downstream_expert.corpus.lexicon=['{tmp_path / 'lib' / 'lexicon.txt'}'],,"
-                           f"config.downstream_expert.text.vocab_file='{tmp_path / 'lib' / 'phones.txt'}',,P")
+    assert er.override == (
+        f"config.downstream_expert.datarc.root='{tmp_path / 'iem'}',,"
+        f"config.downstream_expert.datarc.meta_data='{tmp_path / 'iem' / 'meta_data'}',,E"
+    )
+    assert pr.override == (
+        f"config.downstream_expert.corpus.path='{tmp_path / 'lib'}',,"
+        f"config.downstream_expert.corpus.lexicon=['{tmp_path / 'lib' / 'lexicon.txt'}'],,"
+        f"config.downstream_expert.text.vocab_file='{tmp_path / 'lib' / 'phones.txt'}',,P"
+    )
     assert ic.override == f"config.downstream_expert.datarc.file_path='{tmp_path / 'fsc'}',,F"
     assert pr.config.endswith("phoneme_recognition.yaml")
     with pytest.raises(ValueError, match="unknown SUPERB task"):
@@ -79,6 +87,7 @@ def test_demo_asks_each_pretraining_task_whether_it_needs_intensities(tmp_path):
     cfg.pretrain = [p for p in cfg.pretrain if p.label in ("mockingjay_random", "npc_plain", "ecapa_contrastive")]
     assert not {"strengthnet", "intensity"} & {s.name for s in build_stages(cfg, tmp_path)}
     # random masking, but NPC's loss weights read the intensities: the task says so
-    cfg.pretrain = [PretrainSpec("npc_weighted", "ems_npc_tiny", "random", "ems_npc_local",
-                                 ["objective.variant=loss_weight"])]
+    cfg.pretrain = [
+        PretrainSpec("npc_weighted", "ems_npc_tiny", "random", "ems_npc_local", ["objective.variant=loss_weight"])
+    ]
     assert {"strengthnet", "intensity"} <= {s.name for s in build_stages(cfg, tmp_path)}

@@ -6,12 +6,21 @@ import yaml
 from s3prl_emoaware.config import ConfigError, shipped_config
 from s3prl_emoaware.downstreams.data_roots import check_data_roots, data_root_keys
 
-RUNNER_KEYS = {"total_steps", "gradient_clipping", "gradient_accumulate_steps", "log_step", "eval_step",
-               "save_step", "max_keep", "eval_dataloaders"}
+RUNNER_KEYS = {
+    "total_steps",
+    "gradient_clipping",
+    "gradient_accumulate_steps",
+    "log_step",
+    "eval_step",
+    "save_step",
+    "max_keep",
+    "eval_dataloaders",
+}
 
 
-@pytest.mark.parametrize("name", ["emotion", "fluent_commands", "phoneme_recognition", "emotion_cremad",
-                                  "emotion_esd", "emotion_ravdess"])
+@pytest.mark.parametrize(
+    "name", ["emotion", "fluent_commands", "phoneme_recognition", "emotion_cremad", "emotion_esd", "emotion_ravdess"]
+)
 def test_shipped_configs_are_complete(name):
     config = yaml.safe_load(shipped_config("downstream_configs", name).read_text())
     assert RUNNER_KEYS <= set(config["runner"])
@@ -52,9 +61,15 @@ def toy_downstream():
         path = Path(expdir) / "toy_score.txt"
         return [Score("acc", float(path.read_text()))] if path.is_file() else []
 
-    spec = registry.register(registry.DownstreamSpec(
-        name="toy_task", data_keys=("downstream_expert.datarc.root",), audio_files=audio_files, score=score,
-        label_fraction_key="downstream_expert.datarc.fraction"))
+    spec = registry.register(
+        registry.DownstreamSpec(
+            name="toy_task",
+            data_keys=("downstream_expert.datarc.root",),
+            audio_files=audio_files,
+            score=score,
+            label_fraction_key="downstream_expert.datarc.fraction",
+        )
+    )
     yield spec
     registry.unregister("toy_task")
 
@@ -83,8 +98,10 @@ def test_a_downstream_registered_once_is_seen_by_validator_leaderboard_and_runne
     argv, flags = runner.prepare_argv(["-m", "train", "-d", "toy_task", "-c", str(cfg), "-o", override])
     assert flags.config == str(cfg) and argv.count("-c") == 1
     labelled = runner.with_label_fraction(["-d", "toy_task", "-o", override], 0.5)
-    assert runner.effective_config(cfg, runner.scan_flags(labelled).override)["downstream_expert"]["datarc"] == \
-        {"root": str(corpus), "fraction": 0.5}
+    assert runner.effective_config(cfg, runner.scan_flags(labelled).override)["downstream_expert"]["datarc"] == {
+        "root": str(corpus),
+        "fraction": 0.5,
+    }
 
     # the validator reads the spec's audio files, at its rate policy (no resampling: another rate is refused)
     config = runner.effective_config(cfg, override)
@@ -97,8 +114,9 @@ def test_a_downstream_registered_once_is_seen_by_validator_leaderboard_and_runne
     # the leaderboard scores its experiment folders with the spec's rule
     exp = tmp_path / "runs" / "toy"
     exp.mkdir(parents=True)
-    (exp / "args_2026-01-01-00-00-00.yaml").write_text(yaml.dump({"mode": "train", "upstream": "fbank",
-                                                                  "downstream": "toy_task", "seed": 1}))
+    (exp / "args_2026-01-01-00-00-00.yaml").write_text(
+        yaml.dump({"mode": "train", "upstream": "fbank", "downstream": "toy_task", "seed": 1})
+    )
     (exp / "toy_score.txt").write_text("0.625")
     table = leaderboard.aggregate(leaderboard.collect([tmp_path / "runs"]))
     assert table == {"fbank": {"toy_task/acc": {"mean": 0.625, "std": 0.0, "n": 1}}}

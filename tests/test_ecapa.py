@@ -11,8 +11,15 @@ speechbrain_ecapa = pytest.importorskip("speechbrain.lobes.models.ECAPA_TDNN")  
 @pytest.mark.parametrize("channels", [[64, 64, 64, 64, 192], [512, 512, 512, 512, 1536]])
 def test_speechbrain_equivalence(channels):
     torch.manual_seed(0)
-    reference = speechbrain_ecapa.ECAPA_TDNN(80, lin_neurons=192, channels=channels, attention_channels=128,
-                                             res2net_scale=8, se_channels=128, global_context=True)
+    reference = speechbrain_ecapa.ECAPA_TDNN(
+        80,
+        lin_neurons=192,
+        channels=channels,
+        attention_channels=128,
+        res2net_scale=8,
+        se_channels=128,
+        global_context=True,
+    )
     for m in reference.modules():  # trained-like BatchNorm statistics, so a mis-mapped BN would show
         if isinstance(m, torch.nn.BatchNorm1d):
             m.running_mean.normal_(0, 0.5)
@@ -43,8 +50,8 @@ def test_ecapa_front_end_normalises_like_speechbrain(tmp_path):
     """SpeechBrain's ECAPA recipes subtract each band's sentence mean and keep its spread."""
     from speechbrain.processing.features import InputNormalization
 
-    from s3prl_emoaware.features import FbankConfig, FbankFrontend
     from s3prl_emoaware.checkpoints import load_encoder
+    from s3prl_emoaware.features import FbankConfig, FbankFrontend
 
     wav = torch.sin(torch.linspace(0, 2000, 16000)) * torch.linspace(0.05, 0.5, 16000)  # loudness ramps up
     raw = FbankFrontend(FbankConfig(window_type="hamming", cmvn=False)).extract_one(wav)

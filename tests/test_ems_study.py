@@ -5,8 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from s3prl_emoaware.demo.ems_study import (EmsStudyConfig, RowSpec, BackboneSpec, load_study_config, oracle_curve,
-                                           run_ems_study)
+from s3prl_emoaware.demo.ems_study import (
+    BackboneSpec,
+    EmsStudyConfig,
+    RowSpec,
+    load_study_config,
+    oracle_curve,
+    run_ems_study,
+)
 from s3prl_emoaware.utils.stats import paired_bootstrap, wins_ties_losses
 
 
@@ -66,10 +72,14 @@ def test_quick_study_runs_end_to_end_and_resumes(tmp_path):
     # the default EMS spends random masking's budget; the authors' rule spends far less and never moves
     assert abs(masks["mockingjay_ems_oracle"]["masked_fraction"] - masks["mockingjay_random"]["masked_fraction"]) < 0.01
     assert masks["mockingjay_ems_topk"]["masked_fraction"] < 0.7 * masks["mockingjay_random"]["masked_fraction"]
-    assert masks["mockingjay_ems_topk"]["coverage_3_epochs"] == pytest.approx(masks["mockingjay_ems_topk"]["coverage_1_epoch"])
+    assert masks["mockingjay_ems_topk"]["coverage_3_epochs"] == pytest.approx(
+        masks["mockingjay_ems_topk"]["coverage_1_epoch"]
+    )
     # with the oracle, the masks go where the emotion is
-    assert (masks["mockingjay_ems_oracle"]["inside_emotional_segments"]
-            > masks["mockingjay_random"]["inside_emotional_segments"] + 0.05)
+    assert (
+        masks["mockingjay_ems_oracle"]["inside_emotional_segments"]
+        > masks["mockingjay_random"]["inside_emotional_segments"] + 0.05
+    )
     assert (out / "report" / "ems_study.png").stat().st_size > 0 and "Δ vs random" in text
     # what feeds the masker is shown before it is trusted: StrengthNet's distribution and its histogram
     shown = json.loads((out / "stages" / "intensity.json").read_text())["summary"]["strengthnet"]["distribution"]

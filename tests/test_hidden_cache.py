@@ -5,16 +5,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from subprocess_env import PYTHON, child_env
 
 from s3prl_emoaware.config import to_dict
 from s3prl_emoaware.features import FbankConfig
 from s3prl_emoaware.models.ecapa import EcapaConfig, EcapaTdnn
 from s3prl_emoaware.models.mockingjay import MockingjayConfig, mockingjay_model
 from s3prl_emoaware.models.npc import NPCConfig, NPCModel
-from subprocess_env import PYTHON, child_env
 
-TINY_RUN = ("config.runner.eval_step=4,,config.runner.save_step=4,,config.runner.log_step=4,,"
-            "config.runner.gradient_accumulate_steps=1,,config.downstream_expert.datarc.num_workers=0,,")
+TINY_RUN = (
+    "config.runner.eval_step=4,,config.runner.save_step=4,,config.runner.log_step=4,,"
+    "config.runner.gradient_accumulate_steps=1,,config.downstream_expert.datarc.num_workers=0,,"
+)
 UPSTREAMS = {"mockingjay": "ems_mockingjay_local", "npc": "ems_npc_local", "ecapa": "emo_ecapa_local"}
 
 
@@ -25,16 +27,26 @@ def _checkpoint(path: Path, seed: int = 0, kind: str = "mockingjay") -> Path:
         config = MockingjayConfig(input_dim=240, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
         model, frontend = mockingjay_model(config).state_dict(), FbankConfig(delta_order=2, cmvn=True)
     elif kind == "npc":
-        config = NPCConfig(hidden_size=16, n_blocks=2, kernel_size=15, mask_size=7, vq_codebook_sizes=[8, 8],
-                           vq_code_dims=[8, 8])
+        config = NPCConfig(
+            hidden_size=16, n_blocks=2, kernel_size=15, mask_size=7, vq_codebook_sizes=[8, 8], vq_code_dims=[8, 8]
+        )
         model, frontend = NPCModel(config).state_dict(), FbankConfig(window_type="hamming", cmvn=True)
     else:
-        config = EcapaConfig(channels=[32, 32, 32, 32, 96], attention_channels=16, res2net_scale=4, se_channels=16,
-                             embedding_dim=32)
+        config = EcapaConfig(
+            channels=[32, 32, 32, 32, 96], attention_channels=16, res2net_scale=4, se_channels=16, embedding_dim=32
+        )
         model = {f"encoder.{k}": v for k, v in EcapaTdnn(config).state_dict().items()}
         frontend = FbankConfig(window_type="hamming", cmvn=True, cmvn_std=False)
-    torch.save({"format": "s3prl_emoaware", "kind": "ecapa_contrastive" if kind == "ecapa" else kind, "model": model,
-                "config": {"model": to_dict(config), "frontend": to_dict(frontend)}, "step": 0}, path)
+    torch.save(
+        {
+            "format": "s3prl_emoaware",
+            "kind": "ecapa_contrastive" if kind == "ecapa" else kind,
+            "model": model,
+            "config": {"model": to_dict(config), "frontend": to_dict(frontend)},
+            "step": 0,
+        },
+        path,
+    )
     return path
 
 
@@ -47,7 +59,7 @@ def _upstream(ckpt: Path, kind: str = "mockingjay"):
     return getattr(s3prl.hub, UPSTREAMS[kind])(ckpt=str(ckpt)).eval()
 
 
-def _cached(upstream, root: Path, limit_bytes: int = 10 ** 9, **kwargs):
+def _cached(upstream, root: Path, limit_bytes: int = 10**9, **kwargs):
     from s3prl_emoaware.s3prl_adapters.hidden_cache import CachedUpstream, HiddenStateStore
 
     store = HiddenStateStore(root, "key", limit_bytes)
@@ -70,7 +82,7 @@ def test_our_upstreams_give_an_utterance_the_same_features_in_any_batch(tmp_path
     with torch.no_grad():
         seen = [featurizer(b, upstream(b))[0] for b in ([wav], [wav, shorter], [wav, longer], [wav, wav[:23800]])]
     for got in seen[1:]:  # as the longest, the shortest, or nearly the longest of its batch
-        assert got.shape[0] <= seen[2].shape[0] and torch.allclose(got, seen[2][:got.shape[0]], atol=1e-5)
+        assert got.shape[0] <= seen[2].shape[0] and torch.allclose(got, seen[2][: got.shape[0]], atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", sorted(UPSTREAMS))
@@ -117,12 +129,16 @@ def test_changed_checkpoint_or_config_changes_the_upstream_key(tmp_path):
     _checkpoint(ckpt, seed=1)  # same path, other weights: must never be served stale
     assert upstream_key("ems_mockingjay_local", str(ckpt), None, config)[0] != first
     assert upstream_key("ems_npc_local", str(ckpt), None, config)[0] != first
-    assert upstream_key("ems_mockingjay_local", str(ckpt), None, HiddenCacheConfig(dir=str(tmp_path),
-                                                                                  dtype="float32"))[0] != first
+    assert (
+        upstream_key("ems_mockingjay_local", str(ckpt), None, HiddenCacheConfig(dir=str(tmp_path), dtype="float32"))[0]
+        != first
+    )
     assert covers["checkpoint"].startswith("sha256:") and covers["checkpoint_path"] == str(ckpt)
     # without -k (a checkpoint found elsewhere) the loaded weights still tell two checkpoints apart
-    by_weights = [upstream_key("ems_mockingjay", None, None, config, model=_upstream(_checkpoint(ckpt, seed)))[0]
-                  for seed in (0, 1, 0)]
+    by_weights = [
+        upstream_key("ems_mockingjay", None, None, config, model=_upstream(_checkpoint(ckpt, seed)))[0]
+        for seed in (0, 1, 0)
+    ]
     assert by_weights[0] != by_weights[1] and by_weights[0] == by_weights[2]
 
 
@@ -172,9 +188,14 @@ def test_fine_tuned_upstream_is_never_wrapped(tmp_path):
         model = _upstream(_checkpoint(tmp_path / "mj.ckpt"))
 
     entry, stores = Entry(), []
-    args = Namespace(upstream_trainable=True, upstream="ems_mockingjay_local", upstream_ckpt=None,
-                     upstream_model_config=None, upstream_feature_selection="hidden_states",
-                     upstream_layer_selection=None)
+    args = Namespace(
+        upstream_trainable=True,
+        upstream="ems_mockingjay_local",
+        upstream_ckpt=None,
+        upstream_model_config=None,
+        upstream_feature_selection="hidden_states",
+        upstream_layer_selection=None,
+    )
     original = entry.model
     _wrap_entry(entry, args, HiddenCacheConfig(dir=str(tmp_path / "cache")), stores)
     assert entry.model is original and not stores and not (tmp_path / "cache").exists()
@@ -182,16 +203,40 @@ def test_fine_tuned_upstream_is_never_wrapped(tmp_path):
 
 # --- through `s3prl-emoaware run-downstream` and the stock runner -------------------------------------------------
 
+
 def _run_downstream(args, cwd):
-    return subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", "run-downstream", *args], capture_output=True,
-                          text=True, env=child_env(), cwd=cwd, timeout=600)
+    return subprocess.run(
+        [PYTHON, "-m", "s3prl_emoaware.cli", "run-downstream", *args],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=cwd,
+        timeout=600,
+    )
 
 
 def _emotion_args(corpus, ckpt, expdir, *extra, steps=8, upstream="ems_mockingjay_local"):
-    override = (TINY_RUN + f"config.runner.total_steps={steps},,config.downstream_expert.datarc.root='{corpus}',,"
-                f"config.downstream_expert.datarc.meta_data='{corpus / 'meta_data'}'")
-    return [*extra, "-m", "train", "-u", upstream, "-k", str(ckpt), "-d", "emotion", "-o", override,
-            "-p", str(expdir), "--device", "cpu"]
+    override = (
+        TINY_RUN + f"config.runner.total_steps={steps},,config.downstream_expert.datarc.root='{corpus}',,"
+        f"config.downstream_expert.datarc.meta_data='{corpus / 'meta_data'}'"
+    )
+    return [
+        *extra,
+        "-m",
+        "train",
+        "-u",
+        upstream,
+        "-k",
+        str(ckpt),
+        "-d",
+        "emotion",
+        "-o",
+        override,
+        "-p",
+        str(expdir),
+        "--device",
+        "cpu",
+    ]
 
 
 def _accuracies(expdir: Path) -> list:
@@ -207,10 +252,14 @@ def test_cached_and_uncached_runs_give_the_same_dev_and_test_accuracy(tiny_iemoc
     ckpt = _checkpoint(tmp_path / "up.ckpt", kind=kind)
     cache = tmp_path / "cache"
     results = {}
-    for name, extra in [("uncached", ["--no-hidden-cache"]), ("cold", ["--hidden-cache", str(cache)]),
-                        ("warm", ["--hidden-cache", str(cache)])]:
-        out = _run_downstream(_emotion_args(tiny_iemocap, ckpt, tmp_path / name, *extra, upstream=UPSTREAMS[kind]),
-                              tmp_path)
+    for name, extra in [
+        ("uncached", ["--no-hidden-cache"]),
+        ("cold", ["--hidden-cache", str(cache)]),
+        ("warm", ["--hidden-cache", str(cache)]),
+    ]:
+        out = _run_downstream(
+            _emotion_args(tiny_iemocap, ckpt, tmp_path / name, *extra, upstream=UPSTREAMS[kind]), tmp_path
+        )
         assert out.returncode == 0, out.stderr[-3000:]
         results[name] = _accuracies(tmp_path / name)
         if name == "uncached":
@@ -227,8 +276,10 @@ def test_cached_and_uncached_runs_give_the_same_dev_and_test_accuracy(tiny_iemoc
 @pytest.mark.slow
 def test_fine_tuning_run_never_uses_the_cache(tiny_iemocap, tmp_path):
     ckpt = _checkpoint(tmp_path / "mj.ckpt")
-    out = _run_downstream(_emotion_args(tiny_iemocap, ckpt, tmp_path / "ft", "--hidden-cache", str(tmp_path / "c"),
-                                        steps=4) + ["-f"], tmp_path)
+    out = _run_downstream(
+        _emotion_args(tiny_iemocap, ckpt, tmp_path / "ft", "--hidden-cache", str(tmp_path / "c"), steps=4) + ["-f"],
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "ft" / "dev-best.ckpt").is_file() or list((tmp_path / "ft").glob("states-*.ckpt"))
     assert not (tmp_path / "c").exists() and "hidden-state cache off" in out.stderr
@@ -238,8 +289,12 @@ def test_fine_tuning_run_never_uses_the_cache(tiny_iemocap, tmp_path):
 def test_full_cache_stops_the_run_with_one_line(tiny_iemocap, tmp_path):
     ckpt = _checkpoint(tmp_path / "mj.ckpt")
     cache = tmp_path / "cache"
-    out = _run_downstream(_emotion_args(tiny_iemocap, ckpt, tmp_path / "exp", "--hidden-cache", str(cache),
-                                        "--hidden-cache-limit-gb", "0.00002"), tmp_path)
+    out = _run_downstream(
+        _emotion_args(
+            tiny_iemocap, ckpt, tmp_path / "exp", "--hidden-cache", str(cache), "--hidden-cache-limit-gb", "0.00002"
+        ),
+        tmp_path,
+    )
     assert out.returncode == 2
     errors = [ln for ln in out.stderr.splitlines() if "error:" in ln]
     assert len(errors) == 1 and str(cache) in errors[0] and "limit of 2e-05 GB" in errors[0]

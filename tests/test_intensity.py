@@ -38,11 +38,11 @@ def test_strengthnet_shapes_sizes_and_padding():
         StrengthNetConfig(dense_dim=8, channels=[2, 2, 2])
 
 
-
 def test_mean_pooled_emotion_logits_ignore_padding_and_see_every_frame():
     torch.manual_seed(0)
-    model = strengthnet(StrengthNetConfig(dense_dim=27, channels=[2, 4], lstm_dim=8, hidden_dim=8,
-                                          emotion_pooling="mean")).eval()
+    model = strengthnet(
+        StrengthNetConfig(dense_dim=27, channels=[2, 4], lstm_dim=8, hidden_dim=8, emotion_pooling="mean")
+    ).eval()
     mels = torch.randn(2, 60, 80)
     _, _, logits = model(mels, torch.tensor([60, 35]))
     _, _, alone = model(mels[1:, :35], torch.tensor([35]))
@@ -55,6 +55,7 @@ def test_mean_pooled_emotion_logits_ignore_padding_and_see_every_frame():
     assert not torch.allclose(moved, alone, atol=1e-4)
     with pytest.raises(ValueError, match="emotion_pooling"):
         StrengthNetConfig(emotion_pooling="max")
+
 
 def test_ranker_orders_emotional_above_neutral_per_speaker():
     rng = np.random.default_rng(0)
@@ -106,7 +107,10 @@ def test_training_writes_safe_checkpoint_and_metrics(tiny_strengthnet):
 def test_incompatible_checkpoint_is_named(tmp_path):
     bad = tmp_path / "bad.ckpt"
     torch.save({"model": {}, "config": {"n_mels": 40}}, bad)
-    with pytest.raises(Exception, match="bad.ckpt: expected checkpoint kind strengthnet with weights matching its config, found missing"):
+    with pytest.raises(
+        Exception,
+        match="bad.ckpt: expected checkpoint kind strengthnet with weights matching its config, found missing",
+    ):
         load_strengthnet(bad)
 
 
@@ -172,14 +176,19 @@ def test_windowed_frame_targets_follow_the_utterance(tiny_iemocap, tiny_strength
     out, _ = tiny_strengthnet
     ranker = RelativeAttributeRanker.load(out / "ranker.json")
     utts = read_corpus(tiny_iemocap)
-    mixed = next(u for u in utts if u.emotional_segment and u.emotional_segment[0] > 0.5 and u.emotion in ranker.weights)
+    mixed = next(
+        u for u in utts if u.emotional_segment and u.emotional_segment[0] > 0.5 and u.emotion in ranker.weights
+    )
     wav = read_audio(mixed.path)
     curve = windowed_targets(ranker, wav, mixed.emotion, 150, 1.0)
     assert curve.shape == (150,) and curve.min() >= 0 and curve.max() <= 1 and curve.std() > 0
     neutral = next(u for u in utts if u.emotion == "neu")
     assert torch.all(windowed_targets(ranker, read_audio(neutral.path), "neu", 40, 1.0) == 0)
-    recipe = load_config(StrengthNetRecipe, shipped_config("upstream_configs", "strengthnet_tiny"),
-                         ["training.frame_targets=windowed", "training.epochs=1"])
+    recipe = load_config(
+        StrengthNetRecipe,
+        shipped_config("upstream_configs", "strengthnet_tiny"),
+        ["training.frame_targets=windowed", "training.epochs=1"],
+    )
     assert train_strengthnet(tiny_iemocap, tmp_path / "w", recipe)["n_val"] > 0
 
 
@@ -213,13 +222,11 @@ def _item(n, emotional, speech_from, speech_to, value=0.8):
     return _Item(utt, torch.randn(n, 4), speech, target, float(target.mean()), 2 if emotional else 0)
 
 
-
-
 def test_splice_trims_the_junction_and_labels_the_emotional_part():
     from s3prl_emoaware.intensity.train import splice
 
-    neutral = _item(50, False, 5, 40)   # 10 trailing non-speech frames
-    angry = _item(60, True, 8, 55)      # 8 leading non-speech frames
+    neutral = _item(50, False, 5, 40)  # 10 trailing non-speech frames
+    angry = _item(60, True, 8, 55)  # 8 leading non-speech frames
     out = splice(neutral, angry, gap_frames=6)
     # neutral up to its speech end + 3 of its 10 trailing frames, then 3 of angry's 8 leading frames onwards
     assert out.mel.shape[0] == 40 + 3 + (60 - 8 + 3)
@@ -231,19 +238,27 @@ def test_splice_trims_the_junction_and_labels_the_emotional_part():
 
 
 def test_calibrated_recipe_reports_levels_and_spliced_localisation(tiny_iemocap, tmp_path):
-    recipe = load_config(StrengthNetRecipe, shipped_config("upstream_configs", "strengthnet_tiny"),
-                         ["training.emotional_floor=0.3", "training.vad_db=35", "training.splice_per_emotional=1",
-                          "training.utterance_target=frame_mean", "training.calibration=minmax"])
+    recipe = load_config(
+        StrengthNetRecipe,
+        shipped_config("upstream_configs", "strengthnet_tiny"),
+        [
+            "training.emotional_floor=0.3",
+            "training.vad_db=35",
+            "training.splice_per_emotional=1",
+            "training.utterance_target=frame_mean",
+            "training.calibration=minmax",
+        ],
+    )
     metrics = train_strengthnet(tiny_iemocap, tmp_path / "sn", recipe, eval_corpora=[tiny_iemocap])
     assert metrics["n_spliced"] > 0 and 0 <= metrics["localisation_spliced"] <= 1
     assert set(metrics["mean_intensity_by_emotion"]) >= {"neu"}
     assert "level_difference" in metrics and "auc_emotional_vs_neutral" in metrics
     cross = metrics["cross_corpus"][str(tiny_iemocap)]
-    assert cross["n_utterances"] == len([u for u in read_corpus(tiny_iemocap)
-                                         if u.emotion in recipe.model.emotions])
+    assert cross["n_utterances"] == len([u for u in read_corpus(tiny_iemocap) if u.emotion in recipe.model.emotions])
     with pytest.raises(Exception, match="emotional_floor"):
-        load_config(StrengthNetRecipe, shipped_config("upstream_configs", "strengthnet_tiny"),
-                    ["training.emotional_floor=1.5"])
+        load_config(
+            StrengthNetRecipe, shipped_config("upstream_configs", "strengthnet_tiny"), ["training.emotional_floor=1.5"]
+        )
 
 
 def test_distribution_tells_a_flat_cache_from_a_calibrated_one(tiny_iemocap, tmp_path):
@@ -259,8 +274,9 @@ def test_distribution_tells_a_flat_cache_from_a_calibrated_one(tiny_iemocap, tmp
             wav = read_audio(u.path)
             n = FBANK_GRID.num_frames(len(wav))
             level = 0.6 if kind == "flat" else (0.1 if (u.emotion or "neu") == "neu" else 0.8)
-            writer.add(u.utt_id, np.full(n, level, np.float32) + np.linspace(0, 0.01, n, dtype=np.float32),
-                       str(u.path), wav)
+            writer.add(
+                u.utt_id, np.full(n, level, np.float32) + np.linspace(0, 0.01, n, dtype=np.float32), str(u.path), wav
+            )
         writer.flush()
         figures[kind] = intensity_distribution(IntensityCache(tmp_path / kind), utts)
     assert figures["flat"]["n_neutral"] + figures["flat"]["n_emotional"] == len(utts)

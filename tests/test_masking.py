@@ -4,9 +4,22 @@ import numpy as np
 import pytest
 import torch
 
-from s3prl_emoaware.masking.spans import (MaskCoverage, MaskingConfig, batch_masks, choose_starts, corrupt,
-                                          ems_starts, ems_topk_starts, mask_statistics, num_spans, random_budget,
-                                          random_starts, spans_to_mask, speech_frames, threshold_starts)
+from s3prl_emoaware.masking.spans import (
+    MaskCoverage,
+    MaskingConfig,
+    batch_masks,
+    choose_starts,
+    corrupt,
+    ems_starts,
+    ems_topk_starts,
+    mask_statistics,
+    num_spans,
+    random_budget,
+    random_starts,
+    spans_to_mask,
+    speech_frames,
+    threshold_starts,
+)
 
 
 def test_ratio_span_and_valid_starts():
@@ -87,7 +100,7 @@ def _reference_topk(intensity, length, cfg, rng):
     # the authors' rule written out independently: top-2p frames in descending order, the first
     # p of them that are valid starts, else Mockingjay's random rule
     p = int(round(length * cfg.mask_ratio / cfg.span))
-    ranked = sorted(range(length), key=lambda t: (-intensity[t], t))[:2 * p]
+    ranked = sorted(range(length), key=lambda t: (-intensity[t], t))[: 2 * p]
     valid = [t for t in ranked if t <= length - cfg.span - 1][:p]
     return sorted(valid) if len(valid) == p else list(random_starts(length, cfg, rng))
 
@@ -98,8 +111,9 @@ def test_ems_topk_reproduces_the_authors_rule_on_random_curves():
     for _ in range(200):
         length = int(gen.integers(10, 400))
         curve = np.round(gen.random(length), 2)  # ties included
-        assert list(ems_topk_starts(curve, length, cfg, np.random.default_rng(1))) == \
-            _reference_topk(curve, length, cfg, np.random.default_rng(1))
+        assert list(ems_topk_starts(curve, length, cfg, np.random.default_rng(1))) == _reference_topk(
+            curve, length, cfg, np.random.default_rng(1)
+        )
 
 
 def _curves(kind, n=300, seed=0):
@@ -151,8 +165,12 @@ def test_sharpness_limits_are_random_and_topk_spans():
         assert mask.sum() in (7, 14)  # one or two spans (budget ~1.98 spans, stochastically rounded)
         assert mask[100:170].sum() == mask.sum()  # the top-scoring spans: all on the segment
     flat = MaskingConfig(sharpness=0.0, speech_only=False)
-    hits = np.mean([spans_to_mask(ems_starts(curve, length, flat, np.random.default_rng(s)), length, 7)[100:170].sum()
-                    for s in range(300)])
+    hits = np.mean(
+        [
+            spans_to_mask(ems_starts(curve, length, flat, np.random.default_rng(s)), length, 7)[100:170].sum()
+            for s in range(300)
+        ]
+    )
     assert 7 < hits < 13  # uniform: the segment (23 % of the frames) gets about its share of ~42 frames
 
 

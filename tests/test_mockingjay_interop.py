@@ -15,8 +15,16 @@ FBANK = FbankConfig(delta_order=2, cmvn=True)
 def _our_checkpoint(path, seed=0):
     torch.manual_seed(seed)
     model = mockingjay_model(TINY)
-    torch.save({"format": "s3prl_emoaware", "kind": "mockingjay", "model": model.state_dict(),
-                "config": {"model": to_dict(TINY), "frontend": to_dict(FBANK)}, "step": 0}, path)
+    torch.save(
+        {
+            "format": "s3prl_emoaware",
+            "kind": "mockingjay",
+            "model": model.state_dict(),
+            "config": {"model": to_dict(TINY), "frontend": to_dict(FBANK)},
+            "step": 0,
+        },
+        path,
+    )
     return model
 
 
@@ -58,20 +66,38 @@ def test_exported_checkpoint_loads_in_stock_mockingjay_local(tmp_path):
 def test_s3prl_checkpoint_loads_in_our_upstream(tmp_path):
     from s3prl.upstream.mockingjay.model import TransformerConfig, TransformerModel, TransformerSpecPredictionHead
 
-    transformer = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "hidden_act": "gelu",
-                   "intermediate_size": 64, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
-                   "initializer_range": 0.02, "layer_norm_eps": 1e-12, "share_layer": False, "pre_layer_norm": False}
+    transformer = {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "hidden_act": "gelu",
+        "intermediate_size": 64,
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "initializer_range": 0.02,
+        "layer_norm_eps": 1e-12,
+        "share_layer": False,
+        "pre_layer_norm": False,
+    }
     torch.manual_seed(3)
     cfg = TransformerConfig(transformer)
     model, head = TransformerModel(cfg, 240), TransformerSpecPredictionHead(cfg, 240)
     for p in model.parameters():  # LayerNorms start at 1/0: perturb everything so a mix-up would show
         torch.nn.init.normal_(p, std=0.2)
-    audio = {"kaldi": {"feat_type": "fbank", "fbank": {"num_mel_bins": 80, "frame_length": 25.0, "frame_shift": 10.0,
-                                                        "use_log_fbank": True}},
-             "delta": {"order": 2, "win_length": 5}, "cmvn": {"use_cmvn": True}}
-    ckpt = {"Transformer": model.state_dict(), "SpecHead": head.state_dict(),
-            "Upstream_Config": {"transformer": transformer, "task": {"sequence_length": 1500}, "audio": audio},
-            "Config": {"runner": {}}}
+    audio = {
+        "kaldi": {
+            "feat_type": "fbank",
+            "fbank": {"num_mel_bins": 80, "frame_length": 25.0, "frame_shift": 10.0, "use_log_fbank": True},
+        },
+        "delta": {"order": 2, "win_length": 5},
+        "cmvn": {"use_cmvn": True},
+    }
+    ckpt = {
+        "Transformer": model.state_dict(),
+        "SpecHead": head.state_dict(),
+        "Upstream_Config": {"transformer": transformer, "task": {"sequence_length": 1500}, "audio": audio},
+        "Config": {"runner": {}},
+    }
     torch.save(ckpt, tmp_path / "s3prl.ckpt")
     model_cfg, fbank, state = from_s3prl_checkpoint(ckpt)
     assert model_cfg.hidden_size == 32 and fbank.feature_dim == 240 and "head.output.weight" in state

@@ -20,7 +20,7 @@ def test_prediction_of_a_frame_ignores_the_frame_and_its_neighbours():
     model = NPCModel(TINY).eval()
     x = torch.randn(1, 60, 80)
     y = x.clone()
-    y[0, 30 - 3:30 + 4] += torch.randn(7, 80)  # change the 7 frames around frame 30 (the input mask)
+    y[0, 30 - 3 : 30 + 4] += torch.randn(7, 80)  # change the 7 frames around frame 30 (the input mask)
     with torch.no_grad():
         a, b = model.encode(x)[0], model.encode(y)[0]
     assert torch.allclose(a[0, 30], b[0, 30], atol=1e-6)  # the representation of frame 30 did not see them
@@ -56,8 +56,16 @@ def test_same_hidden_states_as_s3prl_npc_local_both_ways(tmp_path):
             m.running_mean.normal_()
             m.running_var.uniform_(0.5, 2.0)
     ours = tmp_path / "ours.ckpt"
-    torch.save({"format": "s3prl_emoaware", "kind": "npc", "model": model.state_dict(),
-                "config": {"model": to_dict(TINY), "frontend": to_dict(FBANK)}, "step": 0}, ours)
+    torch.save(
+        {
+            "format": "s3prl_emoaware",
+            "kind": "npc",
+            "model": model.state_dict(),
+            "config": {"model": to_dict(TINY), "frontend": to_dict(FBANK)},
+            "step": 0,
+        },
+        ours,
+    )
     theirs = tmp_path / "s3prl_npc.ckpt"
     torch.save(to_s3prl_npc(model.state_dict(), TINY, FBANK), theirs)
     ours_up, theirs_up = hub.ems_npc_local(ckpt=str(ours)).eval(), hub.npc_local(ckpt=str(theirs)).eval()
@@ -72,8 +80,11 @@ def test_same_hidden_states_as_s3prl_npc_local_both_ways(tmp_path):
 def test_every_ems_variant_pretrains(variant, tiny_iemocap, tmp_path):
     cache = tmp_path / "cache"
     extract_intensities(tiny_iemocap, cache, source="energy")
-    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", "ems_npc_tiny"),
-                         [f"objective.variant={variant}", "training.total_steps=3"])
+    recipe = load_config(
+        PretrainRecipe,
+        shipped_config("upstream_configs", "ems_npc_tiny"),
+        [f"objective.variant={variant}", "training.total_steps=3"],
+    )
     trainer, history = pretrain(recipe, tiny_iemocap, tmp_path / "pt", str(cache))
     assert len(history) == 3 and all(torch.isfinite(torch.tensor(l)) for _, l in history)
     ckpt = torch.load(tmp_path / "pt" / "last.ckpt", weights_only=True)
@@ -99,21 +110,34 @@ def test_loss_weight_normalises_a_nearly_flat_intensity():
 
 
 def test_npc_logs_where_its_input_masks_fall(tiny_iemocap, tmp_path):
-    from s3prl_emoaware.pretraining.tasks import build_task
-    from s3prl_emoaware.pretraining.data import Batch
-    from s3prl_emoaware.masking.spans import MaskingConfig
     import numpy as np
+
+    from s3prl_emoaware.masking.spans import MaskingConfig
+    from s3prl_emoaware.pretraining.data import Batch
+    from s3prl_emoaware.pretraining.tasks import build_task
 
     feats = torch.randn(2, 300, 80)
     curve = np.zeros(300)
     curve[150:250] = 1.0
-    batch = Batch(feats, torch.tensor([300, 300]), [curve, curve], torch.tensor(np.stack([curve, curve])).float(),
-                  ["a", "b"])
+    batch = Batch(
+        feats, torch.tensor([300, 300]), [curve, curve], torch.tensor(np.stack([curve, curve])).float(), ["a", "b"]
+    )
     logs = {}
     for strategy in ("random", "ems", "ems_topk"):
-        task = build_task("npc", {"hidden_size": 16, "n_blocks": 2, "kernel_size": 15, "mask_size": 7,
-                                  "vq_codebook_sizes": [8, 8], "vq_code_dims": [8, 8]},
-                          MaskingConfig(strategy=strategy), 80, {"variant": "input_mask"})
+        task = build_task(
+            "npc",
+            {
+                "hidden_size": 16,
+                "n_blocks": 2,
+                "kernel_size": 15,
+                "mask_size": 7,
+                "vq_codebook_sizes": [8, 8],
+                "vq_code_dims": [8, 8],
+            },
+            MaskingConfig(strategy=strategy),
+            80,
+            {"variant": "input_mask"},
+        )
         _, logs[strategy] = task.loss(task.build_model(), batch, np.random.default_rng(0))
     assert abs(logs["ems"]["mask/fraction"] - logs["random"]["mask/fraction"]) < 0.03
     assert logs["ems_topk"]["mask/fraction"] < logs["random"]["mask/fraction"]
@@ -125,11 +149,15 @@ def test_npc_logs_where_its_input_masks_fall(tiny_iemocap, tmp_path):
 def test_stock_runner_trains_and_evaluates_ems_npc_from_any_directory(tiny_iemocap, tmp_path):
     import subprocess
 
-    from s3prl_emoaware.s3prl_adapters.launch import best_checkpoint
     from subprocess_env import PYTHON, child_env
 
-    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", "ems_npc_tiny"),
-                         ["objective.variant=none", "masking.strategy=random"])
+    from s3prl_emoaware.s3prl_adapters.launch import best_checkpoint
+
+    recipe = load_config(
+        PretrainRecipe,
+        shipped_config("upstream_configs", "ems_npc_tiny"),
+        ["objective.variant=none", "masking.strategy=random"],
+    )
     pretrain(recipe, tiny_iemocap, tmp_path / "home_pt", None)
     home = tmp_path / "home"
     home.mkdir()
@@ -137,19 +165,60 @@ def test_stock_runner_trains_and_evaluates_ems_npc_from_any_directory(tiny_iemoc
     env = child_env(S3PRL_EMOAWARE_HOME=str(home))
     elsewhere = tmp_path / "somewhere"
     elsewhere.mkdir()
-    override = ("config.runner.total_steps=4,,config.runner.eval_step=2,,config.runner.save_step=2,,"
-                "config.runner.log_step=2,,config.runner.gradient_accumulate_steps=1,,"
-                f"config.downstream_expert.datarc.root='{tiny_iemocap}',,"
-                f"config.downstream_expert.datarc.meta_data='{tiny_iemocap / 'meta_data'}',,"
-                "config.downstream_expert.datarc.num_workers=0")
+    override = (
+        "config.runner.total_steps=4,,config.runner.eval_step=2,,config.runner.save_step=2,,"
+        "config.runner.log_step=2,,config.runner.gradient_accumulate_steps=1,,"
+        f"config.downstream_expert.datarc.root='{tiny_iemocap}',,"
+        f"config.downstream_expert.datarc.meta_data='{tiny_iemocap / 'meta_data'}',,"
+        "config.downstream_expert.datarc.num_workers=0"
+    )
     expdir = tmp_path / "exp"
-    train = subprocess.run([PYTHON, "-m", "s3prl.run_downstream", "-m", "train", "-u", "ems_npc", "-d", "emotion",
-                            "-c", str(shipped_config("downstream_configs", "emotion")), "-o", override,
-                            "-p", str(expdir), "--device", "cpu"],
-                           capture_output=True, text=True, env=env, cwd=elsewhere, timeout=600)
+    train = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "s3prl.run_downstream",
+            "-m",
+            "train",
+            "-u",
+            "ems_npc",
+            "-d",
+            "emotion",
+            "-c",
+            str(shipped_config("downstream_configs", "emotion")),
+            "-o",
+            override,
+            "-p",
+            str(expdir),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=elsewhere,
+        timeout=600,
+    )
     assert train.returncode == 0, train.stderr[-3000:]
-    ev = subprocess.run([PYTHON, "-m", "s3prl.run_downstream", "-m", "evaluate", "-e", str(best_checkpoint(expdir)),
-                         "-t", "test", "--device", "cpu"],
-                        capture_output=True, text=True, env=env, cwd=elsewhere, timeout=600)
+    ev = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "s3prl.run_downstream",
+            "-m",
+            "evaluate",
+            "-e",
+            str(best_checkpoint(expdir)),
+            "-t",
+            "test",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=elsewhere,
+        timeout=600,
+    )
     assert ev.returncode == 0, ev.stderr[-3000:]
     assert "test acc:" in ev.stdout

@@ -12,9 +12,13 @@ def test_every_subpackage_is_listed_in_setup_cfg():
     cfg.read(ROOT / "setup.cfg")
     listed = set(cfg["options"]["packages"].split())
     data = cfg["options.package_data"]["s3prl_emoaware"].split()
-    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "s3prl_emoaware").rglob("__init__.py")
-               if "__pycache__" not in p.parts}
-    shipped_as_data = {name for name in on_disk if any(
-        Path(*name.split(".")[1:]).match(pattern.rsplit("/", 1)[0]) for pattern in data)}
+    on_disk = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for p in (ROOT / "s3prl_emoaware").rglob("__init__.py")
+        if "__pycache__" not in p.parts
+    }
+    shipped_as_data = {
+        name for name in on_disk if any(Path(*name.split(".")[1:]).match(pattern.rsplit("/", 1)[0]) for pattern in data)
+    }
     missing = sorted(on_disk - listed - shipped_as_data)
     assert not missing, f"add to setup.cfg [options] packages: {missing}"

@@ -4,14 +4,13 @@ import subprocess
 
 import pytest
 import torch
+from subprocess_env import PYTHON, child_env
 
 from s3prl_emoaware.config import shipped_config
 from s3prl_emoaware.downstreams.phoneme.dataset import BucketSampler, PhoneDataset
-from s3prl_emoaware.downstreams.phoneme.text import (PhoneVocabulary, greedy_ctc_decode, phone_error_rate,
-                                                     read_lexicon)
+from s3prl_emoaware.downstreams.phoneme.text import PhoneVocabulary, greedy_ctc_decode, phone_error_rate, read_lexicon
 from s3prl_emoaware.s3prl_adapters.launch import best_checkpoint
 from s3prl_emoaware.utils.errors import UserFacingError
-from subprocess_env import PYTHON, child_env
 
 
 def test_per_counts_edits_over_reference_length():
@@ -55,29 +54,73 @@ def test_dataset_reads_generated_librispeech(tiny_librispeech):
 
 def test_mostly_missing_words_are_one_error_naming_them(tiny_librispeech):
     vocab = PhoneVocabulary.from_file(tiny_librispeech / "phones.txt")
-    with pytest.raises(UserFacingError, match=r"\d+ of \d+ utterances of dev-clean have words not in the lexicon "
-                                              r"\(e\.g\. [A-Z]+.*downstream_expert.corpus.lexicon"):
+    with pytest.raises(
+        UserFacingError,
+        match=r"\d+ of \d+ utterances of dev-clean have words not in the lexicon "
+        r"\(e\.g\. [A-Z]+.*downstream_expert.corpus.lexicon",
+    ):
         PhoneDataset(tiny_librispeech, ["dev-clean"], {}, vocab)
 
 
 @pytest.mark.slow
 def test_stock_runner_trains_and_evaluates_phoneme_recognition(tiny_librispeech, tmp_path):
     lib = tiny_librispeech
-    override = ("config.runner.total_steps=6,,config.runner.eval_step=3,,config.runner.save_step=3,,"
-                "config.runner.log_step=3,,config.runner.gradient_accumulate_steps=1,,"
-                f"config.downstream_expert.corpus.path='{lib}',,config.downstream_expert.corpus.lexicon=['{lib / 'lexicon.txt'}'],,"
-                f"config.downstream_expert.text.vocab_file='{lib / 'phones.txt'}',,"
-                "config.downstream_expert.corpus.num_workers=0,,config.downstream_expert.corpus.batch_size=4")
+    override = (
+        "config.runner.total_steps=6,,config.runner.eval_step=3,,config.runner.save_step=3,,"
+        "config.runner.log_step=3,,config.runner.gradient_accumulate_steps=1,,"
+        f"config.downstream_expert.corpus.path='{lib}',,config.downstream_expert.corpus.lexicon=['{lib / 'lexicon.txt'}'],,"
+        f"config.downstream_expert.text.vocab_file='{lib / 'phones.txt'}',,"
+        "config.downstream_expert.corpus.num_workers=0,,config.downstream_expert.corpus.batch_size=4"
+    )
     expdir = tmp_path / "pr"
-    train = subprocess.run([PYTHON, "-m", "s3prl.run_downstream", "-m", "train", "-u", "emoaware_fbank", "-d",
-                            "phoneme_recognition", "-c", str(shipped_config("downstream_configs", "phoneme_recognition")),
-                            "-o", override, "-p", str(expdir), "--device", "cpu"],
-                           capture_output=True, text=True, env=child_env(), cwd=tmp_path, timeout=600)
+    train = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "s3prl.run_downstream",
+            "-m",
+            "train",
+            "-u",
+            "emoaware_fbank",
+            "-d",
+            "phoneme_recognition",
+            "-c",
+            str(shipped_config("downstream_configs", "phoneme_recognition")),
+            "-o",
+            override,
+            "-p",
+            str(expdir),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert train.returncode == 0, train.stderr[-3000:]
     assert (expdir / "dev-hyp.ark").is_file()
-    ev = subprocess.run([PYTHON, "-m", "s3prl.run_downstream", "-m", "evaluate", "-e", str(best_checkpoint(expdir)),
-                         "-t", "test", "--device", "cpu"],
-                        capture_output=True, text=True, env=child_env(), cwd=tmp_path, timeout=600)
+    ev = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "s3prl.run_downstream",
+            "-m",
+            "evaluate",
+            "-e",
+            str(best_checkpoint(expdir)),
+            "-t",
+            "test",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert ev.returncode == 0, ev.stderr[-3000:]
     refs = (expdir / "test-ref.ark").read_text().splitlines()
     n_test = sum(len(t.read_text().splitlines()) for t in (lib / "test-clean").glob("*/*/*.trans.txt"))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from subprocess_env import PYTHON, REPO_ROOT, child_env
 
 from s3prl_emoaware.config import load_config, shipped_config
 from s3prl_emoaware.corpora.reader import read_corpus
@@ -21,7 +22,6 @@ from s3prl_emoaware.pretraining.data import PretrainEntry, PretrainItem, build_d
 from s3prl_emoaware.pretraining.run import pretrain
 from s3prl_emoaware.pretraining.trainer import PretrainRecipe
 from s3prl_emoaware.utils.errors import UserFacingError
-from subprocess_env import PYTHON, REPO_ROOT, child_env
 
 TINY = shipped_config("upstream_configs", "ems_mockingjay_tiny")
 BUCKETED = ["training.batch_size=0", "training.max_frames_per_batch=700", "training.num_workers=2"]
@@ -65,7 +65,7 @@ def test_fixed_count_mode_is_todays_batches():
     entries = _entries(30)
     order = sorted(range(30), key=lambda i: (entries[i].num_frames, entries[i].utt_id))
     batches = epoch_batches(entries, 4, 0, 0)
-    assert sorted(map(tuple, batches)) == sorted(tuple(order[i:i + 4]) for i in range(0, 30, 4))
+    assert sorted(map(tuple, batches)) == sorted(tuple(order[i : i + 4]) for i in range(0, 30, 4))
     with pytest.raises(ValueError, match="batch_size or training.max_frames_per_batch"):
         epoch_batches(entries, 0, 0, 0)
 
@@ -99,8 +99,9 @@ def damaged_corpus(tiny_iemocap, tmp_path):
 def test_bad_files_are_skipped_and_reported(damaged_corpus, tmp_path, caplog):
     corpus, nan_id, garbage_file = damaged_corpus
     with caplog.at_level(logging.WARNING, logger="s3prl_emoaware.pretraining"):
-        trainer, history = pretrain(_recipe("training.total_steps=15", "training.num_workers=2"), corpus,
-                                    tmp_path / "pt", None)
+        trainer, history = pretrain(
+            _recipe("training.total_steps=15", "training.num_workers=2"), corpus, tmp_path / "pt", None
+        )
     assert len(history) == 15 and all(np.isfinite(l) for _, l in history)
     assert list(trainer.skipped) == [nan_id] and "NaN" in trainer.skipped[nan_id]
     assert garbage_file.name not in {e.path.rsplit("/", 1)[-1] for e in trainer.items}
@@ -151,18 +152,38 @@ def test_resume_is_exact_under_torchrun(tiny_iemocap, tmp_path):
     overrides = ["masking.strategy=random", "training.total_steps=4", *BUCKETED]
 
     def run(out, stop, resume, port):
-        proc = subprocess.run([PYTHON, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                               str(port), str(child), str(TINY), str(tiny_iemocap), str(out), str(stop),
-                               "1" if resume else "0", *overrides],
-                              capture_output=True, text=True, env=child_env(), timeout=600, cwd=REPO_ROOT)
+        proc = subprocess.run(
+            [
+                PYTHON,
+                "-m",
+                "torch.distributed.run",
+                "--nproc_per_node",
+                "2",
+                "--master_port",
+                str(port),
+                str(child),
+                str(TINY),
+                str(tiny_iemocap),
+                str(out),
+                str(stop),
+                "1" if resume else "0",
+                *overrides,
+            ],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=600,
+            cwd=REPO_ROOT,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
 
     run(tmp_path / "full", 0, False, 29741)
     run(tmp_path / "cut", 2, False, 29742)
     run(tmp_path / "cut", 0, True, 29743)
     full = json.loads((tmp_path / "full" / "history-4.json").read_text())
-    cut = json.loads((tmp_path / "cut" / "history-2.json").read_text()) + \
-        json.loads((tmp_path / "cut" / "history-4.json").read_text())
+    cut = json.loads((tmp_path / "cut" / "history-2.json").read_text()) + json.loads(
+        (tmp_path / "cut" / "history-4.json").read_text()
+    )
     assert [s for s, _ in cut] == [1, 2, 3, 4]
     assert [round(l, 6) for _, l in cut] == [round(l, 6) for _, l in full]
 

@@ -12,6 +12,8 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile as sf
+from subprocess_env import PYTHON, child_env
+from test_ser_corpora import evaluate_test_split
 
 from s3prl_emoaware.corpora.layouts import iemocap as iemocap_layout
 from s3prl_emoaware.corpora.reader import detect_layout, read_corpus
@@ -22,26 +24,31 @@ from s3prl_emoaware.downstreams.phoneme.text import PhoneVocabulary, read_lexico
 from s3prl_emoaware.utils import audio
 from s3prl_emoaware.utils.audio import AudioError, read_audio
 from s3prl_emoaware.utils.errors import UserFacingError
-from subprocess_env import PYTHON, child_env
-from test_ser_corpora import evaluate_test_split
 
 
 @pytest.fixture(scope="module")
 def ravdess_48k(tmp_path_factory):
-    return synthesize_corpus("ravdess", tmp_path_factory.mktemp("r") / "ravdess", seed=0, sample_rate=48000,
-                             appledouble=True)
+    return synthesize_corpus(
+        "ravdess", tmp_path_factory.mktemp("r") / "ravdess", seed=0, sample_rate=48000, appledouble=True
+    )
 
 
 @pytest.fixture(scope="module")
 def libri_splits(tmp_path_factory):
-    return synthesize_corpus("librispeech", tmp_path_factory.mktemp("l") / "LibriSpeech", seed=0, appledouble=True,
-                             splits=("train-clean-100", "train-clean-360", "dev-clean", "test-clean"))
+    return synthesize_corpus(
+        "librispeech",
+        tmp_path_factory.mktemp("l") / "LibriSpeech",
+        seed=0,
+        appledouble=True,
+        splits=("train-clean-100", "train-clean-360", "dev-clean", "test-clean"),
+    )
 
 
 def test_ravdess_48k_is_resampled_and_logged_once(ravdess_48k, caplog):
     utts = read_corpus(ravdess_48k)
     assert len(utts) == len(list(ravdess_48k.glob("Actor_*/0*.wav"))) and not any(
-        u.path.name.startswith(".") for u in utts)
+        u.path.name.startswith(".") for u in utts
+    )
     info = sf.info(str(utts[0].path))
     assert info.samplerate == 48000
     audio._LOGGED.clear()
@@ -76,8 +83,16 @@ def test_hidden_files_are_skipped_by_every_reader(ravdess_48k, libri_splits, tmp
             read_audio(u.path)
     utts = read_corpus(libri_splits, splits="all")
     assert len(utts) == len(list(libri_splits.glob("*/*/*/[0-9]*.flac")))
-    config = {"downstream_expert": {"corpus": {"path": str(libri_splits), "train": ["train-clean-100"],
-                                               "dev": ["dev-clean"], "test": ["test-clean"]}}}
+    config = {
+        "downstream_expert": {
+            "corpus": {
+                "path": str(libri_splits),
+                "train": ["train-clean-100"],
+                "dev": ["dev-clean"],
+                "test": ["test-clean"],
+            }
+        }
+    }
     assert check_downstream_audio("phoneme_recognition", config) > 0  # no ._x.flac among the checked files
 
 
@@ -132,8 +147,10 @@ def test_voxceleb_dev_set_by_default(tmp_path):
 def test_cmudict_lexicon_comments_variants_and_stress(tmp_path):
     vocab = PhoneVocabulary(["HH", "AH", "EH", "L", "OW", "W", "ER", "D"])
     lex = tmp_path / "cmudict.txt"
-    lex.write_text(";;; # CMUdict  --  Major Version: 0.07\n;;; comment line\n"
-                   "HELLO  HH AH0 L OW1\nHELLO(2)  HH EH0 L OW1\nWORLD  W ER1 L D\n")
+    lex.write_text(
+        ";;; # CMUdict  --  Major Version: 0.07\n;;; comment line\n"
+        "HELLO  HH AH0 L OW1\nHELLO(2)  HH EH0 L OW1\nWORLD  W ER1 L D\n"
+    )
     assert read_lexicon([lex], vocab) == {"HELLO": ["HH", "AH", "L", "OW"], "WORLD": ["W", "ER", "L", "D"]}
     stressed = PhoneVocabulary(["HH", "AH0", "EH0", "L", "OW1", "W", "ER1", "D"])  # vocab with stress: kept
     assert read_lexicon([lex], stressed)["HELLO"] == ["HH", "AH0", "L", "OW1"]
@@ -142,8 +159,11 @@ def test_cmudict_lexicon_comments_variants_and_stress(tmp_path):
 def test_words_missing_from_the_lexicon_drop_utterances_counted(tiny_librispeech, caplog):
     vocab = PhoneVocabulary.from_file(tiny_librispeech / "phones.txt")
     lexicon = read_lexicon([tiny_librispeech / "lexicon.txt"], vocab)
-    texts = [line.split(" ", 1)[1].split() for t in (tiny_librispeech / "train-clean-100").glob("*/*/*.trans.txt")
-             for line in t.read_text().splitlines()]
+    texts = [
+        line.split(" ", 1)[1].split()
+        for t in (tiny_librispeech / "train-clean-100").glob("*/*/*.trans.txt")
+        for line in t.read_text().splitlines()
+    ]
     counts = {w: sum(w in t for t in texts) for w in lexicon}
     rare = min((w for w in counts if counts[w]), key=lambda w: counts[w])  # missing from a few utterances
     with caplog.at_level(logging.WARNING, logger="s3prl_emoaware.downstreams.phoneme.dataset"):
@@ -170,14 +190,39 @@ def test_iemocap_release_count_warns_only_on_a_full_copy(tiny_iemocap, tmp_path,
 
 @pytest.mark.slow
 def test_emotion_ravdess_end_to_end_on_48k_audio(ravdess_48k, tmp_path):
-    override = ("config.runner.total_steps=4,,config.runner.eval_step=2,,config.runner.save_step=2,,"
-                "config.runner.log_step=2,,config.runner.gradient_accumulate_steps=1,,"
-                f"config.downstream_expert.datarc.root='{ravdess_48k}',,config.downstream_expert.datarc.num_workers=0")
+    override = (
+        "config.runner.total_steps=4,,config.runner.eval_step=2,,config.runner.save_step=2,,"
+        "config.runner.log_step=2,,config.runner.gradient_accumulate_steps=1,,"
+        f"config.downstream_expert.datarc.root='{ravdess_48k}',,config.downstream_expert.datarc.num_workers=0"
+    )
     expdir = tmp_path / "exp"
     # our wrapper: the shipped config and the pre-run header check (48 kHz accepted: resampled when read)
-    run = subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", "run-downstream", "--no-hidden-cache", "-m", "train",
-                          "-u", "emoaware_fbank", "-d", "emotion_ravdess", "-o", override, "-p", str(expdir),
-                          "--device", "cpu"], capture_output=True, text=True, env=child_env(), cwd=tmp_path, timeout=600)
+    run = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "s3prl_emoaware.cli",
+            "run-downstream",
+            "--no-hidden-cache",
+            "-m",
+            "train",
+            "-u",
+            "emoaware_fbank",
+            "-d",
+            "emotion_ravdess",
+            "-o",
+            override,
+            "-p",
+            str(expdir),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     predicted = evaluate_test_split(expdir, tmp_path)
     assert predicted and not any(line.startswith("._") for line in predicted)

@@ -5,7 +5,6 @@ import sysconfig
 from pathlib import Path
 
 import torch
-
 from subprocess_env import PYTHON, child_env
 
 
@@ -17,8 +16,9 @@ def test_pth_hook_is_installed():
 
 
 def test_startup_imports_neither_torch_nor_s3prl():
-    out = subprocess.run([PYTHON, "-X", "importtime", "-c", "import site"], capture_output=True, text=True,
-                         env=child_env())
+    out = subprocess.run(
+        [PYTHON, "-X", "importtime", "-c", "import site"], capture_output=True, text=True, env=child_env()
+    )
     modules = [line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line]
     assert "_s3prl_emoaware_autoload" in modules  # the hook did run
     assert not [m for m in modules if m.split(".")[0] in ("torch", "s3prl", "s3prl_emoaware", "numpy")]

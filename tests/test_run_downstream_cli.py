@@ -1,6 +1,5 @@
 """The run-downstream wrapper and its runner module: flag handling, shipped configs, data-root checks, fold scoring."""
 
-
 import pytest
 
 from s3prl_emoaware.cli.main import main
@@ -9,10 +8,15 @@ from s3prl_emoaware.s3prl_adapters import runner as rd
 
 
 def test_scan_flags_short_long_and_equals_forms():
-    flags = rd.scan_flags(["-m", "train", "--downstream=emotion", "-u", "fbank", "-o", "config.x=1,,args.y=2",
-                           "--expdir", "/tmp/e"])
-    assert flags.given() == {"mode": "train", "downstream": "emotion", "override": "config.x=1,,args.y=2",
-                             "expdir": "/tmp/e"}
+    flags = rd.scan_flags(
+        ["-m", "train", "--downstream=emotion", "-u", "fbank", "-o", "config.x=1,,args.y=2", "--expdir", "/tmp/e"]
+    )
+    assert flags.given() == {
+        "mode": "train",
+        "downstream": "emotion",
+        "override": "config.x=1,,args.y=2",
+        "expdir": "/tmp/e",
+    }
     assert flags.new_training and not rd.scan_flags(["-m", "train", "-e", "x.ckpt"]).new_training
 
 
@@ -30,8 +34,10 @@ def test_label_fraction_merges_into_the_override_the_runner_reads(tmp_path):
     eff = rd.effective_config(cfg, rd.scan_flags(argv).override)
     assert eff["downstream_expert"]["datarc"]["label_fraction"] == 0.1
     assert eff["runner"]["total_steps"] == 4
-    assert rd.scan_flags(rd.with_label_fraction(["-d", "emotion_esd"], 0.5)).override == \
-        "config.downstream_expert.datarc.label_fraction=0.5"
+    assert (
+        rd.scan_flags(rd.with_label_fraction(["-d", "emotion_esd"], 0.5)).override
+        == "config.downstream_expert.datarc.label_fraction=0.5"
+    )
 
 
 def test_label_fraction_is_refused_where_it_means_nothing(capsys):
@@ -45,7 +51,9 @@ def test_label_fraction_is_refused_where_it_means_nothing(capsys):
 def test_effective_config_applies_config_overrides(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("runner:\n  total_steps: 10\ndownstream_expert:\n  datarc:\n    root: PLACEHOLDER\n")
-    eff = rd.effective_config(cfg, "config.runner.total_steps=4,,config.downstream_expert.datarc.root=/data,,args.seed=3")
+    eff = rd.effective_config(
+        cfg, "config.runner.total_steps=4,,config.downstream_expert.datarc.root=/data,,args.seed=3"
+    )
     assert eff["runner"]["total_steps"] == 4
     assert eff["downstream_expert"]["datarc"]["root"] == "/data"
 
@@ -106,10 +114,27 @@ def _broken_copy(src, dst, how):
 def test_bad_wav_in_corpus_is_one_line_naming_it(tiny_iemocap, tmp_path, capsys, how, message):
     corpus = tmp_path / "iemocap"
     bad = _broken_copy(tiny_iemocap, corpus, how)
-    override = (f"config.downstream_expert.datarc.root='{corpus}',,"
-                f"config.downstream_expert.datarc.meta_data='{corpus / 'meta_data'}'")
-    status = main(["run-downstream", "-m", "train", "-u", "fbank", "-d", "emotion", "-o", override,
-                   "-p", str(tmp_path / "exp"), "--device", "cpu"])
+    override = (
+        f"config.downstream_expert.datarc.root='{corpus}',,"
+        f"config.downstream_expert.datarc.meta_data='{corpus / 'meta_data'}'"
+    )
+    status = main(
+        [
+            "run-downstream",
+            "-m",
+            "train",
+            "-u",
+            "fbank",
+            "-d",
+            "emotion",
+            "-o",
+            override,
+            "-p",
+            str(tmp_path / "exp"),
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert status == 2 and err.count("\n") == 0
     assert str(bad) in err and message in err

@@ -4,14 +4,13 @@ import json
 import subprocess
 
 import pytest
+from subprocess_env import PYTHON, child_env
 
 from s3prl_emoaware.config import shipped_config
 from s3prl_emoaware.corpora.reader import read_corpus
 from s3prl_emoaware.corpora.synth import synthesize_corpus
-from s3prl_emoaware.downstreams.ser.splits import (label_subset, speaker_split, unweighted_accuracy,
-                                                   weighted_accuracy)
+from s3prl_emoaware.downstreams.ser.splits import label_subset, speaker_split, unweighted_accuracy, weighted_accuracy
 from s3prl_emoaware.s3prl_adapters.launch import best_checkpoint
-from subprocess_env import PYTHON, child_env
 
 
 def test_metrics_and_splits():
@@ -26,8 +25,14 @@ def test_metrics_and_splits():
     assert sorted(labels[i] for i in subset) == ["a", "a", "b", "c"]  # stratified, at least one per class
 
 
-@pytest.mark.parametrize("kind,pattern,n_spk", [("cremad", "AudioWAV/*_*_*_*.wav", 6), ("esd", "00*/*/00*_*.wav", 4),
-                                                ("ravdess", "Actor_*/03-01-*-*-*-*-*.wav", 6)])
+@pytest.mark.parametrize(
+    "kind,pattern,n_spk",
+    [
+        ("cremad", "AudioWAV/*_*_*_*.wav", 6),
+        ("esd", "00*/*/00*_*.wav", 4),
+        ("ravdess", "Actor_*/03-01-*-*-*-*-*.wav", 6),
+    ],
+)
 def test_generated_layouts_read_back(kind, pattern, n_spk, tmp_path):
     root = synthesize_corpus(kind, tmp_path / kind, seed=0, size="tiny")
     files = list(root.glob(pattern))
@@ -39,15 +44,39 @@ def test_generated_layouts_read_back(kind, pattern, n_spk, tmp_path):
 
 @pytest.mark.slow
 def test_stock_runner_with_ravdess_few_labels(tiny_ravdess, tmp_path):
-    override = ("config.runner.total_steps=4,,config.runner.eval_step=2,,config.runner.save_step=2,,"
-                "config.runner.log_step=2,,config.runner.gradient_accumulate_steps=1,,"
-                f"config.downstream_expert.datarc.root='{tiny_ravdess}',,config.downstream_expert.datarc.num_workers=0,,"
-                "config.downstream_expert.datarc.label_fraction=0.1")
+    override = (
+        "config.runner.total_steps=4,,config.runner.eval_step=2,,config.runner.save_step=2,,"
+        "config.runner.log_step=2,,config.runner.gradient_accumulate_steps=1,,"
+        f"config.downstream_expert.datarc.root='{tiny_ravdess}',,config.downstream_expert.datarc.num_workers=0,,"
+        "config.downstream_expert.datarc.label_fraction=0.1"
+    )
     expdir = tmp_path / "exp"
-    run = subprocess.run([PYTHON, "-m", "s3prl.run_downstream", "-m", "train", "-u", "emoaware_fbank",
-                          "-d", "emotion_ravdess", "-c", str(shipped_config("downstream_configs", "emotion_ravdess")),
-                          "-o", override, "-p", str(expdir), "--device", "cpu"],
-                         capture_output=True, text=True, env=child_env(), cwd=tmp_path, timeout=600)
+    run = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "s3prl.run_downstream",
+            "-m",
+            "train",
+            "-u",
+            "emoaware_fbank",
+            "-d",
+            "emotion_ravdess",
+            "-c",
+            str(shipped_config("downstream_configs", "emotion_ravdess")),
+            "-o",
+            override,
+            "-p",
+            str(expdir),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     predicted = evaluate_test_split(expdir, tmp_path)
     test_speakers = {line.split()[0].split("-")[-1] for line in predicted}
@@ -56,9 +85,26 @@ def test_stock_runner_with_ravdess_few_labels(tiny_ravdess, tmp_path):
 
 def evaluate_test_split(expdir, cwd):
     """Evaluate ``expdir``'s best checkpoint on test with the stock runner; check UA/WA; return the prediction lines."""
-    ev = subprocess.run([PYTHON, "-m", "s3prl.run_downstream", "-m", "evaluate", "-e", str(best_checkpoint(expdir)),
-                         "-t", "test", "--device", "cpu"],
-                        capture_output=True, text=True, env=child_env(), cwd=cwd, timeout=600)
+    ev = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "s3prl.run_downstream",
+            "-m",
+            "evaluate",
+            "-e",
+            str(best_checkpoint(expdir)),
+            "-t",
+            "test",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=cwd,
+        timeout=600,
+    )
     assert ev.returncode == 0, ev.stderr[-3000:]
     metrics = json.loads((expdir / "test_metrics.json").read_text())
     assert 0 <= metrics["ua"] <= 1 and 0 <= metrics["wa"] <= 1

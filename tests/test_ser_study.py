@@ -8,9 +8,18 @@ import pytest
 
 from s3prl_emoaware.contrastive.tasks import ContrastiveObjective, multitask_weights
 from s3prl_emoaware.corpora.layouts import esd
-from s3prl_emoaware.demo.ser_study import (EncoderSpec, SerStudyConfig, build_stages, check_new_speakers,
-                                           load_study_config, report_markdown, run_ser_study, ser_tasks, study_runs,
-                                           summarise)
+from s3prl_emoaware.demo.ser_study import (
+    EncoderSpec,
+    SerStudyConfig,
+    build_stages,
+    check_new_speakers,
+    load_study_config,
+    report_markdown,
+    run_ser_study,
+    ser_tasks,
+    study_runs,
+    summarise,
+)
 from s3prl_emoaware.utils.errors import UserFacingError
 from s3prl_emoaware.utils.stats import paired_bootstrap
 
@@ -22,8 +31,9 @@ def _write(runs, name, corpus, fraction, split, ua, wa):
 
 
 def test_run_plan_crosses_every_seed_with_every_split(tmp_path):
-    cfg = load_study_config(quick=False, overrides=["seeds=[0,1]", "splits=3", "unlabeled_scales=[1,4]",
-                                                    "label_fractions=[0.1,1.0]"])
+    cfg = load_study_config(
+        quick=False, overrides=["seeds=[0,1]", "splits=3", "unlabeled_scales=[1,4]", "label_fractions=[0.1,1.0]"]
+    )
     runs = study_runs(cfg)
     assert len({r.name for r in runs}) == len(runs)
     pairs = {}
@@ -40,14 +50,24 @@ def test_run_plan_crosses_every_seed_with_every_split(tmp_path):
     assert ("npc_ems", "ravdess/labels1") in pairs  # SSL rows judged at the same fractions
     assert ("contrastive_multitask@4x", "esd/labels0.1") not in pairs  # the default curve: contrastive only
     every = study_runs(load_study_config(quick=False, overrides=["unlabeled_scales=[1,4]", "curve_encoders=[]"]))
-    assert {r.row for r in every if r.scale == 4} == {"contrastive@4x", "contrastive_multitask@4x",
-                                                      "contrastive_adversarial@4x"}
+    assert {r.row for r in every if r.scale == 4} == {
+        "contrastive@4x",
+        "contrastive_multitask@4x",
+        "contrastive_adversarial@4x",
+    }
     with pytest.raises(ValueError, match="curve_encoders"):
         load_study_config(quick=False, overrides=["curve_encoders=[speaker_only]"])
     names = [s.name for s in build_stages(cfg, tmp_path)]
     for seed in (0, 1):
-        assert {f"speaker_encoder_s{seed}", f"clusters_x1_s{seed}", f"clusters_x4_s{seed}", f"random_init_s{seed}",
-                f"pretrain_contrastive_4x_s{seed}", f"pretrain_npc_ems_s{seed}", f"ser_s{seed}"} <= set(names)
+        assert {
+            f"speaker_encoder_s{seed}",
+            f"clusters_x1_s{seed}",
+            f"clusters_x4_s{seed}",
+            f"random_init_s{seed}",
+            f"pretrain_contrastive_4x_s{seed}",
+            f"pretrain_npc_ems_s{seed}",
+            f"ser_s{seed}",
+        } <= set(names)
     assert names[0] == "corpora" and names[-1] == "report" and len(set(names)) == len(names)
 
 
@@ -72,9 +92,14 @@ def test_config_refuses_what_cannot_run():
 
 
 def test_paired_difference_matches_seed_and_split_and_bootstraps_over_both(tmp_path):
-    cfg = SerStudyConfig(corpora=["cremad"], label_fractions=[0.1], splits=3, seeds=[0, 1], bootstrap=2000,
-                         encoders=[EncoderSpec("a", "contrastive"), EncoderSpec("b", "speaker"),
-                                   EncoderSpec("r", "random")])
+    cfg = SerStudyConfig(
+        corpora=["cremad"],
+        label_fractions=[0.1],
+        splits=3,
+        seeds=[0, 1],
+        bootstrap=2000,
+        encoders=[EncoderSpec("a", "contrastive"), EncoderSpec("b", "speaker"), EncoderSpec("r", "random")],
+    )
     base = {(0, 0): 0.30, (0, 1): 0.50, (0, 2): 0.40, (1, 0): 0.60, (1, 1): 0.35, (1, 2): 0.45}
     for (seed, split), ua in base.items():
         _write(tmp_path, f"b_s{seed}", "cremad", 0.1, split, ua, ua)
@@ -105,10 +130,16 @@ def test_paired_difference_matches_seed_and_split_and_bootstraps_over_both(tmp_p
 
 
 def test_curve_gives_the_gain_per_scale(tmp_path):
-    cfg = SerStudyConfig(corpora=["esd"], label_fractions=[0.1], splits=2, seeds=[0], unlabeled_scales=[1, 4],
-                         bootstrap=500, curve_encoders=["c"],
-                         encoders=[EncoderSpec("s", "speaker"), EncoderSpec("c", "contrastive"),
-                                   EncoderSpec("off", "contrastive")])
+    cfg = SerStudyConfig(
+        corpora=["esd"],
+        label_fractions=[0.1],
+        splits=2,
+        seeds=[0],
+        unlabeled_scales=[1, 4],
+        bootstrap=500,
+        curve_encoders=["c"],
+        encoders=[EncoderSpec("s", "speaker"), EncoderSpec("c", "contrastive"), EncoderSpec("off", "contrastive")],
+    )
     for split in range(2):
         _write(tmp_path, "s_s0", "esd", 0.1, split, 0.4, 0.4)
         _write(tmp_path, "c_s0", "esd", 0.1, split, 0.42, 0.42)
@@ -183,8 +214,13 @@ def test_multitask_combine_sets_what_each_step_optimises(tmp_path):
     speakers = ["a"] * 4 + ["b"] * 4
     clusters = tmp_path / "assignments.json"
     clusters.write_text(json.dumps({"clusters": {u: i % 2 for i, u in enumerate(ids)}}))
-    model = {"channels": [8, 8, 8, 8, 24], "attention_channels": 4, "res2net_scale": 2, "se_channels": 4,
-             "embedding_dim": 8}
+    model = {
+        "channels": [8, 8, 8, 8, 24],
+        "attention_channels": 4,
+        "res2net_scale": 2,
+        "se_channels": 4,
+        "embedding_dim": 8,
+    }
     torch.manual_seed(0)
     batch = Batch(torch.randn(8, 30, 20), torch.full((8,), 30), None, None, ids, speakers)
     items = [SimpleNamespace(utt_id=u, speaker=s) for u, s in zip(ids, speakers)]

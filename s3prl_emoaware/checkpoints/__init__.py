@@ -8,9 +8,32 @@ imports s3prl, so the core (clustering, pre-training, intensity) uses it freely.
 """
 
 from .build import ENCODER_FAMILIES, load_encoder, load_strengthnet, save_untrained
-from .store import (FORMAT, PRETRAINING_KINDS, CheckpointError, encoder_state, kind_of, load_weights, read_checkpoint,
-                    require, save_checkpoint, training_state)
+from .store import (
+    FORMAT,
+    PRETRAINING_KINDS,
+    CheckpointError,
+    encoder_state,
+    kind_of,
+    load_weights,
+    read_checkpoint,
+    require,
+    save_checkpoint,
+    training_state,
+)
 
-__all__ = ["CheckpointError", "FORMAT", "PRETRAINING_KINDS", "ENCODER_FAMILIES", "kind_of", "read_checkpoint",
-           "require", "encoder_state", "load_weights", "training_state", "save_checkpoint", "load_encoder",
-           "load_strengthnet", "save_untrained"]
+__all__ = [
+    "CheckpointError",
+    "FORMAT",
+    "PRETRAINING_KINDS",
+    "ENCODER_FAMILIES",
+    "kind_of",
+    "read_checkpoint",
+    "require",
+    "encoder_state",
+    "load_weights",
+    "training_state",
+    "save_checkpoint",
+    "load_encoder",
+    "load_strengthnet",
+    "save_untrained",
+]

@@ -21,8 +21,18 @@ from ..models.npc import NPCConfig, NPCModel
 from ..utils.errors import UserFacingError
 from .s3prl_mockingjay import from_s3prl_checkpoint
 from .s3prl_npc import from_s3prl_npc
-from .store import (PRETRAINING_KINDS, CheckpointError, PathLike, encoder_state, kind_of, load_weights,
-                    read_checkpoint, require, save_checkpoint, training_state)
+from .store import (
+    PRETRAINING_KINDS,
+    CheckpointError,
+    PathLike,
+    encoder_state,
+    kind_of,
+    load_weights,
+    read_checkpoint,
+    require,
+    save_checkpoint,
+    training_state,
+)
 
 __all__ = ["ENCODER_FAMILIES", "BUILDERS", "load_encoder", "load_strengthnet", "save_untrained"]
 
@@ -40,14 +50,17 @@ def _config(cls: Type[T], data: Any, path: PathLike, kind: str, where: str) -> T
     try:
         return from_dict(cls, data if isinstance(data, Mapping) else {"?": data}, where)
     except ValueError as err:  # ConfigError included: unknown keys, types, a dataclass's range check
-        raise CheckpointError(f"{path}: expected checkpoint kind {kind}, found a config that does not build one "
-                              f"({err})") from None
+        raise CheckpointError(
+            f"{path}: expected checkpoint kind {kind}, found a config that does not build one ({err})"
+        ) from None
 
 
 def _frontend_matches(model_dim: int, fbank: FbankConfig, path: PathLike, kind: str) -> None:
     if model_dim != fbank.feature_dim:
-        raise CheckpointError(f"{path}: expected checkpoint kind {kind} whose model.input_dim matches its front-end, "
-                              f"found input_dim {model_dim} and {fbank.feature_dim}-dim features")
+        raise CheckpointError(
+            f"{path}: expected checkpoint kind {kind} whose model.input_dim matches its front-end, "
+            f"found input_dim {model_dim} and {fbank.feature_dim}-dim features"
+        )
 
 
 def _ours(ckpt, path, kind, config_cls) -> Tuple[Any, FbankConfig]:
@@ -99,8 +112,9 @@ def _ecapa(ckpt, path, kind, model_config=None):
     try:
         load_speechbrain_state_dict(encoder, ckpt)
     except ValueError as err:
-        raise CheckpointError(f"{path}: expected checkpoint kind speechbrain_ecapa matching the config, "
-                              f"found {err}") from None
+        raise CheckpointError(
+            f"{path}: expected checkpoint kind speechbrain_ecapa matching the config, found {err}"
+        ) from None
     return encoder, fbank
 
 
@@ -109,9 +123,13 @@ _npc = _frame_encoder(NPCConfig, NPCModel, from_s3prl_npc, encoder_only=False)
 
 # checkpoint kind -> builder(ckpt, path, kind, model_config) -> (encoder, front-end config)
 BUILDERS: Dict[str, Callable] = {
-    "mockingjay": _mockingjay, "s3prl_mockingjay": _mockingjay,
-    "npc": _npc, "s3prl_npc": _npc,
-    "ecapa_speaker": _ecapa, "ecapa_contrastive": _ecapa, "speechbrain_ecapa": _ecapa,
+    "mockingjay": _mockingjay,
+    "s3prl_mockingjay": _mockingjay,
+    "npc": _npc,
+    "s3prl_npc": _npc,
+    "ecapa_speaker": _ecapa,
+    "ecapa_contrastive": _ecapa,
+    "speechbrain_ecapa": _ecapa,
 }
 
 
@@ -128,8 +146,9 @@ def load_strengthnet(path: PathLike):
     """A trained StrengthNet (eval mode) from ``EXPDIR/strengthnet.ckpt``."""
     from ..models.strengthnet import StrengthNet, StrengthNetConfig
 
-    ckpt = read_checkpoint(path, ("strengthnet",), missing_hint="train one with `s3prl-emoaware train-strengthnet`, "
-                                                                "or use --source energy")
+    ckpt = read_checkpoint(
+        path, ("strengthnet",), missing_hint="train one with `s3prl-emoaware train-strengthnet`, or use --source energy"
+    )
     model = StrengthNet(_config(StrengthNetConfig, ckpt["config"], path, "strengthnet", "config"))
     load_weights(model, ckpt["model"], path, "strengthnet")
     return model.eval()
@@ -142,10 +161,17 @@ def save_untrained(recipe, items: Sequence, path: PathLike, device: str = "cpu")
     from ..pretraining.tasks import build_task
     from ..pretraining.trainer import build_optimizer, checkpoint_config
 
-    task = build_task(recipe.kind, recipe.model, recipe.masking, recipe.frontend.feature_dim, recipe.objective,
-                      recipe.frontend.num_mel_bins)
+    task = build_task(
+        recipe.kind,
+        recipe.model,
+        recipe.masking,
+        recipe.frontend.feature_dim,
+        recipe.objective,
+        recipe.frontend.num_mel_bins,
+    )
     torch.manual_seed(recipe.training.seed)
     model = (task.build_model(items) if getattr(task, "needs_items", False) else task.build_model()).to(device)
     optimizer, scheduler = build_optimizer(model, recipe.training)
-    return save_checkpoint(training_state(task.kind, model, optimizer, scheduler, 0, checkpoint_config(recipe, task)),
-                           path)
+    return save_checkpoint(
+        training_state(task.kind, model, optimizer, scheduler, 0, checkpoint_config(recipe, task)), path
+    )

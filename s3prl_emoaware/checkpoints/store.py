@@ -33,8 +33,18 @@ from ..utils.errors import UserFacingError
 from .s3prl_mockingjay import is_s3prl_mockingjay
 from .s3prl_npc import is_s3prl_npc
 
-__all__ = ["CheckpointError", "FORMAT", "PRETRAINING_KINDS", "kind_of", "read_checkpoint", "require",
-           "encoder_state", "load_weights", "training_state", "save_checkpoint"]
+__all__ = [
+    "CheckpointError",
+    "FORMAT",
+    "PRETRAINING_KINDS",
+    "kind_of",
+    "read_checkpoint",
+    "require",
+    "encoder_state",
+    "load_weights",
+    "training_state",
+    "save_checkpoint",
+]
 
 FORMAT = "s3prl_emoaware"
 PRETRAINING_KINDS = ("mockingjay", "npc", "ecapa_speaker", "ecapa_contrastive")
@@ -56,8 +66,9 @@ def _one_line(err: BaseException) -> str:
 
 def _fail(path, expected: Sequence[str], found: str, detail: str = "") -> CheckpointError:
     want = " or ".join(expected)
-    return CheckpointError(f"{path}: expected checkpoint kind {want}, found {found}"
-                           + (f" ({detail})" if detail else ""))
+    return CheckpointError(
+        f"{path}: expected checkpoint kind {want}, found {found}" + (f" ({detail})" if detail else "")
+    )
 
 
 def kind_of(obj: Any) -> str:
@@ -119,11 +130,16 @@ def read_checkpoint(path: PathLike, expected: Sequence[str], missing_hint: str =
     except pickle.UnpicklingError as err:
         refused = _weights_only_refusal(err)
         if refused.startswith("GLOBAL"):
-            raise _fail(path, expected, f"a pickle that carries code or objects ({refused})",
-                        "refused, never run; re-save weights you trust as plain tensors and dicts") from None
+            raise _fail(
+                path,
+                expected,
+                f"a pickle that carries code or objects ({refused})",
+                "refused, never run; re-save weights you trust as plain tensors and dicts",
+            ) from None
         if refused:
-            raise _fail(path, expected, f"a pickle that weights-only loading refuses ({refused})",
-                        "never run") from None
+            raise _fail(
+                path, expected, f"a pickle that weights-only loading refuses ({refused})", "never run"
+            ) from None
         raise _fail(path, expected, "a file that is not a torch checkpoint", _one_line(err)) from None
     except (RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError, IndexError, KeyError) as err:
         if "zip" in str(err).lower() or isinstance(err, EOFError):
@@ -151,7 +167,7 @@ def require(ckpt: Mapping, keys: Iterable[str], path: PathLike, kind: str) -> No
 
 def encoder_state(state: Mapping[str, Tensor]) -> Dict[str, Tensor]:
     """The ``encoder.``-prefixed entries of a model's state dict, prefix removed (the upstream's weights)."""
-    return {k[len(ENCODER_PREFIX):]: v for k, v in state.items() if k.startswith(ENCODER_PREFIX)}
+    return {k[len(ENCODER_PREFIX) :]: v for k, v in state.items() if k.startswith(ENCODER_PREFIX)}
 
 
 def _shape(value: Any) -> str:
@@ -162,13 +178,17 @@ def load_weights(module: nn.Module, state: Any, path: PathLike, kind: str) -> No
     """``module.load_state_dict(state, strict=True)``, with any mismatch as one line: the missing
     and unexpected keys and the tensors whose shape disagrees with the config."""
     if not isinstance(state, Mapping):
-        raise CheckpointError(f"{path}: expected checkpoint kind {kind} with weights (a state dict), "
-                              f"found {type(state).__name__}")
+        raise CheckpointError(
+            f"{path}: expected checkpoint kind {kind} with weights (a state dict), found {type(state).__name__}"
+        )
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    wrong = [f"{k} {_shape(state[k])} in the file, {tuple(own[k].shape)} by its config" for k in own
-             if k in state and (not isinstance(state[k], Tensor) or state[k].shape != own[k].shape)]
+    wrong = [
+        f"{k} {_shape(state[k])} in the file, {tuple(own[k].shape)} by its config"
+        for k in own
+        if k in state and (not isinstance(state[k], Tensor) or state[k].shape != own[k].shape)
+    ]
     problems = []
     if missing:
         problems.append(f"missing {len(missing)} key(s) ({', '.join(missing[:3])})")
@@ -177,15 +197,23 @@ def load_weights(module: nn.Module, state: Any, path: PathLike, kind: str) -> No
     if wrong:
         problems.append(f"{len(wrong)} wrong-shaped tensor(s) ({'; '.join(wrong[:2])})")
     if problems:
-        raise CheckpointError(f"{path}: expected checkpoint kind {kind} with weights matching its config, found "
-                              + ", ".join(problems))
+        raise CheckpointError(
+            f"{path}: expected checkpoint kind {kind} with weights matching its config, found " + ", ".join(problems)
+        )
     module.load_state_dict(state, strict=True)
 
 
 def training_state(kind: str, model: nn.Module, optimizer, scheduler, step: int, config: dict) -> dict:
     """A pre-training checkpoint dict (plain tensors and dicts only)."""
-    return {"format": FORMAT, "kind": kind, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "step": step, "config": config}
+    return {
+        "format": FORMAT,
+        "kind": kind,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "step": step,
+        "config": config,
+    }
 
 
 def save_checkpoint(state: Mapping, path: PathLike) -> Path:

@@ -6,19 +6,27 @@ import argparse
 from pathlib import Path
 
 
-def add_staged_job_arguments(parser: argparse.ArgumentParser, default_out: str, quick_help: str,
-                             config_class: str, override_example: str) -> None:
+def add_staged_job_arguments(
+    parser: argparse.ArgumentParser, default_out: str, quick_help: str, config_class: str, override_example: str
+) -> None:
     """Options shared by the resumable staged jobs (``demo``, ``ser-study``)."""
     parser.add_argument("--out", type=Path, default=Path(default_out), help=f"output folder (default: {default_out})")
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--redo", nargs="*", default=[], metavar="STAGE", help="re-run these stages even if done")
-    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"override a {config_class} field, e.g. -o {override_example}")
+    parser.add_argument(
+        "-o",
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a {config_class} field, e.g. -o {override_example}",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_staged_job_arguments(parser, "demo_output", "reduced version (tiny corpora, one fold, few steps)",
-                             "DemoConfig", "folds=2")
+    add_staged_job_arguments(
+        parser, "demo_output", "reduced version (tiny corpora, one fold, few steps)", "DemoConfig", "folds=2"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

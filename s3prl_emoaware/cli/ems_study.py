@@ -8,8 +8,13 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .demo import add_staged_job_arguments
 
-    add_staged_job_arguments(parser, "ems_study_output", "tiny corpora, two seeds, one fold, a few steps (smoke run)",
-                             "EmsStudyConfig", "seeds=[0,1]")
+    add_staged_job_arguments(
+        parser,
+        "ems_study_output",
+        "tiny corpora, two seeds, one fold, a few steps (smoke run)",
+        "EmsStudyConfig",
+        "seeds=[0,1]",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,7 +28,13 @@ def run(args: argparse.Namespace) -> int:
         model_cfg, fbank = config_from_ckpt_dict(ckpt["config"])
         atomic_torch_save(to_s3prl_checkpoint(ckpt["model"], model_cfg, fbank), args.out)
     else:
-        atomic_torch_save(to_s3prl_npc(ckpt["model"], from_dict(NPCConfig, ckpt["config"]["model"]),
-                                       from_dict(FbankConfig, ckpt["config"]["frontend"])), args.out)
+        atomic_torch_save(
+            to_s3prl_npc(
+                ckpt["model"],
+                from_dict(NPCConfig, ckpt["config"]["model"]),
+                from_dict(FbankConfig, ckpt["config"]["frontend"]),
+            ),
+            args.out,
+        )
     print(f"{args.out}: use it with `-u {kind}_local -k {args.out}`")
     return 0

@@ -13,26 +13,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="cache folder (created, or resumed)")
-    parser.add_argument("--source", choices=SOURCES, default="strengthnet",
-                        help="strengthnet (default, needs --model) or energy (model-free arousal proxy)")
+    parser.add_argument(
+        "--source",
+        choices=SOURCES,
+        default="strengthnet",
+        help="strengthnet (default, needs --model) or energy (model-free arousal proxy)",
+    )
     parser.add_argument("--model", type=Path, help="StrengthNet checkpoint (train-strengthnet's strengthnet.ckpt)")
-    parser.add_argument("--grid", choices=sorted(GRIDS), default="fbank-25-10",
-                        help="frame grid the curves are aligned to (default: the SSL fbank frames)")
+    parser.add_argument(
+        "--grid",
+        choices=sorted(GRIDS),
+        default="fbank-25-10",
+        help="frame grid the curves are aligned to (default: the SSL fbank frames)",
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--no-batch", action="store_true", help="one utterance at a time (for comparison)")
     parser.add_argument("--jobs", type=int, default=2, help="decoding/feature worker threads")
-    parser.add_argument("--max-bad-fraction", type=float, default=DEFAULT_MAX_BAD_FRACTION,
-                        help="share of unusable audio files (skipped and listed) above which the run fails "
-                             f"(default {DEFAULT_MAX_BAD_FRACTION})")
+    parser.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        default=DEFAULT_MAX_BAD_FRACTION,
+        help="share of unusable audio files (skipped and listed) above which the run fails "
+        f"(default {DEFAULT_MAX_BAD_FRACTION})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from ..intensity.extract import extract_intensities
 
-    counts = extract_intensities(args.corpus, args.out, source=args.source,
-                                 model_path=str(args.model) if args.model else None, grid=args.grid,
-                                 batch_size=1 if args.no_batch else args.batch_size, n_jobs=args.jobs,
-                                 max_bad_fraction=args.max_bad_fraction)
-    print(f"{args.out}: {counts['new']} new, {counts['total']} in cache, {counts['failed']} failed "
-          f"(see index.json 'failed')")
+    counts = extract_intensities(
+        args.corpus,
+        args.out,
+        source=args.source,
+        model_path=str(args.model) if args.model else None,
+        grid=args.grid,
+        batch_size=1 if args.no_batch else args.batch_size,
+        n_jobs=args.jobs,
+        max_bad_fraction=args.max_bad_fraction,
+    )
+    print(
+        f"{args.out}: {counts['new']} new, {counts['total']} in cache, {counts['failed']} failed "
+        f"(see index.json 'failed')"
+    )
     return 0

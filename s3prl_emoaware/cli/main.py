@@ -36,8 +36,14 @@ SUBCOMMANDS: Dict[str, Tuple[str, str]] = {
     "export": ("export", "convert our checkpoint to s3prl's format (stock mockingjay_local / npc_local -k)"),
     "run-downstream": ("run_downstream", "the stock s3prl runner with our shipped configs (and --all-folds)"),
     "config": ("config", "print the path of a shipped config (for the stock runner's -c), or list them"),
-    "ser-study": ("ser_study", "few-label SER on CREMA-D/ESD/RAVDESS layouts: contrastive vs random-init vs speaker-only ECAPA"),
-    "ems-study": ("ems_study", "EMS vs random masking for Mockingjay and NPC: seeds x folds, paired bootstrap intervals"),
+    "ser-study": (
+        "ser_study",
+        "few-label SER on CREMA-D/ESD/RAVDESS layouts: contrastive vs random-init vs speaker-only ECAPA",
+    ),
+    "ems-study": (
+        "ems_study",
+        "EMS vs random masking for Mockingjay and NPC: seeds x folds, paired bootstrap intervals",
+    ),
     "leaderboard": ("leaderboard", "collect runner experiment folders into a SUPERB-style table (md, csv, png)"),
 }
 
@@ -85,8 +91,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if extra and not getattr(args._module, "ACCEPTS_EXTRA_ARGS", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     from ..utils.signals import Interrupted, terminate_as_interrupt
 
     try:

@@ -12,8 +12,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", choices=["strengthnet", "energy"], default="strengthnet")
     parser.add_argument("--model", type=Path, help="StrengthNet checkpoint (for --source strengthnet)")
     parser.add_argument("--ems", action="store_true", help="shade the spans EMS masking would choose (one draw)")
-    parser.add_argument("--strategy", choices=["ems", "ems_topk", "threshold", "random"], default="ems",
-                        help="masking rule to shade with --ems (default: the budget-matched EMS)")
+    parser.add_argument(
+        "--strategy",
+        choices=["ems", "ems_topk", "threshold", "random"],
+        default="ems",
+        help="masking rule to shade with --ems (default: the budget-matched EMS)",
+    )
     parser.add_argument("--mask-ratio", type=float, default=0.15)
     parser.add_argument("--span", type=int, default=7)
     parser.add_argument("--seed", type=int, default=0, help="seed of the masking draw")

@@ -15,13 +15,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--intensity", type=Path, help="intensity cache (needed by EMS and threshold masking)")
     parser.add_argument("--out", type=Path, required=True, help="experiment folder (checkpoints, TensorBoard)")
-    parser.add_argument("--masking", choices=["random", "ems", "threshold"],
-                        help="override masking.strategy (random = the original Mockingjay baseline)")
+    parser.add_argument(
+        "--masking",
+        choices=["random", "ems", "threshold"],
+        help="override masking.strategy (random = the original Mockingjay baseline)",
+    )
     parser.add_argument("--clusters", type=Path, help="contrastive ECAPA: assignments.json of `s3prl-emoaware cluster`")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
-                        help="e.g. -o training.total_steps=200")
+    parser.add_argument(
+        "-o", "--override", action="append", default=[], metavar="KEY=VALUE", help="e.g. -o training.total_steps=200"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,8 +37,14 @@ def run(args: argparse.Namespace) -> int:
     if args.clusters:
         overrides.append(f"objective.clusters={args.clusters}")
     recipe = load_config(PretrainRecipe, args.config, overrides)
-    trainer, history = pretrain(recipe, args.corpus, args.out, str(args.intensity) if args.intensity else None,
-                                resume=args.resume, device=args.device)
+    trainer, history = pretrain(
+        recipe,
+        args.corpus,
+        args.out,
+        str(args.intensity) if args.intensity else None,
+        resume=args.resume,
+        device=args.device,
+    )
     if trainer.rank == 0:
         last = history[-1][1] if history else float("nan")
         print(f"{args.out / 'last.ckpt'}: step {trainer.step}, last loss {last:.4f}")

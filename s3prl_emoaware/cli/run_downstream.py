@@ -37,37 +37,72 @@ ACCEPTS_EXTRA_ARGS = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--skip-audio-check", action="store_true",
-                        help="do not check the headers of every audio file the config will read before starting")
-    parser.add_argument("--all-folds", action="store_true",
-                        help="IEMOCAP emotion: train and evaluate all 5 leave-one-session-out folds, report each and the mean")
-    parser.add_argument("--label-fraction", type=float, default=None, metavar="F",
-                        help="SER on CREMA-D/ESD/RAVDESS: train with a class-stratified fraction F (0 < F <= 1) "
-                             "of the training labels, e.g. 0.1")
+    parser.add_argument(
+        "--skip-audio-check",
+        action="store_true",
+        help="do not check the headers of every audio file the config will read before starting",
+    )
+    parser.add_argument(
+        "--all-folds",
+        action="store_true",
+        help="IEMOCAP emotion: train and evaluate all 5 leave-one-session-out folds, report each and the mean",
+    )
+    parser.add_argument(
+        "--label-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="SER on CREMA-D/ESD/RAVDESS: train with a class-stratified fraction F (0 < F <= 1) "
+        "of the training labels, e.g. 0.1",
+    )
     cache = parser.add_argument_group("hidden-state cache (frozen upstreams only; never with -f)")
-    cache.add_argument("--no-hidden-cache", action="store_true",
-                       help="recompute the upstream at every step, as the stock runner does")
-    cache.add_argument("--hidden-cache", metavar="DIR", default=None,
-                       help="cache folder, shared by runs (default: $S3PRL_EMOAWARE_HIDDEN_CACHE, else "
-                            "hidden_cache/ beside the experiment folder -p, i.e. in its parent)")
-    cache.add_argument("--hidden-cache-limit-gb", type=float, default=20.0, metavar="GB",
-                       help="size limit of the cache folder; reaching it stops the run with one error line, "
-                            "nothing half-written (default 20). fp16 takes 2 bytes x width x 360,000 frames per hour "
-                            "of audio per layer at 10 ms frames (0.55 GB for a 768-wide layer)")
-    cache.add_argument("--hidden-cache-dtype", choices=("float16", "float32"), default="float16",
-                       help="storage dtype (default float16: half the disk, ~1e-3 relative rounding)")
-    cache.add_argument("--hidden-cache-layers", metavar="I,J,...", default=None,
-                       help="store only these hidden_states indices; the featurizer then weighs only them "
-                            "(default: all, or only -l N when the runner selects one layer)")
-    parser.epilog = ("All other flags are s3prl run_downstream.py flags (-m, -u, -d, -k, -c, -o, -p, -e, -f, "
-                     "--device ...), forwarded verbatim.")
+    cache.add_argument(
+        "--no-hidden-cache", action="store_true", help="recompute the upstream at every step, as the stock runner does"
+    )
+    cache.add_argument(
+        "--hidden-cache",
+        metavar="DIR",
+        default=None,
+        help="cache folder, shared by runs (default: $S3PRL_EMOAWARE_HIDDEN_CACHE, else "
+        "hidden_cache/ beside the experiment folder -p, i.e. in its parent)",
+    )
+    cache.add_argument(
+        "--hidden-cache-limit-gb",
+        type=float,
+        default=20.0,
+        metavar="GB",
+        help="size limit of the cache folder; reaching it stops the run with one error line, "
+        "nothing half-written (default 20). fp16 takes 2 bytes x width x 360,000 frames per hour "
+        "of audio per layer at 10 ms frames (0.55 GB for a 768-wide layer)",
+    )
+    cache.add_argument(
+        "--hidden-cache-dtype",
+        choices=("float16", "float32"),
+        default="float16",
+        help="storage dtype (default float16: half the disk, ~1e-3 relative rounding)",
+    )
+    cache.add_argument(
+        "--hidden-cache-layers",
+        metavar="I,J,...",
+        default=None,
+        help="store only these hidden_states indices; the featurizer then weighs only them "
+        "(default: all, or only -l N when the runner selects one layer)",
+    )
+    parser.epilog = (
+        "All other flags are s3prl run_downstream.py flags (-m, -u, -d, -k, -c, -o, -p, -e, -f, "
+        "--device ...), forwarded verbatim."
+    )
 
 
 def cache_request(args: argparse.Namespace) -> HiddenCacheRequest:
     """The ``--hidden-cache*`` options as the runner module takes them."""
-    return HiddenCacheRequest(enabled=not args.no_hidden_cache, dir=args.hidden_cache,
-                              limit_gb=args.hidden_cache_limit_gb, dtype=args.hidden_cache_dtype,
-                              layers=args.hidden_cache_layers)
+    return HiddenCacheRequest(
+        enabled=not args.no_hidden_cache,
+        dir=args.hidden_cache,
+        limit_gb=args.hidden_cache_limit_gb,
+        dtype=args.hidden_cache_dtype,
+        layers=args.hidden_cache_layers,
+    )
 
 
 def hidden_cache_argv(args: argparse.Namespace, argv: Sequence[str], flags: RunnerFlags) -> List[str]:

@@ -8,16 +8,22 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .demo import add_staged_job_arguments
 
-    add_staged_job_arguments(parser, "ser_study_output", "tiny corpora and a few steps (smoke run)",
-                             "SerStudyConfig", "splits=3")
-    parser.add_argument("--config", default=None, metavar="NAME",
-                        help="run demo/configs/ser_study_NAME.yaml instead, e.g. --config knob (the multi-task "
-                             "knobs on corpora generated with another seed)")
+    add_staged_job_arguments(
+        parser, "ser_study_output", "tiny corpora and a few steps (smoke run)", "SerStudyConfig", "splits=3"
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="NAME",
+        help="run demo/configs/ser_study_NAME.yaml instead, e.g. --config knob (the multi-task "
+        "knobs on corpora generated with another seed)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from ..demo.ser_study import run_ser_study
 
-    print(run_ser_study(args.out, quick=args.quick, redo=args.redo, overrides=args.override, config=args.config),
-          end="")
+    print(
+        run_ser_study(args.out, quick=args.quick, redo=args.redo, overrides=args.override, config=args.config), end=""
+    )
     return 0

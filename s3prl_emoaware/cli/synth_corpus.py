@@ -12,8 +12,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=KINDS, help="on-disk layout to write")
     parser.add_argument("out", type=Path, help="output folder (must not exist or be empty, unless --force)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same files (default 0)")
-    parser.add_argument("--size", choices=sorted(SIZES), default="tiny",
-                        help="tiny: seconds to make (tests); demo: the demo's size")
+    parser.add_argument(
+        "--size", choices=sorted(SIZES), default="tiny", help="tiny: seconds to make (tests); demo: the demo's size"
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
 
 

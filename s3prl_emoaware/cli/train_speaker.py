@@ -21,11 +21,14 @@ def run(args: argparse.Namespace) -> int:
     from ..pretraining.trainer import PretrainRecipe
     from ..utils.errors import UserFacingError
 
-    recipe = load_config(PretrainRecipe, args.config or shipped_config("upstream_configs", "ecapa_speaker"),
-                         args.override)
+    recipe = load_config(
+        PretrainRecipe, args.config or shipped_config("upstream_configs", "ecapa_speaker"), args.override
+    )
     if recipe.kind != "ecapa_speaker":
         raise UserFacingError(f"{args.config}: kind is {recipe.kind!r}, train-speaker needs kind: ecapa_speaker")
     trainer, history = pretrain(recipe, args.corpus, args.out, resume=args.resume, device=args.device)
     if trainer.rank == 0:
-        print(f"{args.out / 'last.ckpt'}: step {trainer.step}, last loss {history[-1][1] if history else float('nan'):.4f}")
+        print(
+            f"{args.out / 'last.ckpt'}: step {trainer.step}, last loss {history[-1][1] if history else float('nan'):.4f}"
+        )
     return 0

@@ -23,10 +23,10 @@ __all__ = ["ClusteringConfig", "cluster_per_speaker", "cluster_report", "purity"
 @dataclass
 class ClusteringConfig:
     """Args:
-        k: clusters per speaker; 0 = choose by silhouette among ``k_min..k_max``.
-        k_min, k_max: silhouette search range.
-        min_utterances: speakers with fewer utterances are skipped (and reported).
-        seed: k-means initialisation.
+    k: clusters per speaker; 0 = choose by silhouette among ``k_min..k_max``.
+    k_min, k_max: silhouette search range.
+    min_utterances: speakers with fewer utterances are skipped (and reported).
+    seed: k-means initialisation.
     """
 
     k: int = 4
@@ -70,8 +70,9 @@ def _choose_k(x: np.ndarray, cfg: ClusteringConfig) -> Tuple[int, np.ndarray]:
     return best[1], best[2]
 
 
-def cluster_per_speaker(embeddings: np.ndarray, speakers: Sequence[str], cfg: ClusteringConfig
-                        ) -> Tuple[np.ndarray, Dict[str, int], Dict[str, str]]:
+def cluster_per_speaker(
+    embeddings: np.ndarray, speakers: Sequence[str], cfg: ClusteringConfig
+) -> Tuple[np.ndarray, Dict[str, int], Dict[str, str]]:
     """Cluster ids (-1 for skipped speakers' utterances), K per speaker, and skipped speakers with reasons."""
     x = _normalise(np.asarray(embeddings, dtype=np.float64))
     speakers = np.asarray(speakers)
@@ -105,12 +106,21 @@ def purity(clusters: Sequence[int], labels: Sequence[str]) -> float:
 def _scores(clusters, labels) -> Dict[str, float]:
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-    return {"purity": float(purity(clusters, labels)), "nmi": float(normalized_mutual_info_score(labels, clusters)),
-            "ari": float(adjusted_rand_score(labels, clusters))}
+    return {
+        "purity": float(purity(clusters, labels)),
+        "nmi": float(normalized_mutual_info_score(labels, clusters)),
+        "ari": float(adjusted_rand_score(labels, clusters)),
+    }
 
 
-def cluster_report(embeddings: np.ndarray, speakers: Sequence[str], emotions: Sequence[Optional[str]],
-                   clusters: np.ndarray, k_per_speaker: Dict[str, int], seed: int = 0) -> Dict:
+def cluster_report(
+    embeddings: np.ndarray,
+    speakers: Sequence[str],
+    emotions: Sequence[Optional[str]],
+    clusters: np.ndarray,
+    k_per_speaker: Dict[str, int],
+    seed: int = 0,
+) -> Dict:
     """Per-speaker clustering vs global k-means vs random, scored against emotion labels.
 
     Scores are computed within each speaker (the question is whether a speaker's clusters
@@ -130,8 +140,13 @@ def cluster_report(embeddings: np.ndarray, speakers: Sequence[str], emotions: Se
             continue
         labels = emotions[idx].astype(str)
         random_clusters = rng.integers(0, k, size=len(idx))
-        entry = {"n": int(len(idx)), "k": int(k), "per_speaker_kmeans": _scores(clusters[idx], labels),
-                 "global_kmeans": _scores(global_clusters[idx], labels), "random": _scores(random_clusters, labels)}
+        entry = {
+            "n": int(len(idx)),
+            "k": int(k),
+            "per_speaker_kmeans": _scores(clusters[idx], labels),
+            "global_kmeans": _scores(global_clusters[idx], labels),
+            "random": _scores(random_clusters, labels),
+        }
         report["per_speaker"][spk] = entry
         weight_sum += len(idx)
         for method in totals:
@@ -142,8 +157,9 @@ def cluster_report(embeddings: np.ndarray, speakers: Sequence[str], emotions: Se
     return report
 
 
-def plot_embeddings(embeddings: np.ndarray, speakers: Sequence[str], emotions: Sequence[Optional[str]], path,
-                    title: str = "") -> None:
+def plot_embeddings(
+    embeddings: np.ndarray, speakers: Sequence[str], emotions: Sequence[Optional[str]], path, title: str = ""
+) -> None:
     """PNG: 2-D PCA of the L2-normalised embeddings, coloured by speaker (left) and by emotion (right)."""
     import matplotlib
 

@@ -21,22 +21,28 @@ logger = logging.getLogger(__name__)
 __all__ = ["embed_corpus"]
 
 
-def embed_corpus(corpus, encoder_ckpt, batch_size: int = 16, num_workers: int = 1,
-                 max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION) -> Tuple[List[Utterance], np.ndarray, dict]:
+def embed_corpus(
+    corpus, encoder_ckpt, batch_size: int = 16, num_workers: int = 1, max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION
+) -> Tuple[List[Utterance], np.ndarray, dict]:
     """(utterances used, embeddings (N, E), skipped {utt_id: reason}); unusable files are skipped and
     listed at the end, more than ``max_bad_fraction`` of them in the index is an error."""
     from tqdm import tqdm
 
+    from ..checkpoints import load_encoder
     from ..features import num_frames
     from ..pretraining.data import build_dataset, collate, epoch_batches
-    from ..checkpoints import load_encoder
 
     encoder, fbank = load_encoder(encoder_ckpt, "ecapa")
     utterances = read_corpus(corpus)
     # whole utterances, at least four windows long
-    dataset = build_dataset(utterances, fbank, max_frames=2**31 - 1,
-                            min_frames=num_frames(fbank.window_samples * 4, fbank.window_samples, fbank.hop_samples),
-                            max_bad_fraction=max_bad_fraction, what=f"{corpus} (embeddings)")
+    dataset = build_dataset(
+        utterances,
+        fbank,
+        max_frames=2**31 - 1,
+        min_frames=num_frames(fbank.window_samples * 4, fbank.window_samples, fbank.hop_samples),
+        max_bad_fraction=max_bad_fraction,
+        what=f"{corpus} (embeddings)",
+    )
     batches = epoch_batches(dataset.entries, batch_size, 0, 0)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=num_workers)
     row = {e.utt_id: i for i, e in enumerate(dataset.entries)}
@@ -49,8 +55,13 @@ def embed_corpus(corpus, encoder_ckpt, batch_size: int = 16, num_workers: int = 
                 emb, _ = encoder(batch.features, batch.lengths)
                 out[[row[u] for u in batch.utt_ids]] = emb.numpy()
     if len(skipped) > len(dataset.skipped):
-        logger.warning("%s (embeddings): %d of %d files skipped: %s", corpus, len(skipped), len(utterances),
-                       "; ".join(r for _, r in sorted(skipped.items())[:10]))
+        logger.warning(
+            "%s (embeddings): %d of %d files skipped: %s",
+            corpus,
+            len(skipped),
+            len(utterances),
+            "; ".join(r for _, r in sorted(skipped.items())[:10]),
+        )
     keep = [i for i, e in enumerate(dataset.entries) if e.utt_id not in skipped]
     by_id = {u.utt_id: u for u in utterances}
     return [by_id[dataset.entries[i].utt_id] for i in keep], out[keep], skipped

@@ -33,8 +33,9 @@ class ClusterResult:
     report: Optional[dict] = None
 
 
-def cluster_corpus(corpus: Path, encoder: Path, out: Path, k: int = 4, min_utterances: int = 8,
-                   seed: int = 0) -> ClusterResult:
+def cluster_corpus(
+    corpus: Path, encoder: Path, out: Path, k: int = 4, min_utterances: int = 8, seed: int = 0
+) -> ClusterResult:
     """Embed ``corpus`` with the speaker ``encoder`` checkpoint and cluster each speaker's utterances
     into ``k`` clusters (0: chosen by silhouette); see the module docstring for what is written."""
     from ..utils.atomic import atomic_write_json, ensure_writable_dir
@@ -47,15 +48,22 @@ def cluster_corpus(corpus: Path, encoder: Path, out: Path, k: int = 4, min_utter
     utts, emb, skipped_audio = embed_corpus(corpus, encoder)
     speakers = [u.speaker for u in utts]
     clusters, k_per_speaker, skipped = cluster_per_speaker(emb, speakers, cfg)
-    atomic_write_json(out / "assignments.json", {
-        "clusters": {u.utt_id: int(c) for u, c in zip(utts, clusters) if c >= 0},
-        "speakers": {u.utt_id: u.speaker for u in utts}, "k_per_speaker": k_per_speaker,
-        "skipped_speakers": skipped, "skipped_audio": skipped_audio})
+    atomic_write_json(
+        out / "assignments.json",
+        {
+            "clusters": {u.utt_id: int(c) for u, c in zip(utts, clusters) if c >= 0},
+            "speakers": {u.utt_id: u.speaker for u in utts},
+            "k_per_speaker": k_per_speaker,
+            "skipped_speakers": skipped,
+            "skipped_audio": skipped_audio,
+        },
+    )
     report = None
     emotions = [u.emotion for u in utts]
     if any(e is not None for e in emotions):
         report = cluster_report(emb, speakers, emotions, clusters, k_per_speaker, seed)
         atomic_write_json(out / "report.json", report)
         plot_embeddings(emb, speakers, emotions, out / "embeddings.png", title=f"{encoder.name} on {corpus.name}")
-    return ClusterResult(out / "assignments.json", int((clusters >= 0).sum()), len(k_per_speaker), dict(skipped),
-                         report)
+    return ClusterResult(
+        out / "assignments.json", int((clusters >= 0).sum()), len(k_per_speaker), dict(skipped), report
+    )

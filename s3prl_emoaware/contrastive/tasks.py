@@ -22,7 +22,16 @@ from ..models.ecapa import EcapaConfig, EcapaTdnn
 from ..utils.errors import UserFacingError
 from .losses import GradientReversal, aam_softmax_logits, pair_masks, supervised_contrastive, triplet
 
-__all__ = ["SpeakerObjective", "ContrastiveObjective", "MULTITASK_COMBINE", "multitask_weights", "SpeakerTask", "ContrastiveTask", "EcapaWithHeads", "random_crops"]
+__all__ = [
+    "SpeakerObjective",
+    "ContrastiveObjective",
+    "MULTITASK_COMBINE",
+    "multitask_weights",
+    "SpeakerTask",
+    "ContrastiveTask",
+    "EcapaWithHeads",
+    "random_crops",
+]
 
 
 class EcapaWithHeads(nn.Module):
@@ -71,20 +80,20 @@ def multitask_weights(combine: str, speaker_weight: float, warmup_steps: int, st
 @dataclass
 class ContrastiveObjective:
     """Args:
-        clusters: JSON of ``s3prl-emoaware cluster`` (utt_id -> speaker cluster); required.
-        loss: ``supcon`` (InfoNCE / supervised contrastive) or ``triplet``.
-        temperature: of supcon.
-        margin: of triplet.
-        negatives: ``same_speaker`` (the method) or ``all`` (other speakers too).
-        speakers_per_batch, clusters_per_speaker, utterances_per_cluster: P x K x M.
-        speaker_weight: lambda of the multi-task speaker classification (0 = off).
-        combine: how the multi-task losses meet (the paper says only "multi-task"):
-            ``sum`` (L_con + lambda * CE every step), ``alternate`` (even steps L_con, odd steps
-            lambda * CE) or ``balanced`` (L_con + lambda * CE * L_con / CE, the ratio not
-            differentiated: the speaker term's gradient is scaled to the contrastive loss's size).
-        speaker_warmup_steps: lambda ramps linearly from 0 over these steps (0 = full from step 1).
-        adversarial_weight: alpha of the gradient-reversed speaker head (0 = off).
-        init_from: speaker-encoder checkpoint to start from (null = random init).
+    clusters: JSON of ``s3prl-emoaware cluster`` (utt_id -> speaker cluster); required.
+    loss: ``supcon`` (InfoNCE / supervised contrastive) or ``triplet``.
+    temperature: of supcon.
+    margin: of triplet.
+    negatives: ``same_speaker`` (the method) or ``all`` (other speakers too).
+    speakers_per_batch, clusters_per_speaker, utterances_per_cluster: P x K x M.
+    speaker_weight: lambda of the multi-task speaker classification (0 = off).
+    combine: how the multi-task losses meet (the paper says only "multi-task"):
+        ``sum`` (L_con + lambda * CE every step), ``alternate`` (even steps L_con, odd steps
+        lambda * CE) or ``balanced`` (L_con + lambda * CE * L_con / CE, the ratio not
+        differentiated: the speaker term's gradient is scaled to the contrastive loss's size).
+    speaker_warmup_steps: lambda ramps linearly from 0 over these steps (0 = full from step 1).
+    adversarial_weight: alpha of the gradient-reversed speaker head (0 = off).
+    init_from: speaker-encoder checkpoint to start from (null = random init).
     """
 
     clusters: str = ""
@@ -125,7 +134,7 @@ def random_crops(feats: Tensor, lengths: Tensor, frames: int, rng) -> Tuple[Tens
     new_lengths = torch.clamp(lengths, max=frames)
     out = feats.new_zeros(feats.shape[0], int(new_lengths.max()), feats.shape[2])
     for i, (start, n) in enumerate(zip(starts, new_lengths.tolist())):
-        out[i, :n] = feats[i, start:start + n]
+        out[i, :n] = feats[i, start : start + n]
     return out, new_lengths
 
 
@@ -179,8 +188,9 @@ class ContrastiveTask(_EcapaTask):
         super().__init__(model, feature_dim)
         self.objective = from_dict(ContrastiveObjective, objective or {}, "objective")
         if not self.objective.clusters:
-            raise UserFacingError("objective.clusters is not set: run `s3prl-emoaware cluster` and pass "
-                                  "--clusters OUT/assignments.json")
+            raise UserFacingError(
+                "objective.clusters is not set: run `s3prl-emoaware cluster` and pass --clusters OUT/assignments.json"
+            )
         path = Path(self.objective.clusters)
         if not path.is_file():
             raise UserFacingError(f"{path}: cluster assignments not found (objective.clusters)")
@@ -211,8 +221,11 @@ class ContrastiveTask(_EcapaTask):
         usable = {s: g for s, g in usable.items() if len(g) >= min(2, o.clusters_per_speaker)}
         if len(usable) < 1:
             raise UserFacingError("no speaker has enough clustered utterances for a contrastive batch")
-        n_batches = max(1, sum(len(v) for g in usable.values() for v in g.values())
-                        // (o.speakers_per_batch * o.clusters_per_speaker * o.utterances_per_cluster))
+        n_batches = max(
+            1,
+            sum(len(v) for g in usable.values() for v in g.values())
+            // (o.speakers_per_batch * o.clusters_per_speaker * o.utterances_per_cluster),
+        )
         speakers = sorted(usable)
         batches = []
         for _ in range(n_batches):
@@ -245,8 +258,9 @@ class ContrastiveTask(_EcapaTask):
             if module.reversal is not None:  # adversarial: alpha sits in the reversal layer
                 return loss + ce, logs
             # the trainer sets .step before each loss; a task used on its own is at step 0
-            w_con, w_spk = multitask_weights(o.combine, o.speaker_weight, o.speaker_warmup_steps,
-                                             getattr(self, "step", 0))
+            w_con, w_spk = multitask_weights(
+                o.combine, o.speaker_weight, o.speaker_warmup_steps, getattr(self, "step", 0)
+            )
             if o.combine == "balanced":
                 w_spk = w_spk * loss.detach() / ce.detach().clamp(min=1e-8)
             loss = w_con * loss + w_spk * ce

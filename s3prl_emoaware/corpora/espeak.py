@@ -22,7 +22,7 @@ __all__ = ["Prosody", "espeak_binary", "synthesize", "phonemize", "SAMPLE_RATE"]
 
 SAMPLE_RATE = 16000
 _ESPEAK_RATE = 22050  # espeak-ng's native output rate
-_STRESS_MARKS = "'," 
+_STRESS_MARKS = "',"
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,15 @@ class Prosody:
     def blend(self, other: "Prosody", weight: float) -> "Prosody":
         """Linear interpolation towards ``other`` (``weight`` 0 = self, 1 = other)."""
         w = float(np.clip(weight, 0.0, 1.0))
-        return Prosody(*(a + w * (b - a) for a, b in zip(
-            (self.pitch, self.pitch_range, self.rate, self.amplitude),
-            (other.pitch, other.pitch_range, other.rate, other.amplitude))))
+        return Prosody(
+            *(
+                a + w * (b - a)
+                for a, b in zip(
+                    (self.pitch, self.pitch_range, self.rate, self.amplitude),
+                    (other.pitch, other.pitch_range, other.rate, other.amplitude),
+                )
+            )
+        )
 
 
 @lru_cache(maxsize=1)
@@ -73,12 +79,26 @@ def synthesize(text: str, voice: str, prosody: Prosody) -> np.ndarray:
     import soundfile as sf
 
     ssml = f'<speak><prosody range="{int(round(prosody.pitch_range))}">{text}</prosody></speak>'
-    cmd = [espeak_binary(), "-m", "-v", voice, "-p", str(int(round(prosody.pitch))),
-           "-s", str(int(round(prosody.rate))), "-a", str(int(round(prosody.amplitude))), "--stdout", ssml]
+    cmd = [
+        espeak_binary(),
+        "-m",
+        "-v",
+        voice,
+        "-p",
+        str(int(round(prosody.pitch))),
+        "-s",
+        str(int(round(prosody.rate))),
+        "-a",
+        str(int(round(prosody.amplitude))),
+        "--stdout",
+        ssml,
+    ]
     result = subprocess.run(cmd, capture_output=True, check=False)
     if result.returncode != 0 or not result.stdout:
-        raise UserFacingError(f"espeak-ng failed for voice {voice!r} on {text!r}: "
-                              f"{result.stderr.decode(errors='replace').strip() or 'no audio produced'}")
+        raise UserFacingError(
+            f"espeak-ng failed for voice {voice!r} on {text!r}: "
+            f"{result.stderr.decode(errors='replace').strip() or 'no audio produced'}"
+        )
     # espeak-ng writes a WAV header with unknown length to a pipe; soundfile reads the frames present.
     wav, rate = sf.read(io.BytesIO(result.stdout), dtype="float32")
     if wav.ndim > 1:
@@ -90,8 +110,12 @@ def phonemize(words: Sequence[str], voice: str = "en-us") -> Dict[str, List[str]
     """espeak-ng phonemes (``-x`` mnemonics, stress marks removed) for each word."""
     result: Dict[str, List[str]] = {}
     for word in sorted(set(words)):
-        out = subprocess.run([espeak_binary(), "-q", "-x", "--sep= ", "-v", voice, word.lower()],
-                             capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            [espeak_binary(), "-q", "-x", "--sep= ", "-v", voice, word.lower()],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         phones = [p.strip(_STRESS_MARKS) for p in out.stdout.split()]
         phones = [p for p in phones if p]
         if out.returncode != 0 or not phones:

@@ -44,6 +44,8 @@ def read_corpus(root, layout: str = "auto", **options) -> List[Utterance]:
     accepted = set(inspect.signature(reader).parameters) - {"root"}
     unknown = sorted(set(options) - accepted)
     if unknown:
-        raise UserFacingError(f"{root}: option(s) {', '.join(unknown)} do not apply to the {layout} layout "
-                              f"(it takes {', '.join(sorted(accepted)) or 'none'})")
+        raise UserFacingError(
+            f"{root}: option(s) {', '.join(unknown)} do not apply to the {layout} layout "
+            f"(it takes {', '.join(sorted(accepted)) or 'none'})"
+        )
     return sorted(reader(root, **options), key=lambda u: u.utt_id)

@@ -41,8 +41,22 @@ from .espeak import SAMPLE_RATE, Prosody, synthesize
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EMOTIONS", "SIZES", "KINDS", "SENTENCES", "FEMALE", "MALE", "SizePreset", "synthesize_corpus",
-           "CorpusExistsError", "write_wav", "speaker_prosody", "pause", "emotional_utterance", "emotional_speakers"]
+__all__ = [
+    "EMOTIONS",
+    "SIZES",
+    "KINDS",
+    "SENTENCES",
+    "FEMALE",
+    "MALE",
+    "SizePreset",
+    "synthesize_corpus",
+    "CorpusExistsError",
+    "write_wav",
+    "speaker_prosody",
+    "pause",
+    "emotional_utterance",
+    "emotional_speakers",
+]
 
 KINDS = ("iemocap", "librispeech", "fsc", "cremad", "esd", "ravdess", "voxceleb")
 
@@ -69,12 +83,24 @@ class SizePreset:
 
 
 SIZES: Dict[str, SizePreset] = {
-    "tiny": SizePreset(iemocap_utts_per_speaker=5, libri_speakers=(2, 1, 1), libri_utts_per_speaker=4,
-                       fsc_speakers=(2, 1, 1), fsc_utts_per_speaker=6, voxceleb_speakers=8,
-                       voxceleb_utts_per_speaker=3),
-    "demo": SizePreset(iemocap_utts_per_speaker=24, libri_speakers=(6, 2, 2), libri_utts_per_speaker=12,
-                       fsc_speakers=(6, 2, 2), fsc_utts_per_speaker=24, voxceleb_speakers=80,
-                       voxceleb_utts_per_speaker=12),
+    "tiny": SizePreset(
+        iemocap_utts_per_speaker=5,
+        libri_speakers=(2, 1, 1),
+        libri_utts_per_speaker=4,
+        fsc_speakers=(2, 1, 1),
+        fsc_utts_per_speaker=6,
+        voxceleb_speakers=8,
+        voxceleb_utts_per_speaker=3,
+    ),
+    "demo": SizePreset(
+        iemocap_utts_per_speaker=24,
+        libri_speakers=(6, 2, 2),
+        libri_utts_per_speaker=12,
+        fsc_speakers=(6, 2, 2),
+        fsc_utts_per_speaker=24,
+        voxceleb_speakers=80,
+        voxceleb_utts_per_speaker=12,
+    ),
 }
 
 SENTENCES = [
@@ -120,16 +146,16 @@ def write_wav(path: Path, wav: np.ndarray, fmt: str = "WAV") -> None:
 
 
 def speaker_prosody(prosody: Prosody, offset: float) -> Prosody:
-    return Prosody(float(np.clip(prosody.pitch + offset, 0, 99)), prosody.pitch_range, prosody.rate,
-                   prosody.amplitude)
+    return Prosody(float(np.clip(prosody.pitch + offset, 0, 99)), prosody.pitch_range, prosody.rate, prosody.amplitude)
 
 
 def pause(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * SAMPLE_RATE), dtype=np.float32)
 
 
-def emotional_utterance(text: str, voice: str, emotion: str, intensity: float, offset: float,
-                         mixed: bool) -> Tuple[np.ndarray, Optional[Tuple[float, float]]]:
+def emotional_utterance(
+    text: str, voice: str, emotion: str, intensity: float, offset: float, mixed: bool
+) -> Tuple[np.ndarray, Optional[Tuple[float, float]]]:
     """Audio and emotional segment (seconds) of one utterance; ``mixed`` = neutral start, emotional end."""
     neutral = speaker_prosody(EMOTIONS["neu"], offset)
     target = speaker_prosody(EMOTIONS["neu"].blend(EMOTIONS[emotion], intensity), offset)
@@ -167,8 +193,13 @@ def _rewrite_rate(out: Path, rate: int) -> None:
 
     for path in sorted(p for p in out.rglob("*") if p.suffix in (".wav", ".flac")):
         wav, orig = sf.read(str(path), dtype="float32")
-        sf.write(str(path), np.clip(resample(wav, orig, rate), -1, 1), rate, subtype="PCM_16",
-                 format="FLAC" if path.suffix == ".flac" else "WAV")
+        sf.write(
+            str(path),
+            np.clip(resample(wav, orig, rate), -1, 1),
+            rate,
+            subtype="PCM_16",
+            format="FLAC" if path.suffix == ".flac" else "WAV",
+        )
 
 
 def _add_appledouble(out: Path) -> None:
@@ -184,8 +215,16 @@ def _writers():
     return {kind: REGISTRY[kind].write for kind in KINDS}
 
 
-def synthesize_corpus(kind: str, out, seed: int = 0, size: str = "tiny", force: bool = False,
-                      sample_rate: int = SAMPLE_RATE, appledouble: bool = False, **layout_options) -> Path:
+def synthesize_corpus(
+    kind: str,
+    out,
+    seed: int = 0,
+    size: str = "tiny",
+    force: bool = False,
+    sample_rate: int = SAMPLE_RATE,
+    appledouble: bool = False,
+    **layout_options,
+) -> Path:
     """Build corpus ``kind`` into ``out`` (atomically); return ``out``.
 
     Quirks of released copies, for testing the readers on audio: ``sample_rate`` (audio written
@@ -201,8 +240,10 @@ def synthesize_corpus(kind: str, out, seed: int = 0, size: str = "tiny", force: 
 
     accepted = set(inspect.signature(_writers()[kind]).parameters) - {"out", "rng", "size"}
     if set(layout_options) - accepted:
-        raise UserFacingError(f"option(s) {', '.join(sorted(set(layout_options) - accepted))} do not apply to "
-                              f"{kind} (it takes {', '.join(sorted(accepted)) or 'none'})")
+        raise UserFacingError(
+            f"option(s) {', '.join(sorted(set(layout_options) - accepted))} do not apply to "
+            f"{kind} (it takes {', '.join(sorted(accepted)) or 'none'})"
+        )
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not force:
         raise CorpusExistsError(f"{out}: output folder exists and is not empty (use --force to replace it)")
@@ -213,8 +254,11 @@ def synthesize_corpus(kind: str, out, seed: int = 0, size: str = "tiny", force: 
     tmp.mkdir()
     try:
         marker = {"kind": kind, "seed": seed, "size": size, "generator": "s3prl-emoaware synth-corpus (espeak-ng)"}
-        quirks = {k: v for k, v in (("sample_rate", sample_rate), ("appledouble", appledouble)) if v not in
-                  (SAMPLE_RATE, False)}
+        quirks = {
+            k: v
+            for k, v in (("sample_rate", sample_rate), ("appledouble", appledouble))
+            if v not in (SAMPLE_RATE, False)
+        }
         quirks.update({k: list(v) if isinstance(v, tuple) else v for k, v in layout_options.items()})
         if quirks:
             marker["quirks"] = quirks

@@ -48,8 +48,9 @@ def check_downstream_audio(downstream: str, config: dict) -> int:
     from ..downstreams.registry import get
 
     spec = get(downstream)
-    return check_audio_headers(downstream_audio_files(downstream, config),
-                               resampled=spec is not None and spec.resamples)
+    return check_audio_headers(
+        downstream_audio_files(downstream, config), resampled=spec is not None and spec.resamples
+    )
 
 
 def downstream_audio_files(downstream: str, config: dict) -> List[Path]:

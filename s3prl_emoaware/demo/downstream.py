@@ -55,8 +55,9 @@ def _marker(expdir: Path) -> Path:
     return expdir / "evaluated_best.json"
 
 
-def runner_steps(up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str = "cpu",
-                 seed: int = 1337) -> List[Dict]:
+def runner_steps(
+    up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str = "cpu", seed: int = 1337
+) -> List[Dict]:
     """The launch-batch steps still to run for upstream ``up`` (finished runs are left out)."""
     from ..s3prl_adapters.runner import evaluate_best_step, fold_override, merge_override, train_step
 
@@ -70,8 +71,22 @@ def runner_steps(up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str
             override = task.override
             if fold is not None:
                 override = merge_override(override, fold_override(task.name, fold))
-            argv = ["-m", "train", "-u", up.upstream, "-d", task.name, "-c", task.config, "-p", str(expdir),
-                    "--device", device, "--seed", str(seed)]
+            argv = [
+                "-m",
+                "train",
+                "-u",
+                up.upstream,
+                "-d",
+                task.name,
+                "-c",
+                task.config,
+                "-p",
+                str(expdir),
+                "--device",
+                device,
+                "--seed",
+                str(seed),
+            ]
             if up.ckpt:
                 argv += ["-k", up.ckpt]
             if override:
@@ -80,16 +95,22 @@ def runner_steps(up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str
     return steps
 
 
-def run_upstream(up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str = "cpu",
-                 hidden_cache: bool = True) -> dict:
+def run_upstream(
+    up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str = "cpu", hidden_cache: bool = True
+) -> dict:
     """Run (or finish) every task for one upstream; raise if a step failed. ``hidden_cache``:
     read the frozen upstream's hidden states from ``out/hidden_cache`` (False: recompute them at
     every step, as the stock runner does)."""
     return run_upstreams([(up, tasks)], out, device, hidden_cache, up.label)
 
 
-def run_upstreams(jobs: List[Tuple[UpstreamSpec, List[TaskSpec]]], out: Path, device: str = "cpu",
-                  hidden_cache: bool = True, name: str = "batch") -> dict:
+def run_upstreams(
+    jobs: List[Tuple[UpstreamSpec, List[TaskSpec]]],
+    out: Path,
+    device: str = "cpu",
+    hidden_cache: bool = True,
+    name: str = "batch",
+) -> dict:
     """:func:`run_upstream` for several (upstream, tasks) in one child process (s3prl imported
     once for all); the batch's step and status files go to ``out/<name>``."""
     from ..s3prl_adapters.hidden_cache import HiddenCacheConfig
@@ -103,6 +124,8 @@ def run_upstreams(jobs: List[Tuple[UpstreamSpec, List[TaskSpec]]], out: Path, de
     failed = [s for s in statuses if not s["ok"]]
     if failed or len(statuses) != len(steps):
         detail = failed[0].get("error") if failed else "the batch stopped early"
-        raise RunDownstreamError(f"{name}: {len(failed)} of {len(steps)} runner steps failed ({detail}); "
-                                 f"see {out / name / 'runner_status.json'}")
+        raise RunDownstreamError(
+            f"{name}: {len(failed)} of {len(steps)} runner steps failed ({detail}); "
+            f"see {out / name / 'runner_status.json'}"
+        )
     return {"runs": len(steps) // 2}

@@ -80,7 +80,9 @@ class RowSpec:
 
     def __post_init__(self):
         if self.intensity not in INTENSITY_SOURCES:
-            raise ValueError(f"row {self.label!r}: intensity must be one of {INTENSITY_SOURCES}, got {self.intensity!r}")
+            raise ValueError(
+                f"row {self.label!r}: intensity must be one of {INTENSITY_SOURCES}, got {self.intensity!r}"
+            )
 
 
 @dataclass
@@ -134,14 +136,20 @@ class EmsStudyConfig:
 
 
 def load_study_config(quick: bool, overrides: Optional[List[str]] = None) -> EmsStudyConfig:
-    return load_job_config(EmsStudyConfig, "ems_study_quick.yaml" if quick else "ems_study.yaml", overrides,
-                           "ems-study config")
+    return load_job_config(
+        EmsStudyConfig, "ems_study_quick.yaml" if quick else "ems_study.yaml", overrides, "ems-study config"
+    )
 
 
 def _corpora(out: Path) -> Dict[str, Path]:
     root = out / "corpora"
-    return {"iemocap": root / "iemocap", "librispeech": root / "librispeech", "fsc": root / "fsc",
-            "pretrain": root / "pretrain_iemocap", "strengthnet": root / "strengthnet_corpus"}
+    return {
+        "iemocap": root / "iemocap",
+        "librispeech": root / "librispeech",
+        "fsc": root / "fsc",
+        "pretrain": root / "pretrain_iemocap",
+        "strengthnet": root / "strengthnet_corpus",
+    }
 
 
 def _synthesise(cfg: EmsStudyConfig, out: Path) -> dict:
@@ -155,16 +163,19 @@ def _train_strengthnet(cfg: EmsStudyConfig, out: Path) -> dict:
     from ..config import load_config, shipped_config
     from ..intensity.train import StrengthNetRecipe, train_strengthnet
 
-    recipe = load_config(StrengthNetRecipe, shipped_config("upstream_configs", cfg.strengthnet),
-                         cfg.strengthnet_overrides)
+    recipe = load_config(
+        StrengthNetRecipe, shipped_config("upstream_configs", cfg.strengthnet), cfg.strengthnet_overrides
+    )
     # judged on the pre-training corpus too (its sidecar says where the emotion is), never trained on it
-    metrics = train_strengthnet(_corpora(out)["strengthnet"], out / "strengthnet", recipe,
-                                eval_corpora=[_corpora(out)["pretrain"]])
+    metrics = train_strengthnet(
+        _corpora(out)["strengthnet"], out / "strengthnet", recipe, eval_corpora=[_corpora(out)["pretrain"]]
+    )
     return {k: v for k, v in metrics.items() if k != "skipped"}
 
 
-def oracle_curve(num_frames: int, segment: Optional[Tuple[float, float]], emotional: bool,
-                 frame_centres: np.ndarray) -> np.ndarray:
+def oracle_curve(
+    num_frames: int, segment: Optional[Tuple[float, float]], emotional: bool, frame_centres: np.ndarray
+) -> np.ndarray:
     """1 on the frames inside the emotional segment, 0 elsewhere; (T,) float32.
 
     A whole-utterance emotion without a recorded segment is 1 everywhere, a neutral one 0.
@@ -207,8 +218,9 @@ def _intensities(cfg: EmsStudyConfig, out: Path) -> dict:
     if "strengthnet" in used:
         checkpoint = out / "strengthnet" / "strengthnet.ckpt"
         discard_other_checkpoint_cache(out / "intensity" / "strengthnet", checkpoint)  # after a retrained StrengthNet
-        summary["strengthnet"] = extract_intensities(pretrain, out / "intensity" / "strengthnet",
-                                                     model_path=str(checkpoint))
+        summary["strengthnet"] = extract_intensities(
+            pretrain, out / "intensity" / "strengthnet", model_path=str(checkpoint)
+        )
     if "energy" in used:
         summary["energy"] = extract_intensities(pretrain, out / "intensity" / "energy", source="energy")
     for source in ("strengthnet", "energy"):
@@ -228,8 +240,11 @@ def _recipe(cfg: EmsStudyConfig, row: RowSpec, seed: int):
     from ..pretraining.trainer import PretrainRecipe
 
     bb = _backbone(cfg, row.backbone)
-    return load_config(PretrainRecipe, shipped_config("upstream_configs", bb.config),
-                       [*bb.overrides, f"masking.strategy={row.masking}", *row.overrides, f"training.seed={seed}"])
+    return load_config(
+        PretrainRecipe,
+        shipped_config("upstream_configs", bb.config),
+        [*bb.overrides, f"masking.strategy={row.masking}", *row.overrides, f"training.seed={seed}"],
+    )
 
 
 def _intensity_dir(row: RowSpec, out: Path) -> Optional[str]:
@@ -250,14 +265,24 @@ def _pretrain(cfg: EmsStudyConfig, row: RowSpec, seed: int, out: Path, corpus: O
     cache = _intensity_dir(row, out)
     if recipe_needs_intensity(recipe) and cache is None:
         raise UserFacingError(f"ems-study row {row.label!r}: its recipe needs intensities; set its intensity source")
-    _, history = pretrain(recipe, corpus or _corpora(out)["pretrain"], out / "pretrain" / _run_name(row, seed),
-                          cache if recipe_needs_intensity(recipe) else None, device=cfg.device)
+    _, history = pretrain(
+        recipe,
+        corpus or _corpora(out)["pretrain"],
+        out / "pretrain" / _run_name(row, seed),
+        cache if recipe_needs_intensity(recipe) else None,
+        device=cfg.device,
+    )
     losses = [loss for _, loss in history]
-    tail = losses[-max(1, len(losses) // 10):]
-    head = losses[-2 * len(tail):-len(tail)] or tail
+    tail = losses[-max(1, len(losses) // 10) :]
+    head = losses[-2 * len(tail) : -len(tail)] or tail
     # a loss that has levelled off changes little between the last two tenths of the run
-    return {"steps": len(history), "first_loss": losses[0], "last_loss": losses[-1],
-            "last_tenth_mean": statistics.fmean(tail), "previous_tenth_mean": statistics.fmean(head)}
+    return {
+        "steps": len(history),
+        "first_loss": losses[0],
+        "last_loss": losses[-1],
+        "last_tenth_mean": statistics.fmean(tail),
+        "previous_tenth_mean": statistics.fmean(head),
+    }
 
 
 def mask_report(cfg: EmsStudyConfig, out: Path) -> Dict[str, dict]:
@@ -273,8 +298,11 @@ def mask_report(cfg: EmsStudyConfig, out: Path) -> Dict[str, dict]:
 
     utterances = read_corpus(_corpora(out)["pretrain"])
     oracle = IntensityCache(out / "intensity" / "oracle")
-    caches = {src: IntensityCache(out / "intensity" / src) for src in ("strengthnet", "energy")
-              if (out / "intensity" / src / "index.json").is_file()}
+    caches = {
+        src: IntensityCache(out / "intensity" / src)
+        for src in ("strengthnet", "energy")
+        if (out / "intensity" / src / "index.json").is_file()
+    }
     energies: Dict[str, Dict[str, np.ndarray]] = {}
     report = {}
     for row in cfg.rows:
@@ -292,7 +320,7 @@ def mask_report(cfg: EmsStudyConfig, out: Path) -> Dict[str, dict]:
 
                 with torch.no_grad():
                     feats = frontend.extract_one(torch.from_numpy(wav))
-                energies[bb][u.utt_id] = feats[:, :recipe.frontend.num_mel_bins].mean(-1).numpy()
+                energies[bb][u.utt_id] = feats[:, : recipe.frontend.num_mel_bins].mean(-1).numpy()
         own = caches.get(row.intensity) if row.intensity not in ("none", "oracle") else None
         if row.intensity == "oracle":
             own = oracle
@@ -318,10 +346,13 @@ def mask_report(cfg: EmsStudyConfig, out: Path) -> Dict[str, dict]:
             if epoch == 0:
                 first_coverage = sum(int(c.sum()) for c in covered.values()) / max(1, total)
         stats = mask_statistics(masks, ref_curves)
-        report[row.label] = {**stats, "inside_emotional_segments": in_segment / max(1, sum(int(m.sum()) for m in masks)),
-                             "emotional_frame_share": seg_frames / max(1, total),
-                             "coverage_1_epoch": first_coverage,
-                             f"coverage_{cfg.mask_epochs}_epochs": sum(int(c.sum()) for c in covered.values()) / max(1, total)}
+        report[row.label] = {
+            **stats,
+            "inside_emotional_segments": in_segment / max(1, sum(int(m.sum()) for m in masks)),
+            "emotional_frame_share": seg_frames / max(1, total),
+            "coverage_1_epoch": first_coverage,
+            f"coverage_{cfg.mask_epochs}_epochs": sum(int(c.sum()) for c in covered.values()) / max(1, total),
+        }
     from ..utils.atomic import atomic_write_json
 
     atomic_write_json(out / "report" / "masks.json", report)
@@ -347,15 +378,24 @@ def summarise(cfg: EmsStudyConfig, out: Path) -> dict:
     metrics = sorted({m for sc in scores.values() for (m, _) in sc})
     table, paired = {}, {}
     for row in cfg.rows:
-        base = row.baseline or next((r.label for r in cfg.rows if r.backbone == row.backbone and r.masking == "random"
-                                     and r.label != row.label), None)
+        base = row.baseline or next(
+            (
+                r.label
+                for r in cfg.rows
+                if r.backbone == row.backbone and r.masking == "random" and r.label != row.label
+            ),
+            None,
+        )
         for metric in metrics:
             values = {(s, fold): v for s in cfg.seeds for (m, fold), v in scores[(row.label, s)].items() if m == metric}
             if not values:
                 continue
             vals = list(values.values())
             table.setdefault(row.label, {})[metric] = {
-                "mean": statistics.fmean(vals), "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
+                "mean": statistics.fmean(vals),
+                "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0,
+                "n": len(vals),
+            }
             if base is None or base == row.label:
                 continue
             theirs = {(s, fold): v for s in cfg.seeds for (m, fold), v in scores[(base, s)].items() if m == metric}
@@ -365,10 +405,19 @@ def summarise(cfg: EmsStudyConfig, out: Path) -> dict:
             diffs = [values[k] - theirs[k] for k in keys]
             mean, lo, hi = paired_bootstrap(diffs, cfg.bootstrap)
             paired.setdefault(row.label, {})[metric] = {
-                "baseline": base, "mean_diff": mean, "ci95": [lo, hi], "n": len(diffs),
-                "wins_ties_losses": wins_ties_losses(diffs)}
-    return {"table": table, "paired": paired, "seeds": cfg.seeds, "folds": cfg.folds,
-            "pretraining": _loss_levels(cfg, out)}
+                "baseline": base,
+                "mean_diff": mean,
+                "ci95": [lo, hi],
+                "n": len(diffs),
+                "wins_ties_losses": wins_ties_losses(diffs),
+            }
+    return {
+        "table": table,
+        "paired": paired,
+        "seeds": cfg.seeds,
+        "folds": cfg.folds,
+        "pretraining": _loss_levels(cfg, out),
+    }
 
 
 def _loss_levels(cfg: EmsStudyConfig, out: Path) -> Dict[str, dict]:
@@ -376,12 +425,18 @@ def _loss_levels(cfg: EmsStudyConfig, out: Path) -> Dict[str, dict]:
     run (a levelled-off loss changes by a few percent at most)."""
     levels = {}
     for row in cfg.rows:
-        runs = [json.loads(p.read_text())["summary"] for s in cfg.seeds
-                if (p := out / "stages" / f"pretrain_{_run_name(row, s)}.json").is_file()]
+        runs = [
+            json.loads(p.read_text())["summary"]
+            for s in cfg.seeds
+            if (p := out / "stages" / f"pretrain_{_run_name(row, s)}.json").is_file()
+        ]
         if runs:
             levels[row.label] = {
                 "last_loss": statistics.fmean(r["last_loss"] for r in runs),
-                "last_tenth_change": statistics.fmean(r["last_tenth_mean"] / r["previous_tenth_mean"] - 1 for r in runs)}
+                "last_tenth_change": statistics.fmean(
+                    r["last_tenth_mean"] / r["previous_tenth_mean"] - 1 for r in runs
+                ),
+            }
     return levels
 
 
@@ -392,7 +447,10 @@ def _pct(metric: str) -> float:
 def report_markdown(summary: dict, masks: Dict[str, dict]) -> str:
     table, paired = summary["table"], summary["paired"]
     metrics = sorted({m for row in table.values() for m in row})
-    lines = ["| row | " + " | ".join(metrics) + " | Δ vs random (95 % CI), W/T/L |", "|---|" + "---|" * (len(metrics) + 1)]
+    lines = [
+        "| row | " + " | ".join(metrics) + " | Δ vs random (95 % CI), W/T/L |",
+        "|---|" + "---|" * (len(metrics) + 1),
+    ]
     for label, row in table.items():
         cells = []
         for m in metrics:
@@ -401,24 +459,40 @@ def report_markdown(summary: dict, masks: Dict[str, dict]) -> str:
         diffs = []
         for m, p in sorted(paired.get(label, {}).items()):
             k = _pct(m)
-            diffs.append(f"{m.split('/')[0]} {k * p['mean_diff']:+.2f} [{k * p['ci95'][0]:+.2f}, "
-                         f"{k * p['ci95'][1]:+.2f}] {p['wins_ties_losses']}")
+            diffs.append(
+                f"{m.split('/')[0]} {k * p['mean_diff']:+.2f} [{k * p['ci95'][0]:+.2f}, "
+                f"{k * p['ci95'][1]:+.2f}] {p['wins_ties_losses']}"
+            )
         lines.append(f"| {label} | " + " | ".join(cells) + " | " + ("<br>".join(diffs) or "(baseline)") + " |")
-    lines += ["", f"Mean ± spread over pre-training seeds {summary['seeds']} x IEMOCAP folds (emotion) or over seeds "
-                  "(PR, IC). Δ: paired difference to the backbone's random-masking row (same seed, same fold), "
-                  "95 % percentile-bootstrap interval; W/T/L: wins/ties/losses of those pairs.", ""]
+    lines += [
+        "",
+        f"Mean ± spread over pre-training seeds {summary['seeds']} x IEMOCAP folds (emotion) or over seeds "
+        "(PR, IC). Δ: paired difference to the backbone's random-masking row (same seed, same fold), "
+        "95 % percentile-bootstrap interval; W/T/L: wins/ties/losses of those pairs.",
+        "",
+    ]
     levels = summary.get("pretraining", {})
     if levels:
-        lines += ["Pre-training loss (mean over seeds): last step, and the change from the previous tenth of the run "
-                  "to the last (levelled off: a few percent):", ""]
-        lines += [f"- {label}: {v['last_loss']:.4f} ({100 * v['last_tenth_change']:+.1f} %)" for label, v in levels.items()]
+        lines += [
+            "Pre-training loss (mean over seeds): last step, and the change from the previous tenth of the run "
+            "to the last (levelled off: a few percent):",
+            "",
+        ]
+        lines += [
+            f"- {label}: {v['last_loss']:.4f} ({100 * v['last_tenth_change']:+.1f} %)" for label, v in levels.items()
+        ]
         lines.append("")
     if masks:
         keys = list(next(iter(masks.values())))
-        lines += ["Where each row's masks go (pre-training corpus, simulated with the row's masker):", "",
-                  "| row | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
-        lines += [f"| {label} | " + " | ".join(f"{v:.3f}" for v in stats.values()) + " |"
-                  for label, stats in masks.items()]
+        lines += [
+            "Where each row's masks go (pre-training corpus, simulated with the row's masker):",
+            "",
+            "| row | " + " | ".join(keys) + " |",
+            "|---|" + "---|" * len(keys),
+        ]
+        lines += [
+            f"| {label} | " + " | ".join(f"{v:.3f}" for v in stats.values()) + " |" for label, stats in masks.items()
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -463,32 +537,60 @@ def _report(cfg: EmsStudyConfig, out: Path) -> dict:
 
 
 def build_stages(cfg: EmsStudyConfig, out: Path) -> List[Stage]:
-    stages = [Stage("corpora", "synthesise the labelled, pre-training and StrengthNet corpora (and PR/IC ones)",
-                    lambda: _synthesise(cfg, out))]
+    stages = [
+        Stage(
+            "corpora",
+            "synthesise the labelled, pre-training and StrengthNet corpora (and PR/IC ones)",
+            lambda: _synthesise(cfg, out),
+        )
+    ]
     if any(r.intensity == "strengthnet" for r in cfg.rows):
-        stages.append(Stage("strengthnet", f"train StrengthNet ({cfg.strengthnet}) on the {cfg.strengthnet_corpus} "
-                                           "corpus (never on the reported folds)", lambda: _train_strengthnet(cfg, out)))
-    stages.append(Stage("intensity", "intensities of the pre-training corpus (StrengthNet, oracle, energy as used)",
-                        lambda: _intensities(cfg, out)))
+        stages.append(
+            Stage(
+                "strengthnet",
+                f"train StrengthNet ({cfg.strengthnet}) on the {cfg.strengthnet_corpus} "
+                "corpus (never on the reported folds)",
+                lambda: _train_strengthnet(cfg, out),
+            )
+        )
+    stages.append(
+        Stage(
+            "intensity",
+            "intensities of the pre-training corpus (StrengthNet, oracle, energy as used)",
+            lambda: _intensities(cfg, out),
+        )
+    )
     for row in cfg.rows:
         for seed in cfg.seeds:
-            stages.append(Stage(f"pretrain_{_run_name(row, seed)}",
-                                f"pre-train {row.backbone} ({row.masking} masking, {row.intensity} intensity, seed {seed})",
-                                lambda row=row, seed=seed: _pretrain(cfg, row, seed, out)))
+            stages.append(
+                Stage(
+                    f"pretrain_{_run_name(row, seed)}",
+                    f"pre-train {row.backbone} ({row.masking} masking, {row.intensity} intensity, seed {seed})",
+                    lambda row=row, seed=seed: _pretrain(cfg, row, seed, out),
+                )
+            )
     stages.append(Stage("masks", "where each row's masks go on the pre-training corpus", lambda: mask_report(cfg, out)))
     tasks = superb_tasks(cfg.tasks, cfg.sizes, cfg.folds, _corpora(out))
     for row in cfg.rows:
         for seed in cfg.seeds:
             run = _run_name(row, seed)
             up = UpstreamSpec(run, _backbone(cfg, row.backbone).upstream, str(out / "pretrain" / run / "last.ckpt"))
-            stages.append(Stage(f"downstream_{run}", f"SUPERB runs ({', '.join(cfg.tasks)}) for {run}",
-                                lambda up=up: run_upstream(up, tasks, out / "downstream", cfg.device)))
-    stages.append(Stage("report", "paired differences to random masking with bootstrap intervals",
-                        lambda: _report(cfg, out)))
+            stages.append(
+                Stage(
+                    f"downstream_{run}",
+                    f"SUPERB runs ({', '.join(cfg.tasks)}) for {run}",
+                    lambda up=up: run_upstream(up, tasks, out / "downstream", cfg.device),
+                )
+            )
+    stages.append(
+        Stage("report", "paired differences to random masking with bootstrap intervals", lambda: _report(cfg, out))
+    )
     return stages
 
 
-def run_ems_study(out: Path, quick: bool = False, redo: Sequence[str] = (), overrides: Optional[List[str]] = None) -> str:
+def run_ems_study(
+    out: Path, quick: bool = False, redo: Sequence[str] = (), overrides: Optional[List[str]] = None
+) -> str:
     """Run (or finish) the study into ``out``; return the report and stage times as Markdown."""
     from ..utils.atomic import atomic_write_text, ensure_writable_dir
 

@@ -24,8 +24,15 @@ from typing import Dict, List, Optional
 
 from .downstream import TaskSpec, UpstreamSpec, run_upstream
 from .stages import Stage, run_stages, stage_times
-from .steps import (cluster_speakers, corpus_plan, describe_intensities, load_job_config, recipe_needs_intensity,
-                    synthesise_missing, train_speaker_encoder)
+from .steps import (
+    cluster_speakers,
+    corpus_plan,
+    describe_intensities,
+    load_job_config,
+    recipe_needs_intensity,
+    synthesise_missing,
+    train_speaker_encoder,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,16 +43,22 @@ __all__ = ["DemoConfig", "DownstreamSizes", "build_stages", "run_demo", "superb_
 class DownstreamSizes:
     """Runner overrides that size the SUPERB runs for the demo (s3prl ``-o`` syntax, data roots added here)."""
 
-    emotion: str = ("config.runner.total_steps=150,,config.runner.eval_step=50,,config.runner.save_step=50,,"
-                    "config.runner.log_step=50,,config.runner.gradient_accumulate_steps=1,,"
-                    "config.optimizer.lr=1.0e-3,,config.downstream_expert.datarc.num_workers=0,,"
-                    "config.downstream_expert.datarc.train_batch_size=8")
-    phoneme_recognition: str = ("config.runner.total_steps=200,,config.runner.eval_step=100,,"
-                                "config.runner.save_step=100,,config.runner.log_step=50,,"
-                                "config.runner.gradient_accumulate_steps=1,,config.downstream_expert.corpus.num_workers=0")
-    fluent_commands: str = ("config.runner.total_steps=150,,config.runner.eval_step=50,,config.runner.save_step=50,,"
-                            "config.runner.log_step=50,,config.optimizer.lr=1.0e-3,,"
-                            "config.downstream_expert.datarc.num_workers=0,,config.downstream_expert.datarc.train_batch_size=8")
+    emotion: str = (
+        "config.runner.total_steps=150,,config.runner.eval_step=50,,config.runner.save_step=50,,"
+        "config.runner.log_step=50,,config.runner.gradient_accumulate_steps=1,,"
+        "config.optimizer.lr=1.0e-3,,config.downstream_expert.datarc.num_workers=0,,"
+        "config.downstream_expert.datarc.train_batch_size=8"
+    )
+    phoneme_recognition: str = (
+        "config.runner.total_steps=200,,config.runner.eval_step=100,,"
+        "config.runner.save_step=100,,config.runner.log_step=50,,"
+        "config.runner.gradient_accumulate_steps=1,,config.downstream_expert.corpus.num_workers=0"
+    )
+    fluent_commands: str = (
+        "config.runner.total_steps=150,,config.runner.eval_step=50,,config.runner.save_step=50,,"
+        "config.runner.log_step=50,,config.optimizer.lr=1.0e-3,,"
+        "config.downstream_expert.datarc.num_workers=0,,config.downstream_expert.datarc.train_batch_size=8"
+    )
 
 
 @dataclass
@@ -106,9 +119,14 @@ def load_demo_config(quick: bool, overrides: Optional[List[str]] = None) -> Demo
 
 
 def _corpus_paths(out: Path) -> Dict[str, Path]:
-    return {"iemocap": out / "corpora" / "iemocap", "librispeech": out / "corpora" / "librispeech",
-            "fsc": out / "corpora" / "fsc", "pretrain": out / "corpora" / "pretrain_iemocap",
-            "voxceleb": out / "corpora" / "voxceleb", "strengthnet": out / "corpora" / "strengthnet_corpus"}
+    return {
+        "iemocap": out / "corpora" / "iemocap",
+        "librispeech": out / "corpora" / "librispeech",
+        "fsc": out / "corpora" / "fsc",
+        "pretrain": out / "corpora" / "pretrain_iemocap",
+        "voxceleb": out / "corpora" / "voxceleb",
+        "strengthnet": out / "corpora" / "strengthnet_corpus",
+    }
 
 
 def superb_tasks(tasks: List[str], sizes: DownstreamSizes, folds: int, corpora: Dict[str, Path]) -> List[TaskSpec]:
@@ -122,11 +140,19 @@ def superb_tasks(tasks: List[str], sizes: DownstreamSizes, folds: int, corpora: 
     for task in tasks:
         size = getattr(sizes, task, None)
         if size is None:
-            raise ValueError(f"unknown SUPERB task {task!r}; choose among emotion, phoneme_recognition, fluent_commands")
+            raise ValueError(
+                f"unknown SUPERB task {task!r}; choose among emotion, phoneme_recognition, fluent_commands"
+            )
         spec = require(task)
         roots = spec.root_override(corpora[spec.corpus])
-        specs.append(TaskSpec(task, str(shipped_config("downstream_configs", spec.config_name)), f"{roots},,{size}",
-                              folds=folds if spec.fold_key else 0))
+        specs.append(
+            TaskSpec(
+                task,
+                str(shipped_config("downstream_configs", spec.config_name)),
+                f"{roots},,{size}",
+                folds=folds if spec.fold_key else 0,
+            )
+        )
     return specs
 
 
@@ -143,11 +169,13 @@ def _train_strengthnet(cfg: DemoConfig, out: Path) -> dict:
     from ..config import load_config, shipped_config
     from ..intensity.train import StrengthNetRecipe, train_strengthnet
 
-    recipe = load_config(StrengthNetRecipe, shipped_config("upstream_configs", cfg.strengthnet),
-                         cfg.strengthnet_overrides)
+    recipe = load_config(
+        StrengthNetRecipe, shipped_config("upstream_configs", cfg.strengthnet), cfg.strengthnet_overrides
+    )
     # judged on the pre-training corpus too (its sidecar says where the emotion is), never trained on it
-    metrics = train_strengthnet(_corpus_paths(out)["strengthnet"], out / "strengthnet", recipe,
-                                eval_corpora=[_corpus_paths(out)["pretrain"]])
+    metrics = train_strengthnet(
+        _corpus_paths(out)["strengthnet"], out / "strengthnet", recipe, eval_corpora=[_corpus_paths(out)["pretrain"]]
+    )
     return {k: v for k, v in metrics.items() if k != "skipped"}
 
 
@@ -170,8 +198,9 @@ def _recipe_kind(spec: PretrainSpec) -> str:
 
 def _train_speaker_encoder(cfg: DemoConfig, out: Path) -> dict:
     # many neutral speakers, as real speaker encoders are trained (see synth's voxceleb layout)
-    return train_speaker_encoder(cfg.speaker_encoder, cfg.speaker_encoder_overrides, _corpus_paths(out)["voxceleb"],
-                                 out)
+    return train_speaker_encoder(
+        cfg.speaker_encoder, cfg.speaker_encoder_overrides, _corpus_paths(out)["voxceleb"], out
+    )
 
 
 def _cluster(cfg: DemoConfig, out: Path) -> dict:
@@ -184,8 +213,10 @@ def _recipe(spec: PretrainSpec, out: Path):
 
     extra = [f"masking.strategy={spec.masking}"]
     if _recipe_kind(spec) == "ecapa_contrastive":
-        extra = [f"objective.clusters={out / 'clusters' / 'assignments.json'}",
-                 f"objective.init_from={out / 'speaker_encoder' / 'last.ckpt'}"]
+        extra = [
+            f"objective.clusters={out / 'clusters' / 'assignments.json'}",
+            f"objective.init_from={out / 'speaker_encoder' / 'last.ckpt'}",
+        ]
     return load_config(PretrainRecipe, shipped_config("upstream_configs", spec.config), [*spec.overrides, *extra])
 
 
@@ -199,32 +230,65 @@ def _pretrain(spec: PretrainSpec, out: Path) -> dict:
 
 
 def build_stages(cfg: DemoConfig, out: Path) -> List[Stage]:
-    stages = [Stage("corpora", "synthesise IEMOCAP, LibriSpeech, FSC and VoxCeleb layouts with espeak-ng",
-                    lambda: _synthesise(cfg, out))]
+    stages = [
+        Stage(
+            "corpora",
+            "synthesise IEMOCAP, LibriSpeech, FSC and VoxCeleb layouts with espeak-ng",
+            lambda: _synthesise(cfg, out),
+        )
+    ]
     if any(_recipe_kind(spec) == "ecapa_contrastive" for spec in cfg.pretrain):
-        stages += [Stage("speaker_encoder", f"train the ECAPA speaker encoder ({cfg.speaker_encoder}) on speaker labels",
-                         lambda: _train_speaker_encoder(cfg, out)),
-                   Stage("clusters", "intra-speaker clusters of the pre-training corpus's speaker embeddings",
-                         lambda: _cluster(cfg, out))]
+        stages += [
+            Stage(
+                "speaker_encoder",
+                f"train the ECAPA speaker encoder ({cfg.speaker_encoder}) on speaker labels",
+                lambda: _train_speaker_encoder(cfg, out),
+            ),
+            Stage(
+                "clusters",
+                "intra-speaker clusters of the pre-training corpus's speaker embeddings",
+                lambda: _cluster(cfg, out),
+            ),
+        ]
     if any(recipe_needs_intensity(_recipe(spec, out)) for spec in cfg.pretrain):  # as each task says
-        stages += [Stage("strengthnet", f"train StrengthNet ({cfg.strengthnet}) on the {cfg.strengthnet_corpus} corpus",
-                         lambda: _train_strengthnet(cfg, out)),
-                   Stage("intensity", "StrengthNet intensities of the pre-training corpus, on the fbank grid",
-                         lambda: _extract(out))]
+        stages += [
+            Stage(
+                "strengthnet",
+                f"train StrengthNet ({cfg.strengthnet}) on the {cfg.strengthnet_corpus} corpus",
+                lambda: _train_strengthnet(cfg, out),
+            ),
+            Stage(
+                "intensity",
+                "StrengthNet intensities of the pre-training corpus, on the fbank grid",
+                lambda: _extract(out),
+            ),
+        ]
     for spec in cfg.pretrain:
-        how = ("contrastive, pairs from the intra-speaker clusters" if _recipe_kind(spec) == "ecapa_contrastive"
-               else f"{spec.masking} masking")
-        stages.append(Stage(f"pretrain_{spec.label}", f"pre-train {spec.config} ({how})",
-                            lambda spec=spec: _pretrain(spec, out)))
+        how = (
+            "contrastive, pairs from the intra-speaker clusters"
+            if _recipe_kind(spec) == "ecapa_contrastive"
+            else f"{spec.masking} masking"
+        )
+        stages.append(
+            Stage(f"pretrain_{spec.label}", f"pre-train {spec.config} ({how})", lambda spec=spec: _pretrain(spec, out))
+        )
     tasks = _task_specs(cfg, out)
     upstreams = [UpstreamSpec(label=name, upstream=name) for name in cfg.baselines]
-    upstreams += [UpstreamSpec(label=spec.label, upstream=spec.upstream,
-                               ckpt=str(out / "pretrain" / spec.label / "last.ckpt")) for spec in cfg.pretrain]
+    upstreams += [
+        UpstreamSpec(label=spec.label, upstream=spec.upstream, ckpt=str(out / "pretrain" / spec.label / "last.ckpt"))
+        for spec in cfg.pretrain
+    ]
     for up in upstreams:
-        stages.append(Stage(f"downstream_{up.label}", f"SUPERB runs ({', '.join(cfg.tasks)}) for {up.label}",
-                            lambda up=up: run_upstream(up, tasks, out / "downstream", cfg.device)))
-    stages.append(Stage("leaderboard", "collect every runner experiment into the leaderboard",
-                        lambda: _leaderboard(out)))
+        stages.append(
+            Stage(
+                f"downstream_{up.label}",
+                f"SUPERB runs ({', '.join(cfg.tasks)}) for {up.label}",
+                lambda up=up: run_upstream(up, tasks, out / "downstream", cfg.device),
+            )
+        )
+    stages.append(
+        Stage("leaderboard", "collect every runner experiment into the leaderboard", lambda: _leaderboard(out))
+    )
     return stages
 
 
@@ -243,7 +307,11 @@ def run_demo(out: Path, quick: bool = False, redo: List[str] = (), overrides: Op
     out = ensure_writable_dir(out).resolve()
     cfg = load_demo_config(quick, overrides)
     done = run_stages(build_stages(cfg, out), out, redo)
-    report = ("## Leaderboard\n\n" + (out / "leaderboard" / "leaderboard.md").read_text()
-              + "\n## Stage times (seconds, this machine)\n\n" + stage_times(done))
+    report = (
+        "## Leaderboard\n\n"
+        + (out / "leaderboard" / "leaderboard.md").read_text()
+        + "\n## Stage times (seconds, this machine)\n\n"
+        + stage_times(done)
+    )
     atomic_write_text(out / "REPORT.md", report)
     return report

@@ -46,8 +46,17 @@ from .steps import cluster_speakers, corpus_plan, load_job_config, synthesise_mi
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SerStudyConfig", "EncoderSpec", "StudyRun", "study_runs", "build_stages", "run_ser_study", "summarise",
-           "generated_voices", "check_new_speakers"]
+__all__ = [
+    "SerStudyConfig",
+    "EncoderSpec",
+    "StudyRun",
+    "study_runs",
+    "build_stages",
+    "run_ser_study",
+    "summarise",
+    "generated_voices",
+    "check_new_speakers",
+]
 
 SER_CORPORA = ("cremad", "esd", "ravdess")
 # speakers of the generated ESD layout at its default (the 1x corpus), per synth-corpus size
@@ -125,9 +134,11 @@ class SerStudyConfig:
     clusters_per_speaker: int = 4
     cluster_min_utterances: int = 8
     device: str = "cpu"
-    downstream: str = ("config.runner.total_steps=150,,config.runner.eval_step=50,,config.runner.save_step=50,,"
-                       "config.runner.log_step=50,,config.runner.gradient_accumulate_steps=1,,"
-                       "config.optimizer.lr=1.0e-3,,config.downstream_expert.datarc.num_workers=0")
+    downstream: str = (
+        "config.runner.total_steps=150,,config.runner.eval_step=50,,config.runner.save_step=50,,"
+        "config.runner.log_step=50,,config.runner.gradient_accumulate_steps=1,,"
+        "config.optimizer.lr=1.0e-3,,config.downstream_expert.datarc.num_workers=0"
+    )
     encoders: List[EncoderSpec] = field(default_factory=list)
     ssl_backbones: List[BackboneSpec] = field(default_factory=list)
     ssl_rows: List[RowSpec] = field(default_factory=list)
@@ -146,24 +157,33 @@ class SerStudyConfig:
         for key in ("speaker_corpus", "pretrain_corpus"):
             if getattr(self, key) not in KINDS:
                 raise ValueError(f"{key}: unknown corpus kind {getattr(self, key)!r}; choose among {list(KINDS)}")
-        if not self.unlabeled_scales or any(s < 1 for s in self.unlabeled_scales) or \
-                len(set(self.unlabeled_scales)) != len(self.unlabeled_scales):
+        if (
+            not self.unlabeled_scales
+            or any(s < 1 for s in self.unlabeled_scales)
+            or len(set(self.unlabeled_scales)) != len(self.unlabeled_scales)
+        ):
             raise ValueError(f"unlabeled_scales: distinct integers >= 1, got {self.unlabeled_scales}")
         if self.unlabeled_scales != [1] and self.pretrain_corpus != "esd":
-            raise ValueError("unlabeled_scales other than [1] need pretrain_corpus: esd (the layout with a speaker count)")
+            raise ValueError(
+                "unlabeled_scales other than [1] need pretrain_corpus: esd (the layout with a speaker count)"
+            )
         base = BASE_PRETRAIN_SPEAKERS.get(self.corpus_size, 10)
         small = [s for s in self.unlabeled_scales if s > 1 and s * base <= RELEASE_ESD_SPEAKERS]
         if small:
-            raise ValueError(f"unlabeled_scales {small}: at corpus_size {self.corpus_size} a scale above 1 must give more "
-                             f"than {RELEASE_ESD_SPEAKERS} speakers ({base} per scale), else the ESD reader takes the "
-                             "folder for the release and reads only its English ids")
+            raise ValueError(
+                f"unlabeled_scales {small}: at corpus_size {self.corpus_size} a scale above 1 must give more "
+                f"than {RELEASE_ESD_SPEAKERS} speakers ({base} per scale), else the ESD reader takes the "
+                "folder for the release and reads only its English ids"
+            )
         labels = [e.label for e in self.encoders] + [r.label for r in self.ssl_rows]
         if len(set(labels)) != len(labels):
             raise ValueError(f"encoders and ssl_rows: labels must be unique, got {labels}")
         contrastive = {e.label for e in self.encoders if e.init == "contrastive"}
         if set(self.curve_encoders) - contrastive:
-            raise ValueError(f"curve_encoders: {sorted(set(self.curve_encoders) - contrastive)} are not contrastive "
-                             f"encoders ({sorted(contrastive)})")
+            raise ValueError(
+                f"curve_encoders: {sorted(set(self.curve_encoders) - contrastive)} are not contrastive "
+                f"encoders ({sorted(contrastive)})"
+            )
         names = {b.name for b in self.ssl_backbones}
         for row in self.ssl_rows:
             if row.backbone not in names:
@@ -252,7 +272,9 @@ def generated_voices(corpus: Path) -> Set[Tuple[str, float]]:
 
     marker = Path(corpus) / "SYNTHETIC_CORPUS.json"
     if not marker.is_file():
-        raise UserFacingError(f"{corpus}: not a generated corpus (no SYNTHETIC_CORPUS.json); the study generates its own")
+        raise UserFacingError(
+            f"{corpus}: not a generated corpus (no SYNTHETIC_CORPUS.json); the study generates its own"
+        )
     info = json.loads(marker.read_text())
     if info["kind"] not in ("cremad", "esd", "ravdess"):
         raise UserFacingError(f"{marker}: kind {info['kind']!r} has no emotional speakers to compare")
@@ -268,9 +290,11 @@ def check_new_speakers(pretrain: Sequence[Path], ser: Sequence[Path]) -> None:
     for corpus in pretrain:
         shared = sorted(v for v in generated_voices(corpus) if v in theirs)
         if shared:
-            raise UserFacingError(f"{corpus}: {len(shared)} pre-training speaker(s) also speak in the SER corpus "
-                                  f"{theirs[shared[0]]} (e.g. voice {shared[0][0]}, pitch offset {shared[0][1]:+.3f}); "
-                                  "generate the pre-training corpora with another seed")
+            raise UserFacingError(
+                f"{corpus}: {len(shared)} pre-training speaker(s) also speak in the SER corpus "
+                f"{theirs[shared[0]]} (e.g. voice {shared[0][0]}, pitch offset {shared[0][1]:+.3f}); "
+                "generate the pre-training corpora with another seed"
+            )
 
 
 def _synthesise(cfg: SerStudyConfig, out: Path) -> dict:
@@ -325,13 +349,23 @@ def _seed_dir(out: Path, seed: int) -> Path:
 
 
 def _train_speaker_encoder(cfg: SerStudyConfig, seed: int, out: Path) -> dict:
-    return train_speaker_encoder(cfg.speaker_encoder, [*cfg.speaker_encoder_overrides, f"training.seed={seed}"],
-                                 _corpora(out, cfg)["speaker"], _seed_dir(out, seed), cfg.device)
+    return train_speaker_encoder(
+        cfg.speaker_encoder,
+        [*cfg.speaker_encoder_overrides, f"training.seed={seed}"],
+        _corpora(out, cfg)["speaker"],
+        _seed_dir(out, seed),
+        cfg.device,
+    )
 
 
 def _cluster(cfg: SerStudyConfig, seed: int, scale: int, out: Path) -> dict:
-    return cluster_speakers(_pretrain_corpus_path(out, cfg, scale), _seed_dir(out, seed), cfg.clusters_per_speaker,
-                            cfg.cluster_min_utterances, folder=f"clusters_x{scale}")
+    return cluster_speakers(
+        _pretrain_corpus_path(out, cfg, scale),
+        _seed_dir(out, seed),
+        cfg.clusters_per_speaker,
+        cfg.cluster_min_utterances,
+        folder=f"clusters_x{scale}",
+    )
 
 
 def _encoder(cfg: SerStudyConfig, label: str) -> EncoderSpec:
@@ -342,12 +376,19 @@ def _pretrain(cfg: SerStudyConfig, run: StudyRun, out: Path) -> dict:
     from ..pretraining.run import pretrain
 
     seed_dir = _seed_dir(out, run.seed)
-    recipe = _recipe(cfg.contrastive, [*cfg.contrastive_overrides, *_encoder(cfg, run.label).overrides,
-                                       f"objective.clusters={seed_dir / f'clusters_x{run.scale}' / 'assignments.json'}",
-                                       f"objective.init_from={seed_dir / 'speaker_encoder' / 'last.ckpt'}",
-                                       f"training.seed={run.seed}"])
-    _, history = pretrain(recipe, _pretrain_corpus_path(out, cfg, run.scale), out / "pretrain" / run.name, None,
-                          device=cfg.device)
+    recipe = _recipe(
+        cfg.contrastive,
+        [
+            *cfg.contrastive_overrides,
+            *_encoder(cfg, run.label).overrides,
+            f"objective.clusters={seed_dir / f'clusters_x{run.scale}' / 'assignments.json'}",
+            f"objective.init_from={seed_dir / 'speaker_encoder' / 'last.ckpt'}",
+            f"training.seed={run.seed}",
+        ],
+    )
+    _, history = pretrain(
+        recipe, _pretrain_corpus_path(out, cfg, run.scale), out / "pretrain" / run.name, None, device=cfg.device
+    )
     return {"steps": len(history), "first_loss": history[0][1], "last_loss": history[-1][1]}
 
 
@@ -367,15 +408,22 @@ def _ssl_study(cfg: SerStudyConfig):
     """The EMS study's config holding the SSL rows (its pre-training function reads it)."""
     from .ems_study import EmsStudyConfig
 
-    return EmsStudyConfig(seed=cfg.seed, corpus_size=cfg.corpus_size, seeds=list(cfg.seeds), device=cfg.device,
-                          backbones=cfg.ssl_backbones, rows=cfg.ssl_rows)
+    return EmsStudyConfig(
+        seed=cfg.seed,
+        corpus_size=cfg.corpus_size,
+        seeds=list(cfg.seeds),
+        device=cfg.device,
+        backbones=cfg.ssl_backbones,
+        rows=cfg.ssl_rows,
+    )
 
 
 def _ssl_intensity(cfg: SerStudyConfig, out: Path) -> dict:
     from ..intensity.extract import extract_intensities
 
-    return extract_intensities(_pretrain_corpus_path(out, cfg, cfg.unlabeled_scales[0]),
-                               out / "ssl" / "intensity" / "energy", source="energy")
+    return extract_intensities(
+        _pretrain_corpus_path(out, cfg, cfg.unlabeled_scales[0]), out / "ssl" / "intensity" / "energy", source="energy"
+    )
 
 
 def _ssl_pretrain(cfg: SerStudyConfig, run: StudyRun, out: Path) -> dict:
@@ -389,10 +437,13 @@ def _upstream(cfg: SerStudyConfig, run: StudyRun, out: Path) -> UpstreamSpec:
     if run.kind == "ssl":
         row = next(r for r in cfg.ssl_rows if r.label == run.label)
         backbone = next(b for b in cfg.ssl_backbones if b.name == row.backbone)
-        return UpstreamSpec(run.name, backbone.upstream, str(out / "ssl" / "pretrain" / f"{row.label}_s{run.seed}" /
-                                                             "last.ckpt"))
-    ckpt = {"random": out / "random_init" / f"s{run.seed}",
-            "speaker": _seed_dir(out, run.seed) / "speaker_encoder"}.get(run.kind, out / "pretrain" / run.name)
+        return UpstreamSpec(
+            run.name, backbone.upstream, str(out / "ssl" / "pretrain" / f"{row.label}_s{run.seed}" / "last.ckpt")
+        )
+    ckpt = {
+        "random": out / "random_init" / f"s{run.seed}",
+        "speaker": _seed_dir(out, run.seed) / "speaker_encoder",
+    }.get(run.kind, out / "pretrain" / run.name)
     return UpstreamSpec(run.name, "emo_ecapa_local", str(ckpt / "last.ckpt"))
 
 
@@ -407,13 +458,21 @@ def ser_tasks(cfg: SerStudyConfig, out: Path, fractions: Optional[Sequence[float
     tasks = []
     for corpus in cfg.corpora:
         root = _corpora(out, cfg)[corpus]
-        for fraction in (cfg.label_fractions if fractions is None else fractions):
+        for fraction in cfg.label_fractions if fractions is None else fractions:
             for split in range(cfg.splits):
-                override = (f"config.downstream_expert.datarc.root='{root}',,"
-                            f"config.downstream_expert.datarc.label_fraction={fraction},,"
-                            f"config.downstream_expert.datarc.seed={split},,{cfg.downstream}")
-                tasks.append(TaskSpec(f"emotion_{corpus}", str(shipped_config("downstream_configs", f"emotion_{corpus}")),
-                                      override, folder=f"{corpus}/{_fraction_name(fraction)}/split{split}"))
+                override = (
+                    f"config.downstream_expert.datarc.root='{root}',,"
+                    f"config.downstream_expert.datarc.label_fraction={fraction},,"
+                    f"config.downstream_expert.datarc.seed={split},,{cfg.downstream}"
+                )
+                tasks.append(
+                    TaskSpec(
+                        f"emotion_{corpus}",
+                        str(shipped_config("downstream_configs", f"emotion_{corpus}")),
+                        override,
+                        folder=f"{corpus}/{_fraction_name(fraction)}/split{split}",
+                    )
+                )
     return tasks
 
 
@@ -428,7 +487,8 @@ def _collect(runs: Path, cfg: SerStudyConfig) -> Dict[str, Dict[str, Dict[Tuple[
                     path = runs / run.name / corpus / _fraction_name(fraction) / f"split{split}" / "test_metrics.json"
                     if path.is_file():
                         found.setdefault(run.row, {}).setdefault(column, {})[(run.seed, split)] = json.loads(
-                            path.read_text())
+                            path.read_text()
+                        )
     return found
 
 
@@ -442,8 +502,9 @@ def _baselines(cfg: SerStudyConfig) -> Dict[str, str]:
     return out
 
 
-def paired_difference(ours: Dict[Tuple[int, int], float], theirs: Dict[Tuple[int, int], float],
-                      resamples: int) -> Optional[dict]:
+def paired_difference(
+    ours: Dict[Tuple[int, int], float], theirs: Dict[Tuple[int, int], float], resamples: int
+) -> Optional[dict]:
     """Mean paired difference over the (seed, split) keys both have, its 95 % bootstrap interval
     (:func:`..utils.stats.paired_bootstrap`) and wins/ties/losses; None without shared keys."""
     keys = sorted(set(ours) & set(theirs))
@@ -461,22 +522,33 @@ def summarise(runs: Path, cfg: SerStudyConfig) -> dict:
     table: Dict[str, Dict[str, dict]] = {}
     paired: Dict[str, Dict[str, Dict[str, dict]]] = {}
     bases = _baselines(cfg)
-    ua = {row: {col: {k: m["ua"] for k, m in cells.items()} for col, cells in cols.items()} for row, cols in found.items()}
+    ua = {
+        row: {col: {k: m["ua"] for k, m in cells.items()} for col, cells in cols.items()} for row, cols in found.items()
+    }
     for row, cols in found.items():
         for column, cells in cols.items():
             values = [m["ua"] for m in cells.values()]
             table.setdefault(row, {})[column] = {
-                "ua_mean": statistics.fmean(values), "ua_std": statistics.pstdev(values) if len(values) > 1 else 0.0,
-                "wa_mean": statistics.fmean(m["wa"] for m in cells.values()), "n": len(values),
-                "seeds": sorted({s for s, _ in cells})}
+                "ua_mean": statistics.fmean(values),
+                "ua_std": statistics.pstdev(values) if len(values) > 1 else 0.0,
+                "wa_mean": statistics.fmean(m["wa"] for m in cells.values()),
+                "n": len(values),
+                "seeds": sorted({s for s, _ in cells}),
+            }
             for key, base in bases.items():
                 if base == row or base not in ua or column not in ua[base]:
                     continue
                 diff = paired_difference(ua[row][column], ua[base][column], cfg.bootstrap)
                 if diff is not None:
                     paired.setdefault(row, {}).setdefault(column, {})[key] = {"baseline": base, **diff}
-    return {"table": table, "paired": paired, "seeds": list(cfg.seeds), "splits": cfg.splits, "baselines": bases,
-            "curve": _curve(cfg, paired)}
+    return {
+        "table": table,
+        "paired": paired,
+        "seeds": list(cfg.seeds),
+        "splits": cfg.splits,
+        "baselines": bases,
+        "curve": _curve(cfg, paired),
+    }
 
 
 def _curve(cfg: SerStudyConfig, paired: dict) -> List[dict]:
@@ -502,8 +574,11 @@ def report_markdown(summary: dict, hours: Optional[Dict[str, float]] = None) -> 
         cells = []
         for c in columns:
             s = row.get(c)
-            cells.append("-" if s is None else
-                         f"{100 * s['ua_mean']:.1f} ± {100 * s['ua_std']:.1f} ({100 * s['wa_mean']:.1f}), n={s['n']}")
+            cells.append(
+                "-"
+                if s is None
+                else f"{100 * s['ua_mean']:.1f} ± {100 * s['ua_std']:.1f} ({100 * s['wa_mean']:.1f}), n={s['n']}"
+            )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", f"Mean ± spread over {n_pairs} (each split with its own labelled subset).", ""]
     for key in ("speaker_only", "random_init"):
@@ -511,30 +586,51 @@ def report_markdown(summary: dict, hours: Optional[Dict[str, float]] = None) -> 
         rows = [r for r in paired if any(key in paired[r].get(c, {}) for c in columns)]
         if base is None or not rows:
             continue
-        lines += [f"Paired UA difference to {base} (same seed and split; points, 95 % bootstrap interval over "
-                  f"{n_pairs}; wins/ties/losses):", "",
-                  "| row | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+        lines += [
+            f"Paired UA difference to {base} (same seed and split; points, 95 % bootstrap interval over "
+            f"{n_pairs}; wins/ties/losses):",
+            "",
+            "| row | " + " | ".join(columns) + " |",
+            "|---|" + "---|" * len(columns),
+        ]
         for r in rows:
             cells = []
             for c in columns:
                 d = paired[r].get(c, {}).get(key)
-                cells.append("-" if d is None else f"{100 * d['mean_diff']:+.1f} [{100 * d['ci95'][0]:+.1f}, "
-                             f"{100 * d['ci95'][1]:+.1f}] {d['wins_ties_losses']}")
+                cells.append(
+                    "-"
+                    if d is None
+                    else f"{100 * d['mean_diff']:+.1f} [{100 * d['ci95'][0]:+.1f}, "
+                    f"{100 * d['ci95'][1]:+.1f}] {d['wins_ties_losses']}"
+                )
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
         lines.append("")
     curve = summary.get("curve", [])
     if len({p["scale"] for p in curve}) > 1:
-        lines += ["Unlabelled-data curve: gain over speaker-only (points, 95 % interval) by pre-training corpus size:", "",
-                  "| encoder | corpus | " + " | ".join(
-                      f"{s}x ({hours[str(s)]:.2f} h)" if hours and str(s) in hours else f"{s}x"
-                      for s in sorted({p["scale"] for p in curve})) + " |"]
+        lines += [
+            "Unlabelled-data curve: gain over speaker-only (points, 95 % interval) by pre-training corpus size:",
+            "",
+            "| encoder | corpus | "
+            + " | ".join(
+                f"{s}x ({hours[str(s)]:.2f} h)" if hours and str(s) in hours else f"{s}x"
+                for s in sorted({p["scale"] for p in curve})
+            )
+            + " |",
+        ]
         scales = sorted({p["scale"] for p in curve})
         lines.append("|---|---|" + "---|" * len(scales))
         for enc, corpus in sorted({(p["encoder"], p["corpus"]) for p in curve}):
             by = {p["scale"]: p for p in curve if p["encoder"] == enc and p["corpus"] == corpus}
-            lines.append(f"| {enc} | {corpus} | " + " | ".join(
-                f"{100 * by[s]['mean_diff']:+.1f} [{100 * by[s]['ci95'][0]:+.1f}, {100 * by[s]['ci95'][1]:+.1f}]"
-                if s in by else "-" for s in scales) + " |")
+            lines.append(
+                f"| {enc} | {corpus} | "
+                + " | ".join(
+                    f"{100 * by[s]['mean_diff']:+.1f} [{100 * by[s]['ci95'][0]:+.1f}, {100 * by[s]['ci95'][1]:+.1f}]"
+                    if s in by
+                    else "-"
+                    for s in scales
+                )
+                + " |"
+            )
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -587,7 +683,10 @@ def _plot_curve(summary: dict, hours: Dict[str, float], path: Path) -> None:
         pts = sorted((p for p in curve if p["encoder"] == enc and p["corpus"] == corpus), key=lambda p: p["scale"])
         xs = [hours[str(p["scale"])] for p in pts]
         ys = [100 * p["mean_diff"] for p in pts]
-        err = [[100 * (p["mean_diff"] - p["ci95"][0]) for p in pts], [100 * (p["ci95"][1] - p["mean_diff"]) for p in pts]]
+        err = [
+            [100 * (p["mean_diff"] - p["ci95"][0]) for p in pts],
+            [100 * (p["ci95"][1] - p["mean_diff"]) for p in pts],
+        ]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=f"{enc}, {corpus}")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xscale("log")
@@ -615,41 +714,88 @@ def _report(cfg: SerStudyConfig, out: Path) -> dict:
 
 def build_stages(cfg: SerStudyConfig, out: Path) -> List[Stage]:
     runs = study_runs(cfg)
-    stages = [Stage("corpora", "synthesise the speaker, pre-training (each scale) and SER corpora with espeak-ng",
-                    lambda: _synthesise(cfg, out))]
+    stages = [
+        Stage(
+            "corpora",
+            "synthesise the speaker, pre-training (each scale) and SER corpora with espeak-ng",
+            lambda: _synthesise(cfg, out),
+        )
+    ]
     for seed in cfg.seeds:
-        stages.append(Stage(f"speaker_encoder_s{seed}", f"train the speaker encoder ({cfg.speaker_encoder}, seed {seed})",
-                            lambda seed=seed: _train_speaker_encoder(cfg, seed, out)))
+        stages.append(
+            Stage(
+                f"speaker_encoder_s{seed}",
+                f"train the speaker encoder ({cfg.speaker_encoder}, seed {seed})",
+                lambda seed=seed: _train_speaker_encoder(cfg, seed, out),
+            )
+        )
         if any(r.kind == "contrastive" for r in runs):
             for scale in cfg.unlabeled_scales:
-                stages.append(Stage(f"clusters_x{scale}_s{seed}",
-                                    f"intra-speaker clusters of the {scale}x pre-training corpus (seed {seed})",
-                                    lambda seed=seed, scale=scale: _cluster(cfg, seed, scale, out)))
+                stages.append(
+                    Stage(
+                        f"clusters_x{scale}_s{seed}",
+                        f"intra-speaker clusters of the {scale}x pre-training corpus (seed {seed})",
+                        lambda seed=seed, scale=scale: _cluster(cfg, seed, scale, out),
+                    )
+                )
         if any(r.kind == "random" for r in runs):
-            stages.append(Stage(f"random_init_s{seed}", f"the untrained encoder (seed {seed})",
-                                lambda seed=seed: _random_init(cfg, seed, out)))
+            stages.append(
+                Stage(
+                    f"random_init_s{seed}",
+                    f"the untrained encoder (seed {seed})",
+                    lambda seed=seed: _random_init(cfg, seed, out),
+                )
+            )
     for run in (r for r in runs if r.kind == "contrastive"):
-        stages.append(Stage(f"pretrain_{run.name}", f"contrastive pre-training ({run.row}, seed {run.seed})",
-                            lambda run=run: _pretrain(cfg, run, out)))
+        stages.append(
+            Stage(
+                f"pretrain_{run.name}",
+                f"contrastive pre-training ({run.row}, seed {run.seed})",
+                lambda run=run: _pretrain(cfg, run, out),
+            )
+        )
     if any(r.intensity == "energy" for r in cfg.ssl_rows):
-        stages.append(Stage("ssl_intensity", "energy intensities of the pre-training corpus (SSL EMS rows)",
-                            lambda: _ssl_intensity(cfg, out)))
+        stages.append(
+            Stage(
+                "ssl_intensity",
+                "energy intensities of the pre-training corpus (SSL EMS rows)",
+                lambda: _ssl_intensity(cfg, out),
+            )
+        )
     for run in (r for r in runs if r.kind == "ssl"):
-        stages.append(Stage(f"pretrain_{run.name}", f"SSL pre-training ({run.row}, seed {run.seed})",
-                            lambda run=run: _ssl_pretrain(cfg, run, out)))
+        stages.append(
+            Stage(
+                f"pretrain_{run.name}",
+                f"SSL pre-training ({run.row}, seed {run.seed})",
+                lambda run=run: _ssl_pretrain(cfg, run, out),
+            )
+        )
     for seed in cfg.seeds:  # one runner process per seed: s3prl is imported once for all its rows
         jobs = [(_upstream(cfg, run, out), ser_tasks(cfg, out, run.fractions)) for run in runs if run.seed == seed]
-        stages.append(Stage(f"ser_s{seed}", f"{sum(len(t) for _, t in jobs)} SER runs of {len(jobs)} encoders "
-                                            f"(seed {seed})",
-                            lambda jobs=jobs, seed=seed: run_upstreams(jobs, out / "ser", cfg.device,
-                                                                       name=f"batch_s{seed}")))
-    stages.append(Stage("report", "UA/WA over seeds x splits, paired differences with bootstrap intervals",
-                        lambda: _report(cfg, out)))
+        stages.append(
+            Stage(
+                f"ser_s{seed}",
+                f"{sum(len(t) for _, t in jobs)} SER runs of {len(jobs)} encoders (seed {seed})",
+                lambda jobs=jobs, seed=seed: run_upstreams(jobs, out / "ser", cfg.device, name=f"batch_s{seed}"),
+            )
+        )
+    stages.append(
+        Stage(
+            "report",
+            "UA/WA over seeds x splits, paired differences with bootstrap intervals",
+            lambda: _report(cfg, out),
+        )
+    )
     return stages
 
 
-def run_ser_study(out: Path, quick: bool = False, redo: Sequence[str] = (), overrides: Optional[List[str]] = None,
-                  config: Optional[str] = None) -> str:
+def run_ser_study(
+    out: Path,
+    quick: bool = False,
+    redo: Sequence[str] = (),
+    overrides: Optional[List[str]] = None,
+    config: Optional[str] = None,
+) -> str:
     """Run (or finish) the study into ``out``; return the report and stage times as Markdown."""
     from ..utils.atomic import atomic_write_text, ensure_writable_dir
 

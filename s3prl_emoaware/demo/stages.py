@@ -51,8 +51,12 @@ def run_stages(stages: Sequence[Stage], out: Path, redo: Sequence[str] = (), des
         logger.info("stage %s: %s", stage.name, stage.description)
         start = time.perf_counter()
         summary = stage.run() or {}
-        record = {"stage": stage.name, "description": stage.description,
-                  "seconds": round(time.perf_counter() - start, 1), "summary": summary}
+        record = {
+            "stage": stage.name,
+            "description": stage.description,
+            "seconds": round(time.perf_counter() - start, 1),
+            "summary": summary,
+        }
         atomic_write_json(marker, record)
         done[stage.name] = record
         logger.info("stage %s: finished in %.1f s", stage.name, record["seconds"])

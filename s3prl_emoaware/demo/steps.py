@@ -10,8 +10,14 @@ from typing import Dict, List, Optional, Tuple, Type, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["load_job_config", "corpus_plan", "synthesise_missing", "train_speaker_encoder", "cluster_speakers",
-           "recipe_needs_intensity"]
+__all__ = [
+    "load_job_config",
+    "corpus_plan",
+    "synthesise_missing",
+    "train_speaker_encoder",
+    "cluster_speakers",
+    "recipe_needs_intensity",
+]
 
 
 def load_job_config(cls: Type[T], filename: str, overrides: Optional[List[str]], where: str) -> T:
@@ -21,7 +27,9 @@ def load_job_config(cls: Type[T], filename: str, overrides: Optional[List[str]],
     return load_config(cls, Path(__file__).resolve().parent / "configs" / filename, overrides or [], where=where)
 
 
-def corpus_plan(paths: Dict[str, Path], seed: int, special: Dict[str, Tuple[str, int]]) -> Dict[str, Tuple[str, Path, int]]:
+def corpus_plan(
+    paths: Dict[str, Path], seed: int, special: Dict[str, Tuple[str, int]]
+) -> Dict[str, Tuple[str, Path, int]]:
     """``{name: (kind, path, seed)}`` for :func:`synthesise_missing`: each corpus is generated in
     the layout of its name with ``seed``, except those in ``special`` (``name: (kind, seed)``)."""
     plan = {}
@@ -45,8 +53,7 @@ def synthesise_missing(plan: Dict[str, Tuple[str, Path, int]], size: str) -> dic
     return summary
 
 
-def train_speaker_encoder(recipe_name: str, overrides: List[str], corpus: Path, out: Path,
-                          device: str = "cpu") -> dict:
+def train_speaker_encoder(recipe_name: str, overrides: List[str], corpus: Path, out: Path, device: str = "cpu") -> dict:
     """AAM-softmax speaker encoder into ``out/speaker_encoder`` from a shipped recipe."""
     from ..config import load_config, shipped_config
     from ..pretraining.run import pretrain
@@ -61,8 +68,9 @@ def cluster_speakers(corpus: Path, out: Path, k: int, min_utterances: int, folde
     """Intra-speaker clusters of ``corpus`` with ``out/speaker_encoder`` into ``out/<folder>``; the overall scores."""
     from ..contrastive.run import cluster_corpus
 
-    result = cluster_corpus(corpus, out / "speaker_encoder" / "last.ckpt", out / folder, k=k,
-                            min_utterances=min_utterances)
+    result = cluster_corpus(
+        corpus, out / "speaker_encoder" / "last.ckpt", out / folder, k=k, min_utterances=min_utterances
+    )
     if result.report is None:
         raise ValueError(f"{corpus}: no emotion labels, so the clusters cannot be scored")
     return result.report["overall"]
@@ -72,8 +80,9 @@ def recipe_needs_intensity(recipe) -> bool:
     """Whether pre-training ``recipe`` (a PretrainRecipe) reads an intensity cache (its task says)."""
     from ..pretraining.tasks import task_needs_intensity
 
-    return task_needs_intensity(recipe.kind, recipe.model, recipe.masking, recipe.frontend.feature_dim,
-                                recipe.objective)
+    return task_needs_intensity(
+        recipe.kind, recipe.model, recipe.masking, recipe.frontend.feature_dim, recipe.objective
+    )
 
 
 def describe_intensities(cache_dir: Path, corpus: Path) -> Dict:

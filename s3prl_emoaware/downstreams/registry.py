@@ -27,8 +27,18 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from . import scoring
 from .scoring import Score
 
-__all__ = ["DownstreamSpec", "register", "unregister", "get", "require", "names", "scorers", "config_value",
-           "has_config_key", "override_string"]
+__all__ = [
+    "DownstreamSpec",
+    "register",
+    "unregister",
+    "get",
+    "require",
+    "names",
+    "scorers",
+    "config_value",
+    "has_config_key",
+    "override_string",
+]
 
 
 @dataclass(frozen=True)
@@ -144,13 +154,13 @@ def override_string(values: Mapping[str, object]) -> str:
     """``{"a.b": path, "c": [path]}`` -> ``config.a.b='path',,config.c=['path']`` (s3prl's ``-o`` syntax)."""
     items = []
     for key, value in values.items():
-        text = ("[" + ", ".join(_quoted(v) for v in value) + "]" if isinstance(value, (list, tuple))
-                else _quoted(value))
+        text = "[" + ", ".join(_quoted(v) for v in value) + "]" if isinstance(value, (list, tuple)) else _quoted(value)
         items.append(f"config.{key}={text}")
     return ",,".join(items)
 
 
 # --- the audio files each shipped config reads ------------------------------------------------
+
 
 def _required(config: Mapping, dotted: str):
     value = config_value(config, dotted)
@@ -185,25 +195,35 @@ def _librispeech_files(config: dict) -> List[Path]:
 
     corpus = _required(config, "downstream_expert.corpus")
     root = Path(corpus["path"])
-    return [p for split in corpus["train"] + corpus["dev"] + corpus["test"] for p in visible(root / split, "*/*/*.flac")]
+    return [
+        p for split in corpus["train"] + corpus["dev"] + corpus["test"] for p in visible(root / split, "*/*/*.flac")
+    ]
 
 
 def _layout_files(config: dict) -> List[Path]:
     from ..corpora.reader import read_corpus
 
     datarc = _required(config, "downstream_expert.datarc")
-    return [u.path for u in read_corpus(datarc["root"], datarc.get("layout", "auto"),
-                                        **dict(datarc.get("reader_options") or {}))]
+    return [
+        u.path
+        for u in read_corpus(datarc["root"], datarc.get("layout", "auto"), **dict(datarc.get("reader_options") or {}))
+    ]
 
 
 # --- the shipped downstreams -------------------------------------------------------------------
 
+
 def _ser(corpus: str) -> DownstreamSpec:
     return DownstreamSpec(
-        name=f"emotion_{corpus}", data_keys=("downstream_expert.datarc.root",), audio_files=_layout_files,
-        score=scoring.metrics_json_scores, resamples=True,
-        label_fraction_key="downstream_expert.datarc.label_fraction", corpus=corpus,
-        data_values=lambda root: {"downstream_expert.datarc.root": str(root)})
+        name=f"emotion_{corpus}",
+        data_keys=("downstream_expert.datarc.root",),
+        audio_files=_layout_files,
+        score=scoring.metrics_json_scores,
+        resamples=True,
+        label_fraction_key="downstream_expert.datarc.label_fraction",
+        corpus=corpus,
+        data_values=lambda root: {"downstream_expert.datarc.root": str(root)},
+    )
 
 
 def _register_shipped(specs: Sequence[DownstreamSpec]) -> None:
@@ -211,24 +231,46 @@ def _register_shipped(specs: Sequence[DownstreamSpec]) -> None:
         register(spec)
 
 
-_register_shipped([
-    DownstreamSpec(
-        name="emotion", data_keys=("downstream_expert.datarc.root", "downstream_expert.datarc.meta_data"),
-        audio_files=_iemocap_files, score=scoring.fold_scores,
-        fold_key="downstream_expert.datarc.test_fold", folds=5, corpus="iemocap",
-        data_values=lambda root: {"downstream_expert.datarc.root": str(root),
-                                  "downstream_expert.datarc.meta_data": str(root / "meta_data")}),
-    DownstreamSpec(
-        name="fluent_commands", data_keys=("downstream_expert.datarc.file_path",), audio_files=_fsc_files,
-        score=scoring.intent_scores, corpus="fsc",
-        data_values=lambda root: {"downstream_expert.datarc.file_path": str(root)}),
-    DownstreamSpec(
-        name="phoneme_recognition",
-        data_keys=("downstream_expert.corpus.path", "downstream_expert.corpus.lexicon",
-                   "downstream_expert.text.vocab_file"),
-        audio_files=_librispeech_files, score=scoring.per_scores, resamples=True, corpus="librispeech",
-        data_values=lambda root: {"downstream_expert.corpus.path": str(root),
-                                  "downstream_expert.corpus.lexicon": [str(root / "lexicon.txt")],
-                                  "downstream_expert.text.vocab_file": str(root / "phones.txt")}),
-    *(_ser(corpus) for corpus in ("cremad", "esd", "ravdess")),
-])
+_register_shipped(
+    [
+        DownstreamSpec(
+            name="emotion",
+            data_keys=("downstream_expert.datarc.root", "downstream_expert.datarc.meta_data"),
+            audio_files=_iemocap_files,
+            score=scoring.fold_scores,
+            fold_key="downstream_expert.datarc.test_fold",
+            folds=5,
+            corpus="iemocap",
+            data_values=lambda root: {
+                "downstream_expert.datarc.root": str(root),
+                "downstream_expert.datarc.meta_data": str(root / "meta_data"),
+            },
+        ),
+        DownstreamSpec(
+            name="fluent_commands",
+            data_keys=("downstream_expert.datarc.file_path",),
+            audio_files=_fsc_files,
+            score=scoring.intent_scores,
+            corpus="fsc",
+            data_values=lambda root: {"downstream_expert.datarc.file_path": str(root)},
+        ),
+        DownstreamSpec(
+            name="phoneme_recognition",
+            data_keys=(
+                "downstream_expert.corpus.path",
+                "downstream_expert.corpus.lexicon",
+                "downstream_expert.text.vocab_file",
+            ),
+            audio_files=_librispeech_files,
+            score=scoring.per_scores,
+            resamples=True,
+            corpus="librispeech",
+            data_values=lambda root: {
+                "downstream_expert.corpus.path": str(root),
+                "downstream_expert.corpus.lexicon": [str(root / "lexicon.txt")],
+                "downstream_expert.text.vocab_file": str(root / "phones.txt"),
+            },
+        ),
+        *(_ser(corpus) for corpus in ("cremad", "esd", "ravdess")),
+    ]
+)

@@ -14,8 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-__all__ = ["Score", "LabelAccuracy", "read_pairs", "label_accuracy", "fold_accuracy", "fold_scores",
-           "intent_scores", "per_scores", "metrics_json_scores"]
+__all__ = [
+    "Score",
+    "LabelAccuracy",
+    "read_pairs",
+    "label_accuracy",
+    "fold_accuracy",
+    "fold_scores",
+    "intent_scores",
+    "per_scores",
+    "metrics_json_scores",
+]
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ def fold_scores(expdir: Path) -> List[Score]:
     """``acc`` of every fold the folder was tested on (emotion, IEMOCAP layout)."""
     scores = []
     for pred in sorted(Path(expdir).glob("test_fold*_predict.txt")):
-        fold = pred.name[len("test_"):-len("_predict.txt")]
+        fold = pred.name[len("test_") : -len("_predict.txt")]
         scores.append(Score("acc", fold_accuracy(expdir, fold).acc, fold))
     return scores
 
@@ -105,5 +114,8 @@ def metrics_json_scores(expdir: Path) -> List[Score]:
     path = Path(expdir) / "test_metrics.json"
     if not path.is_file():
         return []
-    return [Score(key, float(value)) for key, value in json.loads(path.read_text()).items()
-            if isinstance(value, (int, float))]
+    return [
+        Score(key, float(value))
+        for key, value in json.loads(path.read_text()).items()
+        if isinstance(value, (int, float))
+    ]

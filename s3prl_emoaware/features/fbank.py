@@ -63,8 +63,9 @@ class FbankConfig:
         if self.delta_order not in (0, 1, 2):
             raise ValueError(f"delta_order must be 0, 1 or 2, got {self.delta_order}")
         if self.frame_length_ms < self.frame_shift_ms:
-            raise ValueError(f"frame_length_ms must be >= frame_shift_ms, got {self.frame_length_ms} < "
-                             f"{self.frame_shift_ms}")
+            raise ValueError(
+                f"frame_length_ms must be >= frame_shift_ms, got {self.frame_length_ms} < {self.frame_shift_ms}"
+            )
         if self.hop_samples < 1:
             raise ValueError(f"frame_shift_ms {self.frame_shift_ms} is under one sample at {self.sample_rate} Hz")
         if self.delta_order and self.delta_win_length < 3:
@@ -117,9 +118,7 @@ class FbankFrontend(nn.Module):
         if wav.dim() != 1:
             raise ValueError(f"expected a 1-D waveform, got shape {tuple(wav.shape)}")
         if wav.numel() < c.window_samples:
-            raise ValueError(
-                f"waveform of {wav.numel()} samples is shorter than one {c.frame_length_ms} ms window"
-            )
+            raise ValueError(f"waveform of {wav.numel()} samples is shorter than one {c.frame_length_ms} ms window")
         feats = kaldi.fbank(
             wav.float().unsqueeze(0),
             sample_frequency=c.sample_rate,

@@ -18,8 +18,15 @@ class MelFrontend(nn.Module):
         super().__init__()
         grid = STRENGTHNET_GRID
         self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=grid.sample_rate, n_fft=512, win_length=grid.window, hop_length=grid.hop, n_mels=n_mels,
-            window_fn=torch.hamming_window, power=1.0, center=True)
+            sample_rate=grid.sample_rate,
+            n_fft=512,
+            win_length=grid.window,
+            hop_length=grid.hop,
+            n_mels=n_mels,
+            window_fn=torch.hamming_window,
+            power=1.0,
+            center=True,
+        )
         self.log = log
 
     def forward(self, wavs: Tensor) -> Tensor:

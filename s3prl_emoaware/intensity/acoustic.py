@@ -74,8 +74,18 @@ def frame_measurements(wav, sample_rate: int = 16000, centroid: bool = True) -> 
     return {"log_energy": log_energy.numpy(), "pitch": pitch.numpy(), "voiced": voiced.numpy(), **out}
 
 
-STAT_NAMES = ("pitch_mean", "pitch_std", "pitch_range", "energy_mean", "energy_std", "energy_p95",
-              "voiced_fraction", "centroid_mean", "centroid_std", "syllable_rate")
+STAT_NAMES = (
+    "pitch_mean",
+    "pitch_std",
+    "pitch_range",
+    "energy_mean",
+    "energy_std",
+    "energy_p95",
+    "voiced_fraction",
+    "centroid_mean",
+    "centroid_std",
+    "syllable_rate",
+)
 
 
 def utterance_statistics(wav, sample_rate: int = 16000) -> np.ndarray:
@@ -88,11 +98,21 @@ def utterance_statistics(wav, sample_rate: int = 16000) -> np.ndarray:
     smooth = np.convolve(e, np.ones(5) / 5, mode="same")
     peaks = np.sum((smooth[1:-1] > smooth[:-2]) & (smooth[1:-1] >= smooth[2:]) & (smooth[1:-1] > e.max() - 2.5))
     duration = len(wav) / sample_rate
-    return np.array([
-        voiced_pitch.mean(), voiced_pitch.std(), np.percentile(voiced_pitch, 95) - np.percentile(voiced_pitch, 5),
-        e.mean(), e.std(), np.percentile(e, 95), m["voiced"].mean(),
-        m["centroid"].mean() / 1000, m["centroid"].std() / 1000, peaks / duration,
-    ], dtype=np.float64)
+    return np.array(
+        [
+            voiced_pitch.mean(),
+            voiced_pitch.std(),
+            np.percentile(voiced_pitch, 95) - np.percentile(voiced_pitch, 5),
+            e.mean(),
+            e.std(),
+            np.percentile(e, 95),
+            m["voiced"].mean(),
+            m["centroid"].mean() / 1000,
+            m["centroid"].std() / 1000,
+            peaks / duration,
+        ],
+        dtype=np.float64,
+    )
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:

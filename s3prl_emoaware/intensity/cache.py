@@ -63,9 +63,17 @@ from .alignment import FrameGrid
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IntensityCache", "IntensityCacheWriter", "MissingIntensityError", "IntensityMismatchError",
-           "CorruptIntensityError", "audio_hash", "curve_hash", "model_identity",
-           "discard_other_checkpoint_cache"]
+__all__ = [
+    "IntensityCache",
+    "IntensityCacheWriter",
+    "MissingIntensityError",
+    "IntensityMismatchError",
+    "CorruptIntensityError",
+    "audio_hash",
+    "curve_hash",
+    "model_identity",
+    "discard_other_checkpoint_cache",
+]
 
 VERSION = 3  # 2: per-item audio_hash; 3: model identity, curve_hash, audio size/mtime
 READABLE_VERSIONS = (2, 3)
@@ -126,16 +134,19 @@ def discard_other_checkpoint_cache(root, checkpoint) -> bool:
         model = {}
     if isinstance(model, dict) and model.get("checkpoint_sha256") == file_sha256(checkpoint):
         return False
-    logger.warning("%s: made by another StrengthNet checkpoint than %s (retrained); deleting it to rebuild",
-                   root, checkpoint)
+    logger.warning(
+        "%s: made by another StrengthNet checkpoint than %s (retrained); deleting it to rebuild", root, checkpoint
+    )
     shutil.rmtree(root)
     return True
 
 
 def _same_model(a: Optional[dict], b: Optional[dict]) -> bool:
     """Identities equal on what identifies a model (the checkpoint's path is only informative)."""
+
     def key(x):
         return None if x is None else {k: v for k, v in x.items() if k != "checkpoint"}
+
     return key(a) == key(b)
 
 
@@ -165,12 +176,20 @@ def _read_index(index: Path, error: Callable[[str], Exception]) -> dict:
     try:
         data = json.loads(index.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise error(f"{index}: unreadable cache index ({' '.join(str(err).split())}); "
-                    "rebuild the cache into a new folder with `s3prl-emoaware intensity`") from None
-    if not isinstance(data, dict) or not isinstance(data.get("items"), dict) or "source" not in data \
-            or not isinstance(data.get("grid"), dict):
-        raise error(f"{index}: not an intensity cache index (fields missing); rebuild the cache into a new "
-                    "folder with `s3prl-emoaware intensity`")
+        raise error(
+            f"{index}: unreadable cache index ({' '.join(str(err).split())}); "
+            "rebuild the cache into a new folder with `s3prl-emoaware intensity`"
+        ) from None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("items"), dict)
+        or "source" not in data
+        or not isinstance(data.get("grid"), dict)
+    ):
+        raise error(
+            f"{index}: not an intensity cache index (fields missing); rebuild the cache into a new "
+            "folder with `s3prl-emoaware intensity`"
+        )
     return data
 
 
@@ -189,8 +208,12 @@ def _curve_problem(root: Path, item: dict) -> Optional[str]:
 def _values_problem(path: Path, values: np.ndarray, item: dict) -> Optional[str]:
     if values.shape != (item.get("num_frames"),):
         return f"{path}: expected {item.get('num_frames')} frames, found shape {values.shape}"
-    if values.dtype != np.float32 or not np.isfinite(values).all() or values.min(initial=0) < 0 \
-            or values.max(initial=0) > 1:
+    if (
+        values.dtype != np.float32
+        or not np.isfinite(values).all()
+        or values.min(initial=0) < 0
+        or values.max(initial=0) > 1
+    ):
         return f"{path}: damaged curve (not float32 values in [0, 1])"
     if "curve_hash" in item and curve_hash(values) != item["curve_hash"]:
         return f"{path}: damaged curve (content differs from the hash recorded in the index)"
@@ -204,13 +227,16 @@ class IntensityCache:
         self.root = Path(root)
         index = self.root / "index.json"
         if not index.is_file():
-            raise MissingIntensityError(f"{self.root}: no intensity cache here (missing index.json); "
-                                        + _build_hint(self.root))
+            raise MissingIntensityError(
+                f"{self.root}: no intensity cache here (missing index.json); " + _build_hint(self.root)
+            )
         data = _read_index(index, MissingIntensityError)
         if data.get("version") not in READABLE_VERSIONS:
-            raise MissingIntensityError(f"{index}: unsupported cache version {data.get('version')!r} (this "
-                                        f"package writes version {VERSION}, with audio hashes); rebuild it into "
-                                        "a new folder with `s3prl-emoaware intensity`")
+            raise MissingIntensityError(
+                f"{index}: unsupported cache version {data.get('version')!r} (this "
+                f"package writes version {VERSION}, with audio hashes); rebuild it into "
+                "a new folder with `s3prl-emoaware intensity`"
+            )
         self.version: int = data["version"]
         self.source: str = data["source"]
         self.grid = FrameGrid(**data["grid"])
@@ -233,18 +259,23 @@ class IntensityCache:
         item = self.items.get(utt_id)
         if item is None:
             reason = f" (extraction failed: {self.failed[utt_id]})" if utt_id in self.failed else ""
-            raise MissingIntensityError(f"utterance {utt_id!r} has no intensity curve in {self.root}{reason}; "
-                                        + _build_hint(self.root))
+            raise MissingIntensityError(
+                f"utterance {utt_id!r} has no intensity curve in {self.root}{reason}; " + _build_hint(self.root)
+            )
         if wav is not None:
             self.check_audio(utt_id, wav)
         path = self.root / item["file"]
         try:
             values = np.load(path, allow_pickle=False)
         except FileNotFoundError:
-            raise CorruptIntensityError(f"{path}: curve file of {utt_id!r} missing; {_repair_hint(self.root)}") from None
+            raise CorruptIntensityError(
+                f"{path}: curve file of {utt_id!r} missing; {_repair_hint(self.root)}"
+            ) from None
         except Exception as err:
-            raise CorruptIntensityError(f"{path}: unreadable curve of {utt_id!r} ({' '.join(str(err).split())[:120]}); "
-                                        f"{_repair_hint(self.root)}") from None
+            raise CorruptIntensityError(
+                f"{path}: unreadable curve of {utt_id!r} ({' '.join(str(err).split())[:120]}); "
+                f"{_repair_hint(self.root)}"
+            ) from None
         problem = _values_problem(path, values, item)
         if problem is not None:
             raise CorruptIntensityError(f"{problem}; {_repair_hint(self.root)}")
@@ -258,7 +289,8 @@ class IntensityCache:
                 f"{self.root}: the intensity curve of utterance {utt_id!r} was computed from other audio "
                 f"({item['audio']}) than the one given (content hashes differ): the file changed since the "
                 f"extraction ({_repair_hint(self.root)}), or the cache belongs to another corpus that shares "
-                f"utterance ids ({_build_hint(self.root)} for this corpus, in a new folder)")
+                f"utterance ids ({_build_hint(self.root)} for this corpus, in a new folder)"
+            )
 
 
 class IntensityCacheWriter:
@@ -271,9 +303,17 @@ class IntensityCacheWriter:
     changed one.
     """
 
-    def __init__(self, root, source: str, grid: FrameGrid, grid_name: Optional[str] = None,
-                 flush_every: int = 50, flush_seconds: float = 10.0, model: Optional[dict] = None,
-                 decode: Optional[Callable[[str], np.ndarray]] = None):
+    def __init__(
+        self,
+        root,
+        source: str,
+        grid: FrameGrid,
+        grid_name: Optional[str] = None,
+        flush_every: int = 50,
+        flush_seconds: float = 10.0,
+        model: Optional[dict] = None,
+        decode: Optional[Callable[[str], np.ndarray]] = None,
+    ):
         self.root = Path(root)
         (self.root / "arrays").mkdir(parents=True, exist_ok=True)
         self.index_path = self.root / "index.json"
@@ -282,20 +322,29 @@ class IntensityCacheWriter:
         if self.index_path.is_file():
             data = _read_index(self.index_path, UserFacingError)
             if data.get("version") not in READABLE_VERSIONS:
-                raise UserFacingError(f"{self.index_path}: cache version {data.get('version')!r}, this package "
-                                      f"writes {VERSION} (with audio hashes); use another --out")
+                raise UserFacingError(
+                    f"{self.index_path}: cache version {data.get('version')!r}, this package "
+                    f"writes {VERSION} (with audio hashes); use another --out"
+                )
             if data["source"] != source or FrameGrid(**data["grid"]) != grid:
-                raise UserFacingError(f"{self.root}: existing cache has source {data['source']!r} and grid "
-                                      f"{data['grid']}; refusing to mix with {source!r} {grid.to_dict()} "
-                                      "(use another --out)")
+                raise UserFacingError(
+                    f"{self.root}: existing cache has source {data['source']!r} and grid "
+                    f"{data['grid']}; refusing to mix with {source!r} {grid.to_dict()} "
+                    "(use another --out)"
+                )
             if data["version"] < VERSION:
-                logger.warning("%s: cache written by an older version (no model identity): its %d curves are "
-                               "recomputed", self.root, len(data["items"]))
+                logger.warning(
+                    "%s: cache written by an older version (no model identity): its %d curves are recomputed",
+                    self.root,
+                    len(data["items"]),
+                )
                 self.failed = data.get("failed", {})
             elif not _same_model(data.get("model"), model):
-                raise UserFacingError(f"{self.root}: existing cache was made by {_describe(data.get('model'))}; "
-                                      f"refusing to add curves of {_describe(model)} (use another --out, or delete {self.root} to "
-                                      "rebuild it)")
+                raise UserFacingError(
+                    f"{self.root}: existing cache was made by {_describe(data.get('model'))}; "
+                    f"refusing to add curves of {_describe(model)} (use another --out, or delete {self.root} to "
+                    "rebuild it)"
+                )
             else:
                 self.items, self.failed = data["items"], data.get("failed", {})
         self.source, self.grid, self.grid_name = source, grid, grid_name
@@ -314,7 +363,8 @@ class IntensityCacheWriter:
         if audio is not None and item["audio"] != str(audio):
             raise IntensityMismatchError(
                 f"{self.root}: utterance {utt_id!r} is cached from {item['audio']}, not {audio}: this cache "
-                "belongs to another corpus; use another --out")
+                "belongs to another corpus; use another --out"
+            )
         problem = _curve_problem(self.root, item) or self._stale(item)
         if problem is not None:
             logger.warning("%s; recomputing it", problem)
@@ -346,9 +396,14 @@ class IntensityCacheWriter:
         with atomic_path(self.root / rel) as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, values)
-        self.items[utt_id] = {"file": rel, "num_frames": int(values.shape[0]), "audio": str(audio),
-                              "audio_hash": audio_hash(wav), **(_audio_stat(str(audio)) or {}),
-                              "curve_hash": curve_hash(values)}
+        self.items[utt_id] = {
+            "file": rel,
+            "num_frames": int(values.shape[0]),
+            "audio": str(audio),
+            "audio_hash": audio_hash(wav),
+            **(_audio_stat(str(audio)) or {}),
+            "curve_hash": curve_hash(values),
+        }
         self.failed.pop(utt_id, None)
         self._tick()
 
@@ -362,10 +417,18 @@ class IntensityCacheWriter:
             self.flush()
 
     def flush(self) -> None:
-        atomic_write_json(self.index_path, {
-            "version": VERSION, "source": self.source, "grid": self.grid.to_dict(), "grid_name": self.grid_name,
-            "model": self.model, "items": dict(sorted(self.items.items())),
-            "failed": dict(sorted(self.failed.items()))})
+        atomic_write_json(
+            self.index_path,
+            {
+                "version": VERSION,
+                "source": self.source,
+                "grid": self.grid.to_dict(),
+                "grid_name": self.grid_name,
+                "model": self.model,
+                "items": dict(sorted(self.items.items())),
+                "failed": dict(sorted(self.failed.items())),
+            },
+        )
         self._pending = 0
         self._flushed_at = time.monotonic()
 

@@ -41,14 +41,18 @@ def intensity_distribution(cache: IntensityCache, utterances: Sequence) -> Dict:
     if not curves:
         raise ValueError(f"{cache.root}: none of the {len(utterances)} utterances has a curve")
     means = np.array([c.mean() for c in curves])
-    out = {"n_neutral": len(groups["neutral"]), "n_emotional": len(groups["emotional"]),
-           "global_mean": float(np.concatenate(curves).mean()),
-           "utterance_mean_spread": float(means.std()),
-           "median_within_spread": float(np.median([c.std() for c in curves])),
-           "median_range": float(np.median([c.max() - c.min() for c in curves]))}
+    out = {
+        "n_neutral": len(groups["neutral"]),
+        "n_emotional": len(groups["emotional"]),
+        "global_mean": float(np.concatenate(curves).mean()),
+        "utterance_mean_spread": float(means.std()),
+        "median_within_spread": float(np.median([c.std() for c in curves])),
+        "median_range": float(np.median([c.max() - c.min() for c in curves])),
+    }
     if groups["neutral"] and groups["emotional"]:
-        out["level_difference"] = float(np.mean([c.mean() for c in groups["emotional"]])
-                                        - np.mean([c.mean() for c in groups["neutral"]]))
+        out["level_difference"] = float(
+            np.mean([c.mean() for c in groups["emotional"]]) - np.mean([c.mean() for c in groups["neutral"]])
+        )
     return out
 
 
@@ -66,8 +70,14 @@ def plot_intensity_histogram(cache: IntensityCache, utterances: Sequence, out: P
         curves = groups[name]
         if not curves:
             continue
-        axes[0].hist(np.concatenate(curves), bins=bins, density=True, alpha=0.55, color=color,
-                     label=f"{name} ({len(curves)} utt.)")
+        axes[0].hist(
+            np.concatenate(curves),
+            bins=bins,
+            density=True,
+            alpha=0.55,
+            color=color,
+            label=f"{name} ({len(curves)} utt.)",
+        )
         axes[1].hist([c.mean() for c in curves], bins=bins, density=True, alpha=0.55, color=color, label=name)
     axes[0].set_xlabel("frame intensity")
     axes[1].set_xlabel("utterance mean intensity")

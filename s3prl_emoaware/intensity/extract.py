@@ -53,8 +53,9 @@ def _num_samples(u: Utterance, report: Optional[AudioReport] = None) -> int:
     return info.samples_at(16000)
 
 
-def _batches(todo: Sequence[Utterance], batch_size: int,
-             report: Optional[AudioReport] = None) -> Iterator[List[Utterance]]:
+def _batches(
+    todo: Sequence[Utterance], batch_size: int, report: Optional[AudioReport] = None
+) -> Iterator[List[Utterance]]:
     """Length-sorted batches of at most ``batch_size`` clips and :data:`FRAME_BUDGET` padded frames."""
     lengths = {u.utt_id: STRENGTHNET_GRID.num_frames(_num_samples(u, report)) for u in todo}
     batch: List[Utterance] = []
@@ -100,11 +101,20 @@ def _torch_threads(n: Optional[int]):
 
 
 @locks_folder("out", "intensity cache")  # one writer per cache: a second extraction into it refuses
-def extract_intensities(corpus, out, source: str = "strengthnet", model_path: Optional[str] = None,
-                        grid: str = "fbank-25-10", batch_size: int = 16, n_jobs: int = 2,
-                        utterances: Optional[Sequence[Utterance]] = None, stop_after: Optional[int] = None,
-                        threads: Optional[int] = None, reference: bool = False,
-                        max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION) -> Dict:
+def extract_intensities(
+    corpus,
+    out,
+    source: str = "strengthnet",
+    model_path: Optional[str] = None,
+    grid: str = "fbank-25-10",
+    batch_size: int = 16,
+    n_jobs: int = 2,
+    utterances: Optional[Sequence[Utterance]] = None,
+    stop_after: Optional[int] = None,
+    threads: Optional[int] = None,
+    reference: bool = False,
+    max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+) -> Dict:
     """Fill the cache at ``out``; return counts.
 
     Unusable files are skipped (recorded in the index's ``failed`` map, listed at the end); more
@@ -128,8 +138,10 @@ def extract_intensities(corpus, out, source: str = "strengthnet", model_path: Op
     model = None
     if source == "strengthnet":
         if model_path is None:
-            raise UserFacingError("--model CKPT is required with --source strengthnet "
-                                  "(train one with `s3prl-emoaware train-strengthnet`, or use --source energy)")
+            raise UserFacingError(
+                "--model CKPT is required with --source strengthnet "
+                "(train one with `s3prl-emoaware train-strengthnet`, or use --source energy)"
+            )
         from .strengthnet import MelFrontend
         from .train import load_strengthnet
 
@@ -142,8 +154,11 @@ def extract_intensities(corpus, out, source: str = "strengthnet", model_path: Op
         features, native = energy_intensity, FBANK_GRID  # the proxy is computed on the fbank frames
     identity = model_identity(source, model_path, model.config) if model is not None else model_identity(source)
     writer = IntensityCacheWriter(out, source, target, grid, model=identity)
-    todo = [u for u in (utterances if utterances is not None else read_corpus(corpus))
-            if not writer.done(u.utt_id, str(u.path))]
+    todo = [
+        u
+        for u in (utterances if utterances is not None else read_corpus(corpus))
+        if not writer.done(u.utt_id, str(u.path))
+    ]
     new = skipped = 0
     report = AudioReport(f"{corpus} (intensity extraction)", 16000, max_bad_fraction)
     report.count(len(todo))

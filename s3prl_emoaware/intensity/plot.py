@@ -12,8 +12,14 @@ from ..utils.atomic import atomic_path
 __all__ = ["plot_intensity"]
 
 
-def plot_intensity(wav: np.ndarray, curve: np.ndarray, out: Path, title: str = "",
-                   masked: Optional[np.ndarray] = None, segment: Optional[Tuple[float, float]] = None) -> Path:
+def plot_intensity(
+    wav: np.ndarray,
+    curve: np.ndarray,
+    out: Path,
+    title: str = "",
+    masked: Optional[np.ndarray] = None,
+    segment: Optional[Tuple[float, float]] = None,
+) -> Path:
     """Write a PNG: spectrogram (fbank grid), ``curve`` (one value per fbank frame) on top, frames in
     ``masked`` (boolean per frame, e.g. EMS's choice) shaded, and the recorded emotional ``segment``."""
     import matplotlib
@@ -30,8 +36,13 @@ def plot_intensity(wav: np.ndarray, curve: np.ndarray, out: Path, title: str = "
     if len(curve) != feats.shape[0]:
         raise ValueError(f"curve has {len(curve)} values for {feats.shape[0]} fbank frames")
     fig, ax = plt.subplots(figsize=(10, 3.6))
-    ax.imshow(feats.T.numpy(), origin="lower", aspect="auto", cmap="magma",
-              extent=(0, times[-1] + FBANK_GRID.hop / FBANK_GRID.sample_rate, 0, feats.shape[1]))
+    ax.imshow(
+        feats.T.numpy(),
+        origin="lower",
+        aspect="auto",
+        cmap="magma",
+        extent=(0, times[-1] + FBANK_GRID.hop / FBANK_GRID.sample_rate, 0, feats.shape[1]),
+    )
     ax.set_xlabel("time (s)")
     ax.set_ylabel("mel bin")
     twin = ax.twinx()

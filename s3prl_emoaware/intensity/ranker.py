@@ -98,10 +98,14 @@ class RelativeAttributeRanker:
 
     def save(self, path) -> None:
         """Plain JSON (numbers and names only): loading it can never run code, unlike a pickle."""
-        data = {"kind": "relative_attribute_ranker", "calibration": self.calibration,
-                "mean": np.asarray(self.mean).tolist(), "std": np.asarray(self.std).tolist(),
-                "weights": {e: np.asarray(w).tolist() for e, w in self.weights.items()},
-                "bounds": {e: list(b) for e, b in self.bounds.items()}}
+        data = {
+            "kind": "relative_attribute_ranker",
+            "calibration": self.calibration,
+            "mean": np.asarray(self.mean).tolist(),
+            "std": np.asarray(self.std).tolist(),
+            "weights": {e: np.asarray(w).tolist() for e, w in self.weights.items()},
+            "bounds": {e: list(b) for e, b in self.bounds.items()},
+        }
         atomic_write_json(path, data)
 
     @classmethod
@@ -111,9 +115,15 @@ class RelativeAttributeRanker:
             data = json.loads(path.read_text())
             if data.get("kind") != "relative_attribute_ranker":
                 raise ValueError(f"kind {data.get('kind')!r}")
-            return cls(mean=np.asarray(data["mean"], dtype=float), std=np.asarray(data["std"], dtype=float),
-                       weights={e: np.asarray(w, dtype=float) for e, w in data["weights"].items()},
-                       bounds={e: tuple(b) for e, b in data["bounds"].items()}, calibration=data["calibration"])
+            return cls(
+                mean=np.asarray(data["mean"], dtype=float),
+                std=np.asarray(data["std"], dtype=float),
+                weights={e: np.asarray(w, dtype=float) for e, w in data["weights"].items()},
+                bounds={e: tuple(b) for e, b in data["bounds"].items()},
+                calibration=data["calibration"],
+            )
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as err:
-            raise UserFacingError(f"{path}: not a relative-attributes ranker file written by "
-                                  f"train-strengthnet ({type(err).__name__}: {err})") from None
+            raise UserFacingError(
+                f"{path}: not a relative-attributes ranker file written by "
+                f"train-strengthnet ({type(err).__name__}: {err})"
+            ) from None

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from ..checkpoints import load_strengthnet
-from ..config import from_dict, to_dict
+from ..config import to_dict
 from ..corpora.reader import Utterance, read_corpus
 from ..utils.atomic import atomic_torch_save, atomic_write_json, ensure_writable_dir
 from ..utils.audio import DEFAULT_MAX_BAD_FRACTION, AudioError, AudioReport, read_audio
@@ -59,8 +59,16 @@ from .strengthnet import MelFrontend, StrengthNet, StrengthNetConfig
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "StrengthNetRecipe", "train_strengthnet", "evaluate_strengthnet", "load_strengthnet",
-           "predict_frames", "windowed_targets", "splice"]
+__all__ = [
+    "TrainConfig",
+    "StrengthNetRecipe",
+    "train_strengthnet",
+    "evaluate_strengthnet",
+    "load_strengthnet",
+    "predict_frames",
+    "windowed_targets",
+    "splice",
+]
 
 FRAME_TARGETS = ("repeat", "windowed")
 UTTERANCE_TARGETS = ("ranker", "frame_mean")
@@ -69,30 +77,30 @@ UTTERANCE_TARGETS = ("ranker", "frame_mean")
 @dataclass
 class TrainConfig:
     """Args:
-        frame_targets: ``repeat`` (the paper: the utterance score on every frame) or ``windowed``
-            (our option: the ranker applied to ``window_seconds`` windows around each frame, so the
-            target follows the prosody inside the utterance; the utterance target stays the paper's).
-        window_seconds: window of the ``windowed`` frame targets.
-        calibration: how ranker scores map to [0, 1] per emotion (:mod:`.ranker`): ``percentile``
-            or ``minmax``.
-        emotional_floor: emotional utterances' target is ``floor + (1 - floor) * ranker strength``
-            (0: the ranker's strength as is; a label says the utterance is emotional, so a floor keeps
-            its weakest utterances off the neutral level).
-        vad_db: frame target 0 where the frame is more than this many dB under the clip's loudest
-            frame (energy voice-activity test); null: no VAD (the paper).
-        splice_per_emotional: concatenation-augmented examples per emotional training utterance and
-            epoch (0: none).
-        splice_gap_seconds: range of the silence kept at the junction of a spliced example.
-        utterance_target: ``ranker`` (the paper) or ``frame_mean`` (the mean of the frame targets).
-        frame_loss_weight, utterance_loss_weight, emotion_loss_weight: loss weights.
-        epochs: maximum epochs.
-        batch_size: utterances per batch (random, re-drawn every epoch; see ``_batches``).
-        lr: Adam learning rate (the paper: 1e-4 with many more epochs).
-        patience: epochs without validation improvement before stopping (the paper: 30).
-        val_speaker_fraction: share of speakers held out for validation and evaluation.
-        max_bad_fraction: share of the corpus' audio files that may be unusable (skipped and listed)
-            before training is refused as on the wrong folder.
-        seed: data split, initialisation, splices and batch order.
+    frame_targets: ``repeat`` (the paper: the utterance score on every frame) or ``windowed``
+        (our option: the ranker applied to ``window_seconds`` windows around each frame, so the
+        target follows the prosody inside the utterance; the utterance target stays the paper's).
+    window_seconds: window of the ``windowed`` frame targets.
+    calibration: how ranker scores map to [0, 1] per emotion (:mod:`.ranker`): ``percentile``
+        or ``minmax``.
+    emotional_floor: emotional utterances' target is ``floor + (1 - floor) * ranker strength``
+        (0: the ranker's strength as is; a label says the utterance is emotional, so a floor keeps
+        its weakest utterances off the neutral level).
+    vad_db: frame target 0 where the frame is more than this many dB under the clip's loudest
+        frame (energy voice-activity test); null: no VAD (the paper).
+    splice_per_emotional: concatenation-augmented examples per emotional training utterance and
+        epoch (0: none).
+    splice_gap_seconds: range of the silence kept at the junction of a spliced example.
+    utterance_target: ``ranker`` (the paper) or ``frame_mean`` (the mean of the frame targets).
+    frame_loss_weight, utterance_loss_weight, emotion_loss_weight: loss weights.
+    epochs: maximum epochs.
+    batch_size: utterances per batch (random, re-drawn every epoch; see ``_batches``).
+    lr: Adam learning rate (the paper: 1e-4 with many more epochs).
+    patience: epochs without validation improvement before stopping (the paper: 30).
+    val_speaker_fraction: share of speakers held out for validation and evaluation.
+    max_bad_fraction: share of the corpus' audio files that may be unusable (skipped and listed)
+        before training is refused as on the wrong folder.
+    seed: data split, initialisation, splices and batch order.
     """
 
     frame_targets: str = "repeat"
@@ -115,9 +123,11 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name, value, choices in (("frame_targets", self.frame_targets, FRAME_TARGETS),
-                                     ("calibration", self.calibration, CALIBRATIONS),
-                                     ("utterance_target", self.utterance_target, UTTERANCE_TARGETS)):
+        for name, value, choices in (
+            ("frame_targets", self.frame_targets, FRAME_TARGETS),
+            ("calibration", self.calibration, CALIBRATIONS),
+            ("utterance_target", self.utterance_target, UTTERANCE_TARGETS),
+        ):
             if value not in choices:
                 raise ValueError(f"training.{name} must be one of {', '.join(choices)}, got {value!r}")
         if not 0.0 <= self.emotional_floor < 1.0:
@@ -168,16 +178,20 @@ def split_speakers(speakers: Sequence[str], fraction: float, seed: int) -> Tuple
     return sorted(unique[n_val:]), sorted(unique[:n_val])
 
 
-def _load(utterances: Sequence[Utterance], what: str = "StrengthNet training data",
-          max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION) -> Tuple[List[Tuple[Utterance, np.ndarray]], Dict]:
+def _load(
+    utterances: Sequence[Utterance],
+    what: str = "StrengthNet training data",
+    max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+) -> Tuple[List[Tuple[Utterance, np.ndarray]], Dict]:
     """The decoded clips; unusable files are skipped and listed (more than ``max_bad_fraction``: an error)."""
     loaded = []
     report = AudioReport(what, 16000, max_bad_fraction)
     report.count(len(utterances))
     for u in utterances:
         try:
-            loaded.append((u, read_audio(u.path, expected_rate=16000, min_samples=STRENGTHNET_GRID.window,
-                                         report=report)))
+            loaded.append(
+                (u, read_audio(u.path, expected_rate=16000, min_samples=STRENGTHNET_GRID.window, report=report))
+            )
         except AudioError as err:
             report.skip(u.utt_id, str(err))
     report.finish()
@@ -196,7 +210,7 @@ def _batches(items: List[_Item], batch_size: int, rng: Optional[random.Random]):
         order.sort(key=lambda i: items[i].mel.shape[0])
     else:
         rng.shuffle(order)
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     for batch in batches:
         mels = nn.utils.rnn.pad_sequence([items[i].mel for i in batch], batch_first=True)
         lengths = torch.tensor([items[i].mel.shape[0] for i in batch])
@@ -228,8 +242,15 @@ def _floored(cfg: TrainConfig, strength):
     return cfg.emotional_floor + (1 - cfg.emotional_floor) * strength
 
 
-def _make_item(u: Utterance, wav: np.ndarray, mel: torch.Tensor, target: float, label: int, cfg: TrainConfig,
-               ranker: RelativeAttributeRanker) -> _Item:
+def _make_item(
+    u: Utterance,
+    wav: np.ndarray,
+    mel: torch.Tensor,
+    target: float,
+    label: int,
+    cfg: TrainConfig,
+    ranker: RelativeAttributeRanker,
+) -> _Item:
     n = mel.shape[0]
     if cfg.vad_db is None:
         speech = torch.ones(n, dtype=torch.bool)
@@ -252,6 +273,7 @@ def splice(first: _Item, second: _Item, gap_frames: int) -> _Item:
     """One example of ``first`` then ``second``: the non-speech frames at the junction are trimmed so
     that at most ``gap_frames`` of them remain (as many from each side as it has, up to half); the
     label is the emotional part's, the utterance target the mean of the frame targets."""
+
     def speech_bounds(item):
         idx = torch.nonzero(item.speech).flatten()
         return (int(idx[0]), int(idx[-1]) + 1) if idx.numel() else (0, item.mel.shape[0])
@@ -270,8 +292,7 @@ def splice(first: _Item, second: _Item, gap_frames: int) -> _Item:
     emotional_first = first.frame_target.max() > 0
     span = (0, n1) if emotional_first else (n1, mel.shape[0])
     source = first if emotional_first else second
-    utt = Utterance(f"{first.utt.utt_id}+{second.utt.utt_id}", source.utt.path, source.utt.speaker,
-                    source.utt.emotion)
+    utt = Utterance(f"{first.utt.utt_id}+{second.utt.utt_id}", source.utt.path, source.utt.speaker, source.utt.emotion)
     return _Item(utt, mel, speech, frame_target, float(frame_target.mean()), source.label, span)
 
 
@@ -321,17 +342,24 @@ def _resume_state(path: Path, recipe: StrengthNetRecipe) -> Optional[dict]:
     state = read_checkpoint(path, (RESUME_KIND,))
     require(state, ("model", "optimizer", "epoch", "batches_done", "rng", "torch_rng", "config"), path, RESUME_KIND)
     ours, theirs = to_dict(recipe), state["config"]
-    differ = [f"{section}.{k}" for section in ("model", "training") for k in ours[section]
-              if k != "epochs" and theirs.get(section, {}).get(k) != ours[section][k]]
+    differ = [
+        f"{section}.{k}"
+        for section in ("model", "training")
+        for k in ours[section]
+        if k != "epochs" and theirs.get(section, {}).get(k) != ours[section][k]
+    ]
     if differ:
-        raise UserFacingError(f"{path}: was made with another recipe ({', '.join(differ[:4])} differ); resume "
-                              "with the same config, or train into a new --out")
+        raise UserFacingError(
+            f"{path}: was made with another recipe ({', '.join(differ[:4])} differ); resume "
+            "with the same config, or train into a new --out"
+        )
     return state
 
 
 @locks_folder("out", "StrengthNet output folder")
-def train_strengthnet(corpus, out, recipe: StrengthNetRecipe, eval_corpora: Sequence = (),
-                      resume: bool = False) -> Dict:
+def train_strengthnet(
+    corpus, out, recipe: StrengthNetRecipe, eval_corpora: Sequence = (), resume: bool = False
+) -> Dict:
     """Train on the emotion-labelled utterances of ``corpus``; return the held-out metrics (and those
     of every corpus in ``eval_corpora``, evaluated on all its labelled utterances).
 
@@ -354,14 +382,17 @@ def train_strengthnet(corpus, out, recipe: StrengthNetRecipe, eval_corpora: Sequ
     is_train = np.array([u.speaker in train_spk for u, _ in loaded])
     emotions = [u.emotion for u, _ in loaded]
     ranker = RelativeAttributeRanker(seed=cfg.seed, calibration=cfg.calibration).fit(
-        stats[is_train], np.array(emotions)[is_train], np.array([u.speaker for u, _ in loaded])[is_train])
+        stats[is_train], np.array(emotions)[is_train], np.array([u.speaker for u, _ in loaded])[is_train]
+    )
     strength = ranker.strength(stats, emotions)
     targets = np.where(np.array(emotions) == NEUTRAL, 0.0, _floored(cfg, strength))
     targets[[e not in ranker.weights for e in emotions]] = 0.0  # emotions the ranker could not rank
     ranker.save(out / "ranker.json")
     label_index = {e: i for i, e in enumerate(model_cfg.emotions)}
-    items = [_make_item(u, w, _mels(frontend, w), float(t), label_index[u.emotion], cfg, ranker)
-             for (u, w), t in zip(tqdm(loaded, desc="targets", leave=False), targets)]
+    items = [
+        _make_item(u, w, _mels(frontend, w), float(t), label_index[u.emotion], cfg, ranker)
+        for (u, w), t in zip(tqdm(loaded, desc="targets", leave=False), targets)
+    ]
     train_items = [it for it, tr in zip(items, is_train) if tr]
     val_items = [it for it, tr in zip(items, is_train) if not tr]
     gap = tuple(cfg.splice_gap_seconds)
@@ -388,10 +419,23 @@ def train_strengthnet(corpus, out, recipe: StrengthNetRecipe, eval_corpora: Sequ
         logger.info("resumed from %s at epoch %d, batch %d", resume_path, start, skip)
 
     def save_state(epoch: int, batches_done: int, rng_state) -> None:
-        atomic_torch_save({"format": "s3prl_emoaware", "kind": RESUME_KIND, "model": model.state_dict(),
-                           "optimizer": optimizer.state_dict(), "epoch": epoch, "batches_done": batches_done,
-                           "rng": rng_state, "torch_rng": torch.get_rng_state(), "step": step, "best": best,
-                           "best_epoch": best_epoch, "config": to_dict(recipe)}, resume_path)
+        atomic_torch_save(
+            {
+                "format": "s3prl_emoaware",
+                "kind": RESUME_KIND,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch,
+                "batches_done": batches_done,
+                "rng": rng_state,
+                "torch_rng": torch.get_rng_state(),
+                "step": step,
+                "best": best,
+                "best_epoch": best_epoch,
+                "config": to_dict(recipe),
+            },
+            resume_path,
+        )
 
     with graceful_stop() as stop:
         for epoch in tqdm(range(start, cfg.epochs), desc="train-strengthnet", initial=start, total=cfg.epochs):
@@ -417,16 +461,26 @@ def train_strengthnet(corpus, out, recipe: StrengthNetRecipe, eval_corpora: Sequ
             skip = 0
             model.eval()
             with torch.no_grad():
-                val = [(_loss(model, m, l, t, y, cfg)[0].item(), len(b)) for b, m, l, t, y in
-                       _batches(val_examples, cfg.batch_size, None)]
+                val = [
+                    (_loss(model, m, l, t, y, cfg)[0].item(), len(b))
+                    for b, m, l, t, y in _batches(val_examples, cfg.batch_size, None)
+                ]
             val_loss = sum(v * n for v, n in val) / max(1, sum(n for _, n in val))
             writer.add_scalar("strengthnet/val-loss", val_loss, epoch)
             stopping = False
             if val_loss < best - 1e-4:
                 best, best_epoch = val_loss, epoch
-                atomic_torch_save({"model": model.state_dict(), "config": to_dict(model_cfg), "epoch": epoch,
-                                   "val_loss": val_loss, "train_speakers": train_spk, "val_speakers": val_spk},
-                                  out / "strengthnet.ckpt")
+                atomic_torch_save(
+                    {
+                        "model": model.state_dict(),
+                        "config": to_dict(model_cfg),
+                        "epoch": epoch,
+                        "val_loss": val_loss,
+                        "train_speakers": train_spk,
+                        "val_speakers": val_spk,
+                    },
+                    out / "strengthnet.ckpt",
+                )
             elif epoch - best_epoch >= cfg.patience:
                 logger.info("early stop at epoch %d (best %d, val loss %.4f)", epoch, best_epoch, best)
                 stopping = True
@@ -438,19 +492,30 @@ def train_strengthnet(corpus, out, recipe: StrengthNetRecipe, eval_corpora: Sequ
                 raise Interrupted(stop.signum, f"the end of epoch {epoch}", str(resume_path))
     writer.close()
     model = load_strengthnet(out / "strengthnet.ckpt")
-    metrics = evaluate_strengthnet(model, frontend, [it.utt for it in val_items],
-                                   {it.utt.utt_id: it.mel for it in val_items}, spliced=val_splices)
-    metrics.update({"best_epoch": best_epoch, "val_loss": best, "val_speakers": val_spk,
-                    "n_train": len(train_items), "n_val": len(val_items), "skipped": failed})
+    metrics = evaluate_strengthnet(
+        model, frontend, [it.utt for it in val_items], {it.utt.utt_id: it.mel for it in val_items}, spliced=val_splices
+    )
+    metrics.update(
+        {
+            "best_epoch": best_epoch,
+            "val_loss": best,
+            "val_speakers": val_spk,
+            "n_train": len(train_items),
+            "n_val": len(val_items),
+            "skipped": failed,
+        }
+    )
     if eval_sets:
-        metrics["cross_corpus"] = {name: evaluate_strengthnet(model, frontend, utts)
-                                   for name, utts in eval_sets.items()}
+        metrics["cross_corpus"] = {
+            name: evaluate_strengthnet(model, frontend, utts) for name, utts in eval_sets.items()
+        }
     atomic_write_json(out / "metrics.json", metrics)
     return metrics
 
 
-def windowed_targets(ranker: RelativeAttributeRanker, wav: np.ndarray, emotion: str, n_frames: int,
-                     window_seconds: float) -> torch.Tensor:
+def windowed_targets(
+    ranker: RelativeAttributeRanker, wav: np.ndarray, emotion: str, n_frames: int, window_seconds: float
+) -> torch.Tensor:
     """Frame targets on StrengthNet's grid: the ranker's strength of a window centred on each of a
     set of anchor times (every 0.1 s), linearly interpolated; 0 everywhere for neutral speech."""
     if emotion not in ranker.weights:
@@ -459,7 +524,7 @@ def windowed_targets(ranker: RelativeAttributeRanker, wav: np.ndarray, emotion: 
     anchors = np.arange(0, len(wav), 1600)
     scores = []
     for a in anchors:
-        seg = wav[max(0, a - half):a + half]
+        seg = wav[max(0, a - half) : a + half]
         if len(seg) < 4000:  # too short for statistics: take the utterance's
             seg = wav
         scores.append(ranker.strength(utterance_statistics(seg), [emotion])[0])
@@ -480,7 +545,7 @@ def _predict_all(model: StrengthNet, mels: Sequence[torch.Tensor], batch_size: i
     order = sorted(range(len(mels)), key=lambda i: mels[i].shape[0])
     out: List[Optional[np.ndarray]] = [None] * len(mels)
     for k in range(0, len(order), batch_size):
-        chunk = order[k:k + batch_size]
+        chunk = order[k : k + batch_size]
         for i, curve in zip(chunk, predict_frames(model, [mels[i] for i in chunk])):
             out[i] = curve
     return out
@@ -499,9 +564,13 @@ def localisation_wins(frames: np.ndarray, segment: Tuple[float, float]) -> Optio
     return bool(frames[inside].mean() > frames[outside].mean())
 
 
-def evaluate_strengthnet(model: StrengthNet, frontend: MelFrontend, utterances: Sequence[Utterance],
-                         mels: Optional[Dict[str, torch.Tensor]] = None,
-                         spliced: Sequence[_Item] = ()) -> Dict:
+def evaluate_strengthnet(
+    model: StrengthNet,
+    frontend: MelFrontend,
+    utterances: Sequence[Utterance],
+    mels: Optional[Dict[str, torch.Tensor]] = None,
+    spliced: Sequence[_Item] = (),
+) -> Dict:
     """Held-out figures of a StrengthNet; an utterance's intensity is the mean of its frame scores.
 
     - ``auc_emotional_vs_neutral`` (and Spearman with the binary label);
@@ -524,12 +593,19 @@ def evaluate_strengthnet(model: StrengthNet, frontend: MelFrontend, utterances: 
     curves = _predict_all(model, [mels[u.utt_id] for u in utterances])
     utt_scores = np.array([float(c.mean()) for c in curves])
     is_emotional = np.array([int(u.emotion != NEUTRAL) for u in utterances])
-    wins = [localisation_wins(c, u.emotional_segment) for u, c in zip(utterances, curves)
-            if u.emotional_segment and u.emotion != NEUTRAL and u.emotional_segment[0] > 0.3]
+    wins = [
+        localisation_wins(c, u.emotional_segment)
+        for u, c in zip(utterances, curves)
+        if u.emotional_segment and u.emotion != NEUTRAL and u.emotional_segment[0] > 0.3
+    ]
     wins = [w for w in wins if w is not None]
     localisation = float(np.mean(wins)) if wins else None
-    metrics: Dict = {"n_utterances": len(utterances), "n_mixed": len(wins), "localisation": localisation,
-                     "mixed_inside_above_outside": localisation}
+    metrics: Dict = {
+        "n_utterances": len(utterances),
+        "n_mixed": len(wins),
+        "localisation": localisation,
+        "mixed_inside_above_outside": localisation,
+    }
     by_emotion = {}
     for e in sorted({u.emotion for u in utterances}):
         sel = np.array([u.emotion == e for u in utterances])

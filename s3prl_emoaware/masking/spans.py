@@ -39,9 +39,23 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["MaskingConfig", "num_spans", "random_budget", "random_starts", "ems_starts", "ems_topk_starts",
-           "threshold_starts", "speech_frames", "spans_to_mask", "choose_starts", "batch_masks", "corrupt",
-           "mask_statistics", "MaskCoverage", "STRATEGIES"]
+__all__ = [
+    "MaskingConfig",
+    "num_spans",
+    "random_budget",
+    "random_starts",
+    "ems_starts",
+    "ems_topk_starts",
+    "threshold_starts",
+    "speech_frames",
+    "spans_to_mask",
+    "choose_starts",
+    "batch_masks",
+    "corrupt",
+    "mask_statistics",
+    "MaskCoverage",
+    "STRATEGIES",
+]
 
 STRATEGIES = ("random", "ems", "ems_topk", "threshold")
 INTENSITY_SCALES = ("raw", "minmax", "rank")
@@ -50,25 +64,25 @@ INTENSITY_SCALES = ("raw", "minmax", "rank")
 @dataclass
 class MaskingConfig:
     """Args:
-        strategy: ``random`` (Mockingjay), ``ems`` (budget-matched, intensity-weighted draws),
-            ``ems_topk`` (the authors' top-2p rule) or ``threshold``.
-        mask_ratio: share of valid frames to mask (Mockingjay: 0.15; EMS ablated 0.15-0.40).
-        span: consecutive frames per span (C = 7).
-        threshold: intensity threshold of the ``threshold`` strategy.
-        zero_prob: probability that an utterance's masked frames are zeroed.
-        replace_prob: probability that they are replaced by random frames (else left unchanged).
-        sharpness: ``ems``: a span's draw weight is ``exp(sharpness * s)``, ``s`` in [0, 1] its
-            mean scaled intensity; 0 = uniform (random masking at the same budget), large =
-            the top-scoring spans. Our choice (the paper has no such knob).
-        intensity_scale: ``ems``: how the curve becomes ``s``: ``raw`` (a calibrated [0, 1]
-            intensity: a neutral utterance is masked almost uniformly), ``minmax`` (per
-            utterance) or ``rank`` (per-utterance rank in [0, 1]; for uncalibrated curves).
-        speech_only: ``ems``: draw only spans whose frames are mostly speech (energy VAD). Off by
-            default: on the knob corpus (``ems-study -o seed=100``, Mockingjay, oracle intensity,
-            2 seeds x 5 folds) the same masker scored -4.4 (sharpness 0) and -5.6 (sharpness 4)
-            emotion points against random masking with the VAD, +4.8 and +5.6 without it.
-        vad_threshold: a frame is speech when its energy is above the utterance's 5th
-            percentile by this share of the 5th-95th percentile range.
+    strategy: ``random`` (Mockingjay), ``ems`` (budget-matched, intensity-weighted draws),
+        ``ems_topk`` (the authors' top-2p rule) or ``threshold``.
+    mask_ratio: share of valid frames to mask (Mockingjay: 0.15; EMS ablated 0.15-0.40).
+    span: consecutive frames per span (C = 7).
+    threshold: intensity threshold of the ``threshold`` strategy.
+    zero_prob: probability that an utterance's masked frames are zeroed.
+    replace_prob: probability that they are replaced by random frames (else left unchanged).
+    sharpness: ``ems``: a span's draw weight is ``exp(sharpness * s)``, ``s`` in [0, 1] its
+        mean scaled intensity; 0 = uniform (random masking at the same budget), large =
+        the top-scoring spans. Our choice (the paper has no such knob).
+    intensity_scale: ``ems``: how the curve becomes ``s``: ``raw`` (a calibrated [0, 1]
+        intensity: a neutral utterance is masked almost uniformly), ``minmax`` (per
+        utterance) or ``rank`` (per-utterance rank in [0, 1]; for uncalibrated curves).
+    speech_only: ``ems``: draw only spans whose frames are mostly speech (energy VAD). Off by
+        default: on the knob corpus (``ems-study -o seed=100``, Mockingjay, oracle intensity,
+        2 seeds x 5 folds) the same masker scored -4.4 (sharpness 0) and -5.6 (sharpness 4)
+        emotion points against random masking with the VAD, +4.8 and +5.6 without it.
+    vad_threshold: a frame is speech when its energy is above the utterance's 5th
+        percentile by this share of the 5th-95th percentile range.
     """
 
     strategy: str = "ems"
@@ -128,8 +142,7 @@ def _random_budget(length: int, span: int, p: int) -> float:
     def log_comb(a, b):
         return math.lgamma(a + 1) - math.lgamma(b + 1) - math.lgamma(a - b + 1)
 
-    miss = {int(kk): (math.exp(log_comb(n - kk, p) - log_comb(n, p)) if n - kk >= p else 0.0)
-            for kk in np.unique(k)}
+    miss = {int(kk): (math.exp(log_comb(n - kk, p) - log_comb(n, p)) if n - kk >= p else 0.0) for kk in np.unique(k)}
     return float(sum(1.0 - miss[int(kk)] for kk in k))
 
 
@@ -172,11 +185,16 @@ def _scaled(intensity: np.ndarray, how: str) -> np.ndarray:
 
 def _window_mean(x: np.ndarray, span: int, n_valid: int) -> np.ndarray:
     c = np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
-    return (c[span:span + n_valid] - c[:n_valid]) / span
+    return (c[span : span + n_valid] - c[:n_valid]) / span
 
 
-def ems_starts(intensity: Sequence[float], length: int, cfg: MaskingConfig, rng: np.random.Generator,
-               speech: Optional[Sequence[bool]] = None) -> np.ndarray:
+def ems_starts(
+    intensity: Sequence[float],
+    length: int,
+    cfg: MaskingConfig,
+    rng: np.random.Generator,
+    speech: Optional[Sequence[bool]] = None,
+) -> np.ndarray:
     """Budget-matched stochastic EMS (see the module docstring); sorted span starts."""
     n_valid, span = _n_valid_starts(length, cfg.span), cfg.span
     if n_valid == 0 or num_spans(length, cfg) == 0:
@@ -186,8 +204,7 @@ def ems_starts(intensity: Sequence[float], length: int, cfg: MaskingConfig, rng:
     n = min(n, max(1, n_valid // span))
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    score = _window_mean(_scaled(np.asarray(intensity, dtype=np.float64)[:length], cfg.intensity_scale),
-                         span, n_valid)
+    score = _window_mean(_scaled(np.asarray(intensity, dtype=np.float64)[:length], cfg.intensity_scale), span, n_valid)
     # Gumbel-top-k: sorting log-weights plus Gumbel noise draws without replacement with
     # probability proportional to the weights, one pass for all spans
     keys = cfg.sharpness * score + rng.gumbel(size=n_valid)
@@ -198,37 +215,39 @@ def ems_starts(intensity: Sequence[float], length: int, cfg: MaskingConfig, rng:
     chosen: List[int] = []
     order = np.argsort(-keys, kind="stable")
     for a in order:
-        if not occupied[a:a + span].any():
+        if not occupied[a : a + span].any():
             chosen.append(int(a))
-            occupied[a:a + span] = True
+            occupied[a : a + span] = True
             if len(chosen) == n:
                 break
     if len(chosen) < n:  # no room for another disjoint span: make up the budget with overlapping ones
         for a in order:
             if occupied.sum() >= n * span:
                 break
-            if not occupied[a:a + span].all():
+            if not occupied[a : a + span].all():
                 chosen.append(int(a))
-                occupied[a:a + span] = True
+                occupied[a : a + span] = True
     return np.sort(np.array(chosen, dtype=np.int64))
 
 
-def ems_topk_starts(intensity: Sequence[float], length: int, cfg: MaskingConfig,
-                    rng: np.random.Generator) -> np.ndarray:
+def ems_topk_starts(
+    intensity: Sequence[float], length: int, cfg: MaskingConfig, rng: np.random.Generator
+) -> np.ndarray:
     """The authors' rule: first p valid starts among the 2p highest frames (random fallback)."""
     intensity = np.asarray(intensity, dtype=np.float64)[:length]
     n_valid, p = _n_valid_starts(length, cfg.span), num_spans(length, cfg)
     if n_valid == 0 or p == 0:
         return np.zeros(0, dtype=np.int64)
-    candidates = np.argsort(-intensity, kind="stable")[:2 * p]
+    candidates = np.argsort(-intensity, kind="stable")[: 2 * p]
     starts = [int(c) for c in candidates if c < n_valid][:p]
     if len(starts) < p:
         return random_starts(length, cfg, rng)
     return np.sort(np.array(starts, dtype=np.int64))
 
 
-def threshold_starts(intensity: Sequence[float], length: int, cfg: MaskingConfig,
-                     rng: np.random.Generator) -> np.ndarray:
+def threshold_starts(
+    intensity: Sequence[float], length: int, cfg: MaskingConfig, rng: np.random.Generator
+) -> np.ndarray:
     intensity = np.asarray(intensity, dtype=np.float64)[:length]
     n_valid, p = _n_valid_starts(length, cfg.span), num_spans(length, cfg)
     if n_valid == 0 or p == 0:
@@ -239,8 +258,13 @@ def threshold_starts(intensity: Sequence[float], length: int, cfg: MaskingConfig
     return np.sort(rng.permutation(above)[:p]).astype(np.int64)
 
 
-def choose_starts(cfg: MaskingConfig, length: int, rng: np.random.Generator,
-                  intensity: Optional[Sequence[float]] = None, speech: Optional[Sequence[bool]] = None) -> np.ndarray:
+def choose_starts(
+    cfg: MaskingConfig,
+    length: int,
+    rng: np.random.Generator,
+    intensity: Optional[Sequence[float]] = None,
+    speech: Optional[Sequence[bool]] = None,
+) -> np.ndarray:
     if cfg.strategy == "random":
         return random_starts(length, cfg, rng)
     if intensity is None:
@@ -256,26 +280,37 @@ def choose_starts(cfg: MaskingConfig, length: int, rng: np.random.Generator,
 def spans_to_mask(starts: Sequence[int], length: int, span: int) -> np.ndarray:
     mask = np.zeros(length, dtype=bool)
     for a in starts:
-        mask[a:a + span] = True
+        mask[a : a + span] = True
     return mask
 
 
-def batch_masks(lengths: Sequence[int], max_len: int, cfg: MaskingConfig, rng: np.random.Generator,
-                intensities: Optional[Sequence[Sequence[float]]] = None,
-                speech: Optional[Sequence[Sequence[bool]]] = None) -> Tuple[Tensor, List[np.ndarray]]:
+def batch_masks(
+    lengths: Sequence[int],
+    max_len: int,
+    cfg: MaskingConfig,
+    rng: np.random.Generator,
+    intensities: Optional[Sequence[Sequence[float]]] = None,
+    speech: Optional[Sequence[Sequence[bool]]] = None,
+) -> Tuple[Tensor, List[np.ndarray]]:
     """(B, max_len) boolean mask of the frames to predict, and each utterance's span starts."""
     mask = np.zeros((len(lengths), max_len), dtype=bool)
     all_starts = []
     for i, length in enumerate(lengths):
-        starts = choose_starts(cfg, int(length), rng, None if intensities is None else intensities[i],
-                               None if speech is None else speech[i])
+        starts = choose_starts(
+            cfg,
+            int(length),
+            rng,
+            None if intensities is None else intensities[i],
+            None if speech is None else speech[i],
+        )
         mask[i, :length] = spans_to_mask(starts, int(length), cfg.span)
         all_starts.append(starts)
     return torch.from_numpy(mask), all_starts
 
 
-def mask_statistics(masks: Sequence[np.ndarray], intensities: Optional[Sequence[Sequence[float]]] = None
-                    ) -> Dict[str, float]:
+def mask_statistics(
+    masks: Sequence[np.ndarray], intensities: Optional[Sequence[Sequence[float]]] = None
+) -> Dict[str, float]:
     """What a set of utterance masks spends and where: ``masked_fraction`` (masked / all frames)
     and, with intensities, ``top_quartile_share``: the share of masked frames at or above their
     utterance's 75th intensity percentile (about 0.25 for masks that ignore the intensity)."""
@@ -285,15 +320,16 @@ def mask_statistics(masks: Sequence[np.ndarray], intensities: Optional[Sequence[
     if intensities is not None:
         in_top = 0
         for m, curve in zip(masks, intensities):
-            curve = np.asarray(curve, dtype=np.float64)[:len(m)]
+            curve = np.asarray(curve, dtype=np.float64)[: len(m)]
             if curve.size:
                 in_top += int(np.sum(m & (curve >= np.percentile(curve, 75))))
         stats["top_quartile_share"] = in_top / max(1, masked)
     return stats
 
 
-def corrupt(features: Tensor, lengths: Sequence[int], mask: Tensor, cfg: MaskingConfig,
-            rng: np.random.Generator) -> Tensor:
+def corrupt(
+    features: Tensor, lengths: Sequence[int], mask: Tensor, cfg: MaskingConfig, rng: np.random.Generator
+) -> Tensor:
     """Mockingjay's utterance-wise corruption of ``features`` (B, T, D) at ``mask`` (B, T)."""
     out = features.clone()
     for i, length in enumerate(lengths):
@@ -310,7 +346,7 @@ def corrupt(features: Tensor, lengths: Sequence[int], mask: Tensor, cfg: Masking
             while sum(len(s) for s in sources) < idx.numel():
                 a = int(rng.integers(n_valid))
                 sources.append(torch.arange(a, min(a + cfg.span, int(length))))
-            src = torch.cat(sources)[:idx.numel()]
+            src = torch.cat(sources)[: idx.numel()]
             out[i, idx] = features[i, src]
     return out
 
@@ -332,7 +368,7 @@ class MaskCoverage:
         m = mask.detach().cpu().numpy()
         for i, (utt, length) in enumerate(zip(utt_ids, lengths)):
             prev = self._covered.get(utt)
-            row = m[i, :int(length)]
+            row = m[i, : int(length)]
             self._covered[utt] = row.copy() if prev is None or len(prev) != len(row) else prev | row
 
     @property

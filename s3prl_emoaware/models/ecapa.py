@@ -28,14 +28,14 @@ __all__ = ["EcapaConfig", "EcapaTdnn", "ecapa_tdnn", "load_speechbrain_state_dic
 @dataclass
 class EcapaConfig:
     """Args:
-        input_dim: fbank bins.
-        channels: TDNN block, SE-Res2Net blocks, then the aggregation (last entry).
-        kernel_sizes, dilations: per entry of ``channels``.
-        attention_channels: width of the attentive pooling's hidden layer.
-        res2net_scale: channel groups of the Res2Net blocks.
-        se_channels: squeeze-excitation bottleneck.
-        global_context: attentive pooling also sees the utterance mean and std.
-        embedding_dim: speaker/emotion embedding size.
+    input_dim: fbank bins.
+    channels: TDNN block, SE-Res2Net blocks, then the aggregation (last entry).
+    kernel_sizes, dilations: per entry of ``channels``.
+    attention_channels: width of the attentive pooling's hidden layer.
+    res2net_scale: channel groups of the Res2Net blocks.
+    se_channels: squeeze-excitation bottleneck.
+    global_context: attentive pooling also sees the utterance mean and std.
+    embedding_dim: speaker/emotion embedding size.
     """
 
     input_dim: int = 80
@@ -143,7 +143,7 @@ class _AttentiveStatsPool(nn.Module):
 
 class EcapaTdnn(nn.Module):
     """Args:
-        config: sizes.
+    config: sizes.
     """
 
     def __init__(self, config: EcapaConfig):
@@ -198,10 +198,18 @@ def ecapa_tdnn(config: EcapaConfig = None) -> EcapaTdnn:
     return EcapaTdnn(config or EcapaConfig())
 
 
-_RENAMES = [(r"\.conv\.conv\.", ".conv."), (r"\.norm\.norm\.", ".norm."), (r"res2net_block\.", "res2net."),
-            (r"se_block\.", "se."), (r"shortcut\.conv\.", "shortcut."), (r"^asp_bn\.norm\.", "asp_bn."),
-            (r"^fc\.conv\.", "fc."), (r"^asp\.conv\.conv\.", "asp.conv."), (r"\.conv1\.conv\.", ".conv1."),
-            (r"\.conv2\.conv\.", ".conv2.")]
+_RENAMES = [
+    (r"\.conv\.conv\.", ".conv."),
+    (r"\.norm\.norm\.", ".norm."),
+    (r"res2net_block\.", "res2net."),
+    (r"se_block\.", "se."),
+    (r"shortcut\.conv\.", "shortcut."),
+    (r"^asp_bn\.norm\.", "asp_bn."),
+    (r"^fc\.conv\.", "fc."),
+    (r"^asp\.conv\.conv\.", "asp.conv."),
+    (r"\.conv1\.conv\.", ".conv1."),
+    (r"\.conv2\.conv\.", ".conv2."),
+]
 
 
 def speechbrain_to_ours(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
@@ -221,8 +229,12 @@ def load_speechbrain_state_dict(model: EcapaTdnn, state: Dict[str, Tensor]) -> N
     try:
         missing, unexpected = model.load_state_dict(speechbrain_to_ours(state), strict=False)
     except RuntimeError as err:  # shape mismatches
-        raise ValueError(f"not a matching SpeechBrain ECAPA_TDNN state dict: {str(err).splitlines()[-1].strip()}; "
-                         "check channels/kernel sizes in the config") from None
+        raise ValueError(
+            f"not a matching SpeechBrain ECAPA_TDNN state dict: {str(err).splitlines()[-1].strip()}; "
+            "check channels/kernel sizes in the config"
+        ) from None
     if missing or unexpected:
-        raise ValueError(f"not a matching SpeechBrain ECAPA_TDNN state dict (missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]}); check channels/kernel sizes in the config")
+        raise ValueError(
+            f"not a matching SpeechBrain ECAPA_TDNN state dict (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}); check channels/kernel sizes in the config"
+        )

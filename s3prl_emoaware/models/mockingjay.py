@@ -20,25 +20,33 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["MockingjayConfig", "MockingjayEncoder", "PredictionHead", "MockingjayForPretraining",
-           "mockingjay_model", "mockingjay_base", "lengths_to_mask", "sinusoid_positions"]
+__all__ = [
+    "MockingjayConfig",
+    "MockingjayEncoder",
+    "PredictionHead",
+    "MockingjayForPretraining",
+    "mockingjay_model",
+    "mockingjay_base",
+    "lengths_to_mask",
+    "sinusoid_positions",
+]
 
 
 @dataclass
 class MockingjayConfig:
     """Args:
-        input_dim: feature dimension of one input frame (80 fbank x 3 with deltas = 240).
-        hidden_size: Transformer width.
-        num_layers: encoder layers.
-        num_heads: attention heads (must divide ``hidden_size``).
-        intermediate_size: feed-forward width.
-        dropout: dropout on embeddings and sub-layer outputs.
-        attention_dropout: dropout on attention weights.
-        layer_norm_eps: LayerNorm epsilon (1e-12 as s3prl/BERT).
-        frame_stack: consecutive frames concatenated per position (1 = none); multiplies the
-            upstream's downsample rate.
-        intensity_input: EMS code-only extra: add the frame intensity to every input dimension.
-        intensity_head: EMS code-only extra: a head that reconstructs the intensity (L1).
+    input_dim: feature dimension of one input frame (80 fbank x 3 with deltas = 240).
+    hidden_size: Transformer width.
+    num_layers: encoder layers.
+    num_heads: attention heads (must divide ``hidden_size``).
+    intermediate_size: feed-forward width.
+    dropout: dropout on embeddings and sub-layer outputs.
+    attention_dropout: dropout on attention weights.
+    layer_norm_eps: LayerNorm epsilon (1e-12 as s3prl/BERT).
+    frame_stack: consecutive frames concatenated per position (1 = none); multiplies the
+        upstream's downsample rate.
+    intensity_input: EMS code-only extra: add the frame intensity to every input dimension.
+    intensity_head: EMS code-only extra: a head that reconstructs the intensity (L1).
     """
 
     input_dim: int = 240
@@ -93,7 +101,8 @@ class _EncoderLayer(nn.Module):
         b, t, h = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.num_heads, h // self.num_heads).permute(2, 0, 3, 1, 4)
         context = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.attention_dropout if self.training else 0.0)
+            q, k, v, attn_mask=attn_mask, dropout_p=self.attention_dropout if self.training else 0.0
+        )
         context = context.transpose(1, 2).reshape(b, t, h)
         x = self.attn_norm(x + self.dropout(self.attn_out(context)))
         return self.ffn_norm(x + self.dropout(self.ffn_out(F.gelu(self.ffn_in(x)))))

@@ -29,23 +29,23 @@ __all__ = ["NPCConfig", "NPCModel", "npc_model", "npc_base"]
 @dataclass
 class NPCConfig:
     """Args:
-        input_dim: fbank bins of the input (and of the prediction).
-        hidden_size: channels of every block.
-        n_blocks: ConvBlocks (each followed by a masked convolution).
-        kernel_size: width of the masked convolutions (odd).
-        mask_size: zeroed input frames the model must not see (odd); the EMS setting uses 7.
-        dropout: dropout in the ConvBlocks.
-        residual: residual connections from the second block on.
-        batch_norm: BatchNorm in the ConvBlocks.
-        activation: ``relu`` or ``tanh``.
-        vq_codebook_sizes: codes per VQ group (empty = no VQ).
-        vq_code_dims: dimension of each group (must sum to ``hidden_size``).
-        gumbel_temperature: Gumbel-softmax temperature.
-        intensity_input: the EMS authors' NPC extra: the frame intensity is added to every input
-            dimension in pre-training (the masked convolutions hide it at the predicted frame,
-            as they hide the frame itself); at downstream time no intensity is given (zeros).
-        intensity_head: the authors' second output: a linear head on the representation that
-            reconstructs the intensity (an L1 loss summed with the frame loss).
+    input_dim: fbank bins of the input (and of the prediction).
+    hidden_size: channels of every block.
+    n_blocks: ConvBlocks (each followed by a masked convolution).
+    kernel_size: width of the masked convolutions (odd).
+    mask_size: zeroed input frames the model must not see (odd); the EMS setting uses 7.
+    dropout: dropout in the ConvBlocks.
+    residual: residual connections from the second block on.
+    batch_norm: BatchNorm in the ConvBlocks.
+    activation: ``relu`` or ``tanh``.
+    vq_codebook_sizes: codes per VQ group (empty = no VQ).
+    vq_code_dims: dimension of each group (must sum to ``hidden_size``).
+    gumbel_temperature: Gumbel-softmax temperature.
+    intensity_input: the EMS authors' NPC extra: the frame intensity is added to every input
+        dimension in pre-training (the masked convolutions hide it at the predicted frame,
+        as they hide the frame itself); at downstream time no intensity is given (zeros).
+    intensity_head: the authors' second output: a linear head on the representation that
+        reconstructs the intensity (an L1 loss summed with the frame loss).
     """
 
     input_dim: int = 80
@@ -67,10 +67,12 @@ class NPCConfig:
         if self.kernel_size % 2 == 0 or self.mask_size % 2 == 0:
             raise ValueError("kernel_size and mask_size must be odd")
         if self.kernel_size <= self.mask_size + 2 * self.n_blocks:
-            raise ValueError(f"kernel_size {self.kernel_size} must exceed the last masked width "
-                             f"{self.mask_size + 2 * self.n_blocks}")
-        if self.vq_codebook_sizes and (len(self.vq_codebook_sizes) != len(self.vq_code_dims)
-                                       or sum(self.vq_code_dims) != self.hidden_size):
+            raise ValueError(
+                f"kernel_size {self.kernel_size} must exceed the last masked width {self.mask_size + 2 * self.n_blocks}"
+            )
+        if self.vq_codebook_sizes and (
+            len(self.vq_codebook_sizes) != len(self.vq_code_dims) or sum(self.vq_code_dims) != self.hidden_size
+        ):
             raise ValueError("vq_code_dims must have one entry per codebook and sum to hidden_size")
         if self.activation not in ("relu", "tanh"):
             raise ValueError(f"activation must be relu or tanh, got {self.activation!r}")
@@ -98,7 +100,7 @@ class _MaskedConv(nn.Module):
         self.conv = nn.Conv1d(c.hidden_size, c.hidden_size, c.kernel_size, padding=c.kernel_size // 2)
         mask = torch.ones_like(self.conv.weight)
         start = (c.kernel_size - masked_width) // 2
-        mask[:, :, start:start + masked_width] = 0  # the centre frames are never seen
+        mask[:, :, start : start + masked_width] = 0  # the centre frames are never seen
         self.register_buffer("conv_mask", mask)  # kept for s3prl's state-dict layout
         self.start, self.width = start, masked_width
 
@@ -108,8 +110,8 @@ class _MaskedConv(nn.Module):
         # one's output is shifted by start + width. Same result as the full masked kernel.
         t, pad, end = x.shape[-1], self.conv.padding[0], self.start + self.width
         w = self.conv.weight * self.conv_mask
-        left = F.conv1d(x, w[:, :, :self.start], self.conv.bias, padding=pad)[..., :t]
-        right = F.conv1d(x, w[:, :, end:], padding=pad)[..., end:end + t]
+        left = F.conv1d(x, w[:, :, : self.start], self.conv.bias, padding=pad)[..., :t]
+        right = F.conv1d(x, w[:, :, end:], padding=pad)[..., end : end + t]
         return torch.tanh(left + right).transpose(1, 2)
 
 
@@ -131,7 +133,7 @@ class _VQGroup(nn.Module):
 
 class NPCModel(nn.Module):
     """Args:
-        config: model sizes.
+    config: model sizes.
     """
 
     def __init__(self, config: NPCConfig):
@@ -139,10 +141,12 @@ class NPCModel(nn.Module):
         self.config = c = config
         self.blocks = nn.ModuleList(
             _ConvBlock(c.input_dim if i == 0 else c.hidden_size, c, residual=c.residual and i > 0)
-            for i in range(c.n_blocks))
+            for i in range(c.n_blocks)
+        )
         self.masked_convs = nn.ModuleList(_MaskedConv(c, c.mask_size + 2 * (i + 1)) for i in range(c.n_blocks))
-        self.vq_layers = nn.ModuleList(_VQGroup(d, n, c.gumbel_temperature)
-                                       for n, d in zip(c.vq_codebook_sizes, c.vq_code_dims))
+        self.vq_layers = nn.ModuleList(
+            _VQGroup(d, n, c.gumbel_temperature) for n, d in zip(c.vq_codebook_sizes, c.vq_code_dims)
+        )
         self.postnet = nn.Linear(c.hidden_size, c.input_dim)
         self.intensity_head = nn.Linear(c.hidden_size, 1) if c.intensity_head else None
 

@@ -70,9 +70,14 @@ class StrengthNetConfig:
 
 
 def _conv_stage(cin: int, cout: int) -> List[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(cout, cout, 3, stride=(1, 3), padding=1), nn.ReLU()]
+    return [
+        nn.Conv2d(cin, cout, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(cout, cout, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(cout, cout, 3, stride=(1, 3), padding=1),
+        nn.ReLU(),
+    ]
 
 
 class StrengthNet(nn.Module):
@@ -97,8 +102,12 @@ class StrengthNet(nn.Module):
             freq = (freq - 1) // 3 + 1
         self.encoding_dim = config.channels[-1] * freq
         self.strength_lstm = nn.LSTM(self.encoding_dim, config.lstm_dim, batch_first=True, bidirectional=True)
-        self.strength_head = nn.Sequential(nn.Linear(2 * config.lstm_dim, config.hidden_dim), nn.ReLU(),
-                                           nn.Dropout(config.dropout), nn.Linear(config.hidden_dim, 1))
+        self.strength_head = nn.Sequential(
+            nn.Linear(2 * config.lstm_dim, config.hidden_dim),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden_dim, 1),
+        )
         self.emotion_lstm = nn.LSTM(self.encoding_dim, config.lstm_dim, batch_first=True, bidirectional=True)
         self.emotion_head = nn.Linear(2 * config.lstm_dim, len(config.emotions))
         # global per-band input statistics, set from the training data (see set_input_statistics):

@@ -47,8 +47,17 @@ from ..utils.errors import UserFacingError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PretrainEntry", "PretrainItem", "SkippedItem", "PretrainDataset", "Batch", "build_dataset",
-           "epoch_batches", "collate", "header_frames"]
+__all__ = [
+    "PretrainEntry",
+    "PretrainItem",
+    "SkippedItem",
+    "PretrainDataset",
+    "Batch",
+    "build_dataset",
+    "epoch_batches",
+    "collate",
+    "header_frames",
+]
 
 
 @dataclass(frozen=True)
@@ -103,9 +112,11 @@ def _info_frames(info: AudioInfo, config: FbankConfig) -> int:
 
 
 def _mismatch(cache, utt_id: str, curve: int, feats: int) -> UserFacingError:
-    return UserFacingError(f"{cache.root}: intensity of {utt_id} has {curve} frames but its features have {feats}: "
-                           "the cache was built for another frame grid or audio; rebuild it with "
-                           "`s3prl-emoaware intensity`")
+    return UserFacingError(
+        f"{cache.root}: intensity of {utt_id} has {curve} frames but its features have {feats}: "
+        "the cache was built for another frame grid or audio; rebuild it with "
+        "`s3prl-emoaware intensity`"
+    )
 
 
 class PretrainDataset(torch.utils.data.Dataset):
@@ -142,13 +153,19 @@ class PretrainDataset(torch.utils.data.Dataset):
             curve = self.cache.get(e.utt_id, wav)  # checked against these very samples (content hash)
             if curve.shape[0] != feats.shape[0]:
                 raise _mismatch(self.cache, e.utt_id, curve.shape[0], feats.shape[0])
-            curve = curve[:self.max_frames]
-        return PretrainItem(e.utt_id, feats[:self.max_frames], curve, e.speaker, e.emotion)
+            curve = curve[: self.max_frames]
+        return PretrainItem(e.utt_id, feats[: self.max_frames], curve, e.speaker, e.emotion)
 
 
-def build_dataset(utterances: Sequence[Utterance], frontend: FbankConfig, cache=None, max_frames: int = 1500,
-                  min_frames: int = 20, max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
-                  what: str = "pre-training data") -> PretrainDataset:
+def build_dataset(
+    utterances: Sequence[Utterance],
+    frontend: FbankConfig,
+    cache=None,
+    max_frames: int = 1500,
+    min_frames: int = 20,
+    max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+    what: str = "pre-training data",
+) -> PretrainDataset:
     """The streaming dataset of a corpus, from headers only; files whose header cannot be read or
     that are shorter than ``min_frames`` are skipped and listed (more than ``max_bad_fraction`` of
     them is an error), and one line says what reading the rest does (resampled, downmixed, cropped
@@ -181,15 +198,24 @@ def build_dataset(utterances: Sequence[Utterance], frontend: FbankConfig, cache=
         report.done[("cropped", f"to the first {max_frames} frames")] += cropped
     report.log()
     if not entries:
-        raise UserFacingError(f"{what}: no usable utterance (all {len(report.skipped)} skipped; see the warnings above)")
+        raise UserFacingError(
+            f"{what}: no usable utterance (all {len(report.skipped)} skipped; see the warnings above)"
+        )
     report.check()
     dataset = PretrainDataset(entries, frontend, cache, max_frames)
     dataset.skipped = dict(report.skipped)
     return dataset
 
 
-def epoch_batches(items: Sequence[PretrainEntry], batch_size: int, seed: int, epoch: int, rank: int = 0,
-                  world: int = 1, max_frames_per_batch: int = 0) -> List[List[int]]:
+def epoch_batches(
+    items: Sequence[PretrainEntry],
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    rank: int = 0,
+    world: int = 1,
+    max_frames_per_batch: int = 0,
+) -> List[List[int]]:
     """Index lists of rank ``rank``'s batches in epoch ``epoch`` (see the module docstring).
 
     A batch holds at most ``batch_size`` utterances and at most ``max_frames_per_batch`` padded
@@ -200,8 +226,10 @@ def epoch_batches(items: Sequence[PretrainEntry], batch_size: int, seed: int, ep
     order = sorted(range(len(items)), key=lambda i: (items[i].num_frames, items[i].utt_id))
     batches: List[List[int]] = []
     for i in order:  # ascending lengths: the item being added is the batch's longest
-        full = batches and ((0 < batch_size <= len(batches[-1]))
-                            or 0 < max_frames_per_batch < (len(batches[-1]) + 1) * items[i].num_frames)
+        full = batches and (
+            (0 < batch_size <= len(batches[-1]))
+            or 0 < max_frames_per_batch < (len(batches[-1]) + 1) * items[i].num_frames
+        )
         if not batches or full:
             batches.append([])
         batches[-1].append(i)
@@ -223,7 +251,7 @@ def collate(items: Sequence[Union[PretrainItem, SkippedItem]]) -> Batch:
     curves = [it.intensity for it in items]
     padded = torch.zeros(feats.shape[:2])
     for i, c in enumerate(curves):
-        padded[i, :len(c)] = torch.from_numpy(np.asarray(c, dtype=np.float32))
+        padded[i, : len(c)] = torch.from_numpy(np.asarray(c, dtype=np.float32))
     return Batch(feats, lengths, curves, padded, ids, speakers, skipped)
 
 

@@ -23,8 +23,16 @@ from ..models.mockingjay import MockingjayConfig, MockingjayForPretraining
 from ..models.npc import NPCConfig, NPCModel
 from .data import Batch
 
-__all__ = ["MockingjayTask", "NPCObjective", "NPCTask", "TASKS", "build_task", "recipe_sections",
-           "task_needs_intensity", "normalised_intensity"]
+__all__ = [
+    "MockingjayTask",
+    "NPCObjective",
+    "NPCTask",
+    "TASKS",
+    "build_task",
+    "recipe_sections",
+    "task_needs_intensity",
+    "normalised_intensity",
+]
 
 
 class _MaskingTask:
@@ -39,9 +47,10 @@ class _MaskingTask:
         if self.masking.strategy != "ems" or not self.masking.speech_only:
             return None
         # mean of the static (log-mel) dims: monotone in frame energy, also after per-band CMVN
-        energy = batch.features[..., :self.static_dim].mean(-1).detach().cpu().numpy()
-        return [speech_frames(energy[i, :int(n)], self.masking.vad_threshold)
-                for i, n in enumerate(batch.lengths.tolist())]
+        energy = batch.features[..., : self.static_dim].mean(-1).detach().cpu().numpy()
+        return [
+            speech_frames(energy[i, : int(n)], self.masking.vad_threshold) for i, n in enumerate(batch.lengths.tolist())
+        ]
 
     def draw_masks(self, batch: Batch, rng: np.random.Generator) -> Tuple[Tensor, Dict[str, float]]:
         lengths = batch.lengths.tolist()
@@ -68,8 +77,9 @@ class MockingjayTask(_MaskingTask):
     """
 
     kind = "mockingjay"
-    needs_intensity = property(lambda self: self.masking.needs_intensity or self.config.intensity_input
-                               or self.config.intensity_head)
+    needs_intensity = property(
+        lambda self: self.masking.needs_intensity or self.config.intensity_input or self.config.intensity_head
+    )
 
     def __init__(self, model: dict, masking: MaskingConfig, feature_dim: int, static_dim: Optional[int] = None):
         super().__init__(masking, static_dim or feature_dim)
@@ -163,8 +173,14 @@ class NPCTask(_MaskingTask):
 
     kind = "npc"
 
-    def __init__(self, model: dict, masking: MaskingConfig, feature_dim: int, objective: dict = None,
-                 static_dim: Optional[int] = None):
+    def __init__(
+        self,
+        model: dict,
+        masking: MaskingConfig,
+        feature_dim: int,
+        objective: dict = None,
+        static_dim: Optional[int] = None,
+    ):
         super().__init__(masking, static_dim or feature_dim)
         self.objective = from_dict(NPCObjective, objective or {}, "objective")
         model = dict(model)
@@ -184,8 +200,12 @@ class NPCTask(_MaskingTask):
     @property
     def needs_intensity(self) -> bool:
         v = self.objective.variant
-        return (v in ("loss_weight", "both", "authors") or (self.masks_input and self.masking.needs_intensity)
-                or self.config.intensity_input or self.config.intensity_head)
+        return (
+            v in ("loss_weight", "both", "authors")
+            or (self.masks_input and self.masking.needs_intensity)
+            or self.config.intensity_input
+            or self.config.intensity_head
+        )
 
     def build_model(self) -> nn.Module:
         return NPCModel(self.config)
@@ -225,16 +245,25 @@ def recipe_sections(kind: str) -> Tuple[type, Optional[type]]:
     ``model`` and ``objective`` sections must fill."""
     from ..contrastive.tasks import ContrastiveObjective, EcapaConfig, SpeakerObjective
 
-    sections = {"mockingjay": (MockingjayConfig, None), "npc": (NPCConfig, NPCObjective),
-                "ecapa_speaker": (EcapaConfig, SpeakerObjective),
-                "ecapa_contrastive": (EcapaConfig, ContrastiveObjective)}
+    sections = {
+        "mockingjay": (MockingjayConfig, None),
+        "npc": (NPCConfig, NPCObjective),
+        "ecapa_speaker": (EcapaConfig, SpeakerObjective),
+        "ecapa_contrastive": (EcapaConfig, ContrastiveObjective),
+    }
     if kind not in sections:
         raise ValueError(f"unknown pre-training kind {kind!r}; known: {', '.join(sections)}")
     return sections[kind]
 
 
-def build_task(kind: str, model: dict, masking: MaskingConfig, feature_dim: int, objective: dict = None,
-               static_dim: Optional[int] = None):
+def build_task(
+    kind: str,
+    model: dict,
+    masking: MaskingConfig,
+    feature_dim: int,
+    objective: dict = None,
+    static_dim: Optional[int] = None,
+):
     """``static_dim``: the leading feature dims that are log-mel bands (without deltas); the EMS
     rule's voice-activity test reads frame energy there (default: all ``feature_dim``)."""
     from ..contrastive.tasks import ContrastiveTask, SpeakerTask
@@ -244,7 +273,9 @@ def build_task(kind: str, model: dict, masking: MaskingConfig, feature_dim: int,
     if kind == "ecapa_contrastive":
         return ContrastiveTask(model, feature_dim, objective)
     if kind not in TASKS:
-        raise ValueError(f"unknown pre-training kind {kind!r}; known: {', '.join([*TASKS, 'ecapa_speaker', 'ecapa_contrastive'])}")
+        raise ValueError(
+            f"unknown pre-training kind {kind!r}; known: {', '.join([*TASKS, 'ecapa_speaker', 'ecapa_contrastive'])}"
+        )
     if kind == "npc":
         return NPCTask(model, masking, feature_dim, objective, static_dim)
     if objective:
@@ -252,8 +283,14 @@ def build_task(kind: str, model: dict, masking: MaskingConfig, feature_dim: int,
     return TASKS[kind](model, masking, feature_dim, static_dim)
 
 
-def task_needs_intensity(kind: str, model: dict, masking: MaskingConfig, feature_dim: int, objective: dict = None,
-                         static_dim: Optional[int] = None) -> bool:
+def task_needs_intensity(
+    kind: str,
+    model: dict,
+    masking: MaskingConfig,
+    feature_dim: int,
+    objective: dict = None,
+    static_dim: Optional[int] = None,
+) -> bool:
     """The ``needs_intensity`` of the task :func:`build_task` would build, without building one that
     reads files (the ECAPA tasks read their cluster assignments; they never use intensities)."""
     if kind in ("ecapa_speaker", "ecapa_contrastive"):

@@ -30,10 +30,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoints import load_weights, read_checkpoint, require, save_checkpoint, training_state
 from ..config import from_dict, to_dict
 from ..features import FbankConfig
 from ..masking.spans import MaskingConfig
-from ..checkpoints import load_weights, read_checkpoint, require, save_checkpoint, training_state
 from ..utils.atomic import ensure_writable_dir
 from ..utils.errors import UserFacingError
 from ..utils.signals import Interrupted, graceful_stop, ignore_interrupts, peer_failure
@@ -47,25 +47,25 @@ __all__ = ["TrainingConfig", "PretrainRecipe", "Trainer", "distributed_context",
 @dataclass
 class TrainingConfig:
     """Args:
-        total_steps: optimizer steps.
-        batch_size: utterances per micro-batch at most (per process under DDP; 0 = no count bound).
-        max_frames_per_batch: padded frames per micro-batch at most (duration bucketing: the
-            length-sorted utterances are packed up to this bound; 0 = off, fixed ``batch_size``).
-        num_workers: DataLoader processes computing features (0 = in the training process).
-        accumulate: micro-batches per optimizer step.
-        lr: peak AdamW learning rate.
-        warmup_proportion: share of steps with linear warm-up (then linear decay to 0).
-        weight_decay: AdamW weight decay.
-        clip: gradient-norm clipping.
-        log_every: steps between TensorBoard/progress updates.
-        save_every: steps between checkpoints (plus one at the end).
-        keep: how many ``states-*.ckpt`` to keep (``last.ckpt`` always).
-        max_frames: utterances are truncated to this many frames (s3prl: sequence_length 1500).
-        max_bad_fraction: share of the corpus' files that may be unusable (skipped and listed)
-            before the index is refused as the wrong folder.
-        seed: data order, masks, dropout.
-        dist_timeout_s: under ``torchrun``, seconds a collective waits for the other ranks before
-            this one stops with a message (a rank that died or hangs).
+    total_steps: optimizer steps.
+    batch_size: utterances per micro-batch at most (per process under DDP; 0 = no count bound).
+    max_frames_per_batch: padded frames per micro-batch at most (duration bucketing: the
+        length-sorted utterances are packed up to this bound; 0 = off, fixed ``batch_size``).
+    num_workers: DataLoader processes computing features (0 = in the training process).
+    accumulate: micro-batches per optimizer step.
+    lr: peak AdamW learning rate.
+    warmup_proportion: share of steps with linear warm-up (then linear decay to 0).
+    weight_decay: AdamW weight decay.
+    clip: gradient-norm clipping.
+    log_every: steps between TensorBoard/progress updates.
+    save_every: steps between checkpoints (plus one at the end).
+    keep: how many ``states-*.ckpt`` to keep (``last.ckpt`` always).
+    max_frames: utterances are truncated to this many frames (s3prl: sequence_length 1500).
+    max_bad_fraction: share of the corpus' files that may be unusable (skipped and listed)
+        before the index is refused as the wrong folder.
+    seed: data order, masks, dropout.
+    dist_timeout_s: under ``torchrun``, seconds a collective waits for the other ranks before
+        this one stops with a message (a rank that died or hangs).
     """
 
     total_steps: int = 1000
@@ -123,8 +123,9 @@ class PretrainRecipe:
         """``model`` as its dataclass (``input_dim`` defaults to the front-end's feature dimension)."""
         from .tasks import recipe_sections
 
-        return from_dict(recipe_sections(self.kind)[0], {"input_dim": self.frontend.feature_dim, **(self.model or {})},
-                         "model")
+        return from_dict(
+            recipe_sections(self.kind)[0], {"input_dim": self.frontend.feature_dim, **(self.model or {})}, "model"
+        )
 
     @property
     def objective_config(self):
@@ -134,8 +135,10 @@ class PretrainRecipe:
         cls = recipe_sections(self.kind)[1]
         if cls is None:
             if self.objective:
-                raise ValueError(f"objective: {self.kind} pre-training takes no objective settings "
-                                 f"(got {', '.join(sorted(self.objective))})")
+                raise ValueError(
+                    f"objective: {self.kind} pre-training takes no objective settings "
+                    f"(got {', '.join(sorted(self.objective))})"
+                )
             return None
         return from_dict(cls, self.objective or {}, "objective")
 
@@ -155,8 +158,14 @@ def build_optimizer(model: nn.Module, cfg: TrainingConfig):
 
 def checkpoint_config(recipe: PretrainRecipe, task) -> dict:
     """The ``config`` entry of a pre-training checkpoint (plain dicts: what loaders rebuild the model from)."""
-    return {"frontend": to_dict(recipe.frontend), "model": task.model_config(), "masking": to_dict(recipe.masking),
-            "objective": dict(recipe.objective), "training": to_dict(recipe.training), "kind": recipe.kind}
+    return {
+        "frontend": to_dict(recipe.frontend),
+        "model": task.model_config(),
+        "masking": to_dict(recipe.masking),
+        "objective": dict(recipe.objective),
+        "training": to_dict(recipe.training),
+        "kind": recipe.kind,
+    }
 
 
 def _config_difference(theirs: dict, ours: dict) -> str:
@@ -197,18 +206,29 @@ class Trainer:
             device = f"cuda:{self.local_rank}"
         self.device = torch.device(device)
         torch.manual_seed(self.cfg.seed)
-        self.model = (task.build_model(self.items) if getattr(task, "needs_items", False) else task.build_model())
+        self.model = task.build_model(self.items) if getattr(task, "needs_items", False) else task.build_model()
         self.model = self.model.to(self.device)
         self.optimizer, self.scheduler = build_optimizer(self.model, self.cfg)
         self.step = 0
         self._cached_epoch: Tuple[int, List[List[int]]] = (-1, [])
-        self.ddp = (nn.parallel.DistributedDataParallel(self.model, device_ids=None if self.device.type == "cpu"
-                                                        else [self.device.index]) if self.world > 1 else None)
+        self.ddp = (
+            nn.parallel.DistributedDataParallel(
+                self.model, device_ids=None if self.device.type == "cpu" else [self.device.index]
+            )
+            if self.world > 1
+            else None
+        )
 
     # --- checkpoints ---------------------------------------------------------------------------
     def state(self) -> dict:
-        return training_state(self.task.kind, self.model, self.optimizer, self.scheduler, self.step,
-                              checkpoint_config(self.recipe, self.task))
+        return training_state(
+            self.task.kind,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            self.step,
+            checkpoint_config(self.recipe, self.task),
+        )
 
     def save(self) -> Path:
         path = self.out / f"states-{self.step}.ckpt"
@@ -216,7 +236,7 @@ class Trainer:
         save_checkpoint(state, path)
         save_checkpoint(state, self.out / "last.ckpt")
         old = sorted(self.out.glob("states-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
-        for stale in old[:-self.cfg.keep]:
+        for stale in old[: -self.cfg.keep]:
             stale.unlink()
         return path
 
@@ -227,8 +247,10 @@ class Trainer:
         ckpt = read_checkpoint(path, (self.task.kind,))
         require(ckpt, ("model", "optimizer", "scheduler", "step", "config.model"), path, self.task.kind)
         if ckpt["config"]["model"] != self.task.model_config():
-            raise UserFacingError(f"{path}: incompatible checkpoint (its model config differs from this run's: "
-                                  f"{_config_difference(ckpt['config']['model'], self.task.model_config())})")
+            raise UserFacingError(
+                f"{path}: incompatible checkpoint (its model config differs from this run's: "
+                f"{_config_difference(ckpt['config']['model'], self.task.model_config())})"
+            )
         load_weights(self.model, ckpt["model"], path, self.task.kind)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -241,8 +263,9 @@ class Trainer:
         sampler = getattr(self.task, "epoch_batches", None)
         if sampler is not None:
             return sampler(self.items, self.cfg.batch_size, self.cfg.seed, epoch, self.rank, self.world)
-        return epoch_batches(self.items, self.cfg.batch_size, self.cfg.seed, epoch, self.rank, self.world,
-                             self.cfg.max_frames_per_batch)
+        return epoch_batches(
+            self.items, self.cfg.batch_size, self.cfg.seed, epoch, self.rank, self.world, self.cfg.max_frames_per_batch
+        )
 
     def _micro_batch(self, index: int) -> List[int]:
         # every epoch has the same number of batches; the batch list of the current epoch is
@@ -257,9 +280,16 @@ class Trainer:
     def _loader(self, start: int, end: int) -> Iterator:
         """Collated micro-batches ``start``..``end - 1`` (micro-batch indices), features computed in workers."""
         workers = self.cfg.num_workers
-        return iter(torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=_Indices(self, start, end), collate_fn=collate, num_workers=workers,
-            worker_init_fn=_one_thread if workers else None, prefetch_factor=2 if workers else None))
+        return iter(
+            torch.utils.data.DataLoader(
+                self.dataset,
+                batch_sampler=_Indices(self, start, end),
+                collate_fn=collate,
+                num_workers=workers,
+                worker_init_fn=_one_thread if workers else None,
+                prefetch_factor=2 if workers else None,
+            )
+        )
 
     def _note_skipped(self, batch) -> None:
         for item in batch.skipped:
@@ -272,8 +302,10 @@ class Trainer:
 
         SIGINT/SIGTERM: the step under way finishes, a checkpoint is saved, :class:`Interrupted`
         is raised (all ranks stop after the same step); a lost rank is one error line."""
-        with graceful_stop() as stop, peer_failure(self.rank, self.world, lambda: f"step {self.step + 1}",
-                                                  str(self.out / "last.ckpt")):
+        with (
+            graceful_stop() as stop,
+            peer_failure(self.rank, self.world, lambda: f"step {self.step + 1}", str(self.out / "last.ckpt")),
+        ):
             try:
                 return self._train(stop_at, stop)
             finally:  # the bar is closed on an error too: its message then starts on a line of its own
@@ -286,8 +318,7 @@ class Trainer:
 
         end = min(self.cfg.total_steps, stop_at or self.cfg.total_steps)
         writer = SummaryWriter(str(self.out)) if self.rank == 0 else None
-        bar = self._bar = tqdm(total=end, initial=self.step, desc=f"pretrain {self.task.kind}",
-                               disable=self.rank != 0)
+        bar = self._bar = tqdm(total=end, initial=self.step, desc=f"pretrain {self.task.kind}", disable=self.rank != 0)
         module = self.ddp or self.model
         history: List[Tuple[int, float]] = []
         self.model.train()
@@ -301,12 +332,15 @@ class Trainer:
                 batch = next(loader)
                 self._note_skipped(batch)
                 if (index + 1) % per_epoch == 0 and self.skipped:
-                    logger.warning("rank %d, end of epoch %d: %s", self.rank, index // per_epoch,
-                                   skipped_summary(self.skipped))
+                    logger.warning(
+                        "rank %d, end of epoch %d: %s", self.rank, index // per_epoch, skipped_summary(self.skipped)
+                    )
                 if batch.features is None:
                     if self.world > 1:  # the other ranks would wait for this one's gradients forever
-                        raise UserFacingError(f"rank {self.rank}: every file of micro-batch {index} failed to decode "
-                                              f"({skipped_summary(self.skipped)}); remove or repair them")
+                        raise UserFacingError(
+                            f"rank {self.rank}: every file of micro-batch {index} failed to decode "
+                            f"({skipped_summary(self.skipped)}); remove or repair them"
+                        )
                     logger.warning("step %d: every utterance of micro-batch %d was skipped", self.step + 1, index)
                     continue
                 torch.manual_seed(self.cfg.seed * 1_000_003 + index * 131 + self.rank)
@@ -350,8 +384,12 @@ class Trainer:
         if self.skipped:
             logger.warning("rank %d, end of training: %s", self.rank, skipped_summary(self.skipped))
         if getattr(self.dataset, "skipped", None):
-            logger.warning("rank %d, end of training: %d more left out of the index (header unusable or too short): %s",
-                           self.rank, len(self.dataset.skipped), skipped_summary(self.dataset.skipped))
+            logger.warning(
+                "rank %d, end of training: %d more left out of the index (header unusable or too short): %s",
+                self.rank,
+                len(self.dataset.skipped),
+                skipped_summary(self.dataset.skipped),
+            )
         if writer is not None:
             writer.close()
         return history

@@ -22,7 +22,9 @@ def resolve_checkpoint(name: str, ckpt: Optional[str], how_to_make: str) -> Path
     home = os.environ.get(HOME_ENV)
     if home and (Path(home) / f"{name}.ckpt").is_file():
         return Path(home) / f"{name}.ckpt"
-    where = f"${HOME_ENV}/{name}.ckpt" + (f" ({Path(home) / f'{name}.ckpt'} does not exist)" if home else
-                                           f" (${HOME_ENV} is not set)")
-    raise UserFacingError(f"no checkpoint for upstream {name!r}: pass -k CKPT, or put one at {where}. "
-                          f"To make one: {how_to_make}")
+    where = f"${HOME_ENV}/{name}.ckpt" + (
+        f" ({Path(home) / f'{name}.ckpt'} does not exist)" if home else f" (${HOME_ENV} is not set)"
+    )
+    raise UserFacingError(
+        f"no checkpoint for upstream {name!r}: pass -k CKPT, or put one at {where}. To make one: {how_to_make}"
+    )

@@ -85,13 +85,19 @@ def shim_sox_effects() -> bool:
 
     try:
         import torchaudio.sox_effects  # noqa: F401
+
         return False
     except ImportError:
         pass
     module = types.ModuleType("torchaudio.sox_effects")
     module.__doc__ = "Stand-in added by s3prl_emoaware: sox_effects was removed in torchaudio 2.9."
-    for name in ("apply_effects_tensor", "apply_effects_file", "effect_names", "init_sox_effects",
-                 "shutdown_sox_effects"):
+    for name in (
+        "apply_effects_tensor",
+        "apply_effects_file",
+        "effect_names",
+        "init_sox_effects",
+        "shutdown_sox_effects",
+    ):
         setattr(module, name, _sox_unavailable(name))
     sys.modules["torchaudio.sox_effects"] = module
     torchaudio.sox_effects = module
@@ -159,8 +165,16 @@ def _torchcodec_usable() -> bool:
     return True
 
 
-def _soundfile_load(uri, frame_offset: int = 0, num_frames: int = -1, normalize: bool = True,
-                    channels_first: bool = True, format=None, buffer_size: int = 4096, backend=None):
+def _soundfile_load(
+    uri,
+    frame_offset: int = 0,
+    num_frames: int = -1,
+    normalize: bool = True,
+    channels_first: bool = True,
+    format=None,
+    buffer_size: int = 4096,
+    backend=None,
+):
     """torchaudio.load's contract ((channels, time) float32 tensor, sample rate) via soundfile."""
     import soundfile as sf
     import torch

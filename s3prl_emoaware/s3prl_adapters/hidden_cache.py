@@ -67,8 +67,18 @@ from ..utils.hashing import bytes_blake2b, file_sha256
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["HiddenCacheConfig", "HiddenCacheFull", "HiddenCacheError", "HiddenStateStore", "CachedUpstream",
-           "upstream_key", "audio_key", "hidden_cache_installed", "ENV_DIR", "DTYPES"]
+__all__ = [
+    "HiddenCacheConfig",
+    "HiddenCacheFull",
+    "HiddenCacheError",
+    "HiddenStateStore",
+    "CachedUpstream",
+    "upstream_key",
+    "audio_key",
+    "hidden_cache_installed",
+    "ENV_DIR",
+    "DTYPES",
+]
 
 FORMAT_VERSION = 1
 ENV_DIR = "S3PRL_EMOAWARE_HIDDEN_CACHE"
@@ -87,11 +97,11 @@ class HiddenCacheFull(HiddenCacheError):
 @dataclass
 class HiddenCacheConfig:
     """Args:
-        dir: cache folder (shared by runs; one sub-folder per upstream key).
-        limit_gb: size limit of the whole folder in GB (10^9 bytes).
-        dtype: storage dtype, ``float16`` (half the disk; ~1e-3 relative rounding) or ``float32``.
-        layers: indices into ``hidden_states`` to store; the featurizer then weighs only those.
-            None = every layer (or only ``-l N`` when the runner selects one).
+    dir: cache folder (shared by runs; one sub-folder per upstream key).
+    limit_gb: size limit of the whole folder in GB (10^9 bytes).
+    dtype: storage dtype, ``float16`` (half the disk; ~1e-3 relative rounding) or ``float32``.
+    layers: indices into ``hidden_states`` to store; the featurizer then weighs only those.
+        None = every layer (or only ``-l N`` when the runner selects one).
     """
 
     dir: str
@@ -115,8 +125,14 @@ class HiddenCacheConfig:
 
     def to_argv(self) -> List[str]:
         """The launcher flags that carry this config into the runner process."""
-        argv = ["--hidden-cache", str(self.dir), "--hidden-cache-limit-gb", repr(self.limit_gb),
-                "--hidden-cache-dtype", self.dtype]
+        argv = [
+            "--hidden-cache",
+            str(self.dir),
+            "--hidden-cache-limit-gb",
+            repr(self.limit_gb),
+            "--hidden-cache-dtype",
+            self.dtype,
+        ]
         if self.layers is not None:
             argv += ["--hidden-cache-layers", ",".join(map(str, self.layers))]
         return argv
@@ -139,9 +155,15 @@ def _weights_sha256(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def upstream_key(name: str, ckpt: Optional[str], model_config: Optional[str], config: HiddenCacheConfig,
-                 feature_selection: str = "hidden_states", layer_selection: Optional[int] = None,
-                 model: Optional[nn.Module] = None) -> Tuple[str, dict]:
+def upstream_key(
+    name: str,
+    ckpt: Optional[str],
+    model_config: Optional[str],
+    config: HiddenCacheConfig,
+    feature_selection: str = "hidden_states",
+    layer_selection: Optional[int] = None,
+    model: Optional[nn.Module] = None,
+) -> Tuple[str, dict]:
     """(hex key, what it covers) for one upstream as the runner builds it.
 
     ``model`` (the built upstream) adds a hash of its loaded weights and its front-end
@@ -160,9 +182,16 @@ def upstream_key(name: str, ckpt: Optional[str], model_config: Optional[str], co
         return f"sha256:{file_sha256(p)}" if p.is_file() else f"value:{path}"
 
     covers = {
-        "format": FORMAT_VERSION, "upstream": name, "checkpoint": content(ckpt), "model_config": content(model_config),
-        "layers": config.layers, "layer_selection": layer_selection, "feature_selection": feature_selection,
-        "dtype": config.dtype, "s3prl_emoaware": __version__, "s3prl": getattr(s3prl, "__version__", "unknown"),
+        "format": FORMAT_VERSION,
+        "upstream": name,
+        "checkpoint": content(ckpt),
+        "model_config": content(model_config),
+        "layers": config.layers,
+        "layer_selection": layer_selection,
+        "feature_selection": feature_selection,
+        "dtype": config.dtype,
+        "s3prl_emoaware": __version__,
+        "s3prl": getattr(s3prl, "__version__", "unknown"),
     }
     if model is not None:
         covers["weights"] = f"sha256:{_weights_sha256(model)}"
@@ -188,8 +217,10 @@ class HiddenStateStore:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise HiddenCacheError(f"{self.dir}: cannot create the hidden-state cache folder "
-                                   f"({err.strerror or err}); set --hidden-cache DIR") from None
+            raise HiddenCacheError(
+                f"{self.dir}: cannot create the hidden-state cache folder "
+                f"({err.strerror or err}); set --hidden-cache DIR"
+            ) from None
         # one scan at start; concurrent runs sharing the folder may overshoot by what they add meanwhile
         self.used_bytes = sum(p.stat().st_size for p in self.root.rglob(f"*{_ENTRY_SUFFIX}"))
         if meta is not None and not (self.dir / "meta.json").is_file():
@@ -237,7 +268,8 @@ class HiddenStateStore:
                 raise HiddenCacheFull(
                     f"hidden-state cache {self.root} reached its limit of {self.limit_bytes / 1e9:g} GB "
                     f"({self.used_bytes / 1e9:.3g} GB used); raise --hidden-cache-limit-gb, point --hidden-cache "
-                    "to a larger disk, or run with --no-hidden-cache")
+                    "to a larger disk, or run with --no-hidden-cache"
+                )
         self.used_bytes += size
         self.misses += 1
 
@@ -270,10 +302,14 @@ def _stack_states(out: dict, where: str) -> List[Tensor]:
     states = out.get("hidden_states") if isinstance(out, dict) else None
     if isinstance(states, Tensor):
         states = [states]
-    if not isinstance(states, (list, tuple)) or not states or not all(isinstance(s, Tensor) and s.dim() == 3
-                                                                        for s in states):
-        raise HiddenCacheError(f"{where}: the hidden-state cache needs 'hidden_states' as (B, T, D) tensors; "
-                               "run with --no-hidden-cache")
+    if (
+        not isinstance(states, (list, tuple))
+        or not states
+        or not all(isinstance(s, Tensor) and s.dim() == 3 for s in states)
+    ):
+        raise HiddenCacheError(
+            f"{where}: the hidden-state cache needs 'hidden_states' as (B, T, D) tensors; run with --no-hidden-cache"
+        )
     return list(states)
 
 
@@ -288,17 +324,27 @@ class CachedUpstream(nn.Module):
         dtype: storage dtype.
     """
 
-    def __init__(self, upstream: nn.Module, store: HiddenStateStore, rate: int, layers: Optional[Sequence[int]] = None,
-                 dtype: torch.dtype = torch.float16, name: str = "upstream"):
+    def __init__(
+        self,
+        upstream: nn.Module,
+        store: HiddenStateStore,
+        rate: int,
+        layers: Optional[Sequence[int]] = None,
+        dtype: torch.dtype = torch.float16,
+        name: str = "upstream",
+    ):
         super().__init__()
         self.upstream, self.store, self.rate, self.name = upstream, store, int(rate), name
         self.layers, self.dtype = (list(layers) if layers is not None else None), dtype
         self._shape: Optional[Tuple[int, int]] = None  # (layers, dim) of the entries: all alike
         self.batch_invariant = bool(getattr(upstream, "batch_invariant", False)) and hasattr(upstream, "num_frames")
         if not self.batch_invariant:
-            logger.warning("hidden-state cache: upstream %s does not declare batch_invariant/num_frames; misses are "
-                           "computed one utterance at a time, so padding-dependent frames of the uncached batch "
-                           "differ here", name)
+            logger.warning(
+                "hidden-state cache: upstream %s does not declare batch_invariant/num_frames; misses are "
+                "computed one utterance at a time, so padding-dependent frames of the uncached batch "
+                "differ here",
+                name,
+            )
 
     def get_downsample_rates(self, key: str) -> int:
         return self.upstream.get_downsample_rates(key)
@@ -309,8 +355,10 @@ class CachedUpstream(nn.Module):
         try:
             return [states[i] for i in self.layers]
         except IndexError:
-            raise HiddenCacheError(f"--hidden-cache-layers {self.layers}: upstream {self.name} has only "
-                                   f"{len(states)} hidden states (0..{len(states) - 1})") from None
+            raise HiddenCacheError(
+                f"--hidden-cache-layers {self.layers}: upstream {self.name} has only "
+                f"{len(states)} hidden states (0..{len(states) - 1})"
+            ) from None
 
     def _entry(self, states: List[Tensor], row: int, native: int, n_samples: int) -> dict:
         # only what the featurizer keeps of this utterance's own frames; beyond them the batch is zeros
@@ -320,6 +368,7 @@ class CachedUpstream(nn.Module):
 
     def _checker(self, n_samples: int, shape: Optional[Tuple[int, int]]):
         """What a hit for audio of ``n_samples`` must satisfy beyond :func:`_entry_problem`."""
+
         def check(entry: dict) -> Optional[str]:
             states = entry["states"]
             if entry["n_samples"] != n_samples:
@@ -331,6 +380,7 @@ class CachedUpstream(nn.Module):
             if shape is not None and (states.shape[0], states.shape[2]) != shape:
                 return f"has {states.shape[0]} layers of width {states.shape[2]}, not {shape[0]} of {shape[1]}"
             return None
+
         return check
 
     def _compute(self, wavs: List[Tensor]) -> List[dict]:
@@ -365,7 +415,7 @@ class CachedUpstream(nn.Module):
         t = max(e["native"] for e in entries)
         padded = torch.zeros(len(entries), *entries[0]["states"].shape[:1], t, entries[0]["states"].shape[-1])
         for row, e in enumerate(entries):
-            padded[row, :, :e["states"].shape[1]] = e["states"].float()
+            padded[row, :, : e["states"].shape[1]] = e["states"].float()
         layers = list(padded.to(device).transpose(0, 1).unbind(0))
         return {"hidden_states": layers, "last_hidden_state": layers[-1]}
 
@@ -385,14 +435,21 @@ def _wrap_entry(entry, args, config: HiddenCacheConfig, stores: List[HiddenState
         if layers is not None:
             raise HiddenCacheError("use either the runner's -l or --hidden-cache-layers, not both")
         layers = [layer_selection]  # the featurizer would take only this one; store only it
-    key, meta = upstream_key(args.upstream, args.upstream_ckpt, args.upstream_model_config, config, selection,
-                             layer_selection, entry.model)
+    key, meta = upstream_key(
+        args.upstream, args.upstream_ckpt, args.upstream_model_config, config, selection, layer_selection, entry.model
+    )
     store = HiddenStateStore(Path(config.dir), key, config.limit_bytes, meta)
     stores.append(store)
     rate = entry.model.get_downsample_rates(selection)
     entry.model = CachedUpstream(entry.model, store, rate, layers, DTYPES[config.dtype], name=args.upstream)
-    logger.info("hidden-state cache for %s: %s (%s, limit %g GB, %.3g GB in use)", args.upstream, store.dir,
-                config.dtype, config.limit_gb, store.used_bytes / 1e9)
+    logger.info(
+        "hidden-state cache for %s: %s (%s, limit %g GB, %.3g GB in use)",
+        args.upstream,
+        store.dir,
+        config.dtype,
+        config.limit_gb,
+        store.used_bytes / 1e9,
+    )
     return entry
 
 
@@ -419,8 +476,14 @@ def hidden_cache_installed(config: Optional[HiddenCacheConfig]) -> Iterator[List
     finally:
         runner_module.Runner._get_upstream = original
         for store in stores:
-            logger.info("hidden-state cache %s: %d hits, %d entries written (%d bad ones replaced), %.3g GB in use",
-                        store.dir, store.hits, store.misses, store.repaired, store.used_bytes / 1e9)
+            logger.info(
+                "hidden-state cache %s: %d hits, %d entries written (%d bad ones replaced), %.3g GB in use",
+                store.dir,
+                store.hits,
+                store.misses,
+                store.repaired,
+                store.used_bytes / 1e9,
+            )
 
 
 def default_cache_dir(expdir: str) -> Path:

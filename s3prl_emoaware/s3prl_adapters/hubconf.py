@@ -8,21 +8,34 @@ stays as fast as it was.
 
 from __future__ import annotations
 
-__all__ = ["emoaware_fbank", "ems_mockingjay", "ems_mockingjay_local", "ems_npc", "ems_npc_local", "emo_ecapa",
-           "emo_ecapa_local"]
+__all__ = [
+    "emoaware_fbank",
+    "ems_mockingjay",
+    "ems_mockingjay_local",
+    "ems_npc",
+    "ems_npc_local",
+    "emo_ecapa",
+    "emo_ecapa_local",
+]
 
 # pre-trained upstream -> (encoder family in checkpoints.ENCODER_FAMILIES, how to make a checkpoint);
 # every one is served by the generic upstreams.expert.UpstreamExpert
 _PRETRAINED = {
-    "ems_mockingjay": ("mockingjay",
-                       "s3prl-emoaware pretrain -c upstream_configs/ems_mockingjay.yaml --corpus CORPUS "
-                       "--intensity CACHE --out EXPDIR, then use EXPDIR/last.ckpt"),
-    "ems_npc": ("npc",
-                "s3prl-emoaware pretrain -c upstream_configs/ems_npc.yaml --corpus CORPUS --intensity CACHE "
-                "--out EXPDIR, then use EXPDIR/last.ckpt"),
-    "emo_ecapa": ("ecapa",
-                  "s3prl-emoaware train-speaker, s3prl-emoaware cluster, then s3prl-emoaware pretrain "
-                  "-c upstream_configs/emo_ecapa.yaml --clusters ASSIGNMENTS --out EXPDIR (EXPDIR/last.ckpt)"),
+    "ems_mockingjay": (
+        "mockingjay",
+        "s3prl-emoaware pretrain -c upstream_configs/ems_mockingjay.yaml --corpus CORPUS "
+        "--intensity CACHE --out EXPDIR, then use EXPDIR/last.ckpt",
+    ),
+    "ems_npc": (
+        "npc",
+        "s3prl-emoaware pretrain -c upstream_configs/ems_npc.yaml --corpus CORPUS --intensity CACHE "
+        "--out EXPDIR, then use EXPDIR/last.ckpt",
+    ),
+    "emo_ecapa": (
+        "ecapa",
+        "s3prl-emoaware train-speaker, s3prl-emoaware cluster, then s3prl-emoaware pretrain "
+        "-c upstream_configs/emo_ecapa.yaml --clusters ASSIGNMENTS --out EXPDIR (EXPDIR/last.ckpt)",
+    ),
 }
 
 
@@ -36,8 +49,9 @@ def _pretrained(name: str, ckpt, model_config, kwargs: dict, local: bool):
     family, how = _PRETRAINED[name]
     if local and not ckpt:
         raise UserFacingError(f"{name}_local needs -k CKPT; to make one: {how}")
-    return UpstreamExpert(ckpt=str(resolve_checkpoint(name, ckpt, how)), model_config=model_config, family=family,
-                          name=name, **kwargs)
+    return UpstreamExpert(
+        ckpt=str(resolve_checkpoint(name, ckpt, how)), model_config=model_config, family=family, name=name, **kwargs
+    )
 
 
 def emoaware_fbank(ckpt=None, model_config=None, refresh=False, **kwargs):

@@ -72,11 +72,15 @@ def split_cache_flags(argv: List[str]):
     try:
         limit = float(values.get("--hidden-cache-limit-gb", HiddenCacheConfig.limit_gb))
     except ValueError:
-        raise HiddenCacheError(f"--hidden-cache-limit-gb takes a number, got {values['--hidden-cache-limit-gb']!r}") \
-            from None
-    config = HiddenCacheConfig(dir=values["--hidden-cache"], limit_gb=limit,
-                               dtype=values.get("--hidden-cache-dtype", HiddenCacheConfig.dtype),
-                               layers=parse_layers(values.get("--hidden-cache-layers")))
+        raise HiddenCacheError(
+            f"--hidden-cache-limit-gb takes a number, got {values['--hidden-cache-limit-gb']!r}"
+        ) from None
+    config = HiddenCacheConfig(
+        dir=values["--hidden-cache"],
+        limit_gb=limit,
+        dtype=values.get("--hidden-cache-dtype", HiddenCacheConfig.dtype),
+        layers=parse_layers(values.get("--hidden-cache-layers")),
+    )
     return config, argv
 
 

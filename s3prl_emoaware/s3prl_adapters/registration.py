@@ -22,8 +22,15 @@ logger = logging.getLogger(__name__)
 
 DOWNSTREAM_ENTRY_DIR = Path(__file__).resolve().parent / "downstream_entry"
 
-__all__ = ["apply_compat", "register_upstreams", "register_downstreams", "register_all",
-           "upstream_names", "downstream_names", "DOWNSTREAM_ENTRY_DIR"]
+__all__ = [
+    "apply_compat",
+    "register_upstreams",
+    "register_downstreams",
+    "register_all",
+    "upstream_names",
+    "downstream_names",
+    "DOWNSTREAM_ENTRY_DIR",
+]
 
 
 def apply_compat(module: Optional[ModuleType] = None) -> List[str]:

@@ -31,23 +31,48 @@ from ..utils.errors import UserFacingError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunDownstreamError", "RunnerFlags", "HiddenCacheRequest", "AllFoldsSummary",
-           "scan_flags", "replace_flag", "parse_override", "merge_override", "effective_config",
-           "shipped_downstream_config", "with_label_fraction", "prepare_argv", "hidden_cache_argv", "launch",
-           "launch_batch", "train_step", "evaluate_best_step", "fold_override", "all_folds_base", "run_all_folds"]
+__all__ = [
+    "RunDownstreamError",
+    "RunnerFlags",
+    "HiddenCacheRequest",
+    "AllFoldsSummary",
+    "scan_flags",
+    "replace_flag",
+    "parse_override",
+    "merge_override",
+    "effective_config",
+    "shipped_downstream_config",
+    "with_label_fraction",
+    "prepare_argv",
+    "hidden_cache_argv",
+    "launch",
+    "launch_batch",
+    "train_step",
+    "evaluate_best_step",
+    "fold_override",
+    "all_folds_base",
+    "run_all_folds",
+]
 
 N_FOLDS = 5  # folds of a fold config whose downstream is not registered (IEMOCAP's sessions)
 DEFAULT_FOLD_KEY = "downstream_expert.datarc.test_fold"
 
 # flags of s3prl's run_downstream.py that we look at (all others pass through)
 _FLAG_NAMES = {
-    "-m": "mode", "--mode": "mode",
-    "-d": "downstream", "--downstream": "downstream",
-    "-c": "config", "--config": "config",
-    "-e": "past_exp", "--past_exp": "past_exp",
-    "-o": "override", "--override": "override",
-    "-p": "expdir", "--expdir": "expdir",
-    "-n": "expname", "--expname": "expname",
+    "-m": "mode",
+    "--mode": "mode",
+    "-d": "downstream",
+    "--downstream": "downstream",
+    "-c": "config",
+    "--config": "config",
+    "-e": "past_exp",
+    "--past_exp": "past_exp",
+    "-o": "override",
+    "--override": "override",
+    "-p": "expdir",
+    "--expdir": "expdir",
+    "-n": "expname",
+    "--expname": "expname",
 }
 
 
@@ -106,9 +131,12 @@ class AllFoldsSummary:
     path: Path
 
     def to_dict(self) -> dict:
-        return {"downstream": self.downstream,
-                "folds": {k: {**dataclasses.asdict(v), "checkpoint": self.checkpoints[k]} for k, v in self.folds.items()},
-                "mean_acc": self.mean_acc, "std_acc": self.std_acc}
+        return {
+            "downstream": self.downstream,
+            "folds": {k: {**dataclasses.asdict(v), "checkpoint": self.checkpoints[k]} for k, v in self.folds.items()},
+            "mean_acc": self.mean_acc,
+            "std_acc": self.std_acc,
+        }
 
 
 def scan_flags(argv: Sequence[str]) -> RunnerFlags:
@@ -228,7 +256,8 @@ def prepare_argv(argv: Sequence[str], check_audio: bool = True) -> Tuple[List[st
         shipped = shipped_downstream_config(flags.downstream)
         if shipped is None:
             raise RunDownstreamError(
-                f"no -c given and no shipped config for downstream {flags.downstream!r}; pass -c PATH/config.yaml")
+                f"no -c given and no shipped config for downstream {flags.downstream!r}; pass -c PATH/config.yaml"
+            )
         argv += ["-c", str(shipped)]
         flags = dataclasses.replace(flags, config=str(shipped))
     config_path = Path(flags.config)
@@ -248,8 +277,11 @@ def hidden_cache_argv(request: HiddenCacheRequest, argv: Sequence[str], flags: R
     """The launcher's ``--hidden-cache*`` flags, or [] when the cache is off (asked, or ``-f``)."""
     from .hidden_cache import HiddenCacheConfig, default_cache_dir, parse_layers
 
-    off = "--no-hidden-cache" if not request.enabled else (
-        "-f" if "-f" in argv or "--upstream_trainable" in argv else None)
+    off = (
+        "--no-hidden-cache"
+        if not request.enabled
+        else ("-f" if "-f" in argv or "--upstream_trainable" in argv else None)
+    )
     if off is not None:
         if request.layers is not None:
             raise RunDownstreamError(f"--hidden-cache-layers selects cached layers; it has no meaning with {off}")
@@ -265,8 +297,9 @@ def hidden_cache_argv(request: HiddenCacheRequest, argv: Sequence[str], flags: R
         if expdir is None:
             expdir = str(Path("result/downstream") / (flags.expname or flags.downstream or "run"))
         where = default_cache_dir(expdir)
-    config = HiddenCacheConfig(dir=str(where), limit_gb=request.limit_gb, dtype=request.dtype,
-                               layers=parse_layers(request.layers))
+    config = HiddenCacheConfig(
+        dir=str(where), limit_gb=request.limit_gb, dtype=request.dtype, layers=parse_layers(request.layers)
+    )
     return config.to_argv()
 
 
@@ -307,7 +340,9 @@ def launch_batch(steps: List[dict], workdir: Path, cache_argv: Sequence[str] = (
     logger.info("running %d runner steps in one process: %s", len(steps), " ".join(cmd))
     subprocess.call(cmd, env=os.environ.copy())
     if not status_file.is_file():
-        raise RunDownstreamError(f"the runner batch stopped before its first step finished (see output above; {steps_file})")
+        raise RunDownstreamError(
+            f"the runner batch stopped before its first step finished (see output above; {steps_file})"
+        )
     return json.loads(status_file.read_text())
 
 
@@ -354,7 +389,9 @@ def run_all_folds(argv: Sequence[str], flags: RunnerFlags, cache_argv: Sequence[
     failed = [s for s in statuses if not s["ok"]]
     if failed or len(statuses) != len(steps):
         detail = failed[0].get("error", "stopped early") if failed else "stopped early"
-        raise RunDownstreamError(f"{len(failed) or len(steps) - len(statuses)} runner step(s) failed in {base}: {detail}")
+        raise RunDownstreamError(
+            f"{len(failed) or len(steps) - len(statuses)} runner step(s) failed in {base}: {detail}"
+        )
     try:
         results = {fold: fold_accuracy(base / fold, fold) for fold in folds}
     except (OSError, ValueError) as err:

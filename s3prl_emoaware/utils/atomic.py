@@ -21,8 +21,16 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "ensure_writable_dir",
-           "atomic_torch_saves", "OutputDirError", "DiskFullError"]
+__all__ = [
+    "atomic_path",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_torch_save",
+    "ensure_writable_dir",
+    "atomic_torch_saves",
+    "OutputDirError",
+    "DiskFullError",
+]
 
 PathLike = Union[str, os.PathLike]
 
@@ -95,8 +103,9 @@ def atomic_path(target: PathLike) -> Iterator[Path]:
         tmp_path = None
     except Exception as err:
         if _disk_full(err, target.parent):
-            raise DiskFullError(f"{target}: no space left on device while writing it (nothing was written; "
-                                "free some space and re-run)") from None
+            raise DiskFullError(
+                f"{target}: no space left on device while writing it (nothing was written; free some space and re-run)"
+            ) from None
         raise
     finally:
         if tmp_path is not None and tmp_path.exists():

@@ -40,8 +40,18 @@ from .errors import UserFacingError
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-__all__ = ["AudioError", "TooManyBadFilesError", "AudioInfo", "AudioReport", "audio_info", "read_audio", "resample",
-           "header_samples", "screen_audio", "DEFAULT_MAX_BAD_FRACTION"]
+__all__ = [
+    "AudioError",
+    "TooManyBadFilesError",
+    "AudioInfo",
+    "AudioReport",
+    "audio_info",
+    "read_audio",
+    "resample",
+    "header_samples",
+    "screen_audio",
+    "DEFAULT_MAX_BAD_FRACTION",
+]
 
 DEFAULT_MAX_BAD_FRACTION = 0.1  # a corpus with more than a tenth of its files bad is more likely the wrong folder
 
@@ -112,9 +122,9 @@ def _wav_declared_frames(path: Path, channels: int) -> Optional[int]:
         return None
     pos, block = 12, None
     while pos + 8 <= len(head):
-        tag, size = head[pos:pos + 4], struct.unpack("<I", head[pos + 4:pos + 8])[0]
+        tag, size = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
         if tag == b"fmt " and pos + 22 <= len(head):
-            block = struct.unpack("<H", head[pos + 20:pos + 22])[0]  # bytes per frame, all channels
+            block = struct.unpack("<H", head[pos + 20 : pos + 22])[0]  # bytes per frame, all channels
         if tag == b"data":
             if not block or size in (0, 0xFFFFFFFF):  # streamed WAVs (a pipe) leave the length unknown
                 return None
@@ -150,8 +160,13 @@ def audio_info(path: Union[str, Path]) -> AudioInfo:
     if info.frames <= 0:
         raise AudioError(f"{path}: empty audio (0 samples)")
     declared = _wav_declared_frames(path, info.channels) if info.format == "WAV" else None
-    return AudioInfo(path, int(info.frames), int(info.samplerate), int(info.channels),
-                     declared if declared is not None and declared > info.frames else None)
+    return AudioInfo(
+        path,
+        int(info.frames),
+        int(info.samplerate),
+        int(info.channels),
+        declared if declared is not None and declared > info.frames else None,
+    )
 
 
 def header_samples(path: Union[str, Path], rate: Optional[int] = None) -> Tuple[int, int]:
@@ -179,8 +194,9 @@ def _log_once(path: Path, kind: str, detail: str) -> None:
         _LOGGED.add((kind, detail))
         if kind == "resampled":  # kept word for word: scripts grep for it
             orig, new = detail.split(" to ")
-            logger.info("resampling %s audio to %s (first file %s; further files at this rate are not logged)",
-                        orig, new, path)
+            logger.info(
+                "resampling %s audio to %s (first file %s; further files at this rate are not logged)", orig, new, path
+            )
         else:
             logger.info("%s: %s (first file %s; further files are not logged)", kind, detail, path)
 
@@ -243,7 +259,8 @@ class AudioReport:
             raise TooManyBadFilesError(
                 f"{self.what}: {len(self.skipped)} of {seen} audio files are unusable (more than max_bad_fraction "
                 f"{self.max_bad_fraction:g}; wrong folder? raise max_bad_fraction to go on without them): "
-                + self.skipped_summary(limit=3).split(": ", 1)[1])
+                + self.skipped_summary(limit=3).split(": ", 1)[1]
+            )
 
     def log(self) -> None:
         """The corpus line (what was done) and the list of skipped files."""
@@ -258,9 +275,15 @@ class AudioReport:
         self.check()
 
 
-def screen_audio(items: Sequence[T], path_of: Callable[[T], Union[str, Path]], what: str, rate: Optional[int] = 16000,
-                 min_samples: int = 1, max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
-                 name_of: Optional[Callable[[T], str]] = None) -> Tuple[List[T], AudioReport]:
+def screen_audio(
+    items: Sequence[T],
+    path_of: Callable[[T], Union[str, Path]],
+    what: str,
+    rate: Optional[int] = 16000,
+    min_samples: int = 1,
+    max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+    name_of: Optional[Callable[[T], str]] = None,
+) -> Tuple[List[T], AudioReport]:
     """The ``items`` whose audio header is usable and at least ``min_samples`` long at ``rate``, from
     headers only; the others are skipped and listed, more than ``max_bad_fraction`` of them is an
     error (:class:`TooManyBadFilesError`), and one line says what reading the rest does."""
@@ -277,8 +300,9 @@ def screen_audio(items: Sequence[T], path_of: Callable[[T], Union[str, Path]], w
             continue
         samples = info.samples_at(rate)
         if samples < min_samples:
-            report.skip(name, f"{path}: too short ({samples} samples at {rate or info.rate} Hz, need at least "
-                              f"{min_samples})")
+            report.skip(
+                name, f"{path}: too short ({samples} samples at {rate or info.rate} Hz, need at least {min_samples})"
+            )
             continue
         report.note(info)
         kept.append(item)

@@ -69,13 +69,19 @@ class FolderLock:
                     time.sleep(0.2)
                     continue
                 os.close(fd)
-                raise FolderLockedError(f"{self.folder}: {self.what} is in use by {_who(holder)} (lock {LOCK_NAME}); "
-                                        "wait for it to finish or write to another folder") from None
+                raise FolderLockedError(
+                    f"{self.folder}: {self.what} is in use by {_who(holder)} (lock {LOCK_NAME}); "
+                    "wait for it to finish or write to another folder"
+                ) from None
         previous = os.pread(fd, 200, 0).decode(errors="replace").split()
         if previous and previous[0] != str(os.getpid()):
             left = self._remove_temporaries()
-            logger.info("%s: took over the lock of pid %s, which is no longer running%s", self.folder, previous[0],
-                        f" (removed {left} temporary file(s) it left)" if left else "")
+            logger.info(
+                "%s: took over the lock of pid %s, which is no longer running%s",
+                self.folder,
+                previous[0],
+                f" (removed {left} temporary file(s) it left)" if left else "",
+            )
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
         self._fd = fd

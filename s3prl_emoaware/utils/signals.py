@@ -26,8 +26,15 @@ from .errors import UserFacingError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Interrupted", "StopRequest", "graceful_stop", "terminate_as_interrupt", "ignore_interrupts",
-           "resume_command", "peer_failure"]
+__all__ = [
+    "Interrupted",
+    "StopRequest",
+    "graceful_stop",
+    "terminate_as_interrupt",
+    "ignore_interrupts",
+    "resume_command",
+    "peer_failure",
+]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -47,8 +54,10 @@ class Interrupted(KeyboardInterrupt):
         """The line to print; ``with_flag`` False for a command that resumes by itself when re-run
         (``demo``, whose finished stages are skipped: a trainer inside it restarts its stage)."""
         saved = f"; saved {self.checkpoint}" if self.checkpoint else ""
-        return f"interrupted at {self.where} ({signal.Signals(self.signum).name}){saved}; resume with: " \
-               + resume_command(argv, self.resume_flag if with_flag else "")
+        return (
+            f"interrupted at {self.where} ({signal.Signals(self.signum).name}){saved}; resume with: "
+            + resume_command(argv, self.resume_flag if with_flag else "")
+        )
 
 
 def resume_command(argv: Sequence[str], flag: str = "--resume") -> str:
@@ -57,8 +66,11 @@ def resume_command(argv: Sequence[str], flag: str = "--resume") -> str:
     if flag and flag not in args:
         args.append(flag)
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    prefix = (["torchrun", "--nproc_per_node", os.environ.get("LOCAL_WORLD_SIZE", str(world)), "-m",
-               "s3prl_emoaware.cli"] if world > 1 else ["s3prl-emoaware"])
+    prefix = (
+        ["torchrun", "--nproc_per_node", os.environ.get("LOCAL_WORLD_SIZE", str(world)), "-m", "s3prl_emoaware.cli"]
+        if world > 1
+        else ["s3prl-emoaware"]
+    )
     return shlex.join(prefix + args)
 
 
@@ -77,8 +89,10 @@ class StopRequest:
         if self.signum is not None:
             raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopping at once")
         self.signum = signum
-        logger.warning("%s received: stopping after this step with a checkpoint (send it again to stop at once)",
-                       signal.Signals(signum).name)
+        logger.warning(
+            "%s received: stopping after this step with a checkpoint (send it again to stop at once)",
+            signal.Signals(signum).name,
+        )
 
     def install(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():  # handlers can only be set there
@@ -125,8 +139,18 @@ def ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-_PEER_SIGNS = ("connection closed", "connection reset", "connection refused", "broken pipe", "timed out",
-               "timeout", "gloo", "nccl", "socket", "peer")
+_PEER_SIGNS = (
+    "connection closed",
+    "connection reset",
+    "connection refused",
+    "broken pipe",
+    "timed out",
+    "timeout",
+    "gloo",
+    "nccl",
+    "socket",
+    "peer",
+)
 
 
 @contextlib.contextmanager
@@ -138,9 +162,14 @@ def peer_failure(rank: int, world: int, where, checkpoint: Optional[str] = None)
     except RuntimeError as err:
         dist_error = getattr(__import__("torch").distributed, "DistError", ())
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if world <= 1 or isinstance(err, UserFacingError) or not (
-                isinstance(err, dist_error) or any(s in str(err).lower() for s in _PEER_SIGNS)):
+        if (
+            world <= 1
+            or isinstance(err, UserFacingError)
+            or not (isinstance(err, dist_error) or any(s in str(err).lower() for s in _PEER_SIGNS))
+        ):
             raise
         last = f"; resume from {checkpoint} with --resume" if checkpoint else ""
-        raise UserFacingError(f"rank {rank} of {world}: lost the other processes at {where()} ({text[:200]}); "
-                              f"another rank failed or was killed, see its log{last}") from None
+        raise UserFacingError(
+            f"rank {rank} of {world}: lost the other processes at {where()} ({text[:200]}); "
+            f"another rank failed or was killed, see its log{last}"
+        ) from None

@@ -145,8 +145,13 @@ def _capture(logger_name: str = "s3prl_emoaware"):
 
 # --- read_audio: the one reader ------------------------------------------------------------
 
-@pytest.mark.parametrize("plant", _cases("read_audio", PLANTS, "mono float32 at 16 kHz, finite",
-                                         "AudioError, one line naming the file: '{fragment}'"))
+
+@pytest.mark.parametrize(
+    "plant",
+    _cases(
+        "read_audio", PLANTS, "mono float32 at 16 kHz, finite", "AudioError, one line naming the file: '{fragment}'"
+    ),
+)
 def test_read_audio(planted, plant):
     _, paths, _ = planted
     path = paths[plant]
@@ -165,8 +170,11 @@ def test_read_audio(planted, plant):
     assert kinds == ({note} if note else set()), report.done
 
 
-@pytest.mark.probe(area="audio", probe="read_audio: an AppleDouble ._x.wav read directly",
-                   behaviour="AudioError, one line naming the file: 'unreadable audio header'")
+@pytest.mark.probe(
+    area="audio",
+    probe="read_audio: an AppleDouble ._x.wav read directly",
+    behaviour="AudioError, one line naming the file: 'unreadable audio header'",
+)
 def test_read_audio_appledouble(planted):
     _, _, apple = planted
     with pytest.raises(AudioError) as err:
@@ -174,22 +182,47 @@ def test_read_audio_appledouble(planted):
     _one_line_naming(str(err.value), apple, "unreadable audio header")
 
 
-@pytest.mark.parametrize("kind,fragment", [
-    pytest.param("flac_truncated", "unreadable audio, truncated or damaged", id="flac_truncated", marks=pytest.mark.probe(
-        area="audio", probe="read_audio: a FLAC file cut at half its bytes (header intact)",
-        behaviour="AudioError, one line naming the file: 'unreadable audio, truncated or damaged' (decoder's reason)")),
-    pytest.param("folder", "a folder, not an audio file", id="folder", marks=pytest.mark.probe(
-        area="audio", probe="read_audio: a folder named x.wav", behaviour="AudioError, one line: 'a folder'")),
-    pytest.param("missing", "cannot open", id="missing", marks=pytest.mark.probe(
-        area="audio", probe="read_audio: a path that does not exist", behaviour="AudioError, one line: 'cannot open'")),
-])
+@pytest.mark.parametrize(
+    "kind,fragment",
+    [
+        pytest.param(
+            "flac_truncated",
+            "unreadable audio, truncated or damaged",
+            id="flac_truncated",
+            marks=pytest.mark.probe(
+                area="audio",
+                probe="read_audio: a FLAC file cut at half its bytes (header intact)",
+                behaviour="AudioError, one line naming the file: 'unreadable audio, truncated or damaged' (decoder's reason)",
+            ),
+        ),
+        pytest.param(
+            "folder",
+            "a folder, not an audio file",
+            id="folder",
+            marks=pytest.mark.probe(
+                area="audio", probe="read_audio: a folder named x.wav", behaviour="AudioError, one line: 'a folder'"
+            ),
+        ),
+        pytest.param(
+            "missing",
+            "cannot open",
+            id="missing",
+            marks=pytest.mark.probe(
+                area="audio",
+                probe="read_audio: a path that does not exist",
+                behaviour="AudioError, one line: 'cannot open'",
+            ),
+        ),
+    ],
+)
 def test_read_audio_damaged_other(planted, tmp_path, kind, fragment):
     _, paths, _ = planted
     path = tmp_path / ("x.flac" if kind == "flac_truncated" else "x.wav")
     if kind == "flac_truncated":
         wav = read_audio(paths["space_name"])
-        sf.write(str(path), np.resize(wav, 48000) + 0.01 * np.sin(np.arange(48000, dtype=np.float32)), 16000,
-                 format="FLAC")
+        sf.write(
+            str(path), np.resize(wav, 48000) + 0.01 * np.sin(np.arange(48000, dtype=np.float32)), 16000, format="FLAC"
+        )
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
         assert sf.info(str(path)).frames == 48000  # the header still promises every sample
     elif kind == "folder":
@@ -199,8 +232,11 @@ def test_read_audio_damaged_other(planted, tmp_path, kind, fragment):
     _one_line_naming(str(err.value), path, fragment)
 
 
-@pytest.mark.probe(area="audio", probe="read_audio without a report: 48 kHz, stereo and truncated files",
-                   behaviour="each kind logged once per process (first file named), not once per file")
+@pytest.mark.probe(
+    area="audio",
+    probe="read_audio without a report: 48 kHz, stereo and truncated files",
+    behaviour="each kind logged once per process (first file named), not once per file",
+)
 def test_read_audio_logs_once_per_kind(planted, tmp_path):
     from s3prl_emoaware.utils import audio
 
@@ -219,16 +255,25 @@ def test_read_audio_logs_once_per_kind(planted, tmp_path):
 
 # --- corpus readers ------------------------------------------------------------------------
 
-@pytest.mark.probe(area="audio", probe="corpus reader: an AppleDouble ._x.wav beside the real file",
-                   behaviour="not listed (hidden files are skipped by every layout); the real file is")
+
+@pytest.mark.probe(
+    area="audio",
+    probe="corpus reader: an AppleDouble ._x.wav beside the real file",
+    behaviour="not listed (hidden files are skipped by every layout); the real file is",
+)
 def test_reader_skips_appledouble(planted):
     root, _, apple = planted
     listed = {u.path.name for u in read_corpus(root)}
     assert apple.name not in listed and apple.name[2:] in listed
 
 
-@pytest.mark.parametrize("plant", [pytest.param(p, id=p, marks=_probe(
-    "corpus reader", p, "listed with its name as the utterance id; reads")) for p in NEW_NAMES])
+@pytest.mark.parametrize(
+    "plant",
+    [
+        pytest.param(p, id=p, marks=_probe("corpus reader", p, "listed with its name as the utterance id; reads"))
+        for p in NEW_NAMES
+    ],
+)
 def test_reader_lists_odd_names(planted, plant):
     root, paths, _ = planted
     by_id = {u.utt_id: u for u in read_corpus(root)}
@@ -238,6 +283,7 @@ def test_reader_lists_odd_names(planted, plant):
 
 # --- pre-training data -----------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def pretrain_index(planted):
     from s3prl_emoaware.features import FbankConfig
@@ -246,18 +292,25 @@ def pretrain_index(planted):
     root, _, _ = planted
     handler, done = _capture()
     try:
-        dataset = build_dataset(read_corpus(root), FbankConfig(), max_frames=1500, max_bad_fraction=0.5,
-                                what=f"{root} (pre-training)")
+        dataset = build_dataset(
+            read_corpus(root), FbankConfig(), max_frames=1500, max_bad_fraction=0.5, what=f"{root} (pre-training)"
+        )
     finally:
         done()
     return dataset, handler.lines
 
 
-@pytest.mark.parametrize("plant", _cases(
-    "pre-training data", PLANTS,
-    "indexed; features finite, cropped to max_frames", "left out of the index and listed ('{fragment}'), training "
-    "goes on", "indexed (its header is fine); the item comes back as SkippedItem ('{fragment}'), dropped from the batch",
-    too_short=("shorter_than_span",)))
+@pytest.mark.parametrize(
+    "plant",
+    _cases(
+        "pre-training data",
+        PLANTS,
+        "indexed; features finite, cropped to max_frames",
+        "left out of the index and listed ('{fragment}'), training goes on",
+        "indexed (its header is fine); the item comes back as SkippedItem ('{fragment}'), dropped from the batch",
+        too_short=("shorter_than_span",),
+    ),
+)
 def test_pretraining_data(planted, pretrain_index, plant):
     from s3prl_emoaware.pretraining.data import PretrainItem, SkippedItem
 
@@ -282,9 +335,12 @@ def test_pretraining_data(planted, pretrain_index, plant):
         assert item.features.shape[0] == 1500
 
 
-@pytest.mark.probe(area="audio", probe="pre-training data: a corpus with resampled, stereo, truncated, long files",
-                   behaviour="one log line for the corpus saying what was done (resampled per rate, downmixed, "
-                             "truncated, cropped) and one listing the skipped files")
+@pytest.mark.probe(
+    area="audio",
+    probe="pre-training data: a corpus with resampled, stereo, truncated, long files",
+    behaviour="one log line for the corpus saying what was done (resampled per rate, downmixed, "
+    "truncated, cropped) and one listing the skipped files",
+)
 def test_pretraining_corpus_line(planted, pretrain_index):
     root, _, _ = planted
     _, lines = pretrain_index
@@ -297,8 +353,11 @@ def test_pretraining_corpus_line(planted, pretrain_index):
     assert len(listed) == 1 and all(PLANTS[p][1] in listed[0] for p in HEADER_BAD), listed
 
 
-@pytest.mark.probe(area="audio", probe="pre-training data: more bad files than training.max_bad_fraction",
-                   behaviour="TooManyBadFilesError: one line with the count and the first files, before any step")
+@pytest.mark.probe(
+    area="audio",
+    probe="pre-training data: more bad files than training.max_bad_fraction",
+    behaviour="TooManyBadFilesError: one line with the count and the first files, before any step",
+)
 def test_pretraining_threshold(planted):
     from s3prl_emoaware.features import FbankConfig
     from s3prl_emoaware.pretraining.data import build_dataset
@@ -311,6 +370,7 @@ def test_pretraining_threshold(planted):
 
 
 # --- intensity extraction -------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def extracted(planted, tmp_path_factory):
@@ -337,9 +397,15 @@ def _check_curve(cache, utt_id: str, path: Path) -> None:
     assert curve.min() >= 0 and curve.max() <= 1
 
 
-@pytest.mark.parametrize("plant", _cases(
-    "intensity extraction", REFUSED + FAST_WORKS, "curve cached, one value per fbank frame, in [0, 1]",
-    "skipped, in the index's 'failed' map and the end list ('{fragment}'); the rest extracted"))
+@pytest.mark.parametrize(
+    "plant",
+    _cases(
+        "intensity extraction",
+        REFUSED + FAST_WORKS,
+        "curve cached, one value per fbank frame, in [0, 1]",
+        "skipped, in the index's 'failed' map and the end list ('{fragment}'); the rest extracted",
+    ),
+)
 def test_intensity_extraction(planted, extracted, plant):
     _, paths, _ = planted
     cache, counts, lines, utts = extracted
@@ -365,8 +431,11 @@ def test_intensity_extraction_long(planted, tmp_path):
     _check_curve(IntensityCache(tmp_path / "c"), u.utt_id, paths[LONG])
 
 
-@pytest.mark.probe(area="audio", probe="intensity extraction: more bad files than --max-bad-fraction",
-                   behaviour="TooManyBadFilesError one line at the end; the good curves are kept in the cache")
+@pytest.mark.probe(
+    area="audio",
+    probe="intensity extraction: more bad files than --max-bad-fraction",
+    behaviour="TooManyBadFilesError one line at the end; the good curves are kept in the cache",
+)
 def test_intensity_threshold(planted, tmp_path):
     from s3prl_emoaware.intensity.cache import IntensityCache
     from s3prl_emoaware.intensity.extract import extract_intensities
@@ -379,6 +448,7 @@ def test_intensity_threshold(planted, tmp_path):
 
 
 # --- StrengthNet training data ---------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def strengthnet_loaded(planted):
@@ -393,9 +463,15 @@ def strengthnet_loaded(planted):
     return loaded, failed, handler.lines
 
 
-@pytest.mark.parametrize("plant", _cases(
-    "StrengthNet training data", PLANTS, "decoded at 16 kHz for training",
-    "skipped and listed ('{fragment}'); training goes on"))
+@pytest.mark.parametrize(
+    "plant",
+    _cases(
+        "StrengthNet training data",
+        PLANTS,
+        "decoded at 16 kHz for training",
+        "skipped and listed ('{fragment}'); training goes on",
+    ),
+)
 def test_strengthnet_data(planted, strengthnet_loaded, plant):
     _, paths, _ = planted
     loaded, failed, _ = strengthnet_loaded
@@ -410,8 +486,11 @@ def test_strengthnet_data(planted, strengthnet_loaded, plant):
     assert wav.ndim == 1 and np.isfinite(wav).all()
 
 
-@pytest.mark.probe(area="audio", probe="StrengthNet training data: more bad files than training.max_bad_fraction",
-                   behaviour="TooManyBadFilesError one line before training starts")
+@pytest.mark.probe(
+    area="audio",
+    probe="StrengthNet training data: more bad files than training.max_bad_fraction",
+    behaviour="TooManyBadFilesError one line before training starts",
+)
 def test_strengthnet_threshold(planted):
     from s3prl_emoaware.intensity.train import _load
 
@@ -421,6 +500,7 @@ def test_strengthnet_threshold(planted):
 
 
 # --- clustering / embeddings ----------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def embedded(planted, tmp_path_factory):
@@ -438,9 +518,16 @@ def embedded(planted, tmp_path_factory):
     return embed_corpus(root, ckpt, batch_size=8, num_workers=0, max_bad_fraction=0.5)
 
 
-@pytest.mark.parametrize("plant", _cases(
-    "clustering embeddings", PLANTS, "embedded (finite row)", "skipped with its reason ('{fragment}')",
-    too_short=("shorter_than_span",)))
+@pytest.mark.parametrize(
+    "plant",
+    _cases(
+        "clustering embeddings",
+        PLANTS,
+        "embedded (finite row)",
+        "skipped with its reason ('{fragment}')",
+        too_short=("shorter_than_span",),
+    ),
+)
 def test_embeddings(planted, embedded, plant):
     _, paths, _ = planted
     utts, emb, skipped = embedded
@@ -456,6 +543,7 @@ def test_embeddings(planted, embedded, plant):
 
 # --- plot-intensity -------------------------------------------------------------------------
 
+
 def _plot(path: Path, out: Path, capsys):
     from s3prl_emoaware.cli.main import main
 
@@ -463,8 +551,15 @@ def _plot(path: Path, out: Path, capsys):
     return status, capsys.readouterr().err.strip()
 
 
-@pytest.mark.parametrize("plant", _cases(
-    "plot-intensity --ems", REFUSED + FAST_WORKS, "exit 0, PNG written", "exit 2, one stderr line: '{fragment}'; no PNG"))
+@pytest.mark.parametrize(
+    "plant",
+    _cases(
+        "plot-intensity --ems",
+        REFUSED + FAST_WORKS,
+        "exit 0, PNG written",
+        "exit 2, one stderr line: '{fragment}'; no PNG",
+    ),
+)
 def test_plot_intensity(planted, plant, tmp_path, capsys):
     _, paths, _ = planted
     out = tmp_path / "plot.png"
@@ -487,13 +582,21 @@ def test_plot_intensity_long(planted, tmp_path, capsys):
 
 # --- our downstream experts' datasets ----------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def ser_expert(planted, tmp_path_factory):
     from s3prl_emoaware.downstreams.ser.expert import DownstreamExpert
 
     root, _, _ = planted
-    datarc = {"root": str(root), "layout": "iemocap", "classes": ["neu", "hap", "ang", "sad"], "seed": 0,
-              "train_batch_size": 4, "eval_batch_size": 4, "max_bad_fraction": 0.5}
+    datarc = {
+        "root": str(root),
+        "layout": "iemocap",
+        "classes": ["neu", "hap", "ang", "sad"],
+        "seed": 0,
+        "train_batch_size": 4,
+        "eval_batch_size": 4,
+        "max_bad_fraction": 0.5,
+    }
     modelrc = {"projector_dim": 8, "UtteranceLevel": {"pooling": "MeanPooling"}}
     handler, done = _capture()
     try:
@@ -504,10 +607,16 @@ def ser_expert(planted, tmp_path_factory):
     return expert
 
 
-@pytest.mark.parametrize("plant", _cases(
-    "SER downstream dataset (emotion_*)", [p for p in PLANTS if p not in NEW_NAMES],
-    "in a split; the item decodes at 16 kHz", "left out of the splits from its header and listed ('{fragment}')",
-    "in a split (its header is fine); reading the item raises AudioError, one line ('{fragment}')"))
+@pytest.mark.parametrize(
+    "plant",
+    _cases(
+        "SER downstream dataset (emotion_*)",
+        [p for p in PLANTS if p not in NEW_NAMES],
+        "in a split; the item decodes at 16 kHz",
+        "left out of the splits from its header and listed ('{fragment}')",
+        "in a split (its header is fine); reading the item raises AudioError, one line ('{fragment}')",
+    ),
+)
 def test_ser_dataset(planted, ser_expert, plant):
     from s3prl_emoaware.downstreams.ser.expert import _Utterances
 
@@ -559,17 +668,24 @@ def phone_dataset(tiny_librispeech, tmp_path_factory):
     vocab = PhoneVocabulary.from_file(root / "phones.txt")
     handler, done = _capture()
     try:
-        dataset = PhoneDataset(root, ["train-clean-100"], read_lexicon([root / "lexicon.txt"], vocab), vocab,
-                               max_bad_fraction=0.5)
+        dataset = PhoneDataset(
+            root, ["train-clean-100"], read_lexicon([root / "lexicon.txt"], vocab), vocab, max_bad_fraction=0.5
+        )
     finally:
         done()
     return dataset, paths, handler.lines
 
 
-@pytest.mark.parametrize("plant", _cases(
-    "phoneme downstream dataset", PHONE_PLANTS, "in the dataset; the item decodes at 16 kHz",
-    "left out from its header and listed ('{fragment}')",
-    "in the dataset (its header is fine); reading the item raises AudioError, one line ('{fragment}')"))
+@pytest.mark.parametrize(
+    "plant",
+    _cases(
+        "phoneme downstream dataset",
+        PHONE_PLANTS,
+        "in the dataset; the item decodes at 16 kHz",
+        "left out from its header and listed ('{fragment}')",
+        "in the dataset (its header is fine); reading the item raises AudioError, one line ('{fragment}')",
+    ),
+)
 def test_phoneme_dataset(phone_dataset, plant):
     dataset, paths, lines = phone_dataset
     path = paths[plant]
@@ -587,34 +703,61 @@ def test_phoneme_dataset(phone_dataset, plant):
     assert wav.ndim == 1 and np.isfinite(wav).all() and len(ids) > 0
 
 
-@pytest.mark.probe(area="audio", probe="`s3prl-emoaware intensity --max-bad-fraction 0.02` on the planted corpus",
-                   behaviour="exit 2, one stderr line naming the count and max_bad_fraction; good curves kept")
+@pytest.mark.probe(
+    area="audio",
+    probe="`s3prl-emoaware intensity --max-bad-fraction 0.02` on the planted corpus",
+    behaviour="exit 2, one stderr line naming the count and max_bad_fraction; good curves kept",
+)
 def test_intensity_cli_threshold(planted, tmp_path, capsys):
     from s3prl_emoaware.cli.main import main
 
     root, paths, _ = planted
     small = tmp_path / "iemocap"
     shutil.copytree(root, small, ignore=lambda d, names: [n for n in names if n == paths[LONG].name])
-    status = main(["intensity", "--corpus", str(small), "--out", str(tmp_path / "cache"), "--source", "energy",
-                   "--jobs", "1", "--max-bad-fraction", "0.02"])
+    status = main(
+        [
+            "intensity",
+            "--corpus",
+            str(small),
+            "--out",
+            str(tmp_path / "cache"),
+            "--source",
+            "energy",
+            "--jobs",
+            "1",
+            "--max-bad-fraction",
+            "0.02",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and "max_bad_fraction 0.02" in err[-1] and str(small) in err[-1], err[-3:]
     assert (tmp_path / "cache" / "index.json").is_file()
 
 
 @pytest.mark.slow
-@pytest.mark.probe(area="audio", probe="pre-training run (tiny Mockingjay) on the planted corpus",
-                   behaviour="trains on the rest, finite losses; at the end the files skipped while decoding "
-                             "(NaN, Inf) and those left out of the index are listed")
+@pytest.mark.probe(
+    area="audio",
+    probe="pre-training run (tiny Mockingjay) on the planted corpus",
+    behaviour="trains on the rest, finite losses; at the end the files skipped while decoding "
+    "(NaN, Inf) and those left out of the index are listed",
+)
 def test_pretraining_run_lists_skipped_at_end(planted, tmp_path):
     from s3prl_emoaware.config import load_config, shipped_config
     from s3prl_emoaware.pretraining.run import pretrain
     from s3prl_emoaware.pretraining.trainer import PretrainRecipe
 
     root, paths, _ = planted
-    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", "ems_mockingjay_tiny"),
-                         ["masking.strategy=random", "training.total_steps=8", "training.batch_size=8",
-                          "training.num_workers=0", "training.max_bad_fraction=0.5"])
+    recipe = load_config(
+        PretrainRecipe,
+        shipped_config("upstream_configs", "ems_mockingjay_tiny"),
+        [
+            "masking.strategy=random",
+            "training.total_steps=8",
+            "training.batch_size=8",
+            "training.num_workers=0",
+            "training.max_bad_fraction=0.5",
+        ],
+    )
     handler, done = _capture()
     try:
         trainer, history = pretrain(recipe, root, tmp_path / "pt", None)
@@ -626,15 +769,27 @@ def test_pretraining_run_lists_skipped_at_end(planted, tmp_path):
     assert any("left out of the index" in m and str(paths["zero_bytes"]) in m for m in end), end
 
 
-@pytest.mark.parametrize("site,suffix,expected", [
-    pytest.param(site, suffix, expected, id=site.split()[0], marks=pytest.mark.probe(
-        area="audio", probe=f"{site}: the planted corpus (other rates, stereo, truncated)",
-        behaviour=f"one log line for the corpus: {', '.join(expected)} (counted per kind), one listing the skipped"))
-    for site, suffix, expected in [
-        ("intensity extraction", "(intensity extraction)", ("resampled", "downmixed", "truncated")),
-        ("StrengthNet training data", "(StrengthNet training)", ("resampled", "downmixed", "truncated")),
-        ("SER downstream dataset", "(SER)", ("resampled", "downmixed", "truncated")),
-    ]])
+@pytest.mark.parametrize(
+    "site,suffix,expected",
+    [
+        pytest.param(
+            site,
+            suffix,
+            expected,
+            id=site.split()[0],
+            marks=pytest.mark.probe(
+                area="audio",
+                probe=f"{site}: the planted corpus (other rates, stereo, truncated)",
+                behaviour=f"one log line for the corpus: {', '.join(expected)} (counted per kind), one listing the skipped",
+            ),
+        )
+        for site, suffix, expected in [
+            ("intensity extraction", "(intensity extraction)", ("resampled", "downmixed", "truncated")),
+            ("StrengthNet training data", "(StrengthNet training)", ("resampled", "downmixed", "truncated")),
+            ("SER downstream dataset", "(SER)", ("resampled", "downmixed", "truncated")),
+        ]
+    ],
+)
 def test_corpus_line(planted, request, site, suffix, expected):
     root, _, _ = planted
     if site.startswith("intensity"):

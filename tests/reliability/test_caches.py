@@ -23,8 +23,13 @@ from s3prl_emoaware.cli.main import main
 from s3prl_emoaware.config import shipped_config, to_dict
 from s3prl_emoaware.corpora.reader import read_corpus
 from s3prl_emoaware.features import FbankConfig
-from s3prl_emoaware.intensity.cache import (CorruptIntensityError, IntensityCache, IntensityMismatchError,
-                                            MissingIntensityError, audio_hash)
+from s3prl_emoaware.intensity.cache import (
+    CorruptIntensityError,
+    IntensityCache,
+    IntensityMismatchError,
+    MissingIntensityError,
+    audio_hash,
+)
 from s3prl_emoaware.intensity.extract import extract_intensities
 from s3prl_emoaware.pretraining.data import build_dataset
 from s3prl_emoaware.utils.audio import read_audio
@@ -70,10 +75,14 @@ def _strengthnet(path: Path, seed: int) -> str:
 
 # --- intensity cache: the audio -----------------------------------------------------------------
 
-@pytest.mark.probe(area=AREA, probe="intensity cache of corpus A read for corpus B: same utterance ids and frame "
-                                    "counts, one clip with other samples",
-                   behaviour="pre-training's item read raises IntensityMismatchError naming the utterance and the "
-                             "cached file; the curve is never served")
+
+@pytest.mark.probe(
+    area=AREA,
+    probe="intensity cache of corpus A read for corpus B: same utterance ids and frame "
+    "counts, one clip with other samples",
+    behaviour="pre-training's item read raises IntensityMismatchError naming the utterance and the "
+    "cached file; the curve is never served",
+)
 def test_curve_of_other_audio_with_same_id_and_length_is_refused(corpus, energy_cache, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(corpus, other)
@@ -89,9 +98,12 @@ def test_curve_of_other_audio_with_same_id_and_length_is_refused(corpus, energy_
     assert dataset[(index + 1) % len(dataset.entries)].intensity is not None  # the others are served
 
 
-@pytest.mark.probe(area=AREA, probe="a clip rewritten in place (same path, same length) after its curve was cached",
-                   behaviour="pre-training refuses the stale curve in one line; re-running `intensity` into the same "
-                             "cache recomputes exactly that entry (size/mtime changed, samples' hash differs)")
+@pytest.mark.probe(
+    area=AREA,
+    probe="a clip rewritten in place (same path, same length) after its curve was cached",
+    behaviour="pre-training refuses the stale curve in one line; re-running `intensity` into the same "
+    "cache recomputes exactly that entry (size/mtime changed, samples' hash differs)",
+)
 def test_stale_entry_is_refused_then_recomputed(corpus, energy_cache):
     u = _first(corpus)
     before = IntensityCache(energy_cache).items[u.utt_id]
@@ -106,22 +118,29 @@ def test_stale_entry_is_refused_then_recomputed(corpus, energy_cache):
     assert after.get(u.utt_id, wav).shape == (before["num_frames"],)
 
 
-@pytest.mark.probe(area=AREA, probe="a clip touched (mtime changed, same samples) after its curve was cached",
-                   behaviour="a resumed extraction decodes it once, finds the same samples' hash and keeps the "
-                             "entry (nothing recomputed)")
+@pytest.mark.probe(
+    area=AREA,
+    probe="a clip touched (mtime changed, same samples) after its curve was cached",
+    behaviour="a resumed extraction decodes it once, finds the same samples' hash and keeps the "
+    "entry (nothing recomputed)",
+)
 def test_touched_file_is_not_recomputed(corpus, energy_cache):
     u = _first(corpus)
     st = os.stat(u.path)
-    os.utime(u.path, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))
+    os.utime(u.path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     assert extract_intensities(corpus, energy_cache, source="energy", n_jobs=1)["new"] == 0
-    assert IntensityCache(energy_cache).items[u.utt_id]["audio_mtime_ns"] == st.st_mtime_ns + 10 ** 9
+    assert IntensityCache(energy_cache).items[u.utt_id]["audio_mtime_ns"] == st.st_mtime_ns + 10**9
 
 
 # --- intensity cache: the model ------------------------------------------------------------------
 
-@pytest.mark.probe(area=AREA, probe="`intensity --model B` resumed into a cache made by StrengthNet A (and a cache "
-                                    "of source energy resumed with StrengthNet)",
-                   behaviour="exit 2, one line naming the cache and both models (checkpoint hashes); no curve added")
+
+@pytest.mark.probe(
+    area=AREA,
+    probe="`intensity --model B` resumed into a cache made by StrengthNet A (and a cache "
+    "of source energy resumed with StrengthNet)",
+    behaviour="exit 2, one line naming the cache and both models (checkpoint hashes); no curve added",
+)
 def test_other_model_into_the_same_cache_is_refused(corpus, tmp_path, capsys):
     a, b = _strengthnet(tmp_path / "a.ckpt", 0), _strengthnet(tmp_path / "b.ckpt", 1)
     out = tmp_path / "sn_cache"
@@ -137,9 +156,11 @@ def test_other_model_into_the_same_cache_is_refused(corpus, tmp_path, capsys):
     assert "0 new" in capsys.readouterr().out
 
 
-@pytest.mark.probe(area=AREA, probe="the StrengthNet checkpoint overwritten in place by a retrained one, then "
-                                    "`intensity` resumed into its cache",
-                   behaviour="exit 2, one line: the cache was made by another checkpoint (same path, other SHA-256)")
+@pytest.mark.probe(
+    area=AREA,
+    probe="the StrengthNet checkpoint overwritten in place by a retrained one, then `intensity` resumed into its cache",
+    behaviour="exit 2, one line: the cache was made by another checkpoint (same path, other SHA-256)",
+)
 def test_retrained_checkpoint_at_the_same_path_is_refused(corpus, tmp_path, capsys):
     ckpt = _strengthnet(tmp_path / "sn.ckpt", 0)
     out = tmp_path / "sn_cache"
@@ -151,6 +172,7 @@ def test_retrained_checkpoint_at_the_same_path_is_refused(corpus, tmp_path, caps
 
 
 # --- intensity cache: damaged entries ------------------------------------------------------------
+
 
 def _damage(path: Path, how: str, item: dict) -> None:
     if how == "missing":
@@ -176,9 +198,12 @@ def _damage(path: Path, how: str, item: dict) -> None:
 DAMAGE = ("missing", "garbage", "truncated", "wrong_length", "flipped_value", "nan", "pickled")
 
 
-@pytest.mark.probe(area=AREA, probe="an intensity cache entry that is {how}",
-                   behaviour="readers raise CorruptIntensityError, one line naming the file and the fix; a resumed "
-                             "extraction recomputes that entry only and the cache then serves it")
+@pytest.mark.probe(
+    area=AREA,
+    probe="an intensity cache entry that is {how}",
+    behaviour="readers raise CorruptIntensityError, one line naming the file and the fix; a resumed "
+    "extraction recomputes that entry only and the cache then serves it",
+)
 @pytest.mark.parametrize("how", DAMAGE)
 def test_damaged_intensity_entry_is_named_then_recomputed(corpus, energy_cache, how):
     u = _first(corpus)
@@ -195,21 +220,40 @@ def test_damaged_intensity_entry_is_named_then_recomputed(corpus, energy_cache, 
     np.testing.assert_array_equal(IntensityCache(energy_cache).get(u.utt_id), good)
 
 
-@pytest.mark.probe(area=AREA, probe="a damaged intensity entry met by `pretrain` (EMS masking)",
-                   behaviour="exit 2, one line naming the entry's file; no step is taken on it")
+@pytest.mark.probe(
+    area=AREA,
+    probe="a damaged intensity entry met by `pretrain` (EMS masking)",
+    behaviour="exit 2, one line naming the entry's file; no step is taken on it",
+)
 def test_pretrain_on_a_damaged_entry_is_one_line(corpus, energy_cache, tmp_path, capsys):
     cache = IntensityCache(energy_cache)
     path = energy_cache / cache.items[_first(corpus).utt_id]["file"]
     _damage(path, "flipped_value", cache.items[_first(corpus).utt_id])
-    argv = ["pretrain", "-c", str(shipped_config("upstream_configs", "ems_mockingjay_tiny")), "--corpus", str(corpus),
-            "--intensity", str(energy_cache), "--out", str(tmp_path / "exp"), "-o", "training.total_steps=2",
-            "-o", "training.num_workers=0", "-o", "training.batch_size=64"]
+    argv = [
+        "pretrain",
+        "-c",
+        str(shipped_config("upstream_configs", "ems_mockingjay_tiny")),
+        "--corpus",
+        str(corpus),
+        "--intensity",
+        str(energy_cache),
+        "--out",
+        str(tmp_path / "exp"),
+        "-o",
+        "training.total_steps=2",
+        "-o",
+        "training.num_workers=0",
+        "-o",
+        "training.batch_size=64",
+    ]
     _one_line(main(argv), capsys.readouterr().err, str(path), "damaged")
 
 
-@pytest.mark.probe(area=AREA, probe="an intensity cache whose index.json is truncated / not JSON",
-                   behaviour="one line naming index.json (MissingIntensityError), for readers and for a resumed "
-                             "extraction (exit 2)")
+@pytest.mark.probe(
+    area=AREA,
+    probe="an intensity cache whose index.json is truncated / not JSON",
+    behaviour="one line naming index.json (MissingIntensityError), for readers and for a resumed extraction (exit 2)",
+)
 def test_damaged_index_is_one_line(corpus, energy_cache, capsys):
     index = energy_cache / "index.json"
     index.write_text(index.read_text()[:50])
@@ -219,9 +263,12 @@ def test_damaged_index_is_one_line(corpus, energy_cache, capsys):
     _one_line(code, capsys.readouterr().err, "index.json", "unreadable cache index")
 
 
-@pytest.mark.probe(area=AREA, probe="a version-2 intensity cache (no model identity) resumed by `intensity`",
-                   behaviour="its curves are recomputed (logged), the index becomes version 3 with the model; "
-                             "readers still read version 2")
+@pytest.mark.probe(
+    area=AREA,
+    probe="a version-2 intensity cache (no model identity) resumed by `intensity`",
+    behaviour="its curves are recomputed (logged), the index becomes version 3 with the model; "
+    "readers still read version 2",
+)
 def test_version_2_cache_is_read_and_recomputed_on_resume(corpus, energy_cache):
     index = energy_cache / "index.json"
     data = json.loads(index.read_text())
@@ -235,6 +282,7 @@ def test_version_2_cache_is_read_and_recomputed_on_resume(corpus, energy_cache):
 
 
 # --- hidden-state cache -------------------------------------------------------------------------
+
 
 @pytest.fixture()
 def hidden(tmp_path):
@@ -252,9 +300,12 @@ def _states(out):
 HIDDEN_DAMAGE = ("garbage", "truncated", "flipped_byte", "other_audio", "fields_missing", "wrong_layers")
 
 
-@pytest.mark.probe(area=AREA, probe="a hidden-state cache entry that is {how}",
-                   behaviour="detected on the hit (one warning naming the file), deleted and recomputed; the "
-                             "batch gets the same states as from a cold cache")
+@pytest.mark.probe(
+    area=AREA,
+    probe="a hidden-state cache entry that is {how}",
+    behaviour="detected on the hit (one warning naming the file), deleted and recomputed; the "
+    "batch gets the same states as from a cold cache",
+)
 @pytest.mark.parametrize("how", HIDDEN_DAMAGE)
 def test_damaged_hidden_state_entry_is_recomputed(hidden, how, caplog):
     from s3prl_emoaware.s3prl_adapters.hidden_cache import audio_key
@@ -296,10 +347,12 @@ def test_damaged_hidden_state_entry_is_recomputed(hidden, how, caplog):
     assert torch.load(path, weights_only=True)["n_samples"] == len(wavs[1])
 
 
-@pytest.mark.probe(area=AREA, probe="hidden-state cache: the checkpoint rewritten in place (same path), and "
-                                    "changed audio",
-                   behaviour="another upstream key (checkpoint bytes and weights hashed), and a miss for the "
-                             "changed audio: no old entry is served")
+@pytest.mark.probe(
+    area=AREA,
+    probe="hidden-state cache: the checkpoint rewritten in place (same path), and changed audio",
+    behaviour="another upstream key (checkpoint bytes and weights hashed), and a miss for the "
+    "changed audio: no old entry is served",
+)
 def test_changed_checkpoint_and_audio_miss(tmp_path, hidden):
     from test_hidden_cache import _checkpoint, _upstream
 
@@ -320,11 +373,20 @@ def test_changed_checkpoint_and_audio_miss(tmp_path, hidden):
     assert (store.misses, store.hits) == (4, 2)
 
 
-@pytest.mark.probe(area=AREA, probe="hidden-state cache config out of range (limit 0 / inf GB, unknown dtype, "
-                                    "empty dir)",
-                   behaviour="HiddenCacheError, one line naming the option")
-@pytest.mark.parametrize("kwargs,name", [({"limit_gb": 0.0}, "limit-gb"), ({"limit_gb": float("inf")}, "limit-gb"),
-                                         ({"dtype": "int8"}, "dtype"), ({"dir": ""}, "dir")])
+@pytest.mark.probe(
+    area=AREA,
+    probe="hidden-state cache config out of range (limit 0 / inf GB, unknown dtype, empty dir)",
+    behaviour="HiddenCacheError, one line naming the option",
+)
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        ({"limit_gb": 0.0}, "limit-gb"),
+        ({"limit_gb": float("inf")}, "limit-gb"),
+        ({"dtype": "int8"}, "dtype"),
+        ({"dir": ""}, "dir"),
+    ],
+)
 def test_hidden_cache_config_ranges(tmp_path, kwargs, name):
     from s3prl_emoaware.s3prl_adapters.hidden_cache import HiddenCacheConfig, HiddenCacheError
 

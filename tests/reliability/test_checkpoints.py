@@ -46,8 +46,17 @@ def _strengthnet(tmp_path: Path) -> Path:
     """A StrengthNet checkpoint as ``train-strengthnet`` writes it."""
     model = strengthnet_tiny()
     path = tmp_path / "strengthnet.ckpt"
-    torch.save({"model": model.state_dict(), "config": to_dict(model.config), "epoch": 0, "val_loss": 1.0,
-                "train_speakers": ["a"], "val_speakers": ["b"]}, path)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "config": to_dict(model.config),
+            "epoch": 0,
+            "val_loss": 1.0,
+            "train_speakers": ["a"],
+            "val_speakers": ["b"],
+        },
+        path,
+    )
     return path
 
 
@@ -90,15 +99,19 @@ def _bad_file(tmp_path: Path, what: str) -> Path:
         with open(path, "wb") as f:
             pickle.dump({"model": _RunsCode(str(tmp_path / MARKER))}, f)
     elif what == "torch_pickled_code":  # the same, inside torch's zip format
-        torch.save({"format": "s3prl_emoaware", "kind": "mockingjay", "model": _RunsCode(str(tmp_path / MARKER))},
-                   path)
+        torch.save({"format": "s3prl_emoaware", "kind": "mockingjay", "model": _RunsCode(str(tmp_path / MARKER))}, path)
     return path
 
 
-FOUND = {"missing": "no such file", "directory": "a directory", "empty": "an empty file (0 bytes)",
-         "truncated": "a truncated or corrupt torch file", "text": "a file that is not a torch checkpoint",
-         "pickled_code": "a pickle that weights-only loading refuses",
-         "torch_pickled_code": "a pickle that carries code or objects (GLOBAL io.open)"}
+FOUND = {
+    "missing": "no such file",
+    "directory": "a directory",
+    "empty": "an empty file (0 bytes)",
+    "truncated": "a truncated or corrupt torch file",
+    "text": "a file that is not a torch checkpoint",
+    "pickled_code": "a pickle that weights-only loading refuses",
+    "torch_pickled_code": "a pickle that carries code or objects (GLOBAL io.open)",
+}
 
 
 def _sites(tmp_path: Path):
@@ -110,15 +123,20 @@ def _sites(tmp_path: Path):
     s3prl_emoaware.register()
     return {
         "upstream": (lambda p: s3prl.hub.ems_mockingjay_local(ckpt=str(p)), "mockingjay or s3prl_mockingjay"),
-        "clustering_encoder": (lambda p: load_encoder(p, "ecapa"),
-                               "ecapa_speaker or ecapa_contrastive or speechbrain_ecapa"),
+        "clustering_encoder": (
+            lambda p: load_encoder(p, "ecapa"),
+            "ecapa_speaker or ecapa_contrastive or speechbrain_ecapa",
+        ),
         "strengthnet": (load_strengthnet, "strengthnet"),
     }
 
 
-@pytest.mark.probe(area="checkpoints", probe="{what} checkpoint given to the {site} load site",
-                   behaviour="one CheckpointError line naming the file, the kind expected and '{what}' found; "
-                             "a pickle's code never runs")
+@pytest.mark.probe(
+    area="checkpoints",
+    probe="{what} checkpoint given to the {site} load site",
+    behaviour="one CheckpointError line naming the file, the kind expected and '{what}' found; "
+    "a pickle's code never runs",
+)
 @pytest.mark.parametrize("site", ["upstream", "clustering_encoder", "strengthnet"])
 @pytest.mark.parametrize("what", list(FOUND))
 def test_bad_checkpoint_files_are_one_line(tmp_path, what, site):
@@ -132,8 +150,11 @@ def test_bad_checkpoint_files_are_one_line(tmp_path, what, site):
     assert not (tmp_path / MARKER).exists()
 
 
-@pytest.mark.probe(area="checkpoints", probe="{what} checkpoint given to `export`",
-                   behaviour="exit 2, one stderr line naming the file and the kinds; nothing written")
+@pytest.mark.probe(
+    area="checkpoints",
+    probe="{what} checkpoint given to `export`",
+    behaviour="exit 2, one stderr line naming the file and the kinds; nothing written",
+)
 @pytest.mark.parametrize("what", list(FOUND))
 def test_export_refuses_bad_files_in_one_line(tmp_path, capsys, what):
     path = _bad_file(tmp_path, what)
@@ -144,8 +165,11 @@ def test_export_refuses_bad_files_in_one_line(tmp_path, capsys, what):
     assert not (tmp_path / "out.ckpt").exists() and not (tmp_path / MARKER).exists()
 
 
-@pytest.mark.probe(area="checkpoints", probe="a checkpoint that pickles code, at pre-training resume",
-                   behaviour="one CheckpointError line; the code never runs")
+@pytest.mark.probe(
+    area="checkpoints",
+    probe="a checkpoint that pickles code, at pre-training resume",
+    behaviour="one CheckpointError line; the code never runs",
+)
 def test_resume_never_runs_pickled_code(tiny_iemocap, tmp_path):
     from s3prl_emoaware.pretraining.run import pretrain
 
@@ -157,8 +181,11 @@ def test_resume_never_runs_pickled_code(tiny_iemocap, tmp_path):
     assert not (tmp_path / MARKER).exists()
 
 
-@pytest.mark.probe(area="checkpoints", probe="StrengthNet checkpoint as a pre-training resume",
-                   behaviour="one line: expected kind mockingjay, found kind strengthnet; no step run")
+@pytest.mark.probe(
+    area="checkpoints",
+    probe="StrengthNet checkpoint as a pre-training resume",
+    behaviour="one line: expected kind mockingjay, found kind strengthnet; no step run",
+)
 def test_strengthnet_into_pretraining_resume(tiny_iemocap, tmp_path):
     from s3prl_emoaware.pretraining.run import pretrain
 
@@ -184,12 +211,15 @@ def _kind_file(tmp_path: Path, kind: str) -> Path:
     if kind == "strengthnet":
         return _strengthnet(tmp_path)
     if kind.startswith("s3prl_"):
-        return _s3prl(tmp_path, kind[len("s3prl_"):])
+        return _s3prl(tmp_path, kind[len("s3prl_") :])
     return _ours(tmp_path, kind)
 
 
-@pytest.mark.probe(area="checkpoints", probe="a {given} checkpoint given to upstream {upstream}",
-                   behaviour="one line: expected {expected}, found {found}")
+@pytest.mark.probe(
+    area="checkpoints",
+    probe="a {given} checkpoint given to upstream {upstream}",
+    behaviour="one line: expected {expected}, found {found}",
+)
 @pytest.mark.parametrize("given,upstream,expected,found", WRONG_KIND)
 def test_wrong_kind_into_an_upstream(tmp_path, given, upstream, expected, found):
     import s3prl.hub
@@ -203,23 +233,32 @@ def test_wrong_kind_into_an_upstream(tmp_path, given, upstream, expected, found)
     assert str(err.value) == f"{path}: expected checkpoint kind {expected}, found {found}"
 
 
-@pytest.mark.probe(area="checkpoints", probe="an s3prl-format Mockingjay checkpoint given to `export` (ours expected)",
-                   behaviour="exit 2: expected kind mockingjay or npc, found kind s3prl_mockingjay")
+@pytest.mark.probe(
+    area="checkpoints",
+    probe="an s3prl-format Mockingjay checkpoint given to `export` (ours expected)",
+    behaviour="exit 2: expected kind mockingjay or npc, found kind s3prl_mockingjay",
+)
 def test_s3prl_format_into_export(tmp_path, capsys):
     path = _s3prl(tmp_path, "mockingjay")
     assert main(["export", str(path), str(tmp_path / "out.ckpt")]) == 2
     assert "expected checkpoint kind mockingjay or npc, found kind s3prl_mockingjay" in capsys.readouterr().err
 
 
-@pytest.mark.probe(area="checkpoints", probe="a Mockingjay checkpoint as the contrastive objective.init_from",
-                   behaviour="one line: expected kind ecapa_speaker or ecapa_contrastive, found kind mockingjay")
+@pytest.mark.probe(
+    area="checkpoints",
+    probe="a Mockingjay checkpoint as the contrastive objective.init_from",
+    behaviour="one line: expected kind ecapa_speaker or ecapa_contrastive, found kind mockingjay",
+)
 def test_wrong_kind_as_init_from(tmp_path):
     from s3prl_emoaware.pretraining.run import check_init_compatible
 
     recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", "emo_ecapa_tiny"))
     path = _ours(tmp_path, "mockingjay")
-    with pytest.raises(CheckpointError, match="expected checkpoint kind ecapa_speaker or ecapa_contrastive, "
-                                              r"found kind mockingjay \(objective.init_from\)"):
+    with pytest.raises(
+        CheckpointError,
+        match="expected checkpoint kind ecapa_speaker or ecapa_contrastive, "
+        r"found kind mockingjay \(objective.init_from\)",
+    ):
         check_init_compatible(recipe, path)
 
 
@@ -246,13 +285,21 @@ def _damaged(tmp_path: Path, family: str, how: str) -> Path:
     return path
 
 
-DAMAGE = {"missing_entry": "found one without key 'config.model'", "missing_tensor": "found missing 1 key(s)",
-          "wrong_shape": "wrong-shaped tensor(s)", "config_disagrees": "wrong-shaped tensor(s)",
-          "frontend_disagrees": "found input_dim", "unknown_config_key": "unknown key(s) hiden_size"}
+DAMAGE = {
+    "missing_entry": "found one without key 'config.model'",
+    "missing_tensor": "found missing 1 key(s)",
+    "wrong_shape": "wrong-shaped tensor(s)",
+    "config_disagrees": "wrong-shaped tensor(s)",
+    "frontend_disagrees": "found input_dim",
+    "unknown_config_key": "unknown key(s) hiden_size",
+}
 
 
-@pytest.mark.probe(area="checkpoints", probe="{family} checkpoint with {how}",
-                   behaviour="one CheckpointError line naming the file, the kind and the key or shape at fault")
+@pytest.mark.probe(
+    area="checkpoints",
+    probe="{family} checkpoint with {how}",
+    behaviour="one CheckpointError line naming the file, the kind and the key or shape at fault",
+)
 @pytest.mark.parametrize("how", list(DAMAGE))
 @pytest.mark.parametrize("family", ["mockingjay", "npc", "ecapa"])
 def test_damaged_checkpoints_name_what_is_wrong(tmp_path, family, how):
@@ -264,8 +311,11 @@ def test_damaged_checkpoints_name_what_is_wrong(tmp_path, family, how):
     assert DAMAGE[how] in message
 
 
-@pytest.mark.probe(area="checkpoints", probe="StrengthNet checkpoint with a tensor of the wrong shape",
-                   behaviour="one line naming the tensor, its shape in the file and by the config")
+@pytest.mark.probe(
+    area="checkpoints",
+    probe="StrengthNet checkpoint with a tensor of the wrong shape",
+    behaviour="one line naming the tensor, its shape in the file and by the config",
+)
 def test_strengthnet_wrong_shape(tmp_path):
     path = _strengthnet(tmp_path)
     ckpt = torch.load(path, weights_only=True)
@@ -298,8 +348,11 @@ BAD_WAVES = {
 }
 
 
-@pytest.mark.probe(area="upstream forward", probe="{family} upstream given {case}",
-                   behaviour="ValueError naming the upstream, the waveform and the length / minimum")
+@pytest.mark.probe(
+    area="upstream forward",
+    probe="{family} upstream given {case}",
+    behaviour="ValueError naming the upstream, the waveform and the length / minimum",
+)
 @pytest.mark.parametrize("case", list(BAD_WAVES))
 @pytest.mark.parametrize("family", list(UPSTREAMS))
 def test_forward_refuses_unusable_waveforms(upstreams, family, case):
@@ -309,8 +362,11 @@ def test_forward_refuses_unusable_waveforms(upstreams, family, case):
     assert str(err.value).startswith(UPSTREAMS[family].replace("_local", "") + ": ") and text in str(err.value)
 
 
-@pytest.mark.probe(area="upstream forward", probe="{family} upstream: the shortest accepted clip and one sample less",
-                   behaviour="min_samples works (finite states), min_samples - 1 is a ValueError, never a shape error")
+@pytest.mark.probe(
+    area="upstream forward",
+    probe="{family} upstream: the shortest accepted clip and one sample less",
+    behaviour="min_samples works (finite states), min_samples - 1 is a ValueError, never a shape error",
+)
 @pytest.mark.parametrize("family", list(UPSTREAMS))
 def test_forward_minimum_length_is_exact(upstreams, family):
     up = upstreams[family]
@@ -320,8 +376,11 @@ def test_forward_minimum_length_is_exact(upstreams, family):
         up([torch.randn(up.min_samples - 1)])
 
 
-@pytest.mark.probe(area="upstream forward", probe="{family} upstream whose weights hold a NaN",
-                   behaviour="ValueError naming the upstream and the waveforms; no NaN hidden state returned")
+@pytest.mark.probe(
+    area="upstream forward",
+    probe="{family} upstream whose weights hold a NaN",
+    behaviour="ValueError naming the upstream and the waveforms; no NaN hidden state returned",
+)
 @pytest.mark.parametrize("family", list(UPSTREAMS))
 def test_forward_never_returns_nan_silently(tmp_path, family):
     import s3prl.hub

@@ -14,23 +14,21 @@ import re
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from subprocess_env import PYTHON, REPO_ROOT, child_env
 
 from s3prl_emoaware.cli.main import main
 from s3prl_emoaware.config import load_config, shipped_config
 from s3prl_emoaware.pretraining.run import pretrain
 from s3prl_emoaware.pretraining.trainer import PretrainRecipe, Trainer
-from s3prl_emoaware.utils import atomic
 from s3prl_emoaware.utils.atomic import DiskFullError, atomic_torch_save, atomic_write_json, atomic_write_text
 from s3prl_emoaware.utils.locks import LOCK_NAME, FolderLock, FolderLockedError, folder_lock
 from s3prl_emoaware.utils.signals import Interrupted, terminate_as_interrupt
-from subprocess_env import PYTHON, REPO_ROOT, child_env
 
 MOCKINGJAY = ["-c", str(shipped_config("upstream_configs", "ems_mockingjay_tiny")), "-o", "masking.strategy=random"]
 
@@ -39,8 +37,9 @@ def _clusters(corpus, path: Path) -> Path:
     from s3prl_emoaware.corpora.reader import read_corpus
 
     codes = {"neu": 0, "sad": 0, "hap": 1, "ang": 1}
-    path.write_text(json.dumps({"clusters": {u.utt_id: codes[u.emotion] for u in read_corpus(corpus)
-                                             if u.emotion in codes}}))
+    path.write_text(
+        json.dumps({"clusters": {u.utt_id: codes[u.emotion] for u in read_corpus(corpus) if u.emotion in codes}})
+    )
     return path
 
 
@@ -59,8 +58,13 @@ def _temporaries(folder: Path):
 
 def _start(args, tmp_path: Path, name: str) -> subprocess.Popen:
     log = open(tmp_path / f"{name}.log", "w")
-    return subprocess.Popen([PYTHON, "-m", "s3prl_emoaware.cli", *args], stdout=log, stderr=subprocess.STDOUT,
-                            env=child_env(), cwd=REPO_ROOT)
+    return subprocess.Popen(
+        [PYTHON, "-m", "s3prl_emoaware.cli", *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=child_env(),
+        cwd=REPO_ROOT,
+    )
 
 
 def _wait_file(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -81,20 +85,36 @@ def _documented_rerun(log: str) -> list:
 
 # --- SIGINT / SIGTERM / SIGKILL of pre-training CLI children --------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("sig,command,config", [
-    pytest.param(signal.SIGINT, "pretrain", MOCKINGJAY, id="pretrain-mockingjay-SIGINT",
-                 marks=pytest.mark.probe(area="faults", probe="SIGINT during `pretrain` (Mockingjay MAM), after its "
-                                         "first checkpoint", behaviour="last.ckpt saved at the step reached; one line "
-                                         "'interrupted at step N (SIGINT); saved ...; resume with: <command>', exit "
-                                         "130; that command finishes with the weights of an uninterrupted run")),
-    pytest.param(signal.SIGTERM, "train-speaker",
-                 ["-c", str(shipped_config("upstream_configs", "ecapa_speaker_tiny")),
-                  "-o", "objective.crop_frames=60"],
-                 id="train-speaker-SIGTERM",
-                 marks=pytest.mark.probe(area="faults", probe="SIGTERM during `train-speaker` (ECAPA AAM-softmax)",
-                                         behaviour="checkpoint, one 'interrupted at step N (SIGTERM)' line, exit 143; "
-                                         "the printed command resumes to the uninterrupted run's weights")),
-])
+@pytest.mark.parametrize(
+    "sig,command,config",
+    [
+        pytest.param(
+            signal.SIGINT,
+            "pretrain",
+            MOCKINGJAY,
+            id="pretrain-mockingjay-SIGINT",
+            marks=pytest.mark.probe(
+                area="faults",
+                probe="SIGINT during `pretrain` (Mockingjay MAM), after its first checkpoint",
+                behaviour="last.ckpt saved at the step reached; one line "
+                "'interrupted at step N (SIGINT); saved ...; resume with: <command>', exit "
+                "130; that command finishes with the weights of an uninterrupted run",
+            ),
+        ),
+        pytest.param(
+            signal.SIGTERM,
+            "train-speaker",
+            ["-c", str(shipped_config("upstream_configs", "ecapa_speaker_tiny")), "-o", "objective.crop_frames=60"],
+            id="train-speaker-SIGTERM",
+            marks=pytest.mark.probe(
+                area="faults",
+                probe="SIGTERM during `train-speaker` (ECAPA AAM-softmax)",
+                behaviour="checkpoint, one 'interrupted at step N (SIGTERM)' line, exit 143; "
+                "the printed command resumes to the uninterrupted run's weights",
+            ),
+        ),
+    ],
+)
 def test_signal_saves_and_the_printed_command_resumes_exactly(tiny_iemocap, tmp_path, sig, command, config):
     steps = ["-o", "training.total_steps=12", "-o", "training.save_every=3"]
     recipe = load_config(PretrainRecipe, config[1], config[3::2] + steps[1::2])
@@ -107,25 +127,37 @@ def test_signal_saves_and_the_printed_command_resumes_exactly(tiny_iemocap, tmp_
     rc = proc.wait(timeout=120)
     log = (tmp_path / "cut.log").read_text()
     assert rc == 128 + sig, log[-2000:]
-    match = re.search(rf"s3prl-emoaware: interrupted at step (\d+) \({sig.name}\); "
-                      rf"saved {re.escape(str(out))}/last.ckpt; resume with: s3prl-emoaware ", log)
+    match = re.search(
+        rf"s3prl-emoaware: interrupted at step (\d+) \({sig.name}\); "
+        rf"saved {re.escape(str(out))}/last.ckpt; resume with: s3prl-emoaware ",
+        log,
+    )
     assert match, log[-2000:]
     step = int(match.group(1))
     assert 3 <= step < 12
     assert torch.load(out / "last.ckpt", weights_only=True)["step"] == step
     assert _temporaries(out) == []
-    rerun = subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", *_documented_rerun(log)], capture_output=True,
-                           text=True, env=child_env(), cwd=REPO_ROOT, timeout=300)
+    rerun = subprocess.run(
+        [PYTHON, "-m", "s3prl_emoaware.cli", *_documented_rerun(log)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"resumed from {out}/last.ckpt at step {step}" in rerun.stderr
     assert _same_weights(out / "last.ckpt", tmp_path / "full" / "last.ckpt")
 
 
 @pytest.mark.slow
-@pytest.mark.probe(area="faults", probe="kill -9 of `pretrain` at a moment between (or during) checkpoints",
-                   behaviour="no partial file is trusted: last.ckpt is the last periodic one (loads, step a multiple "
-                   "of save_every); `--resume` removes the dead run's temporary files and ends with the weights of "
-                   "an uninterrupted run")
+@pytest.mark.probe(
+    area="faults",
+    probe="kill -9 of `pretrain` at a moment between (or during) checkpoints",
+    behaviour="no partial file is trusted: last.ckpt is the last periodic one (loads, step a multiple "
+    "of save_every); `--resume` removes the dead run's temporary files and ends with the weights of "
+    "an uninterrupted run",
+)
 def test_kill_9_resumes_from_the_last_periodic_checkpoint(tiny_iemocap, tmp_path):
     steps = ["-o", "training.total_steps=12", "-o", "training.save_every=2"]
     recipe = load_config(PretrainRecipe, MOCKINGJAY[1], [MOCKINGJAY[3], *steps[1::2]])
@@ -140,8 +172,14 @@ def test_kill_9_resumes_from_the_last_periodic_checkpoint(tiny_iemocap, tmp_path
     step = torch.load(out / "last.ckpt", weights_only=True)["step"]
     assert step % 2 == 0 and step < 12
     (out / ".last.ckpt.planted.tmp").write_bytes(b"half a checkpoint")  # as a kill inside a save leaves it
-    rerun = subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", *args, "--resume"], capture_output=True, text=True,
-                           env=child_env(), cwd=REPO_ROOT, timeout=300)
+    rerun = subprocess.run(
+        [PYTHON, "-m", "s3prl_emoaware.cli", *args, "--resume"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"at step {step}" in rerun.stderr and "took over the lock of pid" in rerun.stderr
     assert _temporaries(out) == []
@@ -158,15 +196,28 @@ def _objectives(corpus, tmp_path):
     }
 
 
-@pytest.mark.parametrize("objective,sig", [("mockingjay", signal.SIGTERM), ("npc", signal.SIGTERM),
-                                           ("speaker", signal.SIGINT), ("contrastive", signal.SIGINT)])
-@pytest.mark.probe(area="faults", probe="{sig} to a `pretrain` ({objective}) process during step 4 of 6",
-                   behaviour="the step finishes, last.ckpt is saved at step 4, Interrupted (exit 128+signal); "
-                   "--resume repeats the losses of steps 5-6 and the final weights of an uninterrupted run")
+@pytest.mark.parametrize(
+    "objective,sig",
+    [
+        ("mockingjay", signal.SIGTERM),
+        ("npc", signal.SIGTERM),
+        ("speaker", signal.SIGINT),
+        ("contrastive", signal.SIGINT),
+    ],
+)
+@pytest.mark.probe(
+    area="faults",
+    probe="{sig} to a `pretrain` ({objective}) process during step 4 of 6",
+    behaviour="the step finishes, last.ckpt is saved at step 4, Interrupted (exit 128+signal); "
+    "--resume repeats the losses of steps 5-6 and the final weights of an uninterrupted run",
+)
 def test_every_objective_stops_cleanly_and_resumes_exactly(tiny_iemocap, tmp_path, monkeypatch, objective, sig):
     config, overrides = _objectives(tiny_iemocap, tmp_path)[objective]
-    recipe = load_config(PretrainRecipe, shipped_config("upstream_configs", config),
-                         [*overrides, "training.total_steps=6", "training.save_every=3", "training.num_workers=0"])
+    recipe = load_config(
+        PretrainRecipe,
+        shipped_config("upstream_configs", config),
+        [*overrides, "training.total_steps=6", "training.save_every=3", "training.num_workers=0"],
+    )
     _, full = pretrain(recipe, tiny_iemocap, tmp_path / "full", None)
     original = Trainer.save
 
@@ -191,14 +242,20 @@ def test_every_objective_stops_cleanly_and_resumes_exactly(tiny_iemocap, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.probe(area="faults", probe="SIGINT to `train-strengthnet` in the middle of epoch 2",
-                   behaviour="the batch finishes, resume.ckpt is saved, Interrupted (exit 130); --resume repeats the "
-                   "remaining losses of an uninterrupted run and ends with its checkpoint and metrics")
+@pytest.mark.probe(
+    area="faults",
+    probe="SIGINT to `train-strengthnet` in the middle of epoch 2",
+    behaviour="the batch finishes, resume.ckpt is saved, Interrupted (exit 130); --resume repeats the "
+    "remaining losses of an uninterrupted run and ends with its checkpoint and metrics",
+)
 def test_strengthnet_stops_cleanly_and_resumes_exactly(tiny_iemocap, tmp_path, monkeypatch):
     from s3prl_emoaware.intensity import train as sn
 
-    recipe = load_config(sn.StrengthNetRecipe, shipped_config("upstream_configs", "strengthnet_tiny"),
-                         ["training.epochs=3", "training.patience=5"])
+    recipe = load_config(
+        sn.StrengthNetRecipe,
+        shipped_config("upstream_configs", "strengthnet_tiny"),
+        ["training.epochs=3", "training.patience=5"],
+    )
     loss, losses = sn._loss, []
 
     def recorded(model, *args, signal_at=None):
@@ -230,9 +287,12 @@ def _cache_arrays(cache: Path) -> dict:
     return {u: np.load(cache / item["file"]) for u, item in index["items"].items()}
 
 
-@pytest.mark.probe(area="faults", probe="SIGTERM to `intensity` extraction after 5 curves",
-                   behaviour="KeyboardInterrupt unwinds (the index is flushed with the finished curves); the re-run "
-                   "computes only the rest; the cache equals an uninterrupted one")
+@pytest.mark.probe(
+    area="faults",
+    probe="SIGTERM to `intensity` extraction after 5 curves",
+    behaviour="KeyboardInterrupt unwinds (the index is flushed with the finished curves); the re-run "
+    "computes only the rest; the cache equals an uninterrupted one",
+)
 def test_intensity_sigterm_flushes_and_the_rerun_completes(tiny_iemocap, tmp_path, monkeypatch):
     from s3prl_emoaware.intensity import cache as cache_module
     from s3prl_emoaware.intensity.extract import extract_intensities
@@ -271,9 +331,12 @@ sys.exit(main())
 """
 
 
-@pytest.mark.probe(area="faults", probe="kill -9 of `intensity` extraction after 7 curves (index not yet flushed)",
-                   behaviour="the curves on disk are whole; those missing from the index are recomputed; the re-run "
-                   "ends with the cache an uninterrupted run makes")
+@pytest.mark.probe(
+    area="faults",
+    probe="kill -9 of `intensity` extraction after 7 curves (index not yet flushed)",
+    behaviour="the curves on disk are whole; those missing from the index are recomputed; the re-run "
+    "ends with the cache an uninterrupted run makes",
+)
 def test_intensity_kill_9_leaves_a_cache_the_rerun_completes(tiny_iemocap, tmp_path):
     from s3prl_emoaware.intensity.extract import extract_intensities
 
@@ -281,12 +344,24 @@ def test_intensity_kill_9_leaves_a_cache_the_rerun_completes(tiny_iemocap, tmp_p
     script = tmp_path / "child.py"
     script.write_text(_KILL_AFTER)
     args = ["intensity", "--corpus", str(tiny_iemocap), "--out", str(tmp_path / "cut"), "--source", "energy"]
-    proc = subprocess.run([PYTHON, str(script), *args], env=child_env(KILL_AFTER="7"), cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [PYTHON, str(script), *args],
+        env=child_env(KILL_AFTER="7"),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert len(list((tmp_path / "cut" / "arrays").glob("*.npy"))) == 7
-    rerun = subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", *args], env=child_env(), cwd=REPO_ROOT,
-                           capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(
+        [PYTHON, "-m", "s3prl_emoaware.cli", *args],
+        env=child_env(),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     full, cut = _cache_arrays(tmp_path / "full"), _cache_arrays(tmp_path / "cut")
     assert full.keys() == cut.keys() and all(np.array_equal(full[k], cut[k]) for k in full)
@@ -294,23 +369,48 @@ def test_intensity_kill_9_leaves_a_cache_the_rerun_completes(tiny_iemocap, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.probe(area="faults", probe="kill -9 of `run-downstream` (the stock runner) the moment its first "
-                   "states-*.ckpt appears", behaviour="every checkpoint under its name is whole (the runner's "
-                   "torch.save is atomic in our launcher); `-e` of the last one resumes and the run finishes")
+@pytest.mark.probe(
+    area="faults",
+    probe="kill -9 of `run-downstream` (the stock runner) the moment its first states-*.ckpt appears",
+    behaviour="every checkpoint under its name is whole (the runner's "
+    "torch.save is atomic in our launcher); `-e` of the last one resumes and the run finishes",
+)
 def test_run_downstream_kill_9_leaves_whole_checkpoints(tiny_iemocap, tmp_path):
     import argparse
 
     expdir = tmp_path / "exp"
-    override = ("config.runner.total_steps=30,,config.runner.eval_step=1000,,config.runner.save_step=2,,"
-                "config.runner.log_step=10,,config.runner.gradient_accumulate_steps=1,,config.runner.max_keep=20,,"
-                f"config.downstream_expert.datarc.root='{tiny_iemocap}',,"
-                f"config.downstream_expert.datarc.meta_data='{tiny_iemocap / 'meta_data'}',,"
-                "config.downstream_expert.datarc.num_workers=0")
-    args = ["run-downstream", "--skip-audio-check", "-m", "train", "-u", "emoaware_fbank", "-d", "emotion",
-            "-o", override, "-p", str(expdir), "--device", "cpu"]
+    override = (
+        "config.runner.total_steps=30,,config.runner.eval_step=1000,,config.runner.save_step=2,,"
+        "config.runner.log_step=10,,config.runner.gradient_accumulate_steps=1,,config.runner.max_keep=20,,"
+        f"config.downstream_expert.datarc.root='{tiny_iemocap}',,"
+        f"config.downstream_expert.datarc.meta_data='{tiny_iemocap / 'meta_data'}',,"
+        "config.downstream_expert.datarc.num_workers=0"
+    )
+    args = [
+        "run-downstream",
+        "--skip-audio-check",
+        "-m",
+        "train",
+        "-u",
+        "emoaware_fbank",
+        "-d",
+        "emotion",
+        "-o",
+        override,
+        "-p",
+        str(expdir),
+        "--device",
+        "cpu",
+    ]
     log = open(tmp_path / "run.log", "w")
-    proc = subprocess.Popen([PYTHON, "-m", "s3prl_emoaware.cli", *args], stdout=log, stderr=subprocess.STDOUT,
-                            env=child_env(), cwd=tmp_path, start_new_session=True)
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "s3prl_emoaware.cli", *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=child_env(),
+        cwd=tmp_path,
+        start_new_session=True,
+    )
     _wait_file(expdir / "states-2.ckpt", proc, timeout=240)
     os.killpg(proc.pid, signal.SIGKILL)  # the CLI and the runner child it started
     proc.wait(timeout=60)
@@ -319,20 +419,47 @@ def test_run_downstream_kill_9_leaves_whole_checkpoints(tiny_iemocap, tmp_path):
     with torch.serialization.safe_globals([argparse.Namespace]):
         steps = [torch.load(p, map_location="cpu", weights_only=True)["Step"] for p in states]
     assert steps and steps == [int(p.stem.split("-")[1]) for p in states]
-    rerun = subprocess.run([PYTHON, "-m", "s3prl_emoaware.cli", "run-downstream", "--skip-audio-check", "-m", "train",
-                            "-e", str(states[-1]), "--device", "cpu"], capture_output=True, text=True,
-                           env=child_env(), cwd=tmp_path, timeout=600)
+    rerun = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "s3prl_emoaware.cli",
+            "run-downstream",
+            "--skip-audio-check",
+            "-m",
+            "train",
+            "-e",
+            str(states[-1]),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
     assert (expdir / "states-30.ckpt").is_file()
 
 
-@pytest.mark.parametrize("command,rerun", [(["demo", "--out", "d"], "s3prl-emoaware demo --out d"),
-                                           (["train-speaker", "--corpus", "c d", "--out", "o"],
-                                            "s3prl-emoaware train-speaker --corpus 'c d' --out o --resume")],
-                         ids=["demo", "train-speaker"])
-@pytest.mark.probe(area="faults", probe="a trainer interrupted inside `{id}`",
-                   behaviour="the printed re-run is a command that exists: --resume only where the command has it "
-                   "(a demo re-run skips its finished stages by itself); exit 143 for SIGTERM")
+@pytest.mark.parametrize(
+    "command,rerun",
+    [
+        (["demo", "--out", "d"], "s3prl-emoaware demo --out d"),
+        (
+            ["train-speaker", "--corpus", "c d", "--out", "o"],
+            "s3prl-emoaware train-speaker --corpus 'c d' --out o --resume",
+        ),
+    ],
+    ids=["demo", "train-speaker"],
+)
+@pytest.mark.probe(
+    area="faults",
+    probe="a trainer interrupted inside `{id}`",
+    behaviour="the printed re-run is a command that exists: --resume only where the command has it "
+    "(a demo re-run skips its finished stages by itself); exit 143 for SIGTERM",
+)
 def test_the_printed_rerun_is_a_valid_command(monkeypatch, capsys, command, rerun):
     import importlib
 
@@ -367,18 +494,23 @@ run_stages([stage(n) for n in ("a", "b", "c")], out)
 """
 
 
-@pytest.mark.probe(area="faults", probe="kill -9 of a `demo` inside its second stage",
-                   behaviour="the finished stage keeps its marker and is skipped on the re-run; the killed stage "
-                   "has no marker and runs again; the re-run completes every stage")
+@pytest.mark.probe(
+    area="faults",
+    probe="kill -9 of a `demo` inside its second stage",
+    behaviour="the finished stage keeps its marker and is skipped on the re-run; the killed stage "
+    "has no marker and runs again; the re-run completes every stage",
+)
 def test_demo_stages_resume_after_kill_9(tmp_path):
     script, out = tmp_path / "stages.py", tmp_path / "demo"
     script.write_text(_STAGES)
-    killed = subprocess.run([PYTHON, str(script), str(out)], env=child_env(DIE_IN="b"), cwd=REPO_ROOT,
-                            capture_output=True, timeout=120)
+    killed = subprocess.run(
+        [PYTHON, str(script), str(out)], env=child_env(DIE_IN="b"), cwd=REPO_ROOT, capture_output=True, timeout=120
+    )
     assert killed.returncode == -signal.SIGKILL
     assert sorted(p.name for p in (out / "stages").iterdir()) == ["a.json"]
-    rerun = subprocess.run([PYTHON, str(script), str(out)], env=child_env(), cwd=REPO_ROOT, capture_output=True,
-                           timeout=120)
+    rerun = subprocess.run(
+        [PYTHON, str(script), str(out)], env=child_env(), cwd=REPO_ROOT, capture_output=True, timeout=120
+    )
     assert rerun.returncode == 0
     assert (out / "ran.txt").read_text().split() == ["a", "b", "b", "c"]
     assert sorted(p.name for p in (out / "stages").iterdir()) == ["a.json", "b.json", "c.json"]
@@ -395,9 +527,11 @@ def _torch_save_half(obj, f, *args, **kwargs):
 
 
 @pytest.mark.parametrize("writer", ["text", "json", "torch"])
-@pytest.mark.probe(area="faults", probe="no space left on device while an atomic writer ({writer}) writes",
-                   behaviour="one DiskFullError line naming the target; the previous file is untouched; no "
-                   "temporary file is left")
+@pytest.mark.probe(
+    area="faults",
+    probe="no space left on device while an atomic writer ({writer}) writes",
+    behaviour="one DiskFullError line naming the target; the previous file is untouched; no temporary file is left",
+)
 def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, writer):
     target = tmp_path / "out" / "result.bin"
     atomic_write_text(target, "the previous result")
@@ -406,8 +540,11 @@ def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, writer)
         write = lambda: atomic_torch_save({"x": torch.zeros(3)}, target)  # noqa: E731
     else:
         monkeypatch.setattr(Path, "write_text", _full)
-        write = (lambda: atomic_write_text(target, "new")) if writer == "text" else \
-            (lambda: atomic_write_json(target, {"new": 1}))
+        write = (
+            (lambda: atomic_write_text(target, "new"))
+            if writer == "text"
+            else (lambda: atomic_write_json(target, {"new": 1}))
+        )
     with pytest.raises(DiskFullError) as info:
         write()
     message = str(info.value)
@@ -417,24 +554,35 @@ def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, writer)
     assert _temporaries(tmp_path) == []
 
 
-@pytest.mark.probe(area="faults", probe="disk full at `pretrain`'s first checkpoint",
-                   behaviour="exit 2, one line 's3prl-emoaware: error: .../states-3.ckpt: no space left on device'; "
-                   "no states-3.ckpt, last.ckpt or temporary file left behind")
+@pytest.mark.probe(
+    area="faults",
+    probe="disk full at `pretrain`'s first checkpoint",
+    behaviour="exit 2, one line 's3prl-emoaware: error: .../states-3.ckpt: no space left on device'; "
+    "no states-3.ckpt, last.ckpt or temporary file left behind",
+)
 def test_pretrain_on_a_full_disk(tiny_iemocap, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(torch, "save", _torch_save_half)
     out = tmp_path / "exp"
-    rc = main(["pretrain", "--corpus", str(tiny_iemocap), "--out", str(out), *MOCKINGJAY,
-               "-o", "training.num_workers=0"])
+    rc = main(
+        ["pretrain", "--corpus", str(tiny_iemocap), "--out", str(out), *MOCKINGJAY, "-o", "training.num_workers=0"]
+    )
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert rc == 2
-    assert err == [(f"s3prl-emoaware: error: {out / 'states-3.ckpt'}: no space left on device while writing it "
-                       "(nothing was written; free some space and re-run)")]
+    assert err == [
+        (
+            f"s3prl-emoaware: error: {out / 'states-3.ckpt'}: no space left on device while writing it "
+            "(nothing was written; free some space and re-run)"
+        )
+    ]
     assert not list(out.glob("*.ckpt")) and _temporaries(out) == []
 
 
-@pytest.mark.probe(area="faults", probe="disk full while `intensity` writes a curve",
-                   behaviour="one DiskFullError line naming arrays/<utt>.npy; the index never lists that curve; the "
-                   "re-run (disk freed) completes the cache")
+@pytest.mark.probe(
+    area="faults",
+    probe="disk full while `intensity` writes a curve",
+    behaviour="one DiskFullError line naming arrays/<utt>.npy; the index never lists that curve; the "
+    "re-run (disk freed) completes the cache",
+)
 def test_intensity_on_a_full_disk(tiny_iemocap, tmp_path, monkeypatch):
     from s3prl_emoaware.intensity import cache as cache_module
     from s3prl_emoaware.intensity.extract import extract_intensities
@@ -457,14 +605,19 @@ def test_intensity_on_a_full_disk(tiny_iemocap, tmp_path, monkeypatch):
     assert counts["failed"] == 0 and counts["total"] == counts["new"] + 3
 
 
-_WRITES = re.compile(r"torch\.save\(|json\.dump\(|open\(.*[\"']w|sf\.write\(|\.write_text\(|\.write_bytes\(|"
-                     r"np\.save\(|savefig\(|\.to_csv\(")
+_WRITES = re.compile(
+    r"torch\.save\(|json\.dump\(|open\(.*[\"']w|sf\.write\(|\.write_text\(|\.write_bytes\(|"
+    r"np\.save\(|savefig\(|\.to_csv\("
+)
 
 
-@pytest.mark.probe(area="faults", probe="every file write of the package (torch.save, json.dump, open(..., 'w'), "
-                   "sf.write, np.save, savefig, write_text) read from the source",
-                   behaviour="each goes to the temporary path of utils.atomic (or, for generated corpora, into the "
-                   "temporary folder renamed into place whole)")
+@pytest.mark.probe(
+    area="faults",
+    probe="every file write of the package (torch.save, json.dump, open(..., 'w'), "
+    "sf.write, np.save, savefig, write_text) read from the source",
+    behaviour="each goes to the temporary path of utils.atomic (or, for generated corpora, into the "
+    "temporary folder renamed into place whole)",
+)
 def test_every_writer_of_the_package_is_atomic():
     package = REPO_ROOT / "s3prl_emoaware"
     direct = []
@@ -494,16 +647,20 @@ time.sleep(120)
 def held_folder(tmp_path):
     """A folder locked by another live process: (folder, its pid)."""
     folder = tmp_path / "busy"
-    holder = subprocess.Popen([PYTHON, "-c", _HOLD, str(folder)], stdout=subprocess.PIPE, text=True,
-                              env=child_env(), cwd=REPO_ROOT)
+    holder = subprocess.Popen(
+        [PYTHON, "-c", _HOLD, str(folder)], stdout=subprocess.PIPE, text=True, env=child_env(), cwd=REPO_ROOT
+    )
     assert holder.stdout.readline().strip() == "held"
     yield folder, holder.pid
     holder.kill()
     holder.wait()
 
 
-@pytest.mark.probe(area="faults", probe="a second `pretrain` into an output folder another process is writing",
-                   behaviour="exit 2, one line naming the folder and the holder's pid; nothing written there")
+@pytest.mark.probe(
+    area="faults",
+    probe="a second `pretrain` into an output folder another process is writing",
+    behaviour="exit 2, one line naming the folder and the holder's pid; nothing written there",
+)
 def test_second_pretrain_into_a_busy_folder_refuses(tiny_iemocap, held_folder, capsys):
     folder, pid = held_folder
     rc = main(["pretrain", "--corpus", str(tiny_iemocap), "--out", str(folder), *MOCKINGJAY])
@@ -513,8 +670,11 @@ def test_second_pretrain_into_a_busy_folder_refuses(tiny_iemocap, held_folder, c
     assert sorted(p.name for p in folder.iterdir()) == [LOCK_NAME]
 
 
-@pytest.mark.probe(area="faults", probe="a second `intensity` extraction into a cache another process is filling",
-                   behaviour="FolderLockedError: one line naming the cache folder and the holder's pid")
+@pytest.mark.probe(
+    area="faults",
+    probe="a second `intensity` extraction into a cache another process is filling",
+    behaviour="FolderLockedError: one line naming the cache folder and the holder's pid",
+)
 def test_second_extraction_into_a_busy_cache_refuses(tiny_iemocap, held_folder):
     from s3prl_emoaware.intensity.extract import extract_intensities
 
@@ -524,9 +684,12 @@ def test_second_extraction_into_a_busy_cache_refuses(tiny_iemocap, held_folder):
     assert not (folder / "index.json").exists()
 
 
-@pytest.mark.probe(area="faults", probe="a lock file left by a process that died (kill -9), with its temporary files",
-                   behaviour="taken over with one log line naming the dead pid; its .tmp files are removed; a "
-                   "lock held by this process refuses a second holder")
+@pytest.mark.probe(
+    area="faults",
+    probe="a lock file left by a process that died (kill -9), with its temporary files",
+    behaviour="taken over with one log line naming the dead pid; its .tmp files are removed; a "
+    "lock held by this process refuses a second holder",
+)
 def test_stale_lock_is_taken_over(tmp_path, caplog):
     dead = subprocess.Popen([PYTHON, "-c", "pass"])
     dead.wait()
@@ -554,12 +717,23 @@ for i in range(60):
 """
 
 
-@pytest.mark.probe(area="faults", probe="two processes filling the same hidden-state cache at once",
-                   behaviour="both finish; every entry is whole and holds its own states (entries are keyed by "
-                   "content and renamed into place whole)")
+@pytest.mark.probe(
+    area="faults",
+    probe="two processes filling the same hidden-state cache at once",
+    behaviour="both finish; every entry is whole and holds its own states (entries are keyed by "
+    "content and renamed into place whole)",
+)
 def test_two_writers_of_one_hidden_state_cache_both_finish(tmp_path):
-    procs = [subprocess.Popen([PYTHON, "-c", _PUT, str(tmp_path / "hc")], env=child_env(), cwd=REPO_ROOT,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [PYTHON, "-c", _PUT, str(tmp_path / "hc")],
+            env=child_env(),
+            cwd=REPO_ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     for p in procs:
         assert p.wait(timeout=120) == 0, p.stderr.read()[-2000:]
     from s3prl_emoaware.s3prl_adapters.hidden_cache import HiddenStateStore
@@ -587,43 +761,103 @@ sys.exit(main())
 
 
 @pytest.mark.slow
-@pytest.mark.probe(area="faults", probe="under torchrun (gloo, 2 CPU processes) rank 1 dies at step 3",
-                   behaviour="the job ends within 60 s (training.dist_timeout_s bounds a collective), non-zero "
-                   "exit; rank 0 says in one line that it lost the other processes at step 3 and where to resume "
-                   "from; last.ckpt of step 2 is whole")
+@pytest.mark.probe(
+    area="faults",
+    probe="under torchrun (gloo, 2 CPU processes) rank 1 dies at step 3",
+    behaviour="the job ends within 60 s (training.dist_timeout_s bounds a collective), non-zero "
+    "exit; rank 0 says in one line that it lost the other processes at step 3 and where to resume "
+    "from; last.ckpt of step 2 is whole",
+)
 def test_a_dead_rank_ends_the_job_within_a_bound(tiny_iemocap, tmp_path):
     script, out = tmp_path / "child.py", tmp_path / "ddp"
     script.write_text(_RANK_DIES)
     start = time.monotonic()
-    proc = subprocess.run([PYTHON, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29761",
-                           str(script), "pretrain", "--corpus", str(tiny_iemocap), "--out", str(out), *MOCKINGJAY,
-                           "-o", "training.save_every=2", "-o", "training.total_steps=20", "-o",
-                           "training.dist_timeout_s=20", "-o", "training.num_workers=0"],
-                          capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT, timeout=240)
+    proc = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29761",
+            str(script),
+            "pretrain",
+            "--corpus",
+            str(tiny_iemocap),
+            "--out",
+            str(out),
+            *MOCKINGJAY,
+            "-o",
+            "training.save_every=2",
+            "-o",
+            "training.total_steps=20",
+            "-o",
+            "training.dist_timeout_s=20",
+            "-o",
+            "training.num_workers=0",
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=REPO_ROOT,
+        timeout=240,
+    )
     took = time.monotonic() - start
     assert proc.returncode != 0
     assert took < 60 + 30, f"{took:.0f} s"  # + torchrun's start-up on a loaded machine
     log = proc.stdout + proc.stderr
-    assert re.search(r"s3prl-emoaware: error: rank 0 of 2: lost the other processes at step 3 \(.*\); another rank "
-                     rf"failed or was killed, see its log; resume from {re.escape(str(out))}/last.ckpt with --resume",
-                     log), log[-3000:]
+    assert re.search(
+        r"s3prl-emoaware: error: rank 0 of 2: lost the other processes at step 3 \(.*\); another rank "
+        rf"failed or was killed, see its log; resume from {re.escape(str(out))}/last.ckpt with --resume",
+        log,
+    ), log[-3000:]
     assert torch.load(out / "last.ckpt", weights_only=True)["step"] == 2
 
 
 def _torchrun(script_args, out, port, tmp_path, name, extra=()):
     log = open(tmp_path / f"{name}.log", "w")
-    return subprocess.Popen([PYTHON, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-                             "-m", "s3prl_emoaware.cli", "pretrain", "--corpus", str(script_args), "--out", str(out),
-                             *MOCKINGJAY, "-o", "training.save_every=3", "-o", "training.total_steps=12",
-                             "-o", "training.num_workers=0", *extra],
-                            stdout=log, stderr=subprocess.STDOUT, env=child_env(), cwd=REPO_ROOT, start_new_session=True)
+    return subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(port),
+            "-m",
+            "s3prl_emoaware.cli",
+            "pretrain",
+            "--corpus",
+            str(script_args),
+            "--out",
+            str(out),
+            *MOCKINGJAY,
+            "-o",
+            "training.save_every=3",
+            "-o",
+            "training.total_steps=12",
+            "-o",
+            "training.num_workers=0",
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=child_env(),
+        cwd=REPO_ROOT,
+        start_new_session=True,
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.probe(area="faults", probe="SIGTERM to torchrun (2 gloo ranks) during `pretrain`, as a scheduler sends it",
-                   behaviour="both ranks stop after the same step, rank 0 saves last.ckpt and prints 'interrupted at "
-                   "step N (SIGTERM) ... resume with: torchrun ... --resume'; that re-run ends with the weights of an "
-                   "uninterrupted torchrun run")
+@pytest.mark.probe(
+    area="faults",
+    probe="SIGTERM to torchrun (2 gloo ranks) during `pretrain`, as a scheduler sends it",
+    behaviour="both ranks stop after the same step, rank 0 saves last.ckpt and prints 'interrupted at "
+    "step N (SIGTERM) ... resume with: torchrun ... --resume'; that re-run ends with the weights of an "
+    "uninterrupted torchrun run",
+)
 def test_sigterm_under_torchrun_stops_every_rank_at_one_step(tiny_iemocap, tmp_path):
     full = _torchrun(tiny_iemocap, tmp_path / "full", 29781, tmp_path, "full")
     cut = _torchrun(tiny_iemocap, tmp_path / "cut", 29782, tmp_path, "cut")
@@ -632,8 +866,11 @@ def test_sigterm_under_torchrun_stops_every_rank_at_one_step(tiny_iemocap, tmp_p
     assert cut.wait(timeout=120) != 0
     assert full.wait(timeout=240) == 0, (tmp_path / "full.log").read_text()[-2000:]
     log = (tmp_path / "cut.log").read_text()
-    match = re.search(r"s3prl-emoaware: interrupted at step (\d+) \(SIGTERM\); saved .*; resume with: "
-                      r"torchrun --nproc_per_node 2 -m s3prl_emoaware.cli pretrain .* --resume", log)
+    match = re.search(
+        r"s3prl-emoaware: interrupted at step (\d+) \(SIGTERM\); saved .*; resume with: "
+        r"torchrun --nproc_per_node 2 -m s3prl_emoaware.cli pretrain .* --resume",
+        log,
+    )
     assert match, log[-3000:]
     assert torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)["step"] == int(match.group(1))
     resumed = _torchrun(tiny_iemocap, tmp_path / "cut", 29783, tmp_path, "resumed", ["--resume"])
@@ -641,9 +878,12 @@ def test_sigterm_under_torchrun_stops_every_rank_at_one_step(tiny_iemocap, tmp_p
     assert _same_weights(tmp_path / "cut" / "last.ckpt", tmp_path / "full" / "last.ckpt")
 
 
-@pytest.mark.probe(area="faults", probe="a run refused after taking the lock of a folder it created",
-                   behaviour="no folder is left behind (the lock file and the empty folder are removed); a folder "
-                   "that existed before stays, with an empty lock file")
+@pytest.mark.probe(
+    area="faults",
+    probe="a run refused after taking the lock of a folder it created",
+    behaviour="no folder is left behind (the lock file and the empty folder are removed); a folder "
+    "that existed before stays, with an empty lock file",
+)
 def test_a_refused_run_leaves_no_folder(tmp_path):
     with pytest.raises(ValueError):
         with folder_lock(tmp_path / "new"):
@@ -668,12 +908,21 @@ os._exit(9)  # the trainer dies first (kill -9)
 """
 
 
-@pytest.mark.probe(area="faults", probe="the lock of a killed trainer still shared by its forked DataLoader worker",
-                   behaviour="the next run waits until the orphan exits (seconds) and takes the lock over, instead "
-                   "of refusing in the name of a dead pid")
+@pytest.mark.probe(
+    area="faults",
+    probe="the lock of a killed trainer still shared by its forked DataLoader worker",
+    behaviour="the next run waits until the orphan exits (seconds) and takes the lock over, instead "
+    "of refusing in the name of a dead pid",
+)
 def test_lock_held_by_an_orphaned_worker_is_waited_for(tmp_path):
-    proc = subprocess.run([PYTHON, "-c", _ORPHAN, str(tmp_path / "exp")], capture_output=True, text=True,
-                          env=child_env(), cwd=REPO_ROOT, timeout=60)
+    proc = subprocess.run(
+        [PYTHON, "-c", _ORPHAN, str(tmp_path / "exp")],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=REPO_ROOT,
+        timeout=60,
+    )
     dead = int(proc.stdout.split()[0])
     start = time.monotonic()
     lock = FolderLock(tmp_path / "exp").acquire()

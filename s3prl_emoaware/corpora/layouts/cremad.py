@@ -33,8 +33,12 @@ def read(root: Path) -> List[Utterance]:
 
 
 _CREMAD_EMO = {"neu": "NEU", "hap": "HAP", "ang": "ANG", "sad": "SAD"}
-_CREMAD_SENTENCES = {"IEO": "it is eleven o'clock", "TIE": "that is exactly what happened",
-                     "IOM": "i'm on my way to the meeting", "DFA": "don't forget a jacket"}
+_CREMAD_SENTENCES = {
+    "IEO": "it is eleven o'clock",
+    "TIE": "that is exactly what happened",
+    "IOM": "i'm on my way to the meeting",
+    "DFA": "don't forget a jacket",
+}
 
 
 def write(out: Path, rng: np.random.Generator, size: SizePreset) -> None:

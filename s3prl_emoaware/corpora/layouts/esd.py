@@ -42,7 +42,9 @@ def speaker_ids(speakers: Union[str, Sequence[str]], present: Sequence[str]) -> 
     if speakers in ("english", "mandarin"):
         wanted = ENGLISH if speakers == "english" else MANDARIN
     elif isinstance(speakers, str):
-        raise ValueError(f"ESD speakers must be 'auto', 'english', 'mandarin', 'all' or a list of ids, got {speakers!r}")
+        raise ValueError(
+            f"ESD speakers must be 'auto', 'english', 'mandarin', 'all' or a list of ids, got {speakers!r}"
+        )
     else:
         wanted = tuple(str(s).zfill(4) for s in speakers)
     return [s for s in present if s in wanted]
@@ -55,8 +57,13 @@ def read(root: Path, speakers: Union[str, Sequence[str]] = "auto") -> List[Utter
     if not chosen:
         raise UserFacingError(f"{root}: no ESD speaker folder for speakers={speakers!r} (found {', '.join(present)})")
     if len(chosen) < len(present):
-        logger.info("%s: reading ESD speakers %s (speakers=%r; %d other speaker folders not read)",
-                    root, ", ".join(chosen), speakers, len(present) - len(chosen))
+        logger.info(
+            "%s: reading ESD speakers %s (speakers=%r; %d other speaker folders not read)",
+            root,
+            ", ".join(chosen),
+            speakers,
+            len(present) - len(chosen),
+        )
     items = []
     for spk in chosen:
         for emotion, code in LABELS.items():
@@ -70,8 +77,9 @@ def read(root: Path, speakers: Union[str, Sequence[str]] = "auto") -> List[Utter
 _ESD_EMO = {"neu": "Neutral", "hap": "Happy", "ang": "Angry", "sad": "Sad"}
 
 
-def write(out: Path, rng: np.random.Generator, size: SizePreset, speakers: Optional[int] = None,
-               split: bool = False) -> None:
+def write(
+    out: Path, rng: np.random.Generator, size: SizePreset, speakers: Optional[int] = None, split: bool = False
+) -> None:
     """ESD: <spk>/<Emotion>/<spk>_<nnnnnn>.wav and <spk>/<spk>.txt.
 
     By default English speakers from 0011 (4 tiny, 10 demo); ``speakers=20`` writes 0001-0020 as

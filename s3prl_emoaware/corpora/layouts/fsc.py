@@ -31,8 +31,11 @@ def read(root: Path) -> List[Utterance]:
         with open(path, newline="") as f:
             for row in csv.DictReader(f):
                 audio = root / row["path"]
-                items.append(Utterance(Path(row["path"]).stem, audio.resolve(), row["speakerId"], None, split,
-                                       row["transcription"]))
+                items.append(
+                    Utterance(
+                        Path(row["path"]).stem, audio.resolve(), row["speakerId"], None, split, row["transcription"]
+                    )
+                )
     return items
 
 

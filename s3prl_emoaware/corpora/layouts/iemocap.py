@@ -33,8 +33,18 @@ from .common import Utterance, visible
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NAME", "write", "SUPERB_LABELS", "LABEL_MAP", "RELEASE_FOUR_CLASS", "detect", "read", "read_emo_evaluations",
-           "prepare_iemocap_meta", "check_release_count"]
+__all__ = [
+    "NAME",
+    "write",
+    "SUPERB_LABELS",
+    "LABEL_MAP",
+    "RELEASE_FOUR_CLASS",
+    "detect",
+    "read",
+    "read_emo_evaluations",
+    "prepare_iemocap_meta",
+    "check_release_count",
+]
 
 NAME = "iemocap"
 SUPERB_LABELS = {"neu": 0, "hap": 1, "ang": 2, "sad": 3}
@@ -70,9 +80,13 @@ def check_release_count(root: Path, sessions: int, four_class: int) -> bool:
     """Warn (and return True) when a five-session, non-generated copy lacks the release's 5,531 utterances."""
     if sessions < 5 or (Path(root) / "SYNTHETIC_CORPUS.json").is_file() or four_class == RELEASE_FOUR_CLASS:
         return False
-    logger.warning("%s: %d four-class utterances (neu/hap+exc/ang/sad with audio), the IEMOCAP release has %d: "
-                   "files may be missing or extra, and SER numbers will not compare with SUPERB's",
-                   root, four_class, RELEASE_FOUR_CLASS)
+    logger.warning(
+        "%s: %d four-class utterances (neu/hap+exc/ang/sad with audio), the IEMOCAP release has %d: "
+        "files may be missing or extra, and SER numbers will not compare with SUPERB's",
+        root,
+        four_class,
+        RELEASE_FOUR_CLASS,
+    )
     return True
 
 
@@ -90,8 +104,11 @@ def read(root: Path) -> List[Utterance]:
     for wav in visible(root, "Session*/sentences/wav/*/*.wav"):
         utt = wav.stem
         seg = segments.get(utt)
-        items.append(Utterance(utt, wav.resolve(), _speaker(utt), labels.get(utt), wav.parts[-5],
-                               None, tuple(seg) if seg else None))
+        items.append(
+            Utterance(
+                utt, wav.resolve(), _speaker(utt), labels.get(utt), wav.parts[-5], None, tuple(seg) if seg else None
+            )
+        )
     check_release_count(root, len({u.session for u in items}), sum(u.emotion is not None for u in items))
     return items
 
@@ -107,15 +124,16 @@ def prepare_iemocap_meta(root: Path, out_meta: Path) -> Dict[str, int]:
         rel = f"{session}/sentences/wav/{dialog}/{utt}.wav"
         if not (root / rel).is_file():
             raise UserFacingError(f"{root / rel}: audio missing for labelled utterance {utt}")
-        per_session.setdefault(session, []).append(
-            {"path": rel, "label": LABEL_MAP[label], "speaker": _speaker(utt)})
+        per_session.setdefault(session, []).append({"path": rel, "label": LABEL_MAP[label], "speaker": _speaker(utt)})
     for session, items in per_session.items():
         items.sort(key=lambda x: x["path"])
         others = [x for s, xs in sorted(per_session.items()) if s != session for x in xs]
-        atomic_write_json(Path(out_meta) / session / "test_meta_data.json",
-                          {"labels": SUPERB_LABELS, "meta_data": items})
-        atomic_write_json(Path(out_meta) / session / "train_meta_data.json",
-                          {"labels": SUPERB_LABELS, "meta_data": others})
+        atomic_write_json(
+            Path(out_meta) / session / "test_meta_data.json", {"labels": SUPERB_LABELS, "meta_data": items}
+        )
+        atomic_write_json(
+            Path(out_meta) / session / "train_meta_data.json", {"labels": SUPERB_LABELS, "meta_data": others}
+        )
     check_release_count(root, len(per_session), sum(len(x) for x in per_session.values()))
     return {s: len(x) for s, x in sorted(per_session.items())}
 
@@ -145,7 +163,8 @@ def write(out: Path, rng: np.random.Generator, size: SizePreset) -> None:
                 vad = {"neu": (2.5, 2.5), "hap": (4.0, 3.5), "ang": (1.5, 4.0), "sad": (1.5, 1.5)}[emotion]
                 evaluations.setdefault(dialog, []).append(
                     f"[{t0:.4f} - {t0 + len(audio) / SAMPLE_RATE:.4f}]\t{utt}\t{label}\t"
-                    f"[{vad[0]:.4f}, {vad[1]:.4f}, 2.5000]")
+                    f"[{vad[0]:.4f}, {vad[1]:.4f}, 2.5000]"
+                )
         # one utterance without evaluator agreement ('xxx'): the preparation must drop it
         dialog = f"Ses0{session}F_impro01"
         utt = f"{dialog}_F900"

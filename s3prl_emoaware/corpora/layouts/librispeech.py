@@ -66,11 +66,17 @@ def read(root: Path, splits: Optional[Union[str, Sequence[str]]] = None) -> List
     elif splits is None:
         chosen = [s for s in available if s.startswith("train")]
         if not chosen:
-            raise UserFacingError(f"{root}: no train-* split among {', '.join(available)}; choose splits explicitly "
-                                  "(or point at one split folder)")
+            raise UserFacingError(
+                f"{root}: no train-* split among {', '.join(available)}; choose splits explicitly "
+                "(or point at one split folder)"
+            )
         skipped = [s for s in available if s not in chosen]
-        logger.info("%s: reading the training splits %s%s", root, ", ".join(chosen),
-                    f" (not {', '.join(skipped)}; pass splits to choose)" if skipped else "")
+        logger.info(
+            "%s: reading the training splits %s%s",
+            root,
+            ", ".join(chosen),
+            f" (not {', '.join(skipped)}; pass splits to choose)" if skipped else "",
+        )
     else:
         chosen = [splits] if isinstance(splits, str) else list(splits)
         missing = [s for s in chosen if s not in available]
@@ -79,8 +85,12 @@ def read(root: Path, splits: Optional[Union[str, Sequence[str]]] = None) -> List
     return [u for split in chosen for u in _read_split(root / split)]
 
 
-def write(out: Path, rng: np.random.Generator, size: SizePreset,
-                       splits: Tuple[str, ...] = ("train-clean-100", "dev-clean", "test-clean")) -> None:
+def write(
+    out: Path,
+    rng: np.random.Generator,
+    size: SizePreset,
+    splits: Tuple[str, ...] = ("train-clean-100", "dev-clean", "test-clean"),
+) -> None:
     """``splits``: split folders to write; train-*/dev-*/test-* ones get the preset's speaker counts."""
     voices = MALE + FEMALE
     speaker_index = 0

@@ -56,8 +56,12 @@ def read(root: Path, sets: Union[str, Sequence[str]] = ("dev",)) -> List[Utteran
     kept = [u for u in items if u.session in wanted]
     dropped = {u.speaker for u in items} - {u.speaker for u in kept}
     if dropped:
-        logger.info("%s: reading VoxCeleb1 sets %s (%d speakers of other sets or not in vox1_meta.csv left out)",
-                    root, ", ".join(sorted(wanted)), len(dropped))
+        logger.info(
+            "%s: reading VoxCeleb1 sets %s (%d speakers of other sets or not in vox1_meta.csv left out)",
+            root,
+            ", ".join(sorted(wanted)),
+            len(dropped),
+        )
     if not kept:
         raise UserFacingError(f"{root}: no speaker of set(s) {', '.join(sorted(wanted))} in vox1_meta.csv")
     return kept
@@ -81,8 +85,12 @@ def write(out: Path, rng: np.random.Generator, size: SizePreset) -> None:
         spk = f"id{10001 + s}"
         voice = voices[s % len(voices)]
         neutral = EMOTIONS["neu"]
-        prosody = Prosody(float(np.clip(neutral.pitch + rng.uniform(-25, 25), 0, 99)), neutral.pitch_range,
-                          neutral.rate * float(rng.uniform(0.9, 1.1)), neutral.amplitude)
+        prosody = Prosody(
+            float(np.clip(neutral.pitch + rng.uniform(-25, 25), 0, 99)),
+            neutral.pitch_range,
+            neutral.rate * float(rng.uniform(0.9, 1.1)),
+            neutral.amplitude,
+        )
         videos = ["".join(rng.choice(letters, 11)) for _ in range(2)]
         for u in range(size.voxceleb_utts_per_speaker):
             text = SENTENCES[int(rng.integers(len(SENTENCES)))]

@@ -32,8 +32,14 @@ class PhoneDataset(Dataset):
     analysis window are skipped and listed (more than ``max_bad_fraction`` of them: an error).
     """
 
-    def __init__(self, root, splits: Sequence[str], lexicon: Dict[str, List[str]], vocab: PhoneVocabulary,
-                 max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION):
+    def __init__(
+        self,
+        root,
+        splits: Sequence[str],
+        lexicon: Dict[str, List[str]],
+        vocab: PhoneVocabulary,
+        max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+    ):
         root = Path(root)
         if not root.is_dir():
             raise UserFacingError(f"{root}: LibriSpeech root does not exist (downstream_expert.corpus.path)")
@@ -58,17 +64,33 @@ class PhoneDataset(Dataset):
                     audio = trans.parent / f"{utt}.flac"
                     self.items.append((audio, vocab.encode(phones), utt, len(text)))
         # unusable or too-short files are skipped and listed (max_bad_fraction of them at most), from headers
-        self.items, _ = screen_audio(self.items, lambda item: item[0], f"{root} (phoneme recognition)", 16000,
-                                     _MIN_SAMPLES, max_bad_fraction, name_of=lambda item: item[2])
+        self.items, _ = screen_audio(
+            self.items,
+            lambda item: item[0],
+            f"{root} (phoneme recognition)",
+            16000,
+            _MIN_SAMPLES,
+            max_bad_fraction,
+            name_of=lambda item: item[2],
+        )
         self.dropped = n_dropped
         if n_dropped:
             words = ", ".join(w for w, _ in dropped.most_common(5))
             if n_dropped * 2 > n_dropped + len(self.items):
-                raise UserFacingError(f"{root}: {n_dropped} of {n_dropped + len(self.items)} utterances of "
-                                      f"{', '.join(splits)} have words not in the lexicon (e.g. {words}): wrong "
-                                      "lexicon for this corpus? (downstream_expert.corpus.lexicon)")
-            logger.warning("%s: %d of %d utterances of %s dropped, words not in the lexicon (%d words, e.g. %s)",
-                           root, n_dropped, n_dropped + len(self.items), ", ".join(splits), len(dropped), words)
+                raise UserFacingError(
+                    f"{root}: {n_dropped} of {n_dropped + len(self.items)} utterances of "
+                    f"{', '.join(splits)} have words not in the lexicon (e.g. {words}): wrong "
+                    "lexicon for this corpus? (downstream_expert.corpus.lexicon)"
+                )
+            logger.warning(
+                "%s: %d of %d utterances of %s dropped, words not in the lexicon (%d words, e.g. %s)",
+                root,
+                n_dropped,
+                n_dropped + len(self.items),
+                ", ".join(splits),
+                len(dropped),
+                words,
+            )
         # longest transcripts first (as s3prl's libriphone): the first batch shows memory problems at once
         self.items.sort(key=lambda item: -item[3])
 
@@ -77,7 +99,11 @@ class PhoneDataset(Dataset):
 
     def __getitem__(self, i):
         audio, ids, utt, _ = self.items[i]
-        return read_audio(audio, expected_rate=16000, min_samples=_MIN_SAMPLES), torch.tensor(ids, dtype=torch.long), utt
+        return (
+            read_audio(audio, expected_rate=16000, min_samples=_MIN_SAMPLES),
+            torch.tensor(ids, dtype=torch.long),
+            utt,
+        )
 
 
 class BucketSampler(Sampler):

@@ -54,13 +54,22 @@ class DownstreamExpert(nn.Module):
         dataset = self._dataset(split)
         train = split == "train"
         batch_size = self.corpus.get("batch_size", 16) if train else self.corpus.get("eval_batch_size", 1)
-        sampler = BucketSampler(len(dataset), batch_size, shuffle=train and self.corpus.get("bucketing", True),
-                                epoch=epoch)
-        return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                          num_workers=self.corpus.get("num_workers", 0))
+        sampler = BucketSampler(
+            len(dataset), batch_size, shuffle=train and self.corpus.get("bucketing", True), epoch=epoch
+        )
+        return DataLoader(
+            dataset, batch_sampler=sampler, collate_fn=collate, num_workers=self.corpus.get("num_workers", 0)
+        )
 
-    def forward(self, split: str, features: List[torch.Tensor], labels: List[torch.Tensor], filenames: List[str],
-                records, **kwargs):
+    def forward(
+        self,
+        split: str,
+        features: List[torch.Tensor],
+        labels: List[torch.Tensor],
+        filenames: List[str],
+        records,
+        **kwargs,
+    ):
         device = features[0].device
         lengths = torch.tensor([len(f) for f in features], dtype=torch.long, device=device)
         x = self.projector(pad_sequence(features, batch_first=True))
@@ -90,9 +99,13 @@ class DownstreamExpert(nn.Module):
                 f.write(f"New best on {split} at step {global_step}: per {per:.6f}\n")
                 save_names.append(f"{split}-best.ckpt")
         if split != "train":
-            atomic_write_text(self.expdir / f"{split}-hyp.ark",
-                              "".join(f"{u} {' '.join(h)}\n" for u, h in zip(records["utt"], records["hyp"])))
-            atomic_write_text(self.expdir / f"{split}-ref.ark",
-                              "".join(f"{u} {' '.join(r)}\n" for u, r in zip(records["utt"], records["ref"])))
+            atomic_write_text(
+                self.expdir / f"{split}-hyp.ark",
+                "".join(f"{u} {' '.join(h)}\n" for u, h in zip(records["utt"], records["hyp"])),
+            )
+            atomic_write_text(
+                self.expdir / f"{split}-ref.ark",
+                "".join(f"{u} {' '.join(r)}\n" for u, r in zip(records["utt"], records["ref"])),
+            )
             atomic_write_json(self.expdir / f"{split}_per.json", {"per": per, "step": global_step})
         return save_names

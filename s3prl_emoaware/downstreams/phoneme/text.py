@@ -74,8 +74,10 @@ def read_lexicon(paths: Sequence, vocab: PhoneVocabulary) -> Dict[str, List[str]
                 raise UserFacingError(f"{path}:{n}: word {word!r} has no phones")
             unknown = [p for p in phones if p not in vocab.index]
             if unknown:
-                raise UserFacingError(f"{path}:{n}: phone(s) {' '.join(unknown)} of {word!r} are not in the "
-                                      "vocabulary (downstream_expert.text.vocab_file)")
+                raise UserFacingError(
+                    f"{path}:{n}: phone(s) {' '.join(unknown)} of {word!r} are not in the "
+                    "vocabulary (downstream_expert.text.vocab_file)"
+                )
             lexicon.setdefault(word, phones)
     return lexicon
 

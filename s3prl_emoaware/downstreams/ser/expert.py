@@ -61,28 +61,43 @@ class DownstreamExpert(nn.Module):
         if not utts:
             raise UserFacingError(f"{root}: no utterance with a label in {self.classes}")
         # unusable or too-short files are skipped and listed (max_bad_fraction of them at most), from headers
-        utts, _ = screen_audio(utts, lambda u: u.path, f"{root} (SER)", 16000, _MIN_SAMPLES,
-                               float(self.datarc.get("max_bad_fraction", DEFAULT_MAX_BAD_FRACTION)),
-                               name_of=lambda u: u.utt_id)
+        utts, _ = screen_audio(
+            utts,
+            lambda u: u.path,
+            f"{root} (SER)",
+            16000,
+            _MIN_SAMPLES,
+            float(self.datarc.get("max_bad_fraction", DEFAULT_MAX_BAD_FRACTION)),
+            name_of=lambda u: u.utt_id,
+        )
         seed = int(self.datarc.get("seed", 0))
-        train_spk, dev_spk, test_spk = speaker_split([u.speaker for u in utts], self.datarc.get("test_fraction", 0.2),
-                                                     self.datarc.get("dev_fraction", 0.2), seed)
+        train_spk, dev_spk, test_spk = speaker_split(
+            [u.speaker for u in utts], self.datarc.get("test_fraction", 0.2), self.datarc.get("dev_fraction", 0.2), seed
+        )
         train = [u for u in utts if u.speaker in train_spk]
         keep = label_subset([u.emotion for u in train], float(self.datarc.get("label_fraction", 1.0)), seed)
-        self.splits = {"train": [train[i] for i in keep], "dev": [u for u in utts if u.speaker in dev_spk],
-                       "test": [u for u in utts if u.speaker in test_spk]}
+        self.splits = {
+            "train": [train[i] for i in keep],
+            "dev": [u for u in utts if u.speaker in dev_spk],
+            "test": [u for u in utts if u.speaker in test_spk],
+        }
         self.projector = nn.Linear(upstream_dim, modelrc["projector_dim"])
-        self.model = UtteranceLevel(input_dim=modelrc["projector_dim"], output_dim=len(self.classes),
-                                    **modelrc.get("UtteranceLevel", {}))
+        self.model = UtteranceLevel(
+            input_dim=modelrc["projector_dim"], output_dim=len(self.classes), **modelrc.get("UtteranceLevel", {})
+        )
         self.objective = nn.CrossEntropyLoss()
         self.register_buffer("best_score", torch.zeros(1))
 
     def get_dataloader(self, split: str, epoch: int = 0):
         train = split == "train"
-        return DataLoader(_Utterances(self.splits[split], self.classes),
-                          batch_size=self.datarc["train_batch_size" if train else "eval_batch_size"], shuffle=train,
-                          num_workers=self.datarc.get("num_workers", 0), collate_fn=_collate,
-                          generator=torch.Generator().manual_seed(epoch) if train else None)
+        return DataLoader(
+            _Utterances(self.splits[split], self.classes),
+            batch_size=self.datarc["train_batch_size" if train else "eval_batch_size"],
+            shuffle=train,
+            num_workers=self.datarc.get("num_workers", 0),
+            collate_fn=_collate,
+            generator=torch.Generator().manual_seed(epoch) if train else None,
+        )
 
     def forward(self, split: str, features: List[torch.Tensor], labels, filenames, records, **kwargs):
         device = features[0].device
@@ -108,7 +123,11 @@ class DownstreamExpert(nn.Module):
             saves.append("dev-best.ckpt")
         if split != "train":
             atomic_write_json(self.expdir / f"{split}_metrics.json", {"ua": ua, "wa": wa})
-            atomic_write_text(self.expdir / f"{split}_predict.txt", "".join(
-                f"{f} {self.classes[p]} {self.classes[t]}\n"
-                for f, p, t in zip(records["filename"], records["pred"], records["truth"])))
+            atomic_write_text(
+                self.expdir / f"{split}_predict.txt",
+                "".join(
+                    f"{f} {self.classes[p]} {self.classes[t]}\n"
+                    for f, p, t in zip(records["filename"], records["pred"], records["truth"])
+                ),
+            )
         return saves

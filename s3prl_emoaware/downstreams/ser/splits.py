@@ -10,8 +10,9 @@ import numpy as np
 __all__ = ["speaker_split", "label_subset", "unweighted_accuracy", "weighted_accuracy"]
 
 
-def speaker_split(speakers: Sequence[str], test_fraction: float, dev_fraction: float, seed: int
-                  ) -> Tuple[List[str], List[str], List[str]]:
+def speaker_split(
+    speakers: Sequence[str], test_fraction: float, dev_fraction: float, seed: int
+) -> Tuple[List[str], List[str], List[str]]:
     """Disjoint (train, dev, test) speaker lists; each of dev and test gets at least one speaker."""
     unique = sorted(set(speakers))
     if len(unique) < 3:
@@ -19,7 +20,7 @@ def speaker_split(speakers: Sequence[str], test_fraction: float, dev_fraction: f
     random.Random(seed).shuffle(unique)
     n_test = max(1, round(test_fraction * len(unique)))
     n_dev = max(1, round(dev_fraction * len(unique)))
-    return sorted(unique[n_test + n_dev:]), sorted(unique[n_test:n_test + n_dev]), sorted(unique[:n_test])
+    return sorted(unique[n_test + n_dev :]), sorted(unique[n_test : n_test + n_dev]), sorted(unique[:n_test])
 
 
 def label_subset(labels: Sequence[str], fraction: float, seed: int) -> List[int]:
@@ -34,7 +35,7 @@ def label_subset(labels: Sequence[str], fraction: float, seed: int) -> List[int]
     for label in sorted(by_class):
         idx = by_class[label]
         rng.shuffle(idx)
-        chosen += idx[:max(1, round(fraction * len(idx)))]
+        chosen += idx[: max(1, round(fraction * len(idx)))]
     return sorted(chosen)
 
 

@@ -33,8 +33,14 @@ class UpstreamExpert(FbankFrameCount, UpstreamBase):
         name: the upstream's name, in error messages.
     """
 
-    def __init__(self, ckpt: str, model_config: Optional[str] = None, family: str = "mockingjay",
-                 name: Optional[str] = None, **kwargs):
+    def __init__(
+        self,
+        ckpt: str,
+        model_config: Optional[str] = None,
+        family: str = "mockingjay",
+        name: Optional[str] = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.upstream_name = name or family
         self.encoder, fbank = load_encoder(ckpt, family, model_config)
@@ -61,11 +67,14 @@ class UpstreamExpert(FbankFrameCount, UpstreamBase):
         rate = self.frontend.config.sample_rate
         for i, wav in enumerate(wavs):
             if wav.dim() != 1:
-                raise ValueError(f"{self.upstream_name}: waveform {i} has shape {tuple(wav.shape)}; "
-                                 "expected (samples,) mono audio")
+                raise ValueError(
+                    f"{self.upstream_name}: waveform {i} has shape {tuple(wav.shape)}; expected (samples,) mono audio"
+                )
             if wav.numel() < self.min_samples:
-                raise ValueError(f"{self.upstream_name}: waveform {i} has {wav.numel()} samples; the minimum is "
-                                 f"{self.min_samples} ({1000 * self.min_samples / rate:.1f} ms at {rate} Hz)")
+                raise ValueError(
+                    f"{self.upstream_name}: waveform {i} has {wav.numel()} samples; the minimum is "
+                    f"{self.min_samples} ({1000 * self.min_samples / rate:.1f} ms at {rate} Hz)"
+                )
             if not torch.isfinite(wav).all():
                 raise ValueError(f"{self.upstream_name}: waveform {i} has NaN or Inf samples")
 
@@ -82,6 +91,8 @@ class UpstreamExpert(FbankFrameCount, UpstreamBase):
             out = {"hidden_states": states, "last_hidden_state": states[-1]}
         bad = [i for i in range(len(wavs)) if not all(torch.isfinite(s[i]).all() for s in out["hidden_states"])]
         if bad:
-            raise ValueError(f"{self.upstream_name}: non-finite hidden states (NaN or Inf) for waveform(s) "
-                             f"{bad} of the batch; the weights or the input are broken")
+            raise ValueError(
+                f"{self.upstream_name}: non-finite hidden states (NaN or Inf) for waveform(s) "
+                f"{bad} of the batch; the weights or the input are broken"
+            )
         return out
