@@ -8,8 +8,10 @@ distribution fails there although the checkout has it.
 """
 
 import os
+import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -23,3 +25,34 @@ def child_env(**extra: str) -> dict:
     env.setdefault("OMP_NUM_THREADS", "1")
     env.update(extra)
     return env
+
+
+def stock_runner(*args, cwd, env: Optional[dict] = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python -m s3prl.run_downstream ARGS`` in a child (the stock runner, as users start it); asserts exit 0."""
+    run = subprocess.run(
+        [PYTHON, "-m", "s3prl.run_downstream", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env if env is not None else child_env(),
+        cwd=cwd,
+        timeout=timeout,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run
+
+
+def stock_train(upstream: str, downstream: str, override: str, expdir, cwd, env: Optional[dict] = None):
+    """Train ``downstream`` on ``upstream`` with our shipped config and ``-o override`` into ``expdir``."""
+    from s3prl_emoaware.config import shipped_config
+
+    config = shipped_config("downstream_configs", downstream)
+    return stock_runner("-m", "train", "-u", upstream, "-d", downstream, "-c", config, "-o", override,
+                        "-p", expdir, "--device", "cpu", cwd=cwd, env=env)  # fmt: skip
+
+
+def stock_evaluate_test(expdir, cwd, env: Optional[dict] = None):
+    """Evaluate ``expdir``'s best checkpoint (dev-best, else the last) on the test split."""
+    from s3prl_emoaware.s3prl_adapters.launch import best_checkpoint
+
+    return stock_runner("-m", "evaluate", "-e", best_checkpoint(expdir), "-t", "test", "--device", "cpu",
+                        cwd=cwd, env=env)  # fmt: skip

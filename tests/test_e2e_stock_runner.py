@@ -4,7 +4,7 @@ import json
 import subprocess
 
 import pytest
-from subprocess_env import PYTHON, child_env
+from subprocess_env import PYTHON, child_env, stock_runner
 
 from s3prl_emoaware.config import shipped_config
 from s3prl_emoaware.s3prl_adapters.launch import best_checkpoint
@@ -18,15 +18,7 @@ TINY_RUN = (
 
 
 def _runner(args, cwd):
-    out = subprocess.run(
-        [PYTHON, "-m", "s3prl.run_downstream", *args],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        cwd=cwd,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    out = stock_runner(*args, cwd=cwd)
     return out.stdout + out.stderr
 
 

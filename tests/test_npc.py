@@ -147,11 +147,8 @@ def test_npc_logs_where_its_input_masks_fall(tiny_iemocap, tmp_path):
 
 @pytest.mark.slow
 def test_stock_runner_trains_and_evaluates_ems_npc_from_any_directory(tiny_iemocap, tmp_path):
-    import subprocess
 
-    from subprocess_env import PYTHON, child_env
-
-    from s3prl_emoaware.s3prl_adapters.launch import best_checkpoint
+    from subprocess_env import child_env, stock_evaluate_test, stock_train
 
     recipe = load_config(
         PretrainRecipe,
@@ -173,52 +170,6 @@ def test_stock_runner_trains_and_evaluates_ems_npc_from_any_directory(tiny_iemoc
         "config.downstream_expert.datarc.num_workers=0"
     )
     expdir = tmp_path / "exp"
-    train = subprocess.run(
-        [
-            PYTHON,
-            "-m",
-            "s3prl.run_downstream",
-            "-m",
-            "train",
-            "-u",
-            "ems_npc",
-            "-d",
-            "emotion",
-            "-c",
-            str(shipped_config("downstream_configs", "emotion")),
-            "-o",
-            override,
-            "-p",
-            str(expdir),
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=elsewhere,
-        timeout=600,
-    )
-    assert train.returncode == 0, train.stderr[-3000:]
-    ev = subprocess.run(
-        [
-            PYTHON,
-            "-m",
-            "s3prl.run_downstream",
-            "-m",
-            "evaluate",
-            "-e",
-            str(best_checkpoint(expdir)),
-            "-t",
-            "test",
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=elsewhere,
-        timeout=600,
-    )
-    assert ev.returncode == 0, ev.stderr[-3000:]
+    stock_train("ems_npc", "emotion", override, expdir, cwd=elsewhere, env=env)
+    ev = stock_evaluate_test(expdir, cwd=elsewhere, env=env)
     assert "test acc:" in ev.stdout

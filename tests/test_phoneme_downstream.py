@@ -1,15 +1,11 @@
 """Phoneme recognition downstream: vocabulary/lexicon, decoding, PER, and the stock runner end to end."""
 
-import subprocess
-
 import pytest
 import torch
-from subprocess_env import PYTHON, child_env
+from subprocess_env import stock_evaluate_test, stock_train
 
-from s3prl_emoaware.config import shipped_config
 from s3prl_emoaware.downstreams.phoneme.dataset import BucketSampler, PhoneDataset
 from s3prl_emoaware.downstreams.phoneme.text import PhoneVocabulary, greedy_ctc_decode, phone_error_rate, read_lexicon
-from s3prl_emoaware.s3prl_adapters.launch import best_checkpoint
 from s3prl_emoaware.utils.errors import UserFacingError
 
 
@@ -73,55 +69,9 @@ def test_stock_runner_trains_and_evaluates_phoneme_recognition(tiny_librispeech,
         "config.downstream_expert.corpus.num_workers=0,,config.downstream_expert.corpus.batch_size=4"
     )
     expdir = tmp_path / "pr"
-    train = subprocess.run(
-        [
-            PYTHON,
-            "-m",
-            "s3prl.run_downstream",
-            "-m",
-            "train",
-            "-u",
-            "emoaware_fbank",
-            "-d",
-            "phoneme_recognition",
-            "-c",
-            str(shipped_config("downstream_configs", "phoneme_recognition")),
-            "-o",
-            override,
-            "-p",
-            str(expdir),
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        cwd=tmp_path,
-        timeout=600,
-    )
-    assert train.returncode == 0, train.stderr[-3000:]
+    stock_train("emoaware_fbank", "phoneme_recognition", override, expdir, cwd=tmp_path)
     assert (expdir / "dev-hyp.ark").is_file()
-    ev = subprocess.run(
-        [
-            PYTHON,
-            "-m",
-            "s3prl.run_downstream",
-            "-m",
-            "evaluate",
-            "-e",
-            str(best_checkpoint(expdir)),
-            "-t",
-            "test",
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        cwd=tmp_path,
-        timeout=600,
-    )
-    assert ev.returncode == 0, ev.stderr[-3000:]
+    ev = stock_evaluate_test(expdir, cwd=tmp_path)
     refs = (expdir / "test-ref.ark").read_text().splitlines()
     n_test = sum(len(t.read_text().splitlines()) for t in (lib / "test-clean").glob("*/*/*.trans.txt"))
     assert len(refs) == n_test

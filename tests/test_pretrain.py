@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 import torch
-from subprocess_env import PYTHON, child_env
+from subprocess_env import PYTHON, child_env, stock_runner
 
 from s3prl_emoaware.config import load_config, shipped_config
 from s3prl_emoaware.intensity.extract import extract_intensities
@@ -131,15 +131,7 @@ def test_pretrained_upstream_in_stock_runner_and_export(tiny_iemocap, energy_cac
             "--device",
             "cpu",
         ] + (["-k", str(k)] if k else [])
-        run = subprocess.run(
-            [PYTHON, "-m", "s3prl.run_downstream", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=600,
-        )
-        assert run.returncode == 0, run.stderr[-3000:]
+        stock_runner(*args, cwd=tmp_path, env=env)
         assert (tmp_path / upstream / "test_fold1_predict.txt").is_file()
 
 

@@ -1,16 +1,13 @@
 """CREMA-D, ESD and RAVDESS layouts, speaker-independent splits, few labels, UA/WA, and the runner."""
 
 import json
-import subprocess
 
 import pytest
-from subprocess_env import PYTHON, child_env
+from subprocess_env import stock_evaluate_test, stock_train
 
-from s3prl_emoaware.config import shipped_config
 from s3prl_emoaware.corpora.reader import read_corpus
 from s3prl_emoaware.corpora.synth import synthesize_corpus
 from s3prl_emoaware.downstreams.ser.splits import label_subset, speaker_split, unweighted_accuracy, weighted_accuracy
-from s3prl_emoaware.s3prl_adapters.launch import best_checkpoint
 
 
 def test_metrics_and_splits():
@@ -51,33 +48,7 @@ def test_stock_runner_with_ravdess_few_labels(tiny_ravdess, tmp_path):
         "config.downstream_expert.datarc.label_fraction=0.1"
     )
     expdir = tmp_path / "exp"
-    run = subprocess.run(
-        [
-            PYTHON,
-            "-m",
-            "s3prl.run_downstream",
-            "-m",
-            "train",
-            "-u",
-            "emoaware_fbank",
-            "-d",
-            "emotion_ravdess",
-            "-c",
-            str(shipped_config("downstream_configs", "emotion_ravdess")),
-            "-o",
-            override,
-            "-p",
-            str(expdir),
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        cwd=tmp_path,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    stock_train("emoaware_fbank", "emotion_ravdess", override, expdir, cwd=tmp_path)
     predicted = evaluate_test_split(expdir, tmp_path)
     test_speakers = {line.split()[0].split("-")[-1] for line in predicted}
     assert len(test_speakers) >= 1
@@ -85,27 +56,7 @@ def test_stock_runner_with_ravdess_few_labels(tiny_ravdess, tmp_path):
 
 def evaluate_test_split(expdir, cwd):
     """Evaluate ``expdir``'s best checkpoint on test with the stock runner; check UA/WA; return the prediction lines."""
-    ev = subprocess.run(
-        [
-            PYTHON,
-            "-m",
-            "s3prl.run_downstream",
-            "-m",
-            "evaluate",
-            "-e",
-            str(best_checkpoint(expdir)),
-            "-t",
-            "test",
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        cwd=cwd,
-        timeout=600,
-    )
-    assert ev.returncode == 0, ev.stderr[-3000:]
+    stock_evaluate_test(expdir, cwd=cwd)
     metrics = json.loads((expdir / "test_metrics.json").read_text())
     assert 0 <= metrics["ua"] <= 1 and 0 <= metrics["wa"] <= 1
     return (expdir / "test_predict.txt").read_text().splitlines()

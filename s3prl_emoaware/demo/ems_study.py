@@ -39,7 +39,7 @@ from ..utils.stats import paired_bootstrap, wins_ties_losses
 from .downstream import UpstreamSpec, run_upstream
 from .pipeline import DownstreamSizes, superb_tasks
 from .stages import Stage, run_stages, stage_times
-from .steps import corpus_plan, describe_intensities, load_job_config, recipe_needs_intensity, synthesise_missing
+from .steps import corpus_plan, describe_intensities, load_job_config, recipe_needs_intensity, synthesize_missing
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def _synthesise(cfg: EmsStudyConfig, out: Path) -> dict:
     needed = {"librispeech": "phoneme_recognition", "fsc": "fluent_commands"}
     paths = {name: path for name, path in _corpora(out).items() if name not in needed or needed[name] in cfg.tasks}
     special = {"pretrain": ("iemocap", cfg.seed + 1), "strengthnet": (cfg.strengthnet_corpus, cfg.seed + 2)}
-    return synthesise_missing(corpus_plan(paths, cfg.seed, special), cfg.corpus_size)
+    return synthesize_missing(corpus_plan(paths, cfg.seed, special), cfg.corpus_size)
 
 
 def _train_strengthnet(cfg: EmsStudyConfig, out: Path) -> dict:

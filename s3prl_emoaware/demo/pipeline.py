@@ -30,7 +30,7 @@ from .steps import (
     describe_intensities,
     load_job_config,
     recipe_needs_intensity,
-    synthesise_missing,
+    synthesize_missing,
     train_speaker_encoder,
 )
 
@@ -162,7 +162,7 @@ def _task_specs(cfg: DemoConfig, out: Path) -> List[TaskSpec]:
 
 def _synthesise(cfg: DemoConfig, out: Path) -> dict:
     special = {"pretrain": ("iemocap", cfg.seed + 1), "strengthnet": (cfg.strengthnet_corpus, cfg.seed + 2)}
-    return synthesise_missing(corpus_plan(_corpus_paths(out), cfg.seed, special), cfg.corpus_size)
+    return synthesize_missing(corpus_plan(_corpus_paths(out), cfg.seed, special), cfg.corpus_size)
 
 
 def _train_strengthnet(cfg: DemoConfig, out: Path) -> dict:

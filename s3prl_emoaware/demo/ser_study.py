@@ -42,7 +42,7 @@ from ..utils.stats import paired_bootstrap, wins_ties_losses
 from .downstream import TaskSpec, UpstreamSpec, run_upstreams
 from .ems_study import BackboneSpec, RowSpec
 from .stages import Stage, run_stages, stage_times
-from .steps import cluster_speakers, corpus_plan, load_job_config, synthesise_missing, train_speaker_encoder
+from .steps import cluster_speakers, corpus_plan, load_job_config, synthesize_missing, train_speaker_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ def _synthesise(cfg: SerStudyConfig, out: Path) -> dict:
     from ..corpora.synth import synthesize_corpus
 
     special = {"speaker": (cfg.speaker_corpus, cfg.seed)}
-    summary = synthesise_missing(corpus_plan(_corpora(out, cfg), cfg.seed, special), cfg.corpus_size)
+    summary = synthesize_missing(corpus_plan(_corpora(out, cfg), cfg.seed, special), cfg.corpus_size)
     pretrain = []
     for scale in cfg.unlabeled_scales:
         path = _pretrain_corpus_path(out, cfg, scale)

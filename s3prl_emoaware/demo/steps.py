@@ -13,7 +13,7 @@ T = TypeVar("T")
 __all__ = [
     "load_job_config",
     "corpus_plan",
-    "synthesise_missing",
+    "synthesize_missing",
     "train_speaker_encoder",
     "cluster_speakers",
     "recipe_needs_intensity",
@@ -30,7 +30,7 @@ def load_job_config(cls: Type[T], filename: str, overrides: Optional[List[str]],
 def corpus_plan(
     paths: Dict[str, Path], seed: int, special: Dict[str, Tuple[str, int]]
 ) -> Dict[str, Tuple[str, Path, int]]:
-    """``{name: (kind, path, seed)}`` for :func:`synthesise_missing`: each corpus is generated in
+    """``{name: (kind, path, seed)}`` for :func:`synthesize_missing`: each corpus is generated in
     the layout of its name with ``seed``, except those in ``special`` (``name: (kind, seed)``)."""
     plan = {}
     for name, path in paths.items():
@@ -39,7 +39,7 @@ def corpus_plan(
     return plan
 
 
-def synthesise_missing(plan: Dict[str, Tuple[str, Path, int]], size: str) -> dict:
+def synthesize_missing(plan: Dict[str, Tuple[str, Path, int]], size: str) -> dict:
     """Generate each ``name: (kind, path, seed)`` corpus whose folder does not exist yet."""
     from ..corpora.synth import synthesize_corpus
 

@@ -4,7 +4,7 @@ Only what a real corpus has is used for training: one emotion label per utteranc
 speaker. Targets come from the relative-attributes ranker (:mod:`.ranker`) fitted on the
 training speakers only. Per utterance: the ranker's strength for emotional utterances
 (optionally raised to at least ``emotional_floor``), 0 for neutral ones. Per frame
-(``TrainConfig``):
+(``StrengthNetTrainingConfig``):
 
 - ``frame_targets``: ``repeat`` (the paper: the utterance target on every frame) or
   ``windowed`` (the ranker on windows around each frame);
@@ -60,7 +60,7 @@ from .strengthnet import MelFrontend, StrengthNet, StrengthNetConfig
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "TrainConfig",
+    "StrengthNetTrainingConfig",
     "StrengthNetRecipe",
     "train_strengthnet",
     "evaluate_strengthnet",
@@ -75,7 +75,7 @@ UTTERANCE_TARGETS = ("ranker", "frame_mean")
 
 
 @dataclass
-class TrainConfig:
+class StrengthNetTrainingConfig:
     """Args:
     frame_targets: ``repeat`` (the paper: the utterance score on every frame) or ``windowed``
         (our option: the ranker applied to ``window_seconds`` windows around each frame, so the
@@ -151,7 +151,7 @@ class StrengthNetRecipe:
     """``upstream_configs/strengthnet.yaml``: the model and its training."""
 
     model: StrengthNetConfig = field(default_factory=StrengthNetConfig)
-    training: TrainConfig = field(default_factory=TrainConfig)
+    training: StrengthNetTrainingConfig = field(default_factory=StrengthNetTrainingConfig)
 
 
 @dataclass
@@ -220,7 +220,7 @@ def _batches(items: List[_Item], batch_size: int, rng: Optional[random.Random]):
         yield batch, mels, lengths, (targets, frame_targets), labels
 
 
-def _loss(model, mels, lengths, targets, labels, cfg: TrainConfig):
+def _loss(model, mels, lengths, targets, labels, cfg: StrengthNetTrainingConfig):
     targets, frame_targets = targets
     frame, utterance, logits = model(mels, lengths)
     mask = torch.arange(mels.shape[1])[None, :] < lengths[:, None]
@@ -236,7 +236,7 @@ def _mels(frontend: MelFrontend, wav: np.ndarray) -> torch.Tensor:
         return frontend(torch.from_numpy(wav)[None])[0]
 
 
-def _floored(cfg: TrainConfig, strength):
+def _floored(cfg: StrengthNetTrainingConfig, strength):
     """An emotional utterance's (or frame's) target from the ranker's strength: ``emotional_floor``
     raises it off the neutral level."""
     return cfg.emotional_floor + (1 - cfg.emotional_floor) * strength
@@ -248,7 +248,7 @@ def _make_item(
     mel: torch.Tensor,
     target: float,
     label: int,
-    cfg: TrainConfig,
+    cfg: StrengthNetTrainingConfig,
     ranker: RelativeAttributeRanker,
 ) -> _Item:
     n = mel.shape[0]
