@@ -29,8 +29,17 @@ def child_env(**extra: str) -> dict:
 
 def stock_runner(*args, cwd, env: Optional[dict] = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """``python -m s3prl.run_downstream ARGS`` in a child (the stock runner, as users start it); asserts exit 0."""
+    return _run_module("s3prl.run_downstream", args, cwd, env, timeout)
+
+
+def our_cli(*args, cwd, env: Optional[dict] = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python -m s3prl_emoaware.cli ARGS`` in a child; asserts exit 0."""
+    return _run_module("s3prl_emoaware.cli", args, cwd, env, timeout)
+
+
+def _run_module(module: str, args, cwd, env: Optional[dict], timeout: int) -> subprocess.CompletedProcess:
     run = subprocess.run(
-        [PYTHON, "-m", "s3prl.run_downstream", *map(str, args)],
+        [PYTHON, "-m", module, *map(str, args)],
         capture_output=True,
         text=True,
         env=env if env is not None else child_env(),

@@ -1,10 +1,9 @@
 """The stock s3prl runner, with no registration in the test process, on the tiny generated corpora."""
 
 import json
-import subprocess
 
 import pytest
-from subprocess_env import PYTHON, child_env, stock_runner
+from subprocess_env import our_cli, stock_runner
 
 from s3prl_emoaware.config import shipped_config
 from s3prl_emoaware.s3prl_adapters.launch import best_checkpoint
@@ -99,33 +98,24 @@ def test_all_folds_reports_five_folds_and_mean(tiny_iemocap, tmp_path):
         f"config.downstream_expert.datarc.meta_data='{tiny_iemocap / 'meta_data'}',,"
         "config.downstream_expert.datarc.num_workers=0"
     )
-    out = subprocess.run(
-        [
-            PYTHON,
-            "-m",
-            "s3prl_emoaware.cli",
-            "run-downstream",
-            "--all-folds",
-            "-m",
-            "train",
-            "-u",
-            "emoaware_fbank",
-            "-d",
-            "emotion",
-            "-o",
-            override,
-            "-p",
-            str(expdir),
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-        env=child_env(),
+    out = our_cli(
+        "run-downstream",
+        "--all-folds",
+        "-m",
+        "train",
+        "-u",
+        "emoaware_fbank",
+        "-d",
+        "emotion",
+        "-o",
+        override,
+        "-p",
+        str(expdir),
+        "--device",
+        "cpu",
         cwd=tmp_path,
         timeout=900,
     )
-    assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((expdir / "all_folds.json").read_text())
     assert sorted(summary["folds"]) == [f"fold{k}" for k in range(1, 6)]
     accs = [summary["folds"][f]["acc"] for f in summary["folds"]]

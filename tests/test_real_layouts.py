@@ -7,12 +7,11 @@ VoxCeleb1's dev/test sets; CMUdict-style lexicons and missing words; IEMOCAP's r
 
 import logging
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 import soundfile as sf
-from subprocess_env import PYTHON, child_env
+from subprocess_env import our_cli
 from test_ser_corpora import evaluate_test_split
 
 from s3prl_emoaware.corpora.layouts import iemocap as iemocap_layout
@@ -197,32 +196,22 @@ def test_emotion_ravdess_end_to_end_on_48k_audio(ravdess_48k, tmp_path):
     )
     expdir = tmp_path / "exp"
     # our wrapper: the shipped config and the pre-run header check (48 kHz accepted: resampled when read)
-    run = subprocess.run(
-        [
-            PYTHON,
-            "-m",
-            "s3prl_emoaware.cli",
-            "run-downstream",
-            "--no-hidden-cache",
-            "-m",
-            "train",
-            "-u",
-            "emoaware_fbank",
-            "-d",
-            "emotion_ravdess",
-            "-o",
-            override,
-            "-p",
-            str(expdir),
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-        env=child_env(),
+    our_cli(
+        "run-downstream",
+        "--no-hidden-cache",
+        "-m",
+        "train",
+        "-u",
+        "emoaware_fbank",
+        "-d",
+        "emotion_ravdess",
+        "-o",
+        override,
+        "-p",
+        str(expdir),
+        "--device",
+        "cpu",
         cwd=tmp_path,
-        timeout=600,
     )
-    assert run.returncode == 0, run.stderr[-3000:]
     predicted = evaluate_test_split(expdir, tmp_path)
     assert predicted and not any(line.startswith("._") for line in predicted)
