@@ -145,6 +145,62 @@ def test_npc_logs_where_its_input_masks_fall(tiny_iemocap, tmp_path):
     assert 0 < logs["ems"]["mask/coverage"] <= 1
 
 
+def test_masked_frame_weight_scores_the_masked_frames_more():
+    import numpy as np
+
+    from s3prl_emoaware.masking.spans import MaskingConfig
+    from s3prl_emoaware.pretraining.data import Batch
+    from s3prl_emoaware.pretraining.tasks import build_task
+
+    torch.manual_seed(0)
+    feats = torch.randn(1, 200, 80)
+    batch = Batch(feats, torch.tensor([200]), None, None, ["a"])
+    model_cfg = {
+        "hidden_size": 16,
+        "n_blocks": 2,
+        "kernel_size": 15,
+        "mask_size": 7,
+        "vq_codebook_sizes": [8, 8],
+        "vq_code_dims": [8, 8],
+    }
+
+    def loss_and_mask(weight):
+        task = build_task(
+            "npc",
+            model_cfg,
+            MaskingConfig(strategy="random"),
+            80,
+            {"variant": "input_mask", "masked_frame_weight": weight},
+        )
+        torch.manual_seed(1)
+        model = task.build_model().eval()  # deterministic quantiser and batch norm: the two passes agree
+        mask, _ = task.draw_masks(batch, np.random.default_rng(0))
+        loss, _ = task.loss(model, batch, np.random.default_rng(0))
+        with torch.no_grad():
+            pred, _, _ = model(feats.masked_fill(mask[..., None], 0.0), None)
+        per_frame = (pred - feats).abs().mean(-1)[0]
+        return loss.item(), per_frame, mask[0]
+
+    plain, per_frame, mask = loss_and_mask(1.0)
+    assert plain == pytest.approx(per_frame.mean().item(), rel=1e-5)
+    weighted, _, _ = loss_and_mask(5.0)
+    m = mask.float()
+    expected = (per_frame * (1 + 4 * m)).sum() / (1 + 4 * m).sum()
+    assert 0 < m.mean() < 0.5 and weighted == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="masked_frame_weight needs an input-masking variant"):
+        build_task(
+            "npc", model_cfg, MaskingConfig(strategy="random"), 80, {"variant": "none", "masked_frame_weight": 2}
+        )
+    with pytest.raises(ValueError, match=">= 1"):
+        build_task(
+            "npc",
+            model_cfg,
+            MaskingConfig(strategy="random"),
+            80,
+            {"variant": "input_mask", "masked_frame_weight": 0.5},
+        )
+
+
 @pytest.mark.slow
 def test_stock_runner_trains_and_evaluates_ems_npc_from_any_directory(tiny_iemocap, tmp_path):
 

@@ -134,11 +134,18 @@ class NPCObjective:
     - ``both``: input masking and loss weighting together;
     - ``authors``: the EMS authors' official NPC pre-training: the intensity added to the input
       and a second head reconstructing it (L1 on valid frames, summed), no change to the masks.
+
+    ``masked_frame_weight`` (input-masking variants; our addition, 1 = off): the L1 of frames inside
+    a zeroed span counts this many times a frame outside. With weight 1 the loss is spread over every
+    frame, so where the spans go changes only which frames lose some context (NPC hides a window
+    around each predicted frame anyway); above 1 the spans also choose which frames the model must
+    learn best, as Mockingjay's loss on masked frames does.
     """
 
     variant: str = "both"
     intensity_weight: float = 1.0
     weight_scale: str = "minmax"
+    masked_frame_weight: float = 1.0
 
     def __post_init__(self):
         if self.variant not in NPC_VARIANTS:
@@ -147,6 +154,12 @@ class NPCObjective:
             raise ValueError(f"objective.weight_scale must be minmax or rank, got {self.weight_scale!r}")
         if self.intensity_weight < 0:
             raise ValueError(f"objective.intensity_weight must be >= 0, got {self.intensity_weight}")
+        if self.masked_frame_weight < 1:
+            raise ValueError(f"objective.masked_frame_weight must be >= 1, got {self.masked_frame_weight}")
+        if self.masked_frame_weight != 1 and self.variant not in ("input_mask", "both"):
+            raise ValueError(
+                f"objective.masked_frame_weight needs an input-masking variant (input_mask, both), got {self.variant!r}"
+            )
 
 
 def normalised_intensity(intensity: Tensor, lengths: Tensor, how: str = "minmax") -> Tensor:
@@ -216,7 +229,7 @@ class NPCTask(_MaskingTask):
     def loss(self, model: nn.Module, batch: Batch, rng: np.random.Generator) -> Tuple[Tensor, Dict[str, float]]:
         feats, lengths = batch.features, batch.lengths.to(batch.features.device)
         valid = torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths[:, None]
-        inputs, logs = feats, {}
+        inputs, logs, mask = feats, {}, None
         if self.masks_input:
             mask, logs = self.draw_masks(batch, rng)
             inputs = feats.masked_fill(mask[..., None], 0.0)
@@ -227,6 +240,8 @@ class NPCTask(_MaskingTask):
         if self.objective.variant in ("loss_weight", "both"):
             scaled = normalised_intensity(intensity, lengths, self.objective.weight_scale)
             weights = weights * (1.0 + self.objective.intensity_weight * scaled)
+        if mask is not None and self.objective.masked_frame_weight != 1:
+            weights = weights * (1.0 + (self.objective.masked_frame_weight - 1.0) * mask.to(weights.dtype))
         loss = (per_frame * weights).sum() / weights.sum()
         logs["l1"] = loss.item()
         if self.config.intensity_head:
