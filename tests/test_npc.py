@@ -126,14 +126,7 @@ def test_npc_logs_where_its_input_masks_fall(tiny_iemocap, tmp_path):
     for strategy in ("random", "ems", "ems_topk"):
         task = build_task(
             "npc",
-            {
-                "hidden_size": 16,
-                "n_blocks": 2,
-                "kernel_size": 15,
-                "mask_size": 7,
-                "vq_codebook_sizes": [8, 8],
-                "vq_code_dims": [8, 8],
-            },
+            to_dict(TINY),
             MaskingConfig(strategy=strategy),
             80,
             {"variant": "input_mask"},
@@ -155,14 +148,7 @@ def test_masked_frame_weight_scores_the_masked_frames_more():
     torch.manual_seed(0)
     feats = torch.randn(1, 200, 80)
     batch = Batch(feats, torch.tensor([200]), None, None, ["a"])
-    model_cfg = {
-        "hidden_size": 16,
-        "n_blocks": 2,
-        "kernel_size": 15,
-        "mask_size": 7,
-        "vq_codebook_sizes": [8, 8],
-        "vq_code_dims": [8, 8],
-    }
+    model_cfg = to_dict(TINY)
 
     def loss_and_mask(weight):
         task = build_task(
