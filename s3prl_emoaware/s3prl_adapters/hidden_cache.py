@@ -28,8 +28,9 @@ fields above, the sample count of the audio asked for, the frame count the featu
 for it, the layer count and width of the batch's other entries, the storage dtype, and
 states whose digest is the stored one (a flipped byte inside a tensor loads without error:
 the digest is what catches it). An entry that fails any check (truncated, overwritten,
-damaged, copied under another name) is logged in one line, deleted and recomputed. Entries
-written before the digest was added are checked for everything else.
+damaged, copied under another name) is logged in one line, deleted and recomputed. An entry
+without a digest (written before digests were added) is one too: it is recomputed and rewritten
+with one, never served (the first such entry is logged, the others only counted).
 
 **Equality with the uncached run.** The stock runner pads a batch; the featurizer then keeps
 ``round(samples / rate)`` frames per utterance, which for a shorter one includes a few frames
@@ -84,6 +85,7 @@ FORMAT_VERSION = 1
 ENV_DIR = "S3PRL_EMOAWARE_HIDDEN_CACHE"
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
 _ENTRY_SUFFIX = ".pt"
+_NO_DIGEST = "has no digest of its states (written before digests were added)"
 
 
 class HiddenCacheError(UserFacingError):
@@ -226,6 +228,7 @@ class HiddenStateStore:
         if meta is not None and not (self.dir / "meta.json").is_file():
             atomic_write_json(self.dir / "meta.json", meta)
         self.hits = self.misses = self.repaired = 0
+        self._old_logged = False  # an entry without a digest was logged (a cache from before digests has many)
 
     def path(self, key: str) -> Path:
         return self.dir / key[:2] / f"{key}{_ENTRY_SUFFIX}"
@@ -243,7 +246,10 @@ class HiddenStateStore:
         except Exception as err:  # an entry is renamed into place whole, so this is outside damage
             problem = f"unreadable ({' '.join(str(err).split())[:200]})"
         if problem is not None:
-            logger.warning("%s: hidden-state cache entry %s; deleted, it is recomputed", path, problem)
+            if problem != _NO_DIGEST or not self._old_logged:
+                more = "; further entries without a digest are replaced unlogged" if problem == _NO_DIGEST else ""
+                logger.warning("%s: hidden-state cache entry %s; deleted, it is recomputed%s", path, problem, more)
+                self._old_logged = self._old_logged or problem == _NO_DIGEST
             self.discard(path)
             return None
         self.hits += 1
@@ -291,7 +297,9 @@ def _entry_problem(entry) -> Optional[str]:
     if states.shape[1] > entry["native"]:
         return f"has {states.shape[1]} frames, more than its upstream frame count {entry['native']}"
     digest = entry.get("digest")
-    if digest is not None and digest != states_digest(states):
+    if digest is None:
+        return _NO_DIGEST
+    if digest != states_digest(states):
         return "is damaged (its states do not match their digest)"
     if not torch.isfinite(states).all():
         return "holds NaN or Inf states"

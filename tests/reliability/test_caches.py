@@ -349,6 +349,43 @@ def test_damaged_hidden_state_entry_is_recomputed(hidden, how, caplog):
 
 @pytest.mark.probe(
     area=AREA,
+    probe="hidden-state cache entries written before the per-entry digest (no 'digest' field), one of them "
+    "with other finite states of the same shape",
+    behaviour="never served: each is a miss, recomputed and rewritten with a digest (one warning, naming the "
+    "first file); the batch gets the cold cache's states, and the next one is served from the new entries",
+)
+def test_entry_without_digest_is_recomputed(hidden, caplog):
+    from s3prl_emoaware.s3prl_adapters.hidden_cache import audio_key, states_digest
+
+    _, cached, store, wavs = hidden
+    with torch.no_grad():
+        cold = _states(cached(wavs))
+    paths = [store.path(audio_key(w)) for w in wavs]
+    for i, path in enumerate(paths):
+        entry = torch.load(path, weights_only=True)
+        del entry["digest"]
+        if i == 1:  # only a digest would tell these states from the real ones
+            entry["states"] = entry["states"] + 1
+        torch.save(entry, path)
+    misses = store.misses
+    with torch.no_grad(), caplog.at_level("WARNING"):
+        warm = _states(cached(wavs))
+    torch.testing.assert_close(warm, cold, rtol=0, atol=0)
+    assert store.misses == misses + len(wavs)
+    warned = [r.getMessage() for r in caplog.records if "no digest" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith(str(paths[0])), warned
+    for path in paths:
+        entry = torch.load(path, weights_only=True)
+        assert entry["digest"] == states_digest(entry["states"])
+    hits = store.hits
+    with torch.no_grad():
+        again = _states(cached(wavs))
+    assert store.hits == hits + len(wavs)
+    torch.testing.assert_close(again, cold, rtol=0, atol=0)
+
+
+@pytest.mark.probe(
+    area=AREA,
     probe="hidden-state cache: the checkpoint rewritten in place (same path), and changed audio",
     behaviour="another upstream key (checkpoint bytes and weights hashed), and a miss for the "
     "changed audio: no old entry is served",
