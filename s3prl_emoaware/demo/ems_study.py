@@ -39,7 +39,14 @@ from ..utils.stats import paired_bootstrap, wins_ties_losses
 from .downstream import UpstreamSpec, run_upstream
 from .pipeline import DownstreamSizes, superb_tasks
 from .stages import Stage, run_stages, stage_times
-from .steps import corpus_plan, describe_intensities, load_job_config, recipe_needs_intensity, synthesize_missing
+from .steps import (
+    corpus_plan,
+    load_job_config,
+    pretraining_intensities,
+    recipe_needs_intensity,
+    synthesize_missing,
+    train_shipped_strengthnet,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -160,17 +167,14 @@ def _synthesise(cfg: EmsStudyConfig, out: Path) -> dict:
 
 
 def _train_strengthnet(cfg: EmsStudyConfig, out: Path) -> dict:
-    from ..config import load_config, shipped_config
-    from ..intensity.train import StrengthNetRecipe, train_strengthnet
-
-    recipe = load_config(
-        StrengthNetRecipe, shipped_config("upstream_configs", cfg.strengthnet), cfg.strengthnet_overrides
-    )
     # judged on the pre-training corpus too (its sidecar says where the emotion is), never trained on it
-    metrics = train_strengthnet(
-        _corpora(out)["strengthnet"], out / "strengthnet", recipe, eval_corpora=[_corpora(out)["pretrain"]]
+    return train_shipped_strengthnet(
+        cfg.strengthnet,
+        cfg.strengthnet_overrides,
+        _corpora(out)["strengthnet"],
+        out / "strengthnet",
+        eval_corpora=[_corpora(out)["pretrain"]],
     )
-    return {k: v for k, v in metrics.items() if k != "skipped"}
 
 
 def oracle_curve(
@@ -209,23 +213,9 @@ def _oracle_cache(out: Path) -> dict:
 
 
 def _intensities(cfg: EmsStudyConfig, out: Path) -> dict:
-    from ..intensity.cache import discard_other_checkpoint_cache
-    from ..intensity.extract import extract_intensities
-
     used = {r.intensity for r in cfg.rows}
-    summary = {}
-    pretrain = _corpora(out)["pretrain"]
-    if "strengthnet" in used:
-        checkpoint = out / "strengthnet" / "strengthnet.ckpt"
-        discard_other_checkpoint_cache(out / "intensity" / "strengthnet", checkpoint)  # after a retrained StrengthNet
-        summary["strengthnet"] = extract_intensities(
-            pretrain, out / "intensity" / "strengthnet", model_path=str(checkpoint)
-        )
-    if "energy" in used:
-        summary["energy"] = extract_intensities(pretrain, out / "intensity" / "energy", source="energy")
-    for source in ("strengthnet", "energy"):
-        if source in summary:  # what feeds the masker, in figures and as a picture
-            summary[source]["distribution"] = describe_intensities(out / "intensity" / source, pretrain)
+    checkpoint = out / "strengthnet" / "strengthnet.ckpt"
+    summary = pretraining_intensities(_corpora(out)["pretrain"], out / "intensity", used, checkpoint)
     # the oracle also serves the mask report (share of masks inside the emotional segments)
     summary["oracle"] = _oracle_cache(out)
     return summary

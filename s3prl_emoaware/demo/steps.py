@@ -1,12 +1,13 @@
-"""Steps that both staged jobs (``demo`` and ``ser-study``) run: their config, the generated
-corpora, the speaker encoder and the intra-speaker clusters. Each job decides which corpora
-and recipes; these functions do the work the same way for both.
+"""Steps that the staged jobs (``demo``, ``ems-study``, ``ser-study``) run: their config, the
+generated corpora, the speaker encoder and the intra-speaker clusters, StrengthNet and the
+intensities of a pre-training corpus. Each job decides which corpora and recipes; these
+functions do the work the same way for all.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Type, TypeVar
+from typing import Collection, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
 
 T = TypeVar("T")
 
@@ -17,6 +18,8 @@ __all__ = [
     "train_speaker_encoder",
     "cluster_speakers",
     "recipe_needs_intensity",
+    "train_shipped_strengthnet",
+    "pretraining_intensities",
 ]
 
 
@@ -97,3 +100,38 @@ def describe_intensities(cache_dir: Path, corpus: Path) -> Dict:
     png = Path(f"{Path(cache_dir)}_histogram.png")
     plot_intensity_histogram(cache, utterances, png, title=f"{cache.source} intensities of {Path(corpus).name}")
     return {**intensity_distribution(cache, utterances), "histogram": str(png)}
+
+
+def train_shipped_strengthnet(
+    recipe_name: str, overrides: List[str], corpus: Path, out: Path, eval_corpora: Sequence[Path] = ()
+) -> dict:
+    """StrengthNet of the shipped recipe ``recipe_name`` trained on ``corpus`` into ``out``
+    (``out/strengthnet.ckpt``); its metrics on the held-out speakers and on each corpus of
+    ``eval_corpora`` (judged, never trained on), without the list of skipped files."""
+    from ..config import load_config, shipped_config
+    from ..intensity.train import StrengthNetRecipe, train_strengthnet
+
+    recipe = load_config(StrengthNetRecipe, shipped_config("upstream_configs", recipe_name), overrides)
+    metrics = train_strengthnet(corpus, out, recipe, eval_corpora=list(eval_corpora))
+    return {k: v for k, v in metrics.items() if k != "skipped"}
+
+
+def pretraining_intensities(
+    corpus: Path, root: Path, sources: Collection[str], checkpoint: Optional[Path] = None
+) -> Dict[str, dict]:
+    """The ``strengthnet`` (the model at ``checkpoint``) and ``energy`` intensities of ``corpus``
+    into ``root/<source>``, for those of ``sources`` (others are ignored), each with its
+    distribution and histogram (:func:`describe_intensities`). A StrengthNet cache made by
+    another checkpoint (a retrained StrengthNet) is replaced; one of this checkpoint resumes."""
+    from ..intensity.cache import discard_other_checkpoint_cache
+    from ..intensity.extract import extract_intensities
+
+    summary = {}
+    if "strengthnet" in sources:
+        discard_other_checkpoint_cache(root / "strengthnet", checkpoint)
+        summary["strengthnet"] = extract_intensities(corpus, root / "strengthnet", model_path=str(checkpoint))
+    if "energy" in sources:
+        summary["energy"] = extract_intensities(corpus, root / "energy", source="energy")
+    for source in summary:  # what feeds the masker, in figures and as a picture
+        summary[source]["distribution"] = describe_intensities(root / source, corpus)
+    return summary
