@@ -1,6 +1,6 @@
-"""Few-label SER study: run plan (seeds x splits, scales), paired differences with bootstrap
-intervals over seeds x splits, the new-speaker check of the pre-training corpora, the multi-task
-loss schedules, and the quick study end to end."""
+"""Few-label SER study: run plan (seeds x splits, scales, the SSL rows' StrengthNet stages), paired
+differences with bootstrap intervals over seeds x splits, the new-speaker check of the pre-training
+and StrengthNet corpora, the multi-task loss schedules, and the quick study end to end."""
 
 import json
 
@@ -8,6 +8,8 @@ import pytest
 
 from s3prl_emoaware.contrastive.tasks import ContrastiveObjective, multitask_weights
 from s3prl_emoaware.corpora.layouts import esd
+from s3prl_emoaware.corpora.reader import read_corpus
+from s3prl_emoaware.demo.ems_study import BackboneSpec, RowSpec
 from s3prl_emoaware.demo.ser_study import (
     EncoderSpec,
     SerStudyConfig,
@@ -20,7 +22,9 @@ from s3prl_emoaware.demo.ser_study import (
     study_runs,
     summarise,
 )
+from s3prl_emoaware.intensity.cache import IntensityCache
 from s3prl_emoaware.utils.errors import UserFacingError
+from s3prl_emoaware.utils.hashing import file_sha256
 from s3prl_emoaware.utils.stats import paired_bootstrap
 
 
@@ -69,6 +73,40 @@ def test_run_plan_crosses_every_seed_with_every_split(tmp_path):
             f"ser_s{seed}",
         } <= set(names)
     assert names[0] == "corpora" and names[-1] == "report" and len(set(names)) == len(names)
+
+
+def _ssl_stages(tmp_path, rows):
+    cfg = load_study_config(quick=False, overrides=[f"ssl_rows=[{', '.join(rows)}]"])
+    return [s.name for s in build_stages(cfg, tmp_path) if s.name.startswith("ssl_")]
+
+
+def test_strengthnet_stages_exactly_when_an_ssl_row_reads_strengthnet(tmp_path):
+    cfg = load_study_config(quick=False)
+    # the default EMS rows judge the EMS study's EMS: StrengthNet intensities of its recipe
+    assert {r.intensity for r in cfg.ssl_rows if r.masking == "ems"} == {"strengthnet"}
+    assert cfg.strengthnet == "strengthnet_small" and cfg.strengthnet_corpus == "esd"
+    names = [s.name for s in build_stages(cfg, tmp_path)]
+    assert [n for n in names if n.startswith("ssl_")] == ["ssl_strengthnet", "ssl_intensity_strengthnet"]
+    ssl_pretraining = [names.index(f"pretrain_{r.label}_s{s}") for r in cfg.ssl_rows for s in cfg.seeds]
+    assert names.index("ssl_strengthnet") < names.index("ssl_intensity_strengthnet") < min(ssl_pretraining)
+    energy = "{label: e, backbone: mockingjay, masking: ems, intensity: energy}"
+    strength = "{label: s, backbone: npc, masking: ems, intensity: strengthnet}"
+    plain = "{label: r, backbone: mockingjay, masking: random}"
+    assert _ssl_stages(tmp_path, [energy, plain]) == ["ssl_intensity_energy"]
+    assert _ssl_stages(tmp_path, [plain, energy, strength]) == [
+        "ssl_strengthnet",
+        "ssl_intensity_strengthnet",
+        "ssl_intensity_energy",
+    ]
+    assert _ssl_stages(tmp_path, [plain]) == [] and _ssl_stages(tmp_path, []) == []
+    quick = load_study_config(quick=True)
+    assert quick.strengthnet == "strengthnet_tiny"
+    assert "ssl_strengthnet" in [s.name for s in build_stages(quick, tmp_path)]
+    backbone = BackboneSpec("mockingjay", "ems_mockingjay_tiny", "ems_mockingjay_local")
+    with pytest.raises(ValueError, match="intensity must be one of"):  # the oracle is the EMS study's alone
+        SerStudyConfig(ssl_backbones=[backbone], ssl_rows=[RowSpec("o", "mockingjay", "ems", "oracle")])
+    with pytest.raises(ValueError, match="strengthnet_corpus"):
+        SerStudyConfig(strengthnet_corpus="iemocap")
 
 
 def test_knob_config_chooses_on_corpora_of_another_seed():
@@ -170,6 +208,22 @@ def test_pretraining_speakers_must_be_new(tmp_path):
         check_new_speakers([other_seed, same_seed], [cremad])
 
 
+def test_strengthnet_is_not_trained_on_speakers_of_the_ser_corpora(tmp_path):
+    out = tmp_path / "study"
+    _fake(out / "corpora" / "cremad", "cremad", 0, [f"AudioWAV/{1001 + a}_IEO_NEU_XX.wav" for a in range(6)])
+    # an ESD-layout StrengthNet corpus generated with the SER corpora's seed has their first speakers
+    _fake(out / "corpora" / "strengthnet_esd", "esd", 0, [f"{s:04d}/Neutral/{s:04d}_000001.wav" for s in range(11, 15)])
+    cfg = SerStudyConfig(
+        corpora=["cremad"],
+        ssl_backbones=[BackboneSpec("mockingjay", "ems_mockingjay_tiny", "ems_mockingjay_local")],
+        ssl_rows=[RowSpec("m", "mockingjay", "ems", "strengthnet")],
+    )
+    stage = next(s for s in build_stages(cfg, out) if s.name == "ssl_strengthnet")
+    with pytest.raises(UserFacingError, match="StrengthNet training speaker.*also speak in the SER corpus"):
+        stage.run()
+    assert not (out / "ssl" / "strengthnet").exists()  # refused before training
+
+
 def test_esd_reads_a_folder_with_more_than_the_release_speakers_whole(tmp_path):
     assert esd.speaker_ids("auto", [f"{s:04d}" for s in range(1, 21)]) == [f"{s:04d}" for s in range(11, 21)]
     assert esd.speaker_ids("auto", [f"{s:04d}" for s in range(1, 41)]) == [f"{s:04d}" for s in range(1, 41)]
@@ -200,6 +254,19 @@ def test_quick_study_runs_every_stage_and_reports(tmp_path):
     for png in ("ser_study.png", "ser_study_curve.png"):
         assert (report / png).read_bytes()[:4] == b"\x89PNG"
     assert "| speaker_only |" in text and "| ser_s1 |" in text and "Unlabelled-data curve" in text
+    # the EMS row's intensities: a StrengthNet of its own corpus (another seed than every reported corpus)
+    corpora = tmp_path / "study" / "corpora"
+    markers = {p.parent.name: json.loads(p.read_text())["seed"] for p in corpora.glob("*/SYNTHETIC_CORPUS.json")}
+    assert markers.pop("strengthnet_esd") not in set(markers.values()) and "ravdess" in markers
+    trained = json.loads((tmp_path / "study" / "stages" / "ssl_strengthnet.json").read_text())["summary"]
+    assert 0.0 <= trained["auc_emotional_vs_neutral"] <= 1.0
+    cache = IntensityCache(tmp_path / "study" / "ssl" / "intensity" / "strengthnet")
+    checkpoint = tmp_path / "study" / "ssl" / "strengthnet" / "strengthnet.ckpt"
+    assert cache.source == "strengthnet" and cache.model["checkpoint_sha256"] == file_sha256(checkpoint)
+    assert len(cache) == len(read_corpus(corpora / "pretrain_esd_x1"))
+    shown = json.loads((tmp_path / "study" / "stages" / "ssl_intensity_strengthnet.json").read_text())["summary"]
+    assert open(shown["distribution"]["histogram"], "rb").read(4) == b"\x89PNG"
+    assert "| ssl_strengthnet |" in text and "| ssl_intensity_strengthnet |" in text
 
 
 def test_multitask_combine_sets_what_each_step_optimises(tmp_path):

@@ -9,7 +9,9 @@ same architecture; they differ only in how their weights were obtained:
 - contrastive variants (plain, multi-task, adversarial), started from the speaker encoder
   and trained on the emotion-unlabelled pre-training corpus;
 - SSL rows beside them (``ssl_rows``): our Mockingjay and NPC pre-trained on the same
-  unlabelled audio (random masking and EMS), with the EMS study's pre-training function.
+  unlabelled audio (random masking and EMS), with the EMS study's pre-training function. EMS
+  rows read StrengthNet intensities (the EMS study's recipe, trained on an ESD-layout corpus
+  of its own: another seed, speakers never those of the SER corpora) or the ``energy`` proxy.
 
 Every row is pre-trained with each seed of ``seeds`` (the speaker encoder, its clusters, the
 contrastive runs and the untrained init all follow the seed), and each (seed, corpus, label
@@ -25,8 +27,9 @@ refuses to go on if a pre-training speaker (voice and pitch offset of the genera
 of an SER corpus's.
 
 Stages (resumable, like the demo): corpora, speaker_encoder_s<seed>, clusters_x<scale>_s<seed>,
-random_init_s<seed>, pretrain_<run>, ssl_intensity, ser_s<seed>, report. A runner run whose
-test evaluation finished is kept when a killed ser_s<seed> stage is re-run.
+random_init_s<seed>, pretrain_<run>, ssl_strengthnet and ssl_intensity_<source> (only when an
+SSL row reads that intensity), ser_s<seed>, report. A runner run whose test evaluation finished
+is kept when a killed ser_s<seed> stage is re-run.
 """
 
 from __future__ import annotations
@@ -42,7 +45,15 @@ from ..utils.stats import paired_bootstrap, wins_ties_losses
 from .downstream import TaskSpec, UpstreamSpec, run_upstreams
 from .ems_study import BackboneSpec, RowSpec
 from .stages import Stage, run_stages, stage_times
-from .steps import cluster_speakers, corpus_plan, load_job_config, synthesize_missing, train_speaker_encoder
+from .steps import (
+    cluster_speakers,
+    corpus_plan,
+    load_job_config,
+    pretraining_intensities,
+    synthesize_missing,
+    train_shipped_strengthnet,
+    train_speaker_encoder,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +73,7 @@ SER_CORPORA = ("cremad", "esd", "ravdess")
 # speakers of the generated ESD layout at its default (the 1x corpus), per synth-corpus size
 BASE_PRETRAIN_SPEAKERS = {"tiny": 4, "demo": 10}
 RELEASE_ESD_SPEAKERS = 20  # an ESD folder with more speaker ids than the release's is read whole
+SSL_INTENSITIES = ("none", "energy", "strengthnet")
 
 
 @dataclass
@@ -89,8 +101,9 @@ class SerStudyConfig:
 
     Attributes:
         seed: seed of the generated corpora (SER corpora ``seed``, pre-training corpora
-            ``seed + 1``). Knobs (multi-task ``combine``) are chosen with another seed
-            (``ser_study_knob.yaml``: seed 100), never on the reported splits.
+            ``seed + 1``, the SSL rows' StrengthNet corpus ``seed + 2``). Knobs (multi-task
+            ``combine``) are chosen with another seed (``ser_study_knob.yaml``: seed 100), never
+            on the reported splits.
         seeds: pre-training seeds (``training.seed`` of the speaker encoder, the contrastive
             and SSL runs, and of the untrained init); each crosses every split.
         corpus_size: ``demo`` or ``tiny`` (synth-corpus sizes).
@@ -101,7 +114,8 @@ class SerStudyConfig:
         speaker_corpus: layout of the speaker encoder's training corpus. ``voxceleb``: many
             speakers, neutral speech, as real speaker encoders are trained.
         pretrain_corpus: layout of the emotion-unlabelled pre-training corpus; its labels are
-            read only by the clustering analysis. Scales above 1 need ``esd``.
+            read only by the clustering analysis (and StrengthNet's figures on it). Scales above 1
+            need ``esd``.
         unlabeled_scales: sizes of the pre-training corpus (1 = 10 speakers x 32 utterances at
             demo size; 4 = 40 speakers ...). The table is at the first; the others feed the curve.
         curve_fraction: label fraction of the unlabelled-data curve (larger scales run only it).
@@ -112,7 +126,10 @@ class SerStudyConfig:
         downstream: runner overrides (s3prl ``-o``) that size each SER run.
         encoders: the ECAPA rows.
         ssl_backbones, ssl_rows: SSL rows (the EMS study's :class:`BackboneSpec` / :class:`RowSpec`;
-            intensity ``none`` or ``energy``), pre-trained on the first scale's corpus.
+            intensity ``none``, ``strengthnet`` or ``energy``), pre-trained on the first scale's corpus.
+        strengthnet / strengthnet_overrides: StrengthNet recipe of the ``strengthnet`` SSL rows
+            (as in the EMS study), trained on a generated ``strengthnet_corpus`` (cremad, esd or
+            ravdess layout: the layouts whose speakers are checked against the SER corpora's).
         bootstrap: resamples of the paired bootstrap.
     """
 
@@ -142,6 +159,9 @@ class SerStudyConfig:
     encoders: List[EncoderSpec] = field(default_factory=list)
     ssl_backbones: List[BackboneSpec] = field(default_factory=list)
     ssl_rows: List[RowSpec] = field(default_factory=list)
+    strengthnet: str = "strengthnet_small"
+    strengthnet_overrides: List[str] = field(default_factory=list)
+    strengthnet_corpus: str = "esd"
     bootstrap: int = 10000
 
     def __post_init__(self):
@@ -188,8 +208,15 @@ class SerStudyConfig:
         for row in self.ssl_rows:
             if row.backbone not in names:
                 raise ValueError(f"ssl row {row.label!r}: unknown backbone {row.backbone!r}; known: {sorted(names)}")
-            if row.intensity not in ("none", "energy"):
-                raise ValueError(f"ssl row {row.label!r}: intensity must be none or energy, got {row.intensity!r}")
+            if row.intensity not in SSL_INTENSITIES:
+                raise ValueError(
+                    f"ssl row {row.label!r}: intensity must be one of {SSL_INTENSITIES}, got {row.intensity!r}"
+                )
+        if self.strengthnet_corpus not in SER_CORPORA:
+            raise ValueError(
+                f"strengthnet_corpus: {self.strengthnet_corpus!r} cannot be checked for new speakers; "
+                f"choose among {list(SER_CORPORA)}"
+            )
         if self.bootstrap < 100:
             raise ValueError("bootstrap must be >= 100")
 
@@ -282,8 +309,8 @@ def generated_voices(corpus: Path) -> Set[Tuple[str, float]]:
     return {(voice, round(offset, 9)) for voice, offset in emotional_speakers(n, np.random.default_rng(info["seed"]))}
 
 
-def check_new_speakers(pretrain: Sequence[Path], ser: Sequence[Path]) -> None:
-    """Raise if a speaker of a pre-training corpus is also a speaker of an SER corpus."""
+def check_new_speakers(pretrain: Sequence[Path], ser: Sequence[Path], role: str = "pre-training") -> None:
+    """Raise if a speaker of a ``role`` corpus (``pretrain``) is also a speaker of an SER corpus."""
     from ..utils.errors import UserFacingError
 
     theirs = {v: c for c in ser for v in generated_voices(c)}
@@ -291,9 +318,9 @@ def check_new_speakers(pretrain: Sequence[Path], ser: Sequence[Path]) -> None:
         shared = sorted(v for v in generated_voices(corpus) if v in theirs)
         if shared:
             raise UserFacingError(
-                f"{corpus}: {len(shared)} pre-training speaker(s) also speak in the SER corpus "
+                f"{corpus}: {len(shared)} {role} speaker(s) also speak in the SER corpus "
                 f"{theirs[shared[0]]} (e.g. voice {shared[0][0]}, pitch offset {shared[0][1]:+.3f}); "
-                "generate the pre-training corpora with another seed"
+                f"generate the {role} corpora with another seed"
             )
 
 
@@ -418,12 +445,34 @@ def _ssl_study(cfg: SerStudyConfig):
     )
 
 
-def _ssl_intensity(cfg: SerStudyConfig, out: Path) -> dict:
-    from ..intensity.extract import extract_intensities
+def _strengthnet_corpus_path(out: Path, cfg: SerStudyConfig) -> Path:
+    return out / "corpora" / f"strengthnet_{cfg.strengthnet_corpus}"
 
-    return extract_intensities(
-        _pretrain_corpus_path(out, cfg, cfg.unlabeled_scales[0]), out / "ssl" / "intensity" / "energy", source="energy"
+
+def _ssl_strengthnet(cfg: SerStudyConfig, out: Path) -> dict:
+    """StrengthNet of the ``strengthnet`` SSL rows, as the EMS study trains it: on a labelled corpus
+    of its own (generated here with seed + 2; its speakers checked against the SER corpora's),
+    judged on the 1x pre-training corpus too (labels read for that figure only)."""
+    path = _strengthnet_corpus_path(out, cfg)
+    plan = {"strengthnet": (cfg.strengthnet_corpus, path, cfg.seed + 2)}
+    corpus = synthesize_missing(plan, cfg.corpus_size)["strengthnet"]
+    check_new_speakers([path], [_corpora(out, cfg)[c] for c in cfg.corpora], role="StrengthNet training")
+    metrics = train_shipped_strengthnet(
+        cfg.strengthnet,
+        cfg.strengthnet_overrides,
+        path,
+        out / "ssl" / "strengthnet",
+        eval_corpora=[_pretrain_corpus_path(out, cfg, cfg.unlabeled_scales[0])],
     )
+    return {"corpus": corpus, **metrics}
+
+
+def _ssl_intensity(cfg: SerStudyConfig, source: str, out: Path) -> dict:
+    """``source`` intensities of the 1x pre-training corpus into ``ssl/intensity/<source>`` (where the
+    EMS study's pre-training function reads them), with their distribution and histogram."""
+    checkpoint = out / "ssl" / "strengthnet" / "strengthnet.ckpt"
+    corpus = _pretrain_corpus_path(out, cfg, cfg.unlabeled_scales[0])
+    return pretraining_intensities(corpus, out / "ssl" / "intensity", {source}, checkpoint)[source]
 
 
 def _ssl_pretrain(cfg: SerStudyConfig, run: StudyRun, out: Path) -> dict:
@@ -758,12 +807,21 @@ def build_stages(cfg: SerStudyConfig, out: Path) -> List[Stage]:
                 lambda run=run: _pretrain(cfg, run, out),
             )
         )
-    if any(r.intensity == "energy" for r in cfg.ssl_rows):
+    used = {r.intensity for r in cfg.ssl_rows}
+    if "strengthnet" in used:
         stages.append(
             Stage(
-                "ssl_intensity",
-                "energy intensities of the pre-training corpus (SSL EMS rows)",
-                lambda: _ssl_intensity(cfg, out),
+                "ssl_strengthnet",
+                f"train StrengthNet ({cfg.strengthnet}) on its own {cfg.strengthnet_corpus} corpus (SSL EMS rows)",
+                lambda: _ssl_strengthnet(cfg, out),
+            )
+        )
+    for source in (s for s in ("strengthnet", "energy") if s in used):
+        stages.append(
+            Stage(
+                f"ssl_intensity_{source}",
+                f"{source} intensities of the pre-training corpus (SSL EMS rows)",
+                lambda source=source: _ssl_intensity(cfg, source, out),
             )
         )
     for run in (r for r in runs if r.kind == "ssl"):
