@@ -19,8 +19,9 @@ is left out of the index and listed (``max_bad_fraction`` of them at most, else 
 through :class:`~s3prl_emoaware.utils.audio.AudioReport`, which also logs one line for what
 reading the corpus does: resampled, downmixed, cropped); one that cannot be decoded (NaN
 samples, a damaged stream) makes the dataset return a :class:`SkippedItem`, :func:`collate`
-drops it and lists it in ``Batch.skipped``; the trainer warns once per file and sums them up
-at the end of every epoch.
+drops it and lists it in ``Batch.skipped``; the trainer warns once per file, sums them up
+at the end of every epoch and counts them with the others against ``max_bad_fraction`` at
+every checkpoint.
 
 Why not lhotse's manifests and ``DynamicBucketingSampler``: lhotse 1.33 installs and runs
 with torch 2.11 here, but on the 3,840-file corpus of ``bench/bench_pretrain_scale.py`` its
@@ -133,6 +134,7 @@ class PretrainDataset(torch.utils.data.Dataset):
         self.entries, self.frontend_config, self.cache, self.max_frames = list(entries), frontend, cache, max_frames
         self._frontend: Optional[FbankFrontend] = None
         self.skipped: Dict[str, str] = {}  # utt_id -> why, of the files left out by the header scan
+        self.what = "pre-training data"  # the corpus, in the lines about its bad files
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -203,7 +205,7 @@ def build_dataset(
         )
     report.check()
     dataset = PretrainDataset(entries, frontend, cache, max_frames)
-    dataset.skipped = dict(report.skipped)
+    dataset.skipped, dataset.what = dict(report.skipped), what
     return dataset
 
 

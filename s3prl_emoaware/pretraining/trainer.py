@@ -3,7 +3,9 @@ exact resume, TensorBoard, tqdm, DistributedDataParallel under ``torchrun``.
 
 Data streams: a DataLoader (``training.num_workers`` worker processes) computes the features of
 each micro-batch while the model trains on the previous one; files that fail to decode are
-skipped, warned about once and summed up at every epoch's end.
+skipped, warned about once and summed up at every epoch's end; at every checkpoint they count,
+with the files the index left out, against ``training.max_bad_fraction`` (under DDP summed over
+the ranks first, so every rank stops at the same step with the same count).
 
 Determinism without stored RNG state: the micro-batch of every step follows from the step
 number (:func:`.data.epoch_batches`), the masking generator is seeded with
@@ -35,6 +37,7 @@ from ..config import from_dict, to_dict
 from ..features import FbankConfig
 from ..masking.spans import MaskingConfig
 from ..utils.atomic import ensure_writable_dir
+from ..utils.audio import AudioReport
 from ..utils.errors import UserFacingError
 from ..utils.signals import Interrupted, graceful_stop, ignore_interrupts, peer_failure
 from .data import PretrainDataset, collate, epoch_batches, skipped_summary
@@ -297,6 +300,29 @@ class Trainer:
                 self.skipped[item.utt_id] = item.reason
                 logger.warning("rank %d: skipped %s", self.rank, item.reason)
 
+    def _check_bad_files(self) -> None:
+        """Raise :class:`~s3prl_emoaware.utils.audio.TooManyBadFilesError` when the files skipped while
+        decoding, with those left out of the index, are more than ``training.max_bad_fraction`` of
+        the corpus. Every rank calls this at the same step (a checkpoint); under DDP a flag per item
+        is all-reduced first (a file two ranks met counts once), so all ranks raise together and
+        none waits for one that stopped."""
+        header = getattr(self.dataset, "skipped", None) or {}
+        skipped = {**header, **self.skipped}
+        if self.world > 1:
+            position = {e.utt_id: i for i, e in enumerate(self.items)}
+            flags = torch.zeros(len(self.items), dtype=torch.int32)
+            for utt_id in self.skipped:
+                flags[position[utt_id]] = 1
+            flags = flags.to(self.device)
+            torch.distributed.all_reduce(flags)
+            for i in torch.nonzero(flags.cpu()).flatten().tolist():
+                e = self.items[i]
+                skipped.setdefault(e.utt_id, f"{e.path}: failed to decode (on another rank, see its log)")
+        report = AudioReport(getattr(self.dataset, "what", "pre-training data"), None, self.cfg.max_bad_fraction)
+        report.count(len(self.items) + len(header))
+        report.skipped.update(skipped)
+        report.check()
+
     def train(self, stop_at: Optional[int] = None) -> List[Tuple[int, float]]:
         """Train up to ``total_steps`` (or ``stop_at``); return (step, loss) for every step run.
 
@@ -378,6 +404,7 @@ class Trainer:
                     self.save()
                 if self.world > 1:
                     torch.distributed.barrier()
+                self._check_bad_files()
             if signum and self.step < end:
                 raise Interrupted(signum, f"step {self.step}", str(self.out / "last.ckpt"))
         bar.close()

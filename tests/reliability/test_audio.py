@@ -11,8 +11,10 @@ one line naming the file and the problem.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
+from typing import Tuple
 
 import numpy as np
 import pytest
@@ -367,6 +369,86 @@ def test_pretraining_threshold(planted):
         build_dataset(read_corpus(root), FbankConfig(), max_bad_fraction=0.02, what=str(root))
     message = str(err.value)
     assert "\n" not in message and "max_bad_fraction 0.02" in message and str(root) in message
+
+
+def _pretrain_args(root: Path, out: Path, fraction: float) -> list:
+    from s3prl_emoaware.config import shipped_config
+
+    overrides = [
+        "masking.strategy=random",
+        "training.total_steps=8",
+        "training.batch_size=8",
+        "training.save_every=4",
+        "training.num_workers=0",
+        f"training.max_bad_fraction={fraction}",
+    ]
+    config = shipped_config("upstream_configs", "ems_mockingjay_tiny")
+    return ["pretrain", "--corpus", str(root), "--out", str(out), "-c", str(config)] + [
+        a for o in overrides for a in ("-o", o)
+    ]
+
+
+def _between(root: Path, pretrain_index) -> Tuple[int, int, float]:
+    """(files, header-bad files, a max_bad_fraction the header scan passes and header + decode failures do not)."""
+    n, header_bad = len(read_corpus(root)), len(pretrain_index[0].skipped)
+    return n, header_bad, float(f"{(header_bad + 0.5) / n:.4f}")
+
+
+@pytest.mark.slow
+@pytest.mark.probe(
+    area="audio",
+    probe="pre-training on the planted corpus, training.max_bad_fraction above the header-bad share but below it "
+    "with the NaN / Inf files (only decoding finds them)",
+    behaviour="the files skipped while decoding count with those left out of the index: at the next checkpoint, "
+    "exit 2, one line naming max_bad_fraction, the count and the first files; last.ckpt saved",
+)
+def test_pretraining_counts_decode_failures(planted, pretrain_index, tmp_path, capsys):
+    import torch
+
+    from s3prl_emoaware.cli.main import main
+
+    from .cli_lines import assert_one_line
+
+    root, paths, _ = planted
+    n, header_bad, fraction = _between(root, pretrain_index)
+    out = tmp_path / "pt"
+    code = main(_pretrain_args(root, out, fraction))
+    line = assert_one_line(code, capsys.readouterr().err, f"max_bad_fraction {fraction:g}", str(root))
+    count = int(re.search(rf"(\d+) of {n} audio files are unusable", line).group(1))
+    assert header_bad < count <= header_bad + len(DECODE_BAD), line
+    assert any(str(paths[p]) in line for p in REFUSED), line
+    assert torch.load(out / "last.ckpt", weights_only=True)["step"] in (4, 8)
+
+
+@pytest.mark.slow
+@pytest.mark.probe(
+    area="audio",
+    probe="the same under torchrun (2 gloo ranks), each rank decoding its own share of the files",
+    behaviour="the ranks' skipped files are summed at the checkpoint (an all-reduce both reach): both stop at the "
+    "same step, each with one line naming max_bad_fraction and the same count; the job ends, no rank waits",
+)
+def test_pretraining_decode_failures_under_torchrun(planted, pretrain_index, tmp_path):
+    import subprocess
+
+    from subprocess_env import PYTHON, REPO_ROOT, child_env
+
+    root, _, _ = planted
+    n, header_bad, fraction = _between(root, pretrain_index)
+    argv = [PYTHON, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29791"]
+    proc = subprocess.run(
+        [*argv, "-m", "s3prl_emoaware.cli", *_pretrain_args(root, tmp_path / "ddp", fraction)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    log = proc.stdout + proc.stderr
+    lines = re.findall(r"s3prl-emoaware: error: [^\r\n]*", log)
+    assert proc.returncode != 0 and len(lines) == 2, log[-3000:]
+    counts = [int(re.search(rf"(\d+) of {n} audio files are unusable", line).group(1)) for line in lines]
+    assert counts[0] == counts[1] and header_bad < counts[0] <= header_bad + len(DECODE_BAD), lines
+    assert all(f"max_bad_fraction {fraction:g}" in line for line in lines), lines
 
 
 # --- intensity extraction -------------------------------------------------------------------
