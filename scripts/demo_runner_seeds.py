@@ -1,0 +1,63 @@
+"""Re-run one SUPERB task of a finished demo with other runner seeds (same checkpoints, the demo's
+hidden-state cache), to tell a method's effect from the downstream's own seed.
+
+    python scripts/demo_runner_seeds.py demo_output --task phoneme_recognition --seeds 1 2 --out pr_seeds
+
+Writes one runner experiment per (upstream, seed) under --out and prints the test metric of each next to the
+demo's own run (seed 1337). Pass --labels to restrict the upstreams (default: every one the demo ran).
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from s3prl_emoaware.s3prl_adapters.hidden_cache import HiddenCacheConfig
+from s3prl_emoaware.s3prl_adapters.runner import evaluate_best_step, launch_batch
+
+
+def task_steps(demo_out: Path, label: str, task: str, seeds, out: Path):
+    """The demo's training argv of ``task`` for upstream ``label``, with -p and --seed replaced per seed."""
+    steps = []
+    for step in json.loads((demo_out / "downstream" / label / "runner_steps.json").read_text()):
+        argv = step.get("argv", [])
+        if "evaluate_best" in step or "-d" not in argv or argv[argv.index("-d") + 1] != task:
+            continue
+        if "test_fold=" in " ".join(argv):
+            raise SystemExit(f"{task}: a task with folds (emotion) is not supported; it has its own seeds per fold")
+        for seed in seeds:
+            expdir = out / f"{label}_seed{seed}"
+            new = list(argv)
+            new[new.index("-p") + 1] = str(expdir)
+            new[new.index("--seed") + 1] = str(seed)
+            steps += [{"argv": new}, evaluate_best_step(expdir, ["--device", "cpu"], expdir / "evaluated_best.json")]
+    return steps
+
+
+def test_metric(expdir: Path, task: str) -> str:
+    from s3prl_emoaware.downstreams import registry
+
+    scores = registry.require(task).score(expdir)
+    return ", ".join(f"{s.metric} {100 * s.value:.2f}" for s in scores) or "no test result"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("demo_out", type=Path)
+    ap.add_argument("--task", default="phoneme_recognition")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--labels", nargs="*")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    labels = args.labels or sorted(
+        p.name for p in (args.demo_out / "downstream").iterdir() if (p / "runner_steps.json").is_file()
+    )
+    steps = [s for label in labels for s in task_steps(args.demo_out, label, args.task, args.seeds, args.out)]
+    cache = HiddenCacheConfig(dir=str(args.demo_out / "downstream" / "hidden_cache"), limit_gb=20).to_argv()
+    launch_batch(steps, args.out, cache)
+    for label in labels:
+        runs = [args.demo_out / "downstream" / label / args.task] + [args.out / f"{label}_seed{s}" for s in args.seeds]
+        print(label, " / ".join(str(test_metric(r, args.task)) for r in runs))
+
+
+if __name__ == "__main__":
+    main()
