@@ -166,17 +166,13 @@ def _synthesise(cfg: DemoConfig, out: Path) -> dict:
 
 
 def _train_strengthnet(cfg: DemoConfig, out: Path) -> dict:
-    from ..config import load_config, shipped_config
-    from ..intensity.train import StrengthNetRecipe, train_strengthnet
+    from .steps import train_shipped_strengthnet
 
-    recipe = load_config(
-        StrengthNetRecipe, shipped_config("upstream_configs", cfg.strengthnet), cfg.strengthnet_overrides
-    )
     # judged on the pre-training corpus too (its sidecar says where the emotion is), never trained on it
-    metrics = train_strengthnet(
-        _corpus_paths(out)["strengthnet"], out / "strengthnet", recipe, eval_corpora=[_corpus_paths(out)["pretrain"]]
+    corpora = _corpus_paths(out)
+    return train_shipped_strengthnet(
+        cfg.strengthnet, cfg.strengthnet_overrides, corpora["strengthnet"], out / "strengthnet", [corpora["pretrain"]]
     )
-    return {k: v for k, v in metrics.items() if k != "skipped"}
 
 
 def _extract(out: Path) -> dict:
