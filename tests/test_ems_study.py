@@ -9,6 +9,7 @@ from s3prl_emoaware.demo.ems_study import (
     BackboneSpec,
     EmsStudyConfig,
     RowSpec,
+    baseline_of,
     load_study_config,
     oracle_curve,
     run_ems_study,
@@ -46,6 +47,19 @@ def test_config_refuses_unknown_backbones_and_duplicate_rows():
         EmsStudyConfig(backbones=bb, rows=[RowSpec("a", "mockingjay", "random"), RowSpec("a", "mockingjay", "ems")])
     with pytest.raises(ValueError, match="intensity"):
         RowSpec("a", "mockingjay", "ems", intensity="psychic")
+
+
+def test_every_row_is_paired_with_its_backbones_first_random_row_unless_told():
+    bb = [BackboneSpec(n, f"ems_{n}_tiny", f"ems_{n}_local") for n in ("mockingjay", "npc")]
+    rows = [
+        RowSpec("mj_ems", "mockingjay", "ems"),
+        RowSpec("mj_random", "mockingjay", "random"),
+        RowSpec("mj_random_r40", "mockingjay", "random", overrides=["masking.mask_ratio=0.4"]),
+        RowSpec("mj_ems_r40", "mockingjay", "ems", overrides=["masking.mask_ratio=0.4"], baseline="mj_random_r40"),
+        RowSpec("npc_ems", "npc", "ems"),
+    ]
+    cfg = EmsStudyConfig(backbones=bb, rows=rows)
+    assert [baseline_of(cfg, r) for r in rows] == ["mj_random", None, "mj_random", "mj_random_r40", None]
 
 
 def test_shipped_study_crosses_seeds_and_folds_with_every_strategy():

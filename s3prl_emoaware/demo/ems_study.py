@@ -75,7 +75,7 @@ class RowSpec:
         masking: ``masking.strategy`` of the recipe.
         intensity: ``none``, ``strengthnet``, ``oracle`` (the generator's segments) or ``energy``.
         overrides: further recipe overrides (``objective.variant=input_mask`` ...).
-        baseline: the row this one is paired with (default: the backbone's ``random`` row).
+        baseline: the row this one is paired with (default: the backbone's first ``random`` row).
     """
 
     label: str
@@ -361,6 +361,16 @@ def _scores(out: Path, run: str) -> Dict[Tuple[str, Optional[str]], float]:
     return scores
 
 
+def baseline_of(cfg: EmsStudyConfig, row: RowSpec) -> Optional[str]:
+    """The row ``row`` is paired with: its ``baseline``, else its backbone's first random-masking row
+    (a second random row, e.g. a control with other overrides, is paired with that one too); None
+    for that first random row itself."""
+    base = row.baseline or next(
+        (r.label for r in cfg.rows if r.backbone == row.backbone and r.masking == "random"), None
+    )
+    return None if base == row.label else base
+
+
 def summarise(cfg: EmsStudyConfig, out: Path) -> dict:
     """Per row and metric: mean, spread and n over seeds x folds; paired difference to its
     baseline row with a bootstrap interval and wins/ties/losses (ties: equal to 1e-9)."""
@@ -368,14 +378,7 @@ def summarise(cfg: EmsStudyConfig, out: Path) -> dict:
     metrics = sorted({m for sc in scores.values() for (m, _) in sc})
     table, paired = {}, {}
     for row in cfg.rows:
-        base = row.baseline or next(
-            (
-                r.label
-                for r in cfg.rows
-                if r.backbone == row.backbone and r.masking == "random" and r.label != row.label
-            ),
-            None,
-        )
+        base = baseline_of(cfg, row)
         for metric in metrics:
             values = {(s, fold): v for s in cfg.seeds for (m, fold), v in scores[(row.label, s)].items() if m == metric}
             if not values:
