@@ -19,24 +19,33 @@ what the writers share (voices, emotions, sizes) and the build: options for the 
 released copies (another sample rate, macOS AppleDouble files) applied to any layout.
 
 The same seed gives the same files, byte for byte. The corpus is built in a temporary
-folder beside ``OUT`` and renamed into place at the end, so an interrupted run leaves no
-half-written corpus.
+folder beside ``OUT`` (``.OUT.tmp-HOST-PID``) and renamed into place at the end, so an
+interrupted run leaves no half-written corpus; the next build removes the folder a killed one
+left. A full disk is one :class:`~s3prl_emoaware.utils.atomic.DiskFullError` line naming
+``OUT`` (and the file): audio is encoded in memory and written by Python, since libsndfile
+writing a path itself reports a full disk with no reason (``LibsndfileError(2, "Error opening
+'/dev/full': ")``, measured); the temporary folder is removed and a corpus already at ``OUT``
+(``--force``) stays as it was.
 """
 
 from __future__ import annotations
 
+import glob
+import io
 import json
 import logging
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ..utils.atomic import ensure_writable_dir
+from ..utils.atomic import DiskFullError, ensure_writable_dir, is_disk_full
 from ..utils.errors import UserFacingError
+from ..utils.locks import process_running
 from .espeak import SAMPLE_RATE, Prosody, synthesize
 
 logger = logging.getLogger(__name__)
@@ -135,14 +144,25 @@ class CorpusExistsError(UserFacingError):
     pass
 
 
-def write_wav(path: Path, wav: np.ndarray, fmt: str = "WAV") -> None:
+def _write_audio(path: Path, wav: np.ndarray, rate: int, fmt: str) -> None:
+    """16-bit ``fmt`` audio encoded in memory, then written by Python: a full disk is an ``OSError``
+    with its errno and the file's name (see the module docstring)."""
     import soundfile as sf
 
+    encoded = io.BytesIO()
+    sf.write(encoded, wav, rate, subtype="PCM_16", format=fmt)
+    try:
+        path.write_bytes(encoded.getvalue())
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(path)) from None
+
+
+def write_wav(path: Path, wav: np.ndarray, fmt: str = "WAV") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     peak = float(np.abs(wav).max()) if wav.size else 0.0
     if peak > 0.99:  # loud 'ang' prosody can clip after resampling
         wav = wav * (0.99 / peak)
-    sf.write(str(path), wav, SAMPLE_RATE, subtype="PCM_16", format=fmt)
+    _write_audio(path, wav, SAMPLE_RATE, fmt)
 
 
 def speaker_prosody(prosody: Prosody, offset: float) -> Prosody:
@@ -193,13 +213,7 @@ def _rewrite_rate(out: Path, rate: int) -> None:
 
     for path in sorted(p for p in out.rglob("*") if p.suffix in (".wav", ".flac")):
         wav, orig = sf.read(str(path), dtype="float32")
-        sf.write(
-            str(path),
-            np.clip(resample(wav, orig, rate), -1, 1),
-            rate,
-            subtype="PCM_16",
-            format="FLAC" if path.suffix == ".flac" else "WAV",
-        )
+        _write_audio(path, np.clip(resample(wav, orig, rate), -1, 1), rate, "FLAC" if path.suffix == ".flac" else "WAV")
 
 
 def _add_appledouble(out: Path) -> None:
@@ -207,6 +221,16 @@ def _add_appledouble(out: Path) -> None:
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         (path.parent / f"._{path.name}").write_bytes(_APPLEDOUBLE)
     (out / ".DS_Store").write_bytes(bytes(16))
+
+
+def _remove_dead_builds(out: Path) -> None:
+    """The build folders beside ``out`` of processes of this host that no longer run (a killed build)."""
+    prefix = f".{out.name}.tmp-{socket.gethostname()}-"
+    for old in out.parent.glob(glob.escape(prefix) + "*"):
+        pid = old.name[len(prefix) :]
+        if pid.isdigit() and not process_running(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+            logger.info("removed %s, the unfinished build of pid %s, which no longer runs", old, pid)
 
 
 def _writers():
@@ -245,14 +269,16 @@ def synthesize_corpus(
             f"{kind} (it takes {', '.join(sorted(accepted)) or 'none'})"
         )
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not force:
+    existing = out.exists() and any(out.iterdir())
+    if existing and not force:
         raise CorpusExistsError(f"{out}: output folder exists and is not empty (use --force to replace it)")
     ensure_writable_dir(out.parent if out.parent != Path("") else Path("."))
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    _remove_dead_builds(out)
+    tmp = out.parent / f".{out.name}.tmp-{socket.gethostname()}-{os.getpid()}"
     try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
         marker = {"kind": kind, "seed": seed, "size": size, "generator": "s3prl-emoaware synth-corpus (espeak-ng)"}
         quirks = {
             k: v
@@ -272,6 +298,14 @@ def synthesize_corpus(
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
+    except Exception as err:
+        if not is_disk_full(err, out.parent):
+            raise
+        where = f" (writing {err.filename})" if getattr(err, "filename", None) else ""
+        kept = f"the corpus already in {out} is unchanged" if existing else f"nothing was left under {out}"
+        raise DiskFullError(
+            f"{out}: no space left on device while generating the corpus{where}; {kept}; free some space and re-run"
+        ) from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -25,7 +25,7 @@ the ranker), with spliced validation examples drawn once; training stops early w
 validation loss has not improved for ``patience`` epochs. The best checkpoint (plain tensors
 and dicts, loads with ``weights_only=True``) is written atomically as
 ``EXPDIR/strengthnet.ckpt`` with the ranker as ``EXPDIR/ranker.json``; TensorBoard logs go
-to ``EXPDIR``; ``EXPDIR/metrics.json`` holds the held-out evaluation (:func:`evaluate_strengthnet`)
+to ``EXPDIR`` (a resumed run's hide the interrupted run's from its first batch on); ``EXPDIR/metrics.json`` holds the held-out evaluation (:func:`evaluate_strengthnet`)
 and, for every ``eval_corpora`` folder, the same figures on all its labelled utterances.
 
 The emotional-segment sidecar of generated corpora is read by the evaluation only.
@@ -52,6 +52,7 @@ from ..utils.audio import DEFAULT_MAX_BAD_FRACTION, AudioError, AudioReport, rea
 from ..utils.errors import UserFacingError
 from ..utils.locks import locks_folder
 from ..utils.signals import Interrupted, graceful_stop
+from ..utils.tensorboard import summary_writer
 from .acoustic import speech_frames, utterance_statistics
 from .alignment import STRENGTHNET_GRID
 from .ranker import CALIBRATIONS, NEUTRAL, RelativeAttributeRanker
@@ -367,7 +368,6 @@ def train_strengthnet(
     way on SIGINT/SIGTERM (then :class:`Interrupted` is raised); ``resume=True`` continues from it
     with the losses an uninterrupted run has (the epoch's splices and batch order are redrawn
     from the random state at its start, the batches done are skipped)."""
-    from tensorboardX import SummaryWriter
     from tqdm import tqdm
 
     out = ensure_writable_dir(out)
@@ -404,7 +404,6 @@ def train_strengthnet(
     model = StrengthNet(model_cfg)
     model.set_input_statistics([it.mel for it in train_items])
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    writer = SummaryWriter(str(out))
     rng = random.Random(cfg.seed)
     best, best_epoch, step = math.inf, -1, 0
     start, skip, resume_path = 0, 0, out / "resume.ckpt"
@@ -417,6 +416,8 @@ def train_strengthnet(
         start, skip, step = int(state["epoch"]), int(state["batches_done"]), int(state["step"])
         best, best_epoch = float(state["best"]), int(state["best_epoch"])
         logger.info("resumed from %s at epoch %d, batch %d", resume_path, start, skip)
+    # resumed: the interrupted run's events from the next batch on are hidden by this run's
+    writer = summary_writer(out, purge_step=step + 1 if state is not None else None)
 
     def save_state(epoch: int, batches_done: int, rng_state) -> None:
         atomic_torch_save(

@@ -40,6 +40,7 @@ from ..utils.atomic import ensure_writable_dir
 from ..utils.audio import AudioReport
 from ..utils.errors import UserFacingError
 from ..utils.signals import Interrupted, graceful_stop, ignore_interrupts, peer_failure
+from ..utils.tensorboard import summary_writer
 from .data import PretrainDataset, collate, epoch_batches, skipped_summary
 
 logger = logging.getLogger(__name__)
@@ -339,11 +340,11 @@ class Trainer:
                     self._bar.close()
 
     def _train(self, stop_at, stop) -> List[Tuple[int, float]]:
-        from tensorboardX import SummaryWriter
         from tqdm import tqdm
 
         end = min(self.cfg.total_steps, stop_at or self.cfg.total_steps)
-        writer = SummaryWriter(str(self.out)) if self.rank == 0 else None
+        # resumed: the interrupted run's events from the next step on are hidden by this run's
+        writer = summary_writer(self.out, purge_step=self.step + 1 if self.step else None) if self.rank == 0 else None
         bar = self._bar = tqdm(total=end, initial=self.step, desc=f"pretrain {self.task.kind}", disable=self.rank != 0)
         module = self.ddp or self.model
         history: List[Tuple[int, float]] = []

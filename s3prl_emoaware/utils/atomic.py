@@ -30,6 +30,7 @@ __all__ = [
     "atomic_torch_saves",
     "OutputDirError",
     "DiskFullError",
+    "is_disk_full",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -68,7 +69,9 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _disk_full(err: BaseException, folder: Path) -> bool:
+def is_disk_full(err: BaseException, folder: PathLike) -> bool:
+    """Whether ``err`` (raised while writing into ``folder``) means a full disk or quota: ENOSPC or EDQUOT
+    in its chain, or, for a writer that hides the errno, less than 1 MiB left in ``folder``."""
     seen = err
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno in _FULL:
@@ -102,7 +105,7 @@ def atomic_path(target: PathLike) -> Iterator[Path]:
         os.replace(tmp_path, target)
         tmp_path = None
     except Exception as err:
-        if _disk_full(err, target.parent):
+        if is_disk_full(err, target.parent):
             raise DiskFullError(
                 f"{target}: no space left on device while writing it (nothing was written; free some space and re-run)"
             ) from None

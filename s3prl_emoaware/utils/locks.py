@@ -30,7 +30,7 @@ from .errors import UserFacingError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FolderLock", "FolderLockedError", "folder_lock", "locks_folder", "LOCK_NAME"]
+__all__ = ["FolderLock", "FolderLockedError", "folder_lock", "locks_folder", "process_running", "LOCK_NAME"]
 
 LOCK_NAME = ".s3prl_emoaware.lock"
 
@@ -113,17 +113,25 @@ class FolderLock:
             os.close(self._fd)
 
 
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (one of another user counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 def _dead(holder) -> bool:
     """Whether the recorded holder ``[pid, host]`` is a process of this host that no longer runs."""
     if len(holder) > 1 and holder[1] != socket.gethostname():
         return False
     try:
-        os.kill(int(holder[0]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError, OverflowError):
+        return not process_running(int(holder[0]))
+    except ValueError:
         return False
-    return False
 
 
 def _who(holder) -> str:

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -29,6 +30,8 @@ from s3prl_emoaware.pretraining.trainer import PretrainRecipe, Trainer
 from s3prl_emoaware.utils.atomic import DiskFullError, atomic_torch_save, atomic_write_json, atomic_write_text
 from s3prl_emoaware.utils.locks import LOCK_NAME, FolderLock, FolderLockedError, folder_lock
 from s3prl_emoaware.utils.signals import Interrupted, terminate_as_interrupt
+
+from .cli_lines import assert_one_line, run_cli
 
 MOCKINGJAY = ["-c", str(shipped_config("upstream_configs", "ems_mockingjay_tiny")), "-o", "masking.strategy=random"]
 
@@ -930,3 +933,212 @@ def test_lock_held_by_an_orphaned_worker_is_waited_for(tmp_path):
     lock.release()
     assert 0.5 < waited < 10, waited
     assert dead != os.getpid()
+
+
+# --- kill -9 of train-strengthnet -----------------------------------------------------------------
+_STRENGTHNET_DIES = """
+import gc, os, signal, sys, time
+from pathlib import Path
+from s3prl_emoaware.intensity import train
+loss, after = train._loss, []
+def loss_then_die(model, *args):
+    if model.training and (Path(os.environ["OUT"]) / "resume.ckpt").is_file():
+        after.append(1)
+        if len(after) == 3:  # the third batch after the first periodic resume.ckpt
+            from tensorboardX import SummaryWriter
+            time.sleep(0.3)
+            for writer in [o for o in gc.get_objects() if isinstance(o, SummaryWriter)]:
+                writer.flush()  # as a long run's events have reached the disk by the time it is killed
+            os.kill(os.getpid(), signal.SIGKILL)
+    return loss(model, *args)
+train._loss = loss_then_die
+from s3prl_emoaware.cli.main import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.probe(
+    area="faults",
+    probe="kill -9 of `train-strengthnet` in epoch 2, after its first periodic resume.ckpt (its logs on disk)",
+    behaviour="resume.ckpt is the whole state of epoch 1; the documented `--resume` re-run continues from it "
+    "(epoch 1, batch 0), removes the dead run's temporary files and ends with the checkpoint, metrics and "
+    "TensorBoard curves (every step once) of an uninterrupted run",
+)
+def test_strengthnet_kill_9_resumes_from_the_last_epoch(tiny_iemocap, tmp_path):
+    from s3prl_emoaware.intensity.train import StrengthNetRecipe, train_strengthnet
+
+    from .tb_events import visible_scalars
+
+    config = shipped_config("upstream_configs", "strengthnet_tiny")
+    overrides = ["training.epochs=3", "training.patience=5"]
+    train_strengthnet(tiny_iemocap, tmp_path / "full", load_config(StrengthNetRecipe, config, overrides))
+    out, script = tmp_path / "cut", tmp_path / "child.py"
+    script.write_text(_STRENGTHNET_DIES)
+    args = ["train-strengthnet", "--corpus", str(tiny_iemocap), "--out", str(out), "-c", str(config)]
+    args += [a for o in overrides for a in ("-o", o)]
+    killed = subprocess.run(
+        [PYTHON, str(script), *args], env=child_env(OUT=str(out)), cwd=REPO_ROOT, capture_output=True, timeout=300
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert torch.load(out / "resume.ckpt", weights_only=True)["epoch"] == 1
+    (out / ".resume.ckpt.planted.tmp").write_bytes(b"half a checkpoint")  # as a kill inside a save leaves it
+    rerun = subprocess.run(
+        [PYTHON, "-m", "s3prl_emoaware.cli", *args, "--resume"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"resumed from {out / 'resume.ckpt'} at epoch 1, batch 0" in rerun.stderr
+    assert "took over the lock of pid" in rerun.stderr
+    assert _temporaries(out) == []
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert json.loads((out / "metrics.json").read_text()) == full
+    assert _same_weights(out / "strengthnet.ckpt", tmp_path / "full" / "strengthnet.ckpt")
+    shown, expected = visible_scalars(out), visible_scalars(tmp_path / "full")
+    assert shown.keys() == expected.keys()
+    for tag, points in expected.items():
+        assert [s for s, _ in shown[tag]] == [s for s, _ in points], tag  # no step twice, none missing
+        np.testing.assert_allclose([v for _, v in shown[tag]], [v for _, v in points], rtol=1e-5, err_msg=tag)
+
+
+# --- a full disk while TensorBoard logs are written ------------------------------------------------
+_TENSORBOARD_FILLS = """
+import errno, os, sys
+from tensorboardX import record_writer
+write, records = record_writer.RecordWriter.write, []
+def write_until_full(self, data):
+    records.append(1)
+    if len(records) > int(os.environ["FULL_AFTER"]):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return write(self, data)
+record_writer.RecordWriter.write = write_until_full
+from s3prl_emoaware.cli.main import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize(
+    "command,config,overrides,result",
+    [
+        (
+            "pretrain",
+            "ems_mockingjay_tiny",
+            ["masking.strategy=random", "training.total_steps=30", "training.num_workers=0"],
+            "last.ckpt",
+        ),
+        ("train-strengthnet", "strengthnet_tiny", ["training.epochs=4", "training.patience=5"], "metrics.json"),
+    ],
+    ids=["pretrain", "train-strengthnet"],
+)
+@pytest.mark.probe(
+    area="faults",
+    probe="no space left on device while `{command}` writes its TensorBoard events (after 5 records)",
+    behaviour="one warning line naming the events file ('TensorBoard logging stopped'), no traceback, no "
+    "hang (the logger thread's queue keeps draining); the job finishes with whole checkpoints",
+)
+def test_full_disk_while_logging_to_tensorboard(tiny_iemocap, tmp_path, command, config, overrides, result):
+    script, out = tmp_path / "child.py", tmp_path / "exp"
+    script.write_text(_TENSORBOARD_FILLS)
+    args = [command, "--corpus", str(tiny_iemocap), "--out", str(out)]
+    args += ["-c", str(shipped_config("upstream_configs", config)), *[a for o in overrides for a in ("-o", o)]]
+    try:
+        proc = subprocess.run(
+            [PYTHON, str(script), *args],
+            env=child_env(FULL_AFTER="5"),
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`{command}` hung after TensorBoard's writes failed")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "TensorBoard logging stopped" in ln]
+    assert len(lines) == 1 and re.search(r"/exp/events\.out\.tfevents\.\S+: no space left on device", lines[0]), lines
+    assert (out / result).is_file() and _temporaries(out) == []
+    if result == "last.ckpt":
+        assert torch.load(out / "last.ckpt", weights_only=True)["step"] == 30
+
+
+# --- a full disk, or kill -9, while synth-corpus generates a corpus ----------------------------------
+def _tree(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _fill_after(monkeypatch, method: str, n: int) -> list:
+    """``Path.<method>`` raises ENOSPC from its ``n + 1``-th call on (as a disk that fills up); the paths tried."""
+    original, tried = getattr(Path, method), []
+
+    def write_until_full(self, data, *args, **kwargs):
+        tried.append(self)
+        if len(tried) > n:
+            _full()
+        return original(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(Path, method, write_until_full)
+    return tried
+
+
+@pytest.mark.parametrize(
+    "method,what,existing",
+    [
+        ("write_bytes", "an audio file", False),
+        ("write_bytes", "an audio file", True),
+        ("write_text", "its marker file (text)", False),
+    ],
+    ids=["audio", "audio-force-over-a-corpus", "text"],
+)
+@pytest.mark.probe(
+    area="faults",
+    probe="no space left on device while `synth-corpus` writes {what} ({id})",
+    behaviour="exit 2, one line naming the corpus folder (and the file, for audio); the half-built folder is "
+    "removed; nothing new under OUT (a corpus there before, with --force, is unchanged)",
+)
+def test_synth_corpus_on_a_full_disk(tiny_iemocap, tmp_path, monkeypatch, capsys, existing, method, what):
+    out = tmp_path / "iemocap"
+    before = None
+    if existing:
+        shutil.copytree(tiny_iemocap, out)
+        before = _tree(out)
+    tried = _fill_after(monkeypatch, method, 4 if method == "write_bytes" else 0)
+    code, err = run_cli(capsys, ["synth-corpus", "iemocap", out, *(["--force"] if existing else [])])
+    monkeypatch.undo()
+    line = assert_one_line(code, err, f"{out}: no space left on device")
+    if method == "write_bytes":
+        assert str(tried[-1]) in line
+    assert (_tree(out) == before) if existing else not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["iemocap"] if existing else [])
+
+
+@pytest.mark.probe(
+    area="faults",
+    probe="kill -9 of `synth-corpus` while it writes its audio",
+    behaviour="nothing under OUT (the corpus is built in a hidden folder beside it); the re-run removes the "
+    "dead build's folder and writes the whole corpus, the files of an uninterrupted build",
+)
+def test_synth_corpus_kill_9_leaves_nothing_under_its_name(tiny_iemocap, tmp_path):
+    out = tmp_path / "iemocap"
+    proc = _start(["synth-corpus", "iemocap", str(out)], tmp_path, "synth")
+    end = time.monotonic() + 120
+    while not any(tmp_path.glob(".iemocap.tmp-*/Session1/sentences/wav/*/*.wav")):
+        assert proc.poll() is None and time.monotonic() < end, "the build ended before any audio was written"
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert not out.exists() and any(tmp_path.glob(".iemocap.tmp-*"))
+    rerun = subprocess.run(
+        [PYTHON, "-m", "s3prl_emoaware.cli", "synth-corpus", "iemocap", str(out)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "synth.log") == ["iemocap"]
+    assert _tree(out) == _tree(tiny_iemocap)
