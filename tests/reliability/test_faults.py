@@ -711,12 +711,13 @@ def test_stale_lock_is_taken_over(tmp_path, caplog):
 _PUT = """
 import sys, torch
 from pathlib import Path
-from s3prl_emoaware.s3prl_adapters.hidden_cache import HiddenStateStore
+from s3prl_emoaware.s3prl_adapters.hidden_cache import HiddenStateStore, states_digest
 store = HiddenStateStore(Path(sys.argv[1]), "up", 1 << 30)
 for i in range(60):
     key = f"{i:040d}"
     if store.get(key) is None:
-        store.put(key, {"states": torch.full((2, 50, 8), float(i)), "native": 50, "n_samples": 8000})
+        states = torch.full((2, 50, 8), float(i))
+        store.put(key, {"states": states, "native": 50, "n_samples": 8000, "digest": states_digest(states)})
 """
 
 
