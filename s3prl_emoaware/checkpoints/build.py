@@ -158,17 +158,10 @@ def save_untrained(recipe, items: Sequence, path: PathLike, device: str = "cpu")
     """The checkpoint a :class:`~..pretraining.trainer.Trainer` of ``recipe`` would save before its
     first step (same seed, same weights, same contents), without building a trainer or a loader.
     ``items``: the corpus entries (speaker heads read their labels)."""
-    from ..pretraining.tasks import build_task
+    from ..pretraining.tasks import task_from_recipe
     from ..pretraining.trainer import build_optimizer, checkpoint_config
 
-    task = build_task(
-        recipe.kind,
-        recipe.model,
-        recipe.masking,
-        recipe.frontend.feature_dim,
-        recipe.objective,
-        recipe.frontend.num_mel_bins,
-    )
+    task = task_from_recipe(recipe)
     torch.manual_seed(recipe.training.seed)
     model = (task.build_model(items) if getattr(task, "needs_items", False) else task.build_model()).to(device)
     optimizer, scheduler = build_optimizer(model, recipe.training)

@@ -10,7 +10,7 @@ from ..corpora.reader import read_corpus
 from ..utils.errors import UserFacingError
 from ..utils.locks import locks_folder
 from .data import build_dataset
-from .tasks import build_task
+from .tasks import task_from_recipe
 from .trainer import PretrainRecipe, Trainer
 
 logger = logging.getLogger(__name__)
@@ -66,14 +66,7 @@ def pretrain(
     device: str = "cpu",
     stop_at: Optional[int] = None,
 ) -> Tuple[Trainer, List[Tuple[int, float]]]:
-    task = build_task(
-        recipe.kind,
-        recipe.model,
-        recipe.masking,
-        recipe.frontend.feature_dim,
-        recipe.objective,
-        recipe.frontend.num_mel_bins,
-    )
+    task = task_from_recipe(recipe)
     cache = None
     if task.needs_intensity:
         if intensity is None:

@@ -298,6 +298,19 @@ def build_task(
     return TASKS[kind](model, masking, feature_dim, static_dim)
 
 
+def task_from_recipe(recipe):
+    """:func:`build_task` for a pre-training recipe (a ``PretrainRecipe``): its kind, model, masking and
+    objective on its front-end's feature size, the log-mel bands as the static part."""
+    return build_task(
+        recipe.kind,
+        recipe.model,
+        recipe.masking,
+        recipe.frontend.feature_dim,
+        recipe.objective,
+        recipe.frontend.num_mel_bins,
+    )
+
+
 def task_needs_intensity(
     kind: str,
     model: dict,
