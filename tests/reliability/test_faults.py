@@ -162,18 +162,22 @@ def test_signal_saves_and_the_printed_command_resumes_exactly(tiny_iemocap, tmp_
     "an uninterrupted run",
 )
 def test_kill_9_resumes_from_the_last_periodic_checkpoint(tiny_iemocap, tmp_path):
-    steps = ["-o", "training.total_steps=12", "-o", "training.save_every=2"]
+    # 40 steps, so that the kill lands well before the end even on a fast idle machine (CI ran
+    # 10 tiny steps in 0.7 s): the kill must cut the run, not follow it.
+    total = 40
+    steps = ["-o", f"training.total_steps={total}", "-o", "training.save_every=2"]
     recipe = load_config(PretrainRecipe, MOCKINGJAY[1], [MOCKINGJAY[3], *steps[1::2]])
     pretrain(recipe, tiny_iemocap, tmp_path / "full", None)
     out = tmp_path / "cut"
     args = ["pretrain", "--corpus", str(tiny_iemocap), "--out", str(out), *MOCKINGJAY, *steps]
     proc = _start(args, tmp_path, "cut")
     _wait_file(out / "states-2.ckpt", proc)
-    time.sleep(0.7)  # somewhere in the next steps, maybe inside a save
+    time.sleep(0.15)  # somewhere in the next steps, maybe inside a save
+    assert proc.poll() is None, "the run ended before the kill: the probe needs more steps"
     proc.kill()
     assert proc.wait(timeout=60) == -signal.SIGKILL
     step = torch.load(out / "last.ckpt", weights_only=True)["step"]
-    assert step % 2 == 0 and step < 12
+    assert step % 2 == 0 and step < total
     (out / ".last.ckpt.planted.tmp").write_bytes(b"half a checkpoint")  # as a kill inside a save leaves it
     rerun = subprocess.run(
         [PYTHON, "-m", "s3prl_emoaware.cli", *args, "--resume"],
