@@ -11,6 +11,7 @@ from s3prl_emoaware.corpora.layouts import esd
 from s3prl_emoaware.corpora.reader import read_corpus
 from s3prl_emoaware.demo.ems_study import BackboneSpec, RowSpec
 from s3prl_emoaware.demo.ser_study import (
+    SSL_MASKING_KEY,
     EncoderSpec,
     SerStudyConfig,
     build_stages,
@@ -189,6 +190,44 @@ def test_curve_gives_the_gain_per_scale(tmp_path):
     assert gains == pytest.approx({1: 0.02, 4: 0.06})
     text = report_markdown(summary, {"1": 0.25, "4": 1.0})
     assert "| c | esd | +2.0 [+2.0, +2.0] | +6.0 [+6.0, +6.0] |" in text and "4x (1.00 h)" in text
+
+
+def test_ssl_ems_rows_are_paired_with_their_backbones_random_masking_row(tmp_path):
+    mj, npc = BackboneSpec("mj", "ems_mockingjay_tiny", "u"), BackboneSpec("npc", "ems_npc_tiny", "u")
+    cfg = SerStudyConfig(
+        corpora=["cremad"],
+        label_fractions=[0.1],
+        splits=2,
+        seeds=[0, 1],
+        bootstrap=500,
+        encoders=[EncoderSpec("spk", "speaker")],
+        ssl_backbones=[mj, npc],
+        ssl_rows=[
+            RowSpec("mj_r", "mj", "random"),
+            RowSpec("mj_e", "mj", "ems", "energy"),
+            RowSpec("npc_r", "npc", "random"),
+            RowSpec("npc_e", "npc", "ems", "energy"),
+        ],
+    )
+    for seed in (0, 1):
+        for split in range(2):
+            shift = 0.1 * seed + 0.02 * split  # shared by both rows of a pair: cancels only if matched
+            for label, ua in (("spk", 0.3), ("mj_r", 0.6), ("mj_e", 0.63), ("npc_r", 0.3), ("npc_e", 0.28)):
+                _write(tmp_path, f"{label}_s{seed}", "cremad", 0.1, split, ua + shift, ua + shift)
+    paired = summarise(tmp_path, cfg)["paired"]
+    mj_e, npc_e = paired["mj_e"]["cremad/labels0.1"], paired["npc_e"]["cremad/labels0.1"]
+    assert mj_e[SSL_MASKING_KEY]["baseline"] == "mj_r" and npc_e[SSL_MASKING_KEY]["baseline"] == "npc_r"
+    assert mj_e[SSL_MASKING_KEY]["mean_diff"] == pytest.approx(0.03)
+    assert mj_e[SSL_MASKING_KEY]["ci95"] == pytest.approx([0.03, 0.03]) and mj_e[SSL_MASKING_KEY]["n"] == 4
+    assert npc_e[SSL_MASKING_KEY]["mean_diff"] == pytest.approx(-0.02)
+    assert npc_e[SSL_MASKING_KEY]["wins_ties_losses"] == "0/0/4"
+    assert mj_e["speaker_only"]["mean_diff"] == pytest.approx(0.33)  # still paired with the speaker encoder too
+    # the random rows are the baselines, not paired with themselves; the speaker encoder has no SSL pair
+    assert SSL_MASKING_KEY not in paired["mj_r"]["cremad/labels0.1"]
+    assert "spk" not in paired
+    text = report_markdown(summarise(tmp_path, cfg))
+    assert "to its backbone's random-masking row" in text
+    assert "| mj_e − mj_r | +3.0 [+3.0, +3.0] 4/0/0 |" in text and "| npc_e − npc_r | -2.0 [-2.0, -2.0] 0/0/4 |" in text
 
 
 def _fake(root, kind, seed, files):
