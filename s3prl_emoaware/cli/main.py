@@ -91,6 +91,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if extra and not getattr(args._module, "ACCEPTS_EXTRA_ARGS", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
+    args.argv = argv  # the whole command line, for a resume command that rewrites it (run-downstream -e)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

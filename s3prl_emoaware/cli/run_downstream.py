@@ -20,7 +20,11 @@ Additions:
   merged into any ``-o`` given;
 - a hidden-state cache for frozen upstreams (on unless ``--no-hidden-cache`` or ``-f``):
   each utterance's hidden states are computed once and read back at later steps, epochs,
-  evaluations, folds and runs (see :mod:`s3prl_emoaware.s3prl_adapters.hidden_cache`).
+  evaluations, folds and runs (see :mod:`s3prl_emoaware.s3prl_adapters.hidden_cache`);
+- SIGINT / SIGTERM: the runner saves ``states-<step>.ckpt`` after the step under way and stops;
+  one line ``interrupted at step N (SIGTERM); saved ...; resume with: ... -e EXPDIR/states-N.ckpt``,
+  exit 128 + the signal's number. A second runner into a running one's experiment folder refuses
+  in one line naming the folder and the holder's pid.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import List, Sequence
 
 from ..s3prl_adapters import runner
 from ..s3prl_adapters.runner import HiddenCacheRequest, RunDownstreamError, RunnerFlags, scan_flags
+from ..utils.signals import Interrupted
 
 __all__ = ["add_arguments", "run", "hidden_cache_argv", "scan_flags", "RunDownstreamError"]
 
@@ -129,4 +134,9 @@ def run(args: argparse.Namespace) -> int:
         flags = dataclasses.replace(flags, expdir=str(runner.all_folds_base(flags)))
         _print_folds(runner.run_all_folds(argv, flags, hidden_cache_argv(args, argv, flags)))
         return 0
-    return runner.launch(argv, hidden_cache_argv(args, argv, flags))
+    try:
+        return runner.launch(argv, hidden_cache_argv(args, argv, flags))
+    except Interrupted as err:
+        if err.checkpoint is not None:  # the runner resumes from its checkpoint with -e, not --resume
+            err.resume_args = runner.replace_flag(args.argv, ("-e", "--past_exp"), err.checkpoint)
+        raise

@@ -12,6 +12,10 @@ the downstream registry (:mod:`s3prl_emoaware.downstreams.registry`).
 - :func:`launch` / :func:`launch_batch`: one runner run, or several in one child process
   (s3prl's import paid once), built from :func:`train_step` and :func:`evaluate_best_step`.
 - :func:`run_all_folds`: train and test every fold of a fold downstream, scored per fold.
+
+A SIGINT or SIGTERM while the child runs is passed on to it and waited for (the runner saves
+``states-<step>.ckpt`` after the step under way and exits), then raised as :class:`Interrupted`
+naming that checkpoint, so the caller prints one line saying how to resume.
 """
 
 from __future__ import annotations
@@ -20,14 +24,18 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..downstreams.scoring import LabelAccuracy
 from ..utils.errors import UserFacingError
+from ..utils.signals import Interrupted
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +55,7 @@ __all__ = [
     "hidden_cache_argv",
     "launch",
     "launch_batch",
+    "last_checkpoint",
     "train_step",
     "evaluate_best_step",
     "fold_override",
@@ -307,11 +316,66 @@ def _launcher() -> List[str]:
     return [sys.executable, "-m", "s3prl_emoaware.s3prl_adapters.launch"]
 
 
+def _run_child(cmd: Sequence[str]) -> Tuple[int, Optional[int]]:
+    """Run a launcher child to its end: (exit status, the first SIGINT/SIGTERM this process got).
+
+    Each signal is passed on to the child instead of stopping this process, which waits: the
+    child stops cleanly (its module docstring says how) and is never left running on its own.
+    """
+    child = subprocess.Popen(list(cmd), env=os.environ.copy())
+    received: List[int] = []
+
+    def pass_on(signum, frame):
+        received.append(signum)
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    in_main = threading.current_thread() is threading.main_thread()  # handlers can only be set there
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
+    try:
+        rc = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return rc, (received[0] if received else None)
+
+
+def _experiment_folder(flags: RunnerFlags) -> Path:
+    """Where the runner writes this run's checkpoints (s3prl's rule: ``-p``, else
+    ``result/downstream/<-n>``; a resumed run writes beside the checkpoint it resumes)."""
+    if flags.past_exp is not None:
+        past = Path(flags.past_exp)
+        return past if past.is_dir() else past.parent
+    return Path(flags.expdir) if flags.expdir is not None else Path("result/downstream") / str(flags.expname)
+
+
+def last_checkpoint(expdir: Path, since: float = 0.0) -> Optional[Path]:
+    """The highest ``states-<step>.ckpt`` of ``expdir`` written at or after ``since`` (a time), if any."""
+    states = []
+    for path in Path(expdir).glob("states-*.ckpt"):
+        try:
+            if path.stat().st_mtime >= since:
+                states.append((int(path.stem.split("-")[-1]), path))
+        except (OSError, ValueError):
+            continue
+    return max(states)[1] if states else None
+
+
 def launch(argv: Sequence[str], cache_argv: Sequence[str] = ()) -> int:
-    """Run the stock runner with ``argv`` in a child process; return its exit status."""
+    """Run the stock runner with ``argv`` in a child process; return its exit status.
+
+    Raises :class:`Interrupted` (with the checkpoint it saved, if any) when a SIGINT/SIGTERM
+    stopped it."""
     cmd = [*_launcher(), *cache_argv, *argv]
     logger.info("running: %s", " ".join(cmd))
-    return subprocess.call(cmd, env=os.environ.copy())
+    start = time.time() - 1.0  # mtimes may round down
+    rc, signum = _run_child(cmd)
+    if signum is None or rc == 0:  # a signal after the run's end: it finished
+        return rc
+    checkpoint = last_checkpoint(_experiment_folder(scan_flags(argv)), start)
+    if checkpoint is None:
+        raise Interrupted(signum, "a point before its first checkpoint")
+    raise Interrupted(signum, f"step {checkpoint.stem.split('-')[-1]}", str(checkpoint))
 
 
 def train_step(argv: Sequence[str]) -> dict:
@@ -338,7 +402,11 @@ def launch_batch(steps: List[dict], workdir: Path, cache_argv: Sequence[str] = (
         status_file.unlink()
     cmd = [*_launcher(), *cache_argv, "--batch", str(steps_file), "--status", str(status_file)]
     logger.info("running %d runner steps in one process: %s", len(steps), " ".join(cmd))
-    subprocess.call(cmd, env=os.environ.copy())
+    rc, signum = _run_child(cmd)
+    if signum is not None and rc != 0:
+        # the step under way is not recorded as done: the caller's re-run runs it again
+        done = len(json.loads(status_file.read_text())) if status_file.is_file() else 0
+        raise Interrupted(signum, f"runner batch step {done + 1} of {len(steps)}")
     if not status_file.is_file():
         raise RunDownstreamError(
             f"the runner batch stopped before its first step finished (see output above; {steps_file})"

@@ -45,6 +45,9 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int, where: str, checkpoint: Optional[str] = None, resume_flag: str = "--resume"):
         super().__init__(f"interrupted at {where} ({signal.Signals(signum).name})")
         self.signum, self.where, self.checkpoint, self.resume_flag = signum, where, checkpoint, resume_flag
+        # the whole command to resume with, where it is not this command plus a flag
+        # (run-downstream resumes with `-e CHECKPOINT` in place of any earlier -e)
+        self.resume_args: Optional[Sequence[str]] = None
 
     @property
     def exit_code(self) -> int:
@@ -54,10 +57,12 @@ class Interrupted(KeyboardInterrupt):
         """The line to print; ``with_flag`` False for a command that resumes by itself when re-run
         (``demo``, whose finished stages are skipped: a trainer inside it restarts its stage)."""
         saved = f"; saved {self.checkpoint}" if self.checkpoint else ""
-        return (
-            f"interrupted at {self.where} ({signal.Signals(self.signum).name}){saved}; resume with: "
-            + resume_command(argv, self.resume_flag if with_flag else "")
+        command = (
+            resume_command(self.resume_args, "")
+            if self.resume_args is not None
+            else resume_command(argv, self.resume_flag if with_flag else "")
         )
+        return f"interrupted at {self.where} ({signal.Signals(self.signum).name}){saved}; resume with: {command}"
 
 
 def resume_command(argv: Sequence[str], flag: str = "--resume") -> str:
