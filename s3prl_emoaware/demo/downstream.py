@@ -3,7 +3,8 @@
 For one upstream, all its runs (5 IEMOCAP folds, phoneme recognition, intent
 classification; each trained, then its best checkpoint evaluated on test) go to one child
 process (:func:`s3prl_emoaware.s3prl_adapters.runner.launch_batch`), so s3prl's import is paid once
-per upstream. A run whose experiment folder already holds its test output is skipped. The
+per upstream. A run whose experiment folder already holds its test output is skipped; one
+without it (stopped part-way) starts over in an emptied folder, as an uninterrupted run would. The
 upstreams are frozen, so their hidden states go through the hidden-state cache
 (:mod:`s3prl_emoaware.s3prl_adapters.hidden_cache`) in ``OUT/hidden_cache``: each utterance
 passes through an upstream once for all steps, evaluations and folds.
@@ -12,6 +13,7 @@ passes through an upstream once for all steps, evaluations and folds.
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -68,6 +70,9 @@ def runner_steps(
             expdir = out / up.label / (task.folder or task.name) / (fold or "")
             if _marker(expdir).is_file():
                 continue
+            if expdir.is_dir():  # a run stopped part-way (signal, kill): it starts over, alone in its folder
+                logger.info("%s: unfinished run, removed to start over", expdir)
+                shutil.rmtree(expdir)
             override = task.override
             if fold is not None:
                 override = merge_override(override, fold_override(task.name, fold))

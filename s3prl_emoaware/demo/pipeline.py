@@ -299,15 +299,18 @@ def _leaderboard(out: Path) -> dict:
 def run_demo(out: Path, quick: bool = False, redo: List[str] = (), overrides: Optional[List[str]] = None) -> str:
     """Run (or finish) the demo into ``out``; return the leaderboard and stage times as Markdown."""
     from ..utils.atomic import atomic_write_text, ensure_writable_dir
+    from ..utils.locks import folder_lock
 
     out = ensure_writable_dir(out).resolve()
     cfg = load_demo_config(quick, overrides)
-    done = run_stages(build_stages(cfg, out), out, redo)
-    report = (
-        "## Leaderboard\n\n"
-        + (out / "leaderboard" / "leaderboard.md").read_text()
-        + "\n## Stage times (seconds, this machine)\n\n"
-        + stage_times(done)
-    )
-    atomic_write_text(out / "REPORT.md", report)
+    # one demo per folder: a second one would run the same stages into the same files
+    with folder_lock(out, "demo output folder"):
+        done = run_stages(build_stages(cfg, out), out, redo)
+        report = (
+            "## Leaderboard\n\n"
+            + (out / "leaderboard" / "leaderboard.md").read_text()
+            + "\n## Stage times (seconds, this machine)\n\n"
+            + stage_times(done)
+        )
+        atomic_write_text(out / "REPORT.md", report)
     return report
