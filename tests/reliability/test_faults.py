@@ -34,6 +34,7 @@ from s3prl_emoaware.utils.signals import Interrupted, terminate_as_interrupt
 from .cli_lines import assert_one_line, run_cli
 
 MOCKINGJAY = ["-c", str(shipped_config("upstream_configs", "ems_mockingjay_tiny")), "-o", "masking.strategy=random"]
+SPEAKER = ["-c", str(shipped_config("upstream_configs", "ecapa_speaker_tiny")), "-o", "objective.crop_frames=60"]
 
 
 def _clusters(corpus, path: Path) -> Path:
@@ -59,14 +60,29 @@ def _temporaries(folder: Path):
     return sorted(p.name for p in folder.rglob(".*.tmp"))
 
 
-def _start(args, tmp_path: Path, name: str) -> subprocess.Popen:
+def _start(args, tmp_path: Path, name: str, program=("-m", "s3prl_emoaware.cli"), group=False) -> subprocess.Popen:
+    """``python PROGRAM ARGS`` in the background, its output in ``tmp_path/<name>.log``; ``group``:
+    in a process group of its own (as a terminal's foreground job), which the test may signal whole."""
     log = open(tmp_path / f"{name}.log", "w")
     return subprocess.Popen(
-        [PYTHON, "-m", "s3prl_emoaware.cli", *args],
+        [PYTHON, *program, *args],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=child_env(),
         cwd=REPO_ROOT,
+        start_new_session=group,
+    )
+
+
+def _cli(args, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``s3prl-emoaware ARGS`` in a child process, run to its end (output captured)."""
+    return subprocess.run(
+        [PYTHON, "-m", "s3prl_emoaware.cli", *args],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=REPO_ROOT,
+        timeout=timeout,
     )
 
 
@@ -107,7 +123,7 @@ def _documented_rerun(log: str) -> list:
         pytest.param(
             signal.SIGTERM,
             "train-speaker",
-            ["-c", str(shipped_config("upstream_configs", "ecapa_speaker_tiny")), "-o", "objective.crop_frames=60"],
+            SPEAKER,
             id="train-speaker-SIGTERM",
             marks=pytest.mark.probe(
                 area="faults",
@@ -154,22 +170,25 @@ def test_signal_saves_and_the_printed_command_resumes_exactly(tiny_iemocap, tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "command,config", [("pretrain", MOCKINGJAY), ("train-speaker", SPEAKER)], ids=["pretrain", "train-speaker"]
+)
 @pytest.mark.probe(
     area="faults",
-    probe="kill -9 of `pretrain` at a moment between (or during) checkpoints",
+    probe="kill -9 of `{command}` at a moment between (or during) checkpoints",
     behaviour="no partial file is trusted: last.ckpt is the last periodic one (loads, step a multiple "
     "of save_every); `--resume` removes the dead run's temporary files and ends with the weights of "
     "an uninterrupted run",
 )
-def test_kill_9_resumes_from_the_last_periodic_checkpoint(tiny_iemocap, tmp_path):
+def test_kill_9_resumes_from_the_last_periodic_checkpoint(tiny_iemocap, tmp_path, command, config):
     # 40 steps, so that the kill lands well before the end even on a fast idle machine (CI ran
     # 10 tiny steps in 0.7 s): the kill must cut the run, not follow it.
     total = 40
     steps = ["-o", f"training.total_steps={total}", "-o", "training.save_every=2"]
-    recipe = load_config(PretrainRecipe, MOCKINGJAY[1], [MOCKINGJAY[3], *steps[1::2]])
+    recipe = load_config(PretrainRecipe, config[1], [config[3], *steps[1::2]])
     pretrain(recipe, tiny_iemocap, tmp_path / "full", None)
     out = tmp_path / "cut"
-    args = ["pretrain", "--corpus", str(tiny_iemocap), "--out", str(out), *MOCKINGJAY, *steps]
+    args = [command, "--corpus", str(tiny_iemocap), "--out", str(out), *config, *steps]
     proc = _start(args, tmp_path, "cut")
     _wait_file(out / "states-2.ckpt", proc)
     time.sleep(0.15)  # somewhere in the next steps, maybe inside a save
@@ -214,7 +233,7 @@ def _objectives(corpus, tmp_path):
 )
 @pytest.mark.probe(
     area="faults",
-    probe="{sig} to a `pretrain` ({objective}) process during step 4 of 6",
+    probe="{sig.name} to a `pretrain` ({objective}) process during step 4 of 6",
     behaviour="the step finishes, last.ckpt is saved at step 4, Interrupted (exit 128+signal); "
     "--resume repeats the losses of steps 5-6 and the final weights of an uninterrupted run",
 )
@@ -375,6 +394,43 @@ def test_intensity_kill_9_leaves_a_cache_the_rerun_completes(tiny_iemocap, tmp_p
     assert _temporaries(tmp_path / "cut") == []
 
 
+def _downstream_override(corpus: Path, total_steps: int) -> str:
+    """The runner's ``-o`` for a short emotion run on ``corpus``, a checkpoint every 2 steps."""
+    return (
+        f"config.runner.total_steps={total_steps},,config.runner.eval_step=1000,,config.runner.save_step=2,,"
+        "config.runner.log_step=10,,config.runner.gradient_accumulate_steps=1,,config.runner.max_keep=20,,"
+        f"config.downstream_expert.datarc.root='{corpus}',,"
+        f"config.downstream_expert.datarc.meta_data='{corpus / 'meta_data'}',,"
+        "config.downstream_expert.datarc.num_workers=0"
+    )
+
+
+def _downstream_args(corpus: Path, expdir: Path, total_steps: int = 30) -> list:
+    """``run-downstream`` of that short emotion run into ``expdir``."""
+    override = _downstream_override(corpus, total_steps)
+    return ["run-downstream", "--skip-audio-check", "-m", "train", "-u", "emoaware_fbank", "-d", "emotion"] + [
+        "-o",
+        override,
+        "-p",
+        str(expdir),
+        "--device",
+        "cpu",
+    ]
+
+
+def _runner_checkpoint(path: Path) -> dict:
+    import argparse
+
+    with torch.serialization.safe_globals([argparse.Namespace]):  # the runner saves its args in it
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _runner_states(expdir: Path) -> list:
+    """(step recorded inside, path) of every states-*.ckpt of ``expdir``, in step order; each one loads."""
+    states = sorted(expdir.glob("states-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
+    return [(_runner_checkpoint(p)["Step"], p) for p in states]
+
+
 @pytest.mark.slow
 @pytest.mark.probe(
     area="faults",
@@ -383,71 +439,65 @@ def test_intensity_kill_9_leaves_a_cache_the_rerun_completes(tiny_iemocap, tmp_p
     "torch.save is atomic in our launcher); `-e` of the last one resumes and the run finishes",
 )
 def test_run_downstream_kill_9_leaves_whole_checkpoints(tiny_iemocap, tmp_path):
-    import argparse
-
     expdir = tmp_path / "exp"
-    override = (
-        "config.runner.total_steps=30,,config.runner.eval_step=1000,,config.runner.save_step=2,,"
-        "config.runner.log_step=10,,config.runner.gradient_accumulate_steps=1,,config.runner.max_keep=20,,"
-        f"config.downstream_expert.datarc.root='{tiny_iemocap}',,"
-        f"config.downstream_expert.datarc.meta_data='{tiny_iemocap / 'meta_data'}',,"
-        "config.downstream_expert.datarc.num_workers=0"
-    )
-    args = [
-        "run-downstream",
-        "--skip-audio-check",
-        "-m",
-        "train",
-        "-u",
-        "emoaware_fbank",
-        "-d",
-        "emotion",
-        "-o",
-        override,
-        "-p",
-        str(expdir),
-        "--device",
-        "cpu",
-    ]
-    log = open(tmp_path / "run.log", "w")
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "s3prl_emoaware.cli", *args],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=child_env(),
-        cwd=tmp_path,
-        start_new_session=True,
-    )
+    proc = _start(_downstream_args(tiny_iemocap, expdir), tmp_path, "run", group=True)
     _wait_file(expdir / "states-2.ckpt", proc, timeout=240)
     os.killpg(proc.pid, signal.SIGKILL)  # the CLI and the runner child it started
     proc.wait(timeout=60)
     time.sleep(0.5)
-    states = sorted(expdir.glob("states-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        steps = [torch.load(p, map_location="cpu", weights_only=True)["Step"] for p in states]
-    assert steps and steps == [int(p.stem.split("-")[1]) for p in states]
-    rerun = subprocess.run(
-        [
-            PYTHON,
-            "-m",
-            "s3prl_emoaware.cli",
-            "run-downstream",
-            "--skip-audio-check",
-            "-m",
-            "train",
-            "-e",
-            str(states[-1]),
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-        env=child_env(),
-        cwd=tmp_path,
-        timeout=600,
-    )
+    states = _runner_states(expdir)
+    assert states and [s for s, _ in states] == [int(p.stem.split("-")[1]) for _, p in states]
+    resume = ["run-downstream", "--skip-audio-check", "-m", "train", "-e", str(states[-1][1]), "--device", "cpu"]
+    rerun = _cli(resume)
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
     assert (expdir / "states-30.ckpt").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "sig,how",
+    [
+        pytest.param(signal.SIGINT, "Ctrl-C: to the CLI and its runner child", id="SIGINT"),
+        pytest.param(signal.SIGTERM, "a scheduler's kill of the CLI's pid", id="SIGTERM"),
+    ],
+)
+@pytest.mark.probe(
+    area="faults",
+    probe="{id} to `run-downstream` (the stock runner) after its first states-*.ckpt ({how})",
+    behaviour="the runner finishes its step and saves states-N.ckpt (whole; the run's own save_step inside); "
+    "exit 128+signal; no traceback; one line 'interrupted at step N ({id}); saved EXPDIR/states-N.ckpt; "
+    "resume with: s3prl-emoaware run-downstream ... -e EXPDIR/states-N.ckpt'; that command resumes at N and finishes",
+)
+def test_run_downstream_signal_saves_and_the_printed_command_resumes(tiny_iemocap, tmp_path, sig, how):
+    expdir, total = tmp_path / "exp", 40
+    proc = _start(_downstream_args(tiny_iemocap, expdir, total), tmp_path, "run", group=True)
+    _wait_file(expdir / "states-2.ckpt", proc, timeout=240)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # the terminal sends Ctrl-C to every process of the group
+    else:
+        proc.send_signal(sig)  # the CLI passes it on to the runner
+    rc = proc.wait(timeout=240)
+    log = (tmp_path / "run.log").read_text()
+    assert rc == 128 + sig, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+    lines = re.findall(r"s3prl-emoaware: [^\r\n]*", log)
+    assert len(lines) == 1, lines
+    match = re.fullmatch(
+        rf"s3prl-emoaware: interrupted at step (\d+) \({sig.name}\); saved ({re.escape(str(expdir))}/states-(\d+)"
+        r"\.ckpt); resume with: s3prl-emoaware run-downstream .* -e (\S+)",
+        lines[0],
+    )
+    assert match, lines[0]
+    step, checkpoint = int(match.group(1)), match.group(2)
+    assert int(match.group(3)) == step and match.group(4) == checkpoint and 2 <= step < total
+    states = _runner_states(expdir)
+    assert states[-1] == (step, Path(checkpoint)) and _temporaries(expdir) == []
+    # the run's own save_step, not the stop's save-this-step value
+    assert _runner_checkpoint(Path(checkpoint))["Config"]["runner"]["save_step"] == 2
+    rerun = _cli(_documented_rerun(lines[0]))
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    assert f"[Runner] - Resume from {checkpoint}" in rerun.stdout
+    assert (expdir / f"states-{total}.ckpt").is_file()
 
 
 @pytest.mark.parametrize(
@@ -521,6 +571,72 @@ def test_demo_stages_resume_after_kill_9(tmp_path):
     assert rerun.returncode == 0
     assert (out / "ran.txt").read_text().split() == ["a", "b", "b", "c"]
     assert sorted(p.name for p in (out / "stages").iterdir()) == ["a.json", "b.json", "c.json"]
+
+
+_DEMO_SUPERB = """
+import sys
+from pathlib import Path
+from s3prl_emoaware.demo import pipeline
+from s3prl_emoaware.demo.downstream import TaskSpec, UpstreamSpec, run_upstream
+from s3prl_emoaware.demo.stages import Stage
+from s3prl_emoaware.s3prl_adapters.runner import shipped_downstream_config
+from s3prl_emoaware.utils.atomic import atomic_write_text
+override = sys.argv[1]
+def stages(cfg, out):  # the demo's SUPERB stage for one upstream, on one short emotion run
+    task = TaskSpec("emotion", str(shipped_downstream_config("emotion")), override)
+    up = UpstreamSpec("emoaware_fbank", "emoaware_fbank")
+    table = lambda: atomic_write_text(out / "leaderboard" / "leaderboard.md", "| table |\\n") and None
+    return [
+        Stage("downstream_emoaware_fbank", "SUPERB run", lambda: run_upstream(up, [task], out / "downstream")),
+        Stage("leaderboard", "the table", table),
+    ]
+pipeline.build_stages = stages
+from s3prl_emoaware.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.probe(
+    area="faults",
+    probe="{id} to a `demo` inside a SUPERB downstream stage (the stock runner training in its child)",
+    behaviour="the runner child stops too (nothing left running); exit 128+signal, no traceback, one line "
+    "'interrupted at runner batch step 1 of 2 ({id}); resume with: s3prl-emoaware demo --out ...'; the stage "
+    "has no marker; that re-run starts the unfinished run over in an emptied folder and completes every stage",
+)
+def test_demo_interrupted_in_a_superb_stage_redoes_it(tiny_iemocap, tmp_path, sig):
+    script, out = tmp_path / "demo.py", tmp_path / "demo"
+    script.write_text(_DEMO_SUPERB)
+    override = _downstream_override(tiny_iemocap, total_steps=40)
+    command = [override, "demo", "--out", str(out), "--quick"]
+    proc = _start(command, tmp_path, "demo", program=[str(script)], group=True)
+    expdir = out / "downstream" / "emoaware_fbank" / "emotion"
+    _wait_file(expdir / "states-2.ckpt", proc, timeout=240)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # Ctrl-C reaches the demo and its runner child
+    else:
+        proc.send_signal(sig)  # a scheduler's kill of the demo's pid
+    rc = proc.wait(timeout=240)
+    log = (tmp_path / "demo.log").read_text()
+    assert rc == 128 + sig and "Traceback" not in log, log[-3000:]
+    assert re.findall(r"s3prl-emoaware: [^\r\n]*", log) == [
+        f"s3prl-emoaware: interrupted at runner batch step 1 of 2 ({sig.name}); "
+        f"resume with: s3prl-emoaware demo --out {out} --quick"
+    ]
+    assert not (out / "stages" / "downstream_emoaware_fbank.json").exists()
+    written = sorted((p.name, p.stat().st_mtime_ns) for p in expdir.iterdir())
+    time.sleep(1.0)
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in expdir.iterdir()) == written  # no runner still writing
+    assert all(step < 40 for step, _ in _runner_states(expdir)) and _temporaries(out) == []
+    rerun = subprocess.run(
+        [PYTHON, str(script), *command], capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT, timeout=600
+    )
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    assert f"{expdir}: unfinished run, removed to start over" in rerun.stderr
+    assert sorted(p.name for p in (out / "stages").iterdir()) == ["downstream_emoaware_fbank.json", "leaderboard.json"]
+    assert (expdir / "evaluated_best.json").is_file() and [s for s, _ in _runner_states(expdir)][-1] == 40
+    assert len(list(expdir.glob("events.out.tfevents.*"))) == 1  # the stopped run's logs are gone with it
 
 
 # --- a full disk ----------------------------------------------------------------------------------
@@ -674,6 +790,33 @@ def test_second_pretrain_into_a_busy_folder_refuses(tiny_iemocap, held_folder, c
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert rc == 2 and len(err) == 1
     assert err[0].startswith(f"s3prl-emoaware: error: {folder}: pre-training output folder is in use by pid {pid} ")
+    assert sorted(p.name for p in folder.iterdir()) == [LOCK_NAME]
+
+
+@pytest.mark.probe(
+    area="faults",
+    probe="a second `demo` into an output folder another demo is writing",
+    behaviour="exit 2, one line naming the folder and the holder's pid; nothing written there",
+)
+def test_second_demo_into_a_busy_folder_refuses(held_folder, capsys):
+    folder, pid = held_folder
+    line = assert_one_line(*run_cli(capsys, ["demo", "--out", folder, "--quick"]))
+    assert line.startswith(f"s3prl-emoaware: error: {folder}: demo output folder is in use by pid {pid} "), line
+    assert sorted(p.name for p in folder.iterdir()) == [LOCK_NAME]
+
+
+@pytest.mark.slow
+@pytest.mark.probe(
+    area="faults",
+    probe="a second `run-downstream` into an experiment folder (-p) another runner is writing",
+    behaviour="exit 2, one line naming the folder and the holder's pid, no traceback; the runner writes "
+    "nothing there (no args/config copies, no checkpoint)",
+)
+def test_second_run_downstream_into_a_busy_expdir_refuses(tiny_iemocap, held_folder):
+    folder, pid = held_folder
+    proc = _cli(_downstream_args(tiny_iemocap, folder), timeout=300)
+    line = assert_one_line(proc.returncode, proc.stderr)
+    assert line.startswith(f"s3prl-emoaware: error: {folder}: downstream experiment folder is in use by pid {pid} ")
     assert sorted(p.name for p in folder.iterdir()) == [LOCK_NAME]
 
 
