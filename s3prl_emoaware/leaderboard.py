@@ -15,6 +15,9 @@ phoneme_recognition               PER        ``test-hyp.ark`` vs ``test-ref.ark`
 emotion_{cremad,esd,ravdess}      UA, WA     ``test_metrics.json`` ({"ua": .., "wa": ..})
 ================================  =========  ==============================================
 
+An experiment folder holding ``not_selected.json`` lost a search among runs that differ in one
+setting (SUPERB's per-upstream learning-rate search, chosen on the dev split): it is left out.
+
 Rows are upstreams (the ``-u`` name, plus the checkpoint's folder for ``-k`` runs, so EMS and
 random-masking checkpoints of one upstream are separate rows), columns are tasks, cells are
 mean and spread over folds and seeds.
@@ -31,6 +34,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
+
+from .downstreams.scoring import NOT_SELECTED_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +113,13 @@ def collect(roots: Iterable[Path]) -> List[RunResult]:
         if not root.exists():
             raise FileNotFoundError(f"{root}: result folder does not exist")
         folders = {p.parent for p in root.rglob("args_*.yaml")}
-        for folder in sorted(folders):
+        # candidates that lost a dev-score search (e.g. another learning rate) are not results
+        dropped = {f for f in folders if (f / NOT_SELECTED_FILE).is_file()}
+        if dropped:
+            logger.info(
+                "%s: %d experiment(s) left out, not selected on dev (%s)", root, len(dropped), NOT_SELECTED_FILE
+            )
+        for folder in sorted(folders - dropped):
             results.extend(score_experiment(folder))
     return results
 

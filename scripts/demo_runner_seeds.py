@@ -4,7 +4,9 @@ hidden-state cache), to tell a method's effect from the downstream's own seed.
     python scripts/demo_runner_seeds.py demo_output --task phoneme_recognition --seeds 1 2 --out pr_seeds
 
 Writes one runner experiment per (upstream, seed) under --out and prints the test metric of each next to the
-demo's own run (seed 1337). Pass --labels to restrict the upstreams (default: every one the demo ran).
+demo's own run (seed 1337). Pass --labels to restrict the upstreams (default: every one the demo ran). A task
+whose learning rate the demo searched (``lr_search``) runs every candidate rate per seed, and the one with the
+best dev score is kept, as in the demo; the printed metric is the kept run's, with its folder.
 """
 
 import argparse
@@ -24,8 +26,10 @@ def task_steps(demo_out: Path, label: str, task: str, seeds, out: Path):
             continue
         if "test_fold=" in " ".join(argv):
             raise SystemExit(f"{task}: a task with folds (emotion) is not supported; it has its own seeds per fold")
+        # the candidate's folder below the task's (e.g. lr0.03 of a searched task; empty otherwise)
+        below = Path(argv[argv.index("-p") + 1]).relative_to(demo_out.resolve() / "downstream" / label / task)
         for seed in seeds:
-            expdir = out / f"{label}_seed{seed}"
+            expdir = out / f"{label}_seed{seed}" / below
             new = list(argv)
             new[new.index("-p") + 1] = str(expdir)
             new[new.index("--seed") + 1] = str(seed)
@@ -33,11 +37,16 @@ def task_steps(demo_out: Path, label: str, task: str, seeds, out: Path):
     return steps
 
 
-def test_metric(expdir: Path, task: str) -> str:
+def test_metric(run: Path, task: str) -> str:
+    """The test metric of a run folder; for a searched task, of its dev-selected candidate (named)."""
     from s3prl_emoaware.downstreams import registry
+    from s3prl_emoaware.downstreams.scoring import select_by_dev
 
+    candidates = sorted(p.parent for p in run.glob("*/evaluated_best.json"))
+    expdir = select_by_dev(candidates) if candidates else run
     scores = registry.require(task).score(expdir)
-    return ", ".join(f"{s.metric} {100 * s.value:.2f}" for s in scores) or "no test result"
+    text = ", ".join(f"{s.metric} {100 * s.value:.2f}" for s in scores) or "no test result"
+    return f"{text} ({expdir.name})" if candidates else text
 
 
 def main():
@@ -48,6 +57,7 @@ def main():
     ap.add_argument("--labels", nargs="*")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    args.demo_out = args.demo_out.resolve()
     labels = args.labels or sorted(
         p.name for p in (args.demo_out / "downstream").iterdir() if (p / "runner_steps.json").is_file()
     )

@@ -47,6 +47,12 @@ def test_quick_demo_runs_every_stage_and_resumes(tmp_path):
         assert f"| {name} |" in report
     stages = [s.name for s in build_stages(cfg, tmp_path / "demo")]
     assert all(f"| {name} |" in report for name in stages)  # every stage timed
+    # PR's learning rate searched per upstream on dev: one candidate kept, the other marked, one PR figure per row
+    for up in [*cfg.baselines, *(p.label for p in cfg.pretrain)]:
+        pr = tmp_path / "demo" / "downstream" / up / "phoneme_recognition"
+        assert sorted(p.parent.name for p in pr.glob("*/not_selected.json")) in (["lr0.01"], ["lr0.03"]), up
+    board = json.loads((tmp_path / "demo" / "leaderboard" / "leaderboard.json").read_text())
+    assert all(row["phoneme_recognition/per"]["n"] == 1 for row in board.values())
     clusters = json.loads((tmp_path / "demo" / "clusters" / "report.json").read_text())["overall"]
     assert set(clusters) == {"per_speaker_kmeans", "global_kmeans", "random"}
     # a second call finds every stage done and redoes nothing
@@ -76,6 +82,42 @@ def test_superb_tasks_point_each_registered_downstream_at_its_corpus(tmp_path):
     assert pr.config.endswith("phoneme_recognition.yaml")
     with pytest.raises(ValueError, match="unknown SUPERB task"):
         superb_tasks(["ctc"], sizes, 1, corpora)
+
+
+def test_lr_search_runs_each_rate_as_a_candidate_and_keeps_the_dev_best(tmp_path):
+    from s3prl_emoaware.demo.downstream import select_searched
+    from s3prl_emoaware.demo.pipeline import DownstreamSizes, superb_tasks
+
+    corpora = {"iemocap": tmp_path / "iem", "librispeech": tmp_path / "lib", "fsc": tmp_path / "fsc"}
+    sizes = DownstreamSizes(emotion="E", phoneme_recognition="P", fluent_commands="F")
+    tasks = superb_tasks(
+        ["emotion", "phoneme_recognition"], sizes, 2, corpora, {"phoneme_recognition": [0.01, 0.03], "emotion": [1e-3]}
+    )
+    er, pr1, pr3 = tasks
+    assert er.search is None and er.folder is None and er.override.endswith(",,E,,config.optimizer.lr=0.001")
+    assert (pr1.folder, pr3.folder) == ("phoneme_recognition/lr0.01", "phoneme_recognition/lr0.03")
+    assert pr1.search == pr3.search == "phoneme_recognition"
+    assert pr1.override.endswith(",,P,,config.optimizer.lr=0.01") and pr3.override.endswith(
+        ",,P,,config.optimizer.lr=0.03"
+    )
+
+    up = UpstreamSpec("npc_plain", "ems_npc_local", "/ck/npc.ckpt")
+    steps = runner_steps(up, tasks, tmp_path)
+    assert [s["argv"][s["argv"].index("-p") + 1] for s in steps if "argv" in s and "-p" in s["argv"]][2:] == [
+        str(tmp_path / "npc_plain" / "phoneme_recognition" / "lr0.01"),
+        str(tmp_path / "npc_plain" / "phoneme_recognition" / "lr0.03"),
+    ]
+    for folder, dev in (("lr0.01", 0.9), ("lr0.03", 0.6)):
+        expdir = tmp_path / "npc_plain" / "phoneme_recognition" / folder
+        expdir.mkdir(parents=True)
+        (expdir / "dev_best.json").write_text(json.dumps({"metric": "per", "value": dev, "higher_is_better": False}))
+    assert select_searched(up, tasks, tmp_path) == {"phoneme_recognition": "phoneme_recognition/lr0.03"}
+    assert (tmp_path / "npc_plain" / "phoneme_recognition" / "lr0.01" / "not_selected.json").is_file()
+
+    with pytest.raises(ValueError, match="lr_search names tasks that are not run"):
+        superb_tasks(["emotion"], sizes, 1, corpora, {"phoneme_recognition": [0.01, 0.03]})
+    with pytest.raises(ValueError, match="distinct and > 0"):
+        superb_tasks(["phoneme_recognition"], sizes, 1, corpora, {"phoneme_recognition": [0.01, 0.0]})
 
 
 def test_demo_asks_each_pretraining_task_whether_it_needs_intensities(tmp_path):

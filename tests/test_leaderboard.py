@@ -63,3 +63,47 @@ def test_each_downstream_is_scored_by_its_own_rule_and_unknown_ones_by_any(tmp_p
     (stock / "test-ref.ark").write_text("x1 a c\n")
     assert [(r.metric, r.value, r.fold) for r in leaderboard.score_experiment(emotion)] == [("acc", 1.0, "fold1")]
     assert [(r.metric, r.value) for r in leaderboard.score_experiment(stock)] == [("per", 0.5)]
+
+
+def _pr_candidate(path, dev_per, test_hyp):
+    run = _experiment(path, "ems_npc_local", "phoneme_recognition", ckpt="/x/npc_plain/last.ckpt")
+    (run / "test-hyp.ark").write_text(f"x1 {test_hyp}\n")
+    (run / "test-ref.ark").write_text("x1 a b c d\n")
+    (run / "dev_best.json").write_text(json.dumps({"metric": "per", "value": dev_per, "higher_is_better": False}))
+    return run
+
+
+def test_a_search_keeps_the_dev_best_run_and_the_leaderboard_only_that_one(tmp_path):
+    from s3prl_emoaware.downstreams.scoring import NOT_SELECTED_FILE, select_by_dev
+
+    # the loser on dev is the better one on test: the test split must not choose
+    low_lr = _pr_candidate(tmp_path / "pr" / "lr0.01", dev_per=0.80, test_hyp="a b c d")  # test PER 0
+    high_lr = _pr_candidate(tmp_path / "pr" / "lr0.03", dev_per=0.50, test_hyp="a")  # test PER 0.75
+    assert select_by_dev([low_lr, high_lr]) == high_lr
+    lost = json.loads((low_lr / NOT_SELECTED_FILE).read_text())
+    assert lost["selected"] == str(high_lr) and lost["dev_value"] == 0.80 and lost["selected_dev_value"] == 0.50
+    assert not (high_lr / NOT_SELECTED_FILE).exists()
+    table = leaderboard.aggregate(leaderboard.collect([tmp_path]))
+    assert table["ems_npc_local (npc_plain)"]["phoneme_recognition/per"] == {"mean": 0.75, "std": 0.0, "n": 1}
+
+    # re-selection after the scores changed moves the marker: one winner at a time
+    (low_lr / "dev_best.json").write_text(json.dumps({"metric": "per", "value": 0.4, "higher_is_better": False}))
+    assert select_by_dev([low_lr, high_lr]) == low_lr
+    assert (high_lr / NOT_SELECTED_FILE).is_file() and not (low_lr / NOT_SELECTED_FILE).exists()
+    table = leaderboard.aggregate(leaderboard.collect([tmp_path]))
+    assert table["ems_npc_local (npc_plain)"]["phoneme_recognition/per"]["mean"] == 0.0
+
+
+def test_a_search_needs_every_candidates_dev_score(tmp_path):
+    from s3prl_emoaware.downstreams.scoring import select_by_dev
+
+    scored = _pr_candidate(tmp_path / "a", dev_per=0.5, test_hyp="a")
+    unscored = _experiment(tmp_path / "b", "fbank", "emotion")
+    with pytest.raises(ValueError, match=r"b/dev_best.json: no dev score"):
+        select_by_dev([scored, unscored])
+    (unscored / "dev_best.json").write_text("{")
+    with pytest.raises(ValueError, match=r"b/dev_best.json: unreadable dev score"):
+        select_by_dev([scored, unscored])
+    (unscored / "dev_best.json").write_text(json.dumps({"metric": "acc", "value": 0.9, "higher_is_better": True}))
+    with pytest.raises(ValueError, match="different dev metrics"):
+        select_by_dev([scored, unscored])

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["UpstreamSpec", "TaskSpec", "runner_steps", "run_upstream", "run_upstreams"]
+__all__ = ["UpstreamSpec", "TaskSpec", "runner_steps", "run_upstream", "run_upstreams", "select_searched"]
 
 
 @dataclass
@@ -43,6 +43,9 @@ class TaskSpec:
         folds: number of IEMOCAP leave-one-session-out folds (0 = not a fold task).
         folder: experiment folder under the upstream's (default ``name``); lets one downstream
             run several times with different overrides (e.g. speaker splits, label fractions).
+        search: tasks sharing a ``search`` name are candidates of one search (e.g. learning
+            rates): after they ran, the one with the best dev score is kept per fold and the
+            others are marked not selected (:func:`~s3prl_emoaware.downstreams.scoring.select_by_dev`).
     """
 
     name: str
@@ -50,6 +53,33 @@ class TaskSpec:
     override: str = ""
     folds: int = 0
     folder: Optional[str] = None
+    search: Optional[str] = None
+
+
+def _fold_names(task: TaskSpec) -> List[Optional[str]]:
+    return [f"fold{k}" for k in range(1, task.folds + 1)] or [None]
+
+
+def _expdir(out: Path, up: UpstreamSpec, task: TaskSpec, fold: Optional[str]) -> Path:
+    return out / up.label / (task.folder or task.name) / (fold or "")
+
+
+def select_searched(up: UpstreamSpec, tasks: List[TaskSpec], out: Path) -> Dict[str, str]:
+    """For each ``search`` group of ``tasks`` and each fold, keep the candidate run with the best
+    dev score (the others get ``not_selected.json``); returns {group[/fold]: chosen folder}."""
+    from ..downstreams.scoring import select_by_dev
+
+    groups: Dict[str, List[TaskSpec]] = {}
+    for task in tasks:
+        if task.search:
+            groups.setdefault(task.search, []).append(task)
+    chosen: Dict[str, str] = {}
+    for group, members in groups.items():
+        for fold in _fold_names(members[0]):
+            expdirs = [_expdir(out, up, t, fold) for t in members]
+            winner = select_by_dev(expdirs, f"{up.label}: dev-selected among {len(expdirs)} runs of search {group!r}")
+            chosen[group + (f"/{fold}" if fold else "")] = str(winner.relative_to(out / up.label))
+    return chosen
 
 
 def _marker(expdir: Path) -> Path:
@@ -65,9 +95,8 @@ def runner_steps(
 
     steps: List[Dict] = []
     for task in tasks:
-        folds = [f"fold{k}" for k in range(1, task.folds + 1)] or [None]
-        for fold in folds:
-            expdir = out / up.label / (task.folder or task.name) / (fold or "")
+        for fold in _fold_names(task):
+            expdir = _expdir(out, up, task, fold)
             if _marker(expdir).is_file():
                 continue
             if expdir.is_dir():  # a run stopped part-way (signal, kill): it starts over, alone in its folder
@@ -123,7 +152,7 @@ def run_upstreams(
 
     steps = [step for up, tasks in jobs for step in runner_steps(up, tasks, out, device)]
     if not steps:
-        return {"runs": 0}
+        return {"runs": 0, "selected": _select_all(jobs, out)}
     cache_argv = HiddenCacheConfig(dir=str(out / "hidden_cache")).to_argv() if hidden_cache else []
     statuses = launch_batch(steps, out / name, cache_argv)
     failed = [s for s in statuses if not s["ok"]]
@@ -133,4 +162,9 @@ def run_upstreams(
             f"{name}: {len(failed)} of {len(steps)} runner steps failed ({detail}); "
             f"see {out / name / 'runner_status.json'}"
         )
-    return {"runs": len(steps) // 2}
+    return {"runs": len(steps) // 2, "selected": _select_all(jobs, out)}
+
+
+def _select_all(jobs: List[Tuple[UpstreamSpec, List[TaskSpec]]], out: Path) -> Dict[str, Dict[str, str]]:
+    chosen = {up.label: select_searched(up, tasks, out) for up, tasks in jobs}
+    return {label: c for label, c in chosen.items() if c}

@@ -95,6 +95,9 @@ class DemoConfig:
         strengthnet: shipped StrengthNet recipe; strengthnet_overrides: its overrides.
         strengthnet_corpus: layout of StrengthNet's training corpus (generated with seed + 2).
         pretrain: the pre-trained upstreams.
+        lr_search: task -> learning rates tried for every upstream, the best kept per upstream on
+            the dev split (SUPERB's protocol; the test split never chooses). A task not named here
+            runs once with the rate of its ``sizes`` override (or its config's).
     """
 
     seed: int = 0
@@ -112,6 +115,7 @@ class DemoConfig:
     clusters_per_speaker: int = 4
     cluster_min_utterances: int = 8
     pretrain: List[PretrainSpec] = field(default_factory=list)
+    lr_search: Dict[str, List[float]] = field(default_factory=dict)
 
 
 def load_demo_config(quick: bool, overrides: Optional[List[str]] = None) -> DemoConfig:
@@ -129,12 +133,28 @@ def _corpus_paths(out: Path) -> Dict[str, Path]:
     }
 
 
-def superb_tasks(tasks: List[str], sizes: DownstreamSizes, folds: int, corpora: Dict[str, Path]) -> List[TaskSpec]:
+def superb_tasks(
+    tasks: List[str],
+    sizes: DownstreamSizes,
+    folds: int,
+    corpora: Dict[str, Path],
+    lr_search: Optional[Dict[str, List[float]]] = None,
+) -> List[TaskSpec]:
     """The runner runs of the SUPERB columns (emotion over ``folds`` IEMOCAP folds, phoneme
     recognition, intent classification), each on the corpus of its registry spec's layout
-    (``corpora``: layout name -> folder, e.g. ``iemocap``, ``librispeech``, ``fsc``)."""
+    (``corpora``: layout name -> folder, e.g. ``iemocap``, ``librispeech``, ``fsc``).
+
+    ``lr_search`` (task -> learning rates): such a task runs once per rate, in
+    ``<task>/lr<rate>``, as candidates of one search; the run with the best dev score is kept per
+    upstream (SUPERB's protocol: the learning rate is searched per upstream and task on dev)."""
     from ..config import shipped_config
     from ..downstreams.registry import require
+    from ..s3prl_adapters.runner import merge_override
+
+    lr_search = lr_search or {}
+    unknown = sorted(set(lr_search) - set(tasks))
+    if unknown:
+        raise ValueError(f"lr_search names tasks that are not run: {unknown}; tasks: {tasks}")
 
     specs: List[TaskSpec] = []
     for task in tasks:
@@ -145,19 +165,25 @@ def superb_tasks(tasks: List[str], sizes: DownstreamSizes, folds: int, corpora: 
             )
         spec = require(task)
         roots = spec.root_override(corpora[spec.corpus])
-        specs.append(
-            TaskSpec(
-                task,
-                str(shipped_config("downstream_configs", spec.config_name)),
-                f"{roots},,{size}",
-                folds=folds if spec.fold_key else 0,
+        config = str(shipped_config("downstream_configs", spec.config_name))
+        task_folds = folds if spec.fold_key else 0
+        rates = lr_search.get(task) or []
+        if any(not (lr > 0) for lr in rates) or len(set(rates)) != len(rates):
+            raise ValueError(f"lr_search.{task}: learning rates must be distinct and > 0, got {rates}")
+        if len(rates) < 2:  # nothing to choose between: one run with the rate (if given) in its override
+            override = (
+                merge_override(f"{roots},,{size}", f"config.optimizer.lr={rates[0]}") if rates else f"{roots},,{size}"
             )
-        )
+            specs.append(TaskSpec(task, config, override, folds=task_folds))
+            continue
+        for lr in rates:
+            override = merge_override(f"{roots},,{size}", f"config.optimizer.lr={lr}")
+            specs.append(TaskSpec(task, config, override, folds=task_folds, folder=f"{task}/lr{lr:g}", search=task))
     return specs
 
 
 def _task_specs(cfg: DemoConfig, out: Path) -> List[TaskSpec]:
-    return superb_tasks(cfg.tasks, cfg.sizes, cfg.folds, _corpus_paths(out))
+    return superb_tasks(cfg.tasks, cfg.sizes, cfg.folds, _corpus_paths(out), cfg.lr_search)
 
 
 def _synthesise(cfg: DemoConfig, out: Path) -> dict:

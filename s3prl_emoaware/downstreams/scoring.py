@@ -24,6 +24,10 @@ __all__ = [
     "intent_scores",
     "per_scores",
     "metrics_json_scores",
+    "DEV_BEST_FILE",
+    "NOT_SELECTED_FILE",
+    "read_dev_best",
+    "select_by_dev",
 ]
 
 
@@ -119,3 +123,61 @@ def metrics_json_scores(expdir: Path) -> List[Score]:
         for key, value in json.loads(path.read_text()).items()
         if isinstance(value, (int, float))
     ]
+
+
+# --- Choosing among runs that differ only in a hyper-parameter (SUPERB searches the learning rate per
+# upstream and task on the dev split; the test split only scores the chosen run).
+
+DEV_BEST_FILE = (
+    "dev_best.json"  # {"metric", "value", "step", "higher_is_better"}: written by an expert at each new dev best
+)
+NOT_SELECTED_FILE = "not_selected.json"  # a candidate run that lost the dev comparison: the leaderboard leaves it out
+
+
+def read_dev_best(expdir: Path) -> Dict[str, object]:
+    """The best dev score an expert recorded in ``expdir`` (ValueError naming the file when absent or bad)."""
+    path = Path(expdir) / DEV_BEST_FILE
+    try:
+        record = json.loads(path.read_text())
+        float(record["value"])
+        bool(record["higher_is_better"])
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no dev score (this downstream does not record its dev best)") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: unreadable dev score ({err})") from None
+    return record
+
+
+def select_by_dev(candidates: List[Path], reason: str = "") -> Path:
+    """Among finished runs that differ only in one setting, keep the one with the best dev score.
+
+    Every loser gets a ``not_selected.json`` naming the winner and both dev scores (so the
+    leaderboard leaves it out and a reader sees why); a stale one on the winner is removed, so a
+    re-selection after more runs is consistent. Ties keep the first candidate (the list order).
+    """
+    from ..utils.atomic import atomic_write_json
+
+    if not candidates:
+        raise ValueError("select_by_dev: no candidate runs")
+    records = [(Path(c), read_dev_best(c)) for c in candidates]
+    metric = {r["metric"] for _, r in records}
+    if len(metric) != 1:
+        raise ValueError(f"candidates score different dev metrics {sorted(metric)}: {[str(c) for c in candidates]}")
+    sign = 1.0 if records[0][1]["higher_is_better"] else -1.0
+    winner, best = max(records, key=lambda cr: sign * float(cr[1]["value"]))  # max keeps the first of equals
+    for expdir, record in records:
+        marker = expdir / NOT_SELECTED_FILE
+        if expdir == winner:
+            marker.unlink(missing_ok=True)
+            continue
+        atomic_write_json(
+            marker,
+            {
+                "selected": str(winner),
+                "metric": record["metric"],
+                "dev_value": float(record["value"]),
+                "selected_dev_value": float(best["value"]),
+                "reason": reason or "another candidate had the better dev score",
+            },
+        )
+    return winner

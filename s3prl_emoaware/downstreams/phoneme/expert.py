@@ -19,6 +19,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader
 
 from ...utils.atomic import atomic_write_json, atomic_write_text
+from ..scoring import DEV_BEST_FILE
 from .dataset import BucketSampler, PhoneDataset, collate
 from .text import PhoneVocabulary, greedy_ctc_decode, phone_error_rate, read_lexicon
 
@@ -98,6 +99,11 @@ class DownstreamExpert(nn.Module):
                 self.best_score.fill_(per)
                 f.write(f"New best on {split} at step {global_step}: per {per:.6f}\n")
                 save_names.append(f"{split}-best.ckpt")
+                # what a search over runs (e.g. the learning rate) compares, never the test split
+                atomic_write_json(
+                    self.expdir / DEV_BEST_FILE,
+                    {"metric": "per", "value": per, "step": global_step, "higher_is_better": False},
+                )
         if split != "train":
             atomic_write_text(
                 self.expdir / f"{split}-hyp.ark",
