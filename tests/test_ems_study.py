@@ -70,6 +70,30 @@ def test_shipped_study_crosses_seeds_and_folds_with_every_strategy():
         assert rows == {("random", "none"), ("ems_topk", "strengthnet"), ("ems", "strengthnet"), ("ems", "oracle")}
 
 
+def test_scores_leave_out_the_runs_another_learning_rate_beat_on_dev(tmp_path):
+    import yaml
+
+    from s3prl_emoaware.demo.ems_study import _scores
+
+    for lr, hyp, dev in (("lr0.01", "a b", 0.9), ("lr0.03", "a b c d", 0.4)):
+        run = tmp_path / "downstream" / "npc_ems_s0" / "phoneme_recognition" / lr
+        run.mkdir(parents=True)
+        args = {"mode": "train", "upstream": "ems_npc_local", "downstream": "phoneme_recognition"}
+        (run / "args_2026-01-01-00-00-00.yaml").write_text(yaml.dump(args))
+        (run / "test-hyp.ark").write_text(f"x1 {hyp}\n")
+        (run / "test-ref.ark").write_text("x1 a b c d\n")
+        (run / "dev_best.json").write_text(json.dumps({"metric": "per", "value": dev, "higher_is_better": False}))
+    from s3prl_emoaware.downstreams.scoring import select_by_dev
+
+    runs = sorted((tmp_path / "downstream" / "npc_ems_s0" / "phoneme_recognition").iterdir())
+    select_by_dev(runs)
+    assert _scores(tmp_path, "npc_ems_s0") == {("phoneme_recognition/per", None): 0.0}  # lr0.03: dev 0.4, test 0
+    (runs[1] / "dev_best.json").write_text(json.dumps({"metric": "per", "value": 0.95, "higher_is_better": False}))
+    select_by_dev(runs)
+    # lr0.01 now (were the loser read too, the folder read last, lr0.03, would answer 0.0)
+    assert _scores(tmp_path, "npc_ems_s0") == {("phoneme_recognition/per", None): 0.5}
+
+
 @pytest.mark.slow
 def test_quick_study_runs_end_to_end_and_resumes(tmp_path):
     out = tmp_path / "study"

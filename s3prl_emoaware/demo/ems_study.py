@@ -105,6 +105,8 @@ class EmsStudyConfig:
         folds: IEMOCAP leave-one-session-out folds.
         tasks: SUPERB downstreams (emotion, phoneme_recognition, fluent_commands).
         sizes: runner overrides per task.
+        lr_search: task -> learning rates tried for every pre-trained upstream, the dev-best kept
+            (as the demo's ``lr_search``; the test split never chooses).
         strengthnet / strengthnet_overrides: StrengthNet recipe, trained on ``strengthnet_corpus``.
         backbones, rows: what is pre-trained.
         mask_epochs: epochs simulated for the long-run coverage of each row's masks.
@@ -117,6 +119,7 @@ class EmsStudyConfig:
     folds: int = 5
     tasks: List[str] = field(default_factory=lambda: ["emotion", "phoneme_recognition", "fluent_commands"])
     sizes: DownstreamSizes = field(default_factory=DownstreamSizes)
+    lr_search: Dict[str, List[float]] = field(default_factory=dict)
     device: str = "cpu"
     strengthnet: str = "strengthnet_small"
     strengthnet_overrides: List[str] = field(default_factory=list)
@@ -351,11 +354,14 @@ def mask_report(cfg: EmsStudyConfig, out: Path) -> Dict[str, dict]:
 
 def _scores(out: Path, run: str) -> Dict[Tuple[str, Optional[str]], float]:
     """{(task/metric, fold): value} of one pre-trained upstream's runner experiments."""
+    from ..downstreams.scoring import NOT_SELECTED_FILE
     from ..leaderboard import score_experiment
 
     scores = {}
     root = out / "downstream" / run
     for args in sorted(root.rglob("args_*.yaml")) if root.is_dir() else []:
+        if (args.parent / NOT_SELECTED_FILE).is_file():  # another learning rate won on dev (lr_search)
+            continue
         for r in score_experiment(args.parent):
             scores[(f"{r.task}/{r.metric}", r.fold)] = r.value
     return scores
@@ -563,7 +569,7 @@ def build_stages(cfg: EmsStudyConfig, out: Path) -> List[Stage]:
                 )
             )
     stages.append(Stage("masks", "where each row's masks go on the pre-training corpus", lambda: mask_report(cfg, out)))
-    tasks = superb_tasks(cfg.tasks, cfg.sizes, cfg.folds, _corpora(out))
+    tasks = superb_tasks(cfg.tasks, cfg.sizes, cfg.folds, _corpora(out), cfg.lr_search)
     for row in cfg.rows:
         for seed in cfg.seeds:
             run = _run_name(row, seed)
