@@ -876,10 +876,13 @@ def run_ser_study(
 ) -> str:
     """Run (or finish) the study into ``out``; return the report and stage times as Markdown."""
     from ..utils.atomic import atomic_write_text, ensure_writable_dir
+    from ..utils.locks import folder_lock
 
     out = ensure_writable_dir(out).resolve()
     cfg = load_study_config(quick, overrides, config)
-    done = run_stages(build_stages(cfg, out), out, list(redo), desc="ser-study")
-    text = (out / "report" / "ser_study.md").read_text() + "\n" + stage_times(done)
-    atomic_write_text(out / "REPORT.md", text)
+    # one study per folder, as for the demo: a second one would run the same stages into the same files
+    with folder_lock(out, "ser-study output folder"):
+        done = run_stages(build_stages(cfg, out), out, list(redo), desc="ser-study")
+        text = (out / "report" / "ser_study.md").read_text() + "\n" + stage_times(done)
+        atomic_write_text(out / "REPORT.md", text)
     return text

@@ -793,15 +793,16 @@ def test_second_pretrain_into_a_busy_folder_refuses(tiny_iemocap, held_folder, c
     assert sorted(p.name for p in folder.iterdir()) == [LOCK_NAME]
 
 
+@pytest.mark.parametrize("command", ["demo", "ems-study", "ser-study"])
 @pytest.mark.probe(
     area="faults",
-    probe="a second `demo` into an output folder another demo is writing",
+    probe="a second `{command}` into an output folder another one is writing",
     behaviour="exit 2, one line naming the folder and the holder's pid; nothing written there",
 )
-def test_second_demo_into_a_busy_folder_refuses(held_folder, capsys):
+def test_second_demo_into_a_busy_folder_refuses(held_folder, capsys, command):
     folder, pid = held_folder
-    line = assert_one_line(*run_cli(capsys, ["demo", "--out", folder, "--quick"]))
-    assert line.startswith(f"s3prl-emoaware: error: {folder}: demo output folder is in use by pid {pid} "), line
+    line = assert_one_line(*run_cli(capsys, [command, "--out", folder, "--quick"]))
+    assert line.startswith(f"s3prl-emoaware: error: {folder}: {command} output folder is in use by pid {pid} "), line
     assert sorted(p.name for p in folder.iterdir()) == [LOCK_NAME]
 
 
