@@ -114,8 +114,12 @@ def test_lr_search_runs_each_rate_as_a_candidate_and_keeps_the_dev_best(tmp_path
     assert select_searched(up, tasks, tmp_path) == {"phoneme_recognition": "phoneme_recognition/lr0.03"}
     assert (tmp_path / "npc_plain" / "phoneme_recognition" / "lr0.01" / "not_selected.json").is_file()
 
-    with pytest.raises(ValueError, match="lr_search names tasks that are not run"):
-        superb_tasks(["emotion"], sizes, 1, corpora, {"phoneme_recognition": [0.01, 0.03]})
+    # a search for a task left out of this run is unused (the studies' -o 'tasks=[emotion]'); a typo is refused
+    assert [t.name for t in superb_tasks(["emotion"], sizes, 1, corpora, {"phoneme_recognition": [0.01, 0.03]})] == [
+        "emotion"
+    ]
+    with pytest.raises(ValueError, match=r"lr_search names unknown SUPERB tasks \['phoneme_recognitoin'\]"):
+        superb_tasks(["emotion"], sizes, 1, corpora, {"phoneme_recognitoin": [0.01, 0.03]})
     with pytest.raises(ValueError, match="distinct and > 0"):
         superb_tasks(["phoneme_recognition"], sizes, 1, corpora, {"phoneme_recognition": [0.01, 0.0]})
 

@@ -152,9 +152,10 @@ def superb_tasks(
     from ..s3prl_adapters.runner import merge_override
 
     lr_search = lr_search or {}
-    unknown = sorted(set(lr_search) - set(tasks))
+    # a search for a task this run leaves out (e.g. -o 'tasks=[emotion]') is simply unused; an unknown name is a typo
+    unknown = sorted(t for t in lr_search if getattr(sizes, t, None) is None)
     if unknown:
-        raise ValueError(f"lr_search names tasks that are not run: {unknown}; tasks: {tasks}")
+        raise ValueError(f"lr_search names unknown SUPERB tasks {unknown}; choose among {sorted(vars(sizes))}")
 
     specs: List[TaskSpec] = []
     for task in tasks:
