@@ -24,6 +24,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -430,6 +431,18 @@ def all_folds_base(flags: RunnerFlags) -> Path:
     return Path("result/downstream") / (flags.expname or f"{flags.downstream}_all_folds")
 
 
+FOLD_DONE_FILE = "evaluated_best.json"  # written when a fold's best checkpoint was tested (the demo's marker too)
+
+
+def _read_fold_marker(marker: Path) -> Optional[dict]:
+    """The marker of a tested fold, or None (absent or unreadable: the fold runs again)."""
+    try:
+        record = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("ok") else None
+
+
 def run_all_folds(argv: Sequence[str], flags: RunnerFlags, cache_argv: Sequence[str] = ()) -> AllFoldsSummary:
     """Train each fold into ``BASE/fold<k>``, test its best checkpoint, write ``BASE/all_folds.json``."""
     from ..downstreams.registry import get, has_config_key
@@ -448,23 +461,39 @@ def run_all_folds(argv: Sequence[str], flags: RunnerFlags, cache_argv: Sequence[
     device = ["--device", argv[list(argv).index("--device") + 1]] if "--device" in argv else []
     folds = [f"fold{k}" for k in range(1, n_folds + 1)]
     steps: List[dict] = []
+    checkpoints: Dict[str, Optional[str]] = {}
+    pending: List[str] = []
     for fold in folds:
         expdir = base / fold
+        marker = expdir / FOLD_DONE_FILE
+        done = _read_fold_marker(marker)
+        if done is not None:  # tested by an earlier run of this command (e.g. one stopped at a later fold): kept
+            checkpoints[fold] = done.get("checkpoint")
+            continue
+        if expdir.is_dir() and any(expdir.iterdir()):
+            # stopped part-way: starts over alone in its folder, as an uninterrupted run would
+            logger.info("%s: unfinished fold, removed to start over", expdir)
+            shutil.rmtree(expdir)
         override = merge_override(flags.override, fold_override(flags.downstream, fold))
         train_argv = replace_flag(replace_flag(argv, ("-p", "--expdir"), str(expdir)), ("-o", "--override"), override)
-        steps += [train_step(train_argv), evaluate_best_step(expdir, device)]
-    statuses = launch_batch(steps, base, cache_argv)
+        steps += [train_step(train_argv), evaluate_best_step(expdir, device, marker)]
+        pending.append(fold)
+    if pending and len(pending) < len(folds):
+        logger.info("%s: %d fold(s) already tested are kept; running %s", base, len(folds) - len(pending), pending)
+    statuses = launch_batch(steps, base, cache_argv) if steps else []
     failed = [s for s in statuses if not s["ok"]]
     if failed or len(statuses) != len(steps):
         detail = failed[0].get("error", "stopped early") if failed else "stopped early"
         raise RunDownstreamError(
-            f"{len(failed) or len(steps) - len(statuses)} runner step(s) failed in {base}: {detail}"
+            f"{len(failed) or len(steps) - len(statuses)} runner step(s) failed in {base}: {detail}; "
+            "the same command again keeps the folds already tested and runs the rest"
         )
     try:
         results = {fold: fold_accuracy(base / fold, fold) for fold in folds}
     except (OSError, ValueError) as err:
         raise RunDownstreamError(str(err)) from None
-    checkpoints = {fold: statuses[2 * k + 1].get("checkpoint") for k, fold in enumerate(folds)}
+    checkpoints.update({fold: statuses[2 * k + 1].get("checkpoint") for k, fold in enumerate(pending)})
+    checkpoints = {fold: checkpoints.get(fold) for fold in folds}
     accs = [r.acc for r in results.values()]
     mean = sum(accs) / len(accs)
     std = (sum((a - mean) ** 2 for a in accs) / len(accs)) ** 0.5
