@@ -1291,3 +1291,63 @@ def test_synth_corpus_kill_9_leaves_nothing_under_its_name(tiny_iemocap, tmp_pat
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "synth.log") == ["iemocap"]
     assert _tree(out) == _tree(tiny_iemocap)
+
+
+@pytest.mark.probe(
+    area="faults",
+    probe="`run-downstream --all-folds` stopped at fold 3 of 5 (signal, kill or failure), then the same command again",
+    behaviour="one line saying the same command keeps the folds already tested; the re-run trains only folds 3-5, "
+    "fold 3 from an emptied folder, and scores all five (the kept folds' checkpoints read from their markers)",
+)
+def test_all_folds_rerun_keeps_the_tested_folds_and_restarts_the_rest(tmp_path, monkeypatch):
+    """An --all-folds run stopped at fold 3 (signal, kill, failure): the same command again runs only folds 3-5,
+    fold 3 from an emptied folder, and scores all five."""
+    import json as _json
+    from pathlib import Path
+
+    from s3prl_emoaware.s3prl_adapters import runner
+
+    base = tmp_path / "folds"
+    calls = []
+
+    def fake_batch(steps, workdir, cache_argv=()):
+        """Each train step writes the fold's predictions; each evaluate step writes its marker. Stops at fold 3
+        on the first call (its folder is left half-written)."""
+        calls.append(steps)
+        statuses = []
+        for step in steps:
+            if "evaluate_best" in step:
+                expdir = Path(step["evaluate_best"])
+                status = {"ok": True, "checkpoint": str(expdir / "dev-best.ckpt")}
+                Path(step["marker"]).write_text(_json.dumps(status))
+            else:
+                expdir = Path(step["argv"][step["argv"].index("-p") + 1])
+                expdir.mkdir(parents=True, exist_ok=True)
+                if len(calls) == 1 and expdir.name == "fold3":
+                    (expdir / "states-10.ckpt").write_text("half")
+                    return statuses
+                fold = expdir.name
+                (expdir / f"test_{fold}_predict.txt").write_text("u1 neu\nu2 ang\n")
+                (expdir / f"test_{fold}_truth.txt").write_text("u1 neu\nu2 neu\n")
+                status = {"ok": True}
+            statuses.append(status)
+        return statuses
+
+    monkeypatch.setattr(runner, "launch_batch", fake_batch)
+    config = tmp_path / "emotion.yaml"
+    config.write_text("downstream_expert:\n  datarc:\n    test_fold: fold1\n")
+    argv = ["-m", "train", "-u", "fbank", "-d", "emotion", "-c", str(config), "-p", str(base), "--device", "cpu"]
+    flags = runner.scan_flags(argv)
+    with pytest.raises(runner.RunDownstreamError, match="keeps the folds already tested"):
+        runner.run_all_folds(argv, flags)
+    assert [Path(s["evaluate_best"]).name for s in calls[0] if "evaluate_best" in s] == [
+        f"fold{k}" for k in range(1, 6)
+    ]
+    assert (base / "fold2" / "evaluated_best.json").is_file() and not (base / "fold3" / "evaluated_best.json").exists()
+    summary = runner.run_all_folds(argv, flags)
+    rerun = [Path(s["argv"][s["argv"].index("-p") + 1]).name for s in calls[1] if "evaluate_best" not in s]
+    assert rerun == ["fold3", "fold4", "fold5"]
+    assert not (base / "fold3" / "states-10.ckpt").exists()  # the half run was removed, not resumed into
+    assert sorted(summary.folds) == [f"fold{k}" for k in range(1, 6)]
+    assert summary.mean_acc == pytest.approx(0.5)
+    assert summary.checkpoints["fold1"] == str(base / "fold1" / "dev-best.ckpt")  # read back from its marker
