@@ -13,7 +13,6 @@ passes through an upstream once for all steps, evaluations and folds.
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -82,26 +81,27 @@ def select_searched(up: UpstreamSpec, tasks: List[TaskSpec], out: Path) -> Dict[
     return chosen
 
 
-def _marker(expdir: Path) -> Path:
-    # written by the batch launcher after the test evaluation succeeded
-    return expdir / "evaluated_best.json"
-
-
 def runner_steps(
     up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str = "cpu", seed: int = 1337
 ) -> List[Dict]:
     """The launch-batch steps still to run for upstream ``up`` (finished runs are left out)."""
-    from ..s3prl_adapters.runner import evaluate_best_step, fold_override, merge_override, train_step
+    from ..s3prl_adapters.runner import (
+        RUN_DONE_FILE,
+        discard_unfinished,
+        evaluate_best_step,
+        finished_run,
+        fold_override,
+        merge_override,
+        train_step,
+    )
 
     steps: List[Dict] = []
     for task in tasks:
         for fold in _fold_names(task):
             expdir = _expdir(out, up, task, fold)
-            if _marker(expdir).is_file():
+            if finished_run(expdir) is not None:
                 continue
-            if expdir.is_dir():  # a run stopped part-way (signal, kill): it starts over, alone in its folder
-                logger.info("%s: unfinished run, removed to start over", expdir)
-                shutil.rmtree(expdir)
+            discard_unfinished(expdir)
             override = task.override
             if fold is not None:
                 override = merge_override(override, fold_override(task.name, fold))
@@ -125,7 +125,7 @@ def runner_steps(
                 argv += ["-k", up.ckpt]
             if override:
                 argv += ["-o", override]
-            steps += [train_step(argv), evaluate_best_step(expdir, ["--device", device], _marker(expdir))]
+            steps += [train_step(argv), evaluate_best_step(expdir, ["--device", device], expdir / RUN_DONE_FILE)]
     return steps
 
 

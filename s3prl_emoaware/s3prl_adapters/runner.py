@@ -431,16 +431,24 @@ def all_folds_base(flags: RunnerFlags) -> Path:
     return Path("result/downstream") / (flags.expname or f"{flags.downstream}_all_folds")
 
 
-FOLD_DONE_FILE = "evaluated_best.json"  # written when a fold's best checkpoint was tested (the demo's marker too)
+RUN_DONE_FILE = "evaluated_best.json"  # written by the batch launcher when a run's best checkpoint was tested
 
 
-def _read_fold_marker(marker: Path) -> Optional[dict]:
-    """The marker of a tested fold, or None (absent or unreadable: the fold runs again)."""
+def finished_run(expdir: Path) -> Optional[dict]:
+    """The done-marker of a run whose best checkpoint was tested, or None (absent or unreadable: it runs again)."""
     try:
-        record = json.loads(marker.read_text())
+        record = json.loads((Path(expdir) / RUN_DONE_FILE).read_text())
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) and record.get("ok") else None
+
+
+def discard_unfinished(expdir: Path) -> None:
+    """Remove a run stopped part-way (signal, kill, failure), so it starts over alone in its folder, as an
+    uninterrupted run would (never resumed into: its checkpoints and TensorBoard file would mix with the new)."""
+    if Path(expdir).is_dir():
+        logger.info("%s: unfinished run, removed to start over", expdir)
+        shutil.rmtree(expdir)
 
 
 def run_all_folds(argv: Sequence[str], flags: RunnerFlags, cache_argv: Sequence[str] = ()) -> AllFoldsSummary:
@@ -465,18 +473,14 @@ def run_all_folds(argv: Sequence[str], flags: RunnerFlags, cache_argv: Sequence[
     pending: List[str] = []
     for fold in folds:
         expdir = base / fold
-        marker = expdir / FOLD_DONE_FILE
-        done = _read_fold_marker(marker)
+        done = finished_run(expdir)
         if done is not None:  # tested by an earlier run of this command (e.g. one stopped at a later fold): kept
             checkpoints[fold] = done.get("checkpoint")
             continue
-        if expdir.is_dir() and any(expdir.iterdir()):
-            # stopped part-way: starts over alone in its folder, as an uninterrupted run would
-            logger.info("%s: unfinished fold, removed to start over", expdir)
-            shutil.rmtree(expdir)
+        discard_unfinished(expdir)
         override = merge_override(flags.override, fold_override(flags.downstream, fold))
         train_argv = replace_flag(replace_flag(argv, ("-p", "--expdir"), str(expdir)), ("-o", "--override"), override)
-        steps += [train_step(train_argv), evaluate_best_step(expdir, device, marker)]
+        steps += [train_step(train_argv), evaluate_best_step(expdir, device, expdir / RUN_DONE_FILE)]
         pending.append(fold)
     if pending and len(pending) < len(folds):
         logger.info("%s: %d fold(s) already tested are kept; running %s", base, len(folds) - len(pending), pending)
