@@ -100,3 +100,37 @@ def test_index_is_rewritten_by_count_and_time(tmp_path):
     writer.flush_seconds = 0
     writer.add("u5", np.zeros(3, np.float32), "u5.wav", np.zeros(400, np.float32))
     assert len(json.loads((tmp_path / "index.json").read_text())["items"]) == 6
+
+
+def test_unpacked_bilstm_equals_packed_run_with_gradients():
+    """StrengthNet trains without packed sequences (their CPU backward zero-fills a full gradient per
+    step); outputs at valid frames, final states and gradients must equal a packed run's."""
+    from torch import nn
+
+    from s3prl_emoaware.models.strengthnet import _bidirectional
+
+    torch.manual_seed(0)
+    lstm = nn.LSTM(6, 5, batch_first=True, bidirectional=True)
+    x = torch.randn(4, 9, 6, requires_grad=True)
+    lengths = torch.tensor([9, 5, 1, 7])
+    valid = torch.arange(9)[None, :] < lengths[:, None]
+    weights = torch.randn(4, 9, 10)  # a loss that reads every valid output differently
+
+    out, last = _bidirectional(lstm, x, lengths)
+    (out * weights * valid[..., None]).sum().add(last.pow(2).sum()).backward()
+    ours = [x.grad.clone()] + [p.grad.clone() for p in lstm.parameters()]
+    x.grad = None
+    lstm.zero_grad()
+
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    ref, (h, _) = lstm(packed)
+    ref, _ = nn.utils.rnn.pad_packed_sequence(ref, batch_first=True, total_length=9)
+    ref_last = torch.cat([h[-2], h[-1]], dim=-1)
+    (ref * weights * valid[..., None]).sum().add(ref_last.pow(2).sum()).backward()
+    theirs = [x.grad] + [p.grad for p in lstm.parameters()]
+
+    assert torch.allclose(out[valid], ref[valid], atol=1e-6)
+    assert torch.allclose(last, ref_last, atol=1e-6)
+    assert ref_last.std() > 0.01
+    for a, b in zip(ours, theirs):
+        assert torch.allclose(a, b, atol=1e-5)

@@ -148,21 +148,19 @@ class StrengthNet(nn.Module):
             if isinstance(layer, nn.ReLU):
                 x = x * time_mask  # (B, C, T, F')
         x = x.permute(0, 2, 1, 3).reshape(b, t, self.encoding_dim)
-        lengths_cpu = lengths.clamp(min=1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths_cpu, batch_first=True, enforce_sorted=False)
-        out, _ = self.strength_lstm(packed)
-        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=t)
+        # both BiLSTMs run unpacked (see _bidirectional): a packed sequence's backward pass on CPU
+        # zero-fills a full-size gradient per time step (aten::fill_ was 72 % of a training step)
+        out, _ = _bidirectional(self.strength_lstm, x, lengths)
         frame = self.strength_head(out).squeeze(-1)
         if self.config.bounded_output:
             frame = torch.sigmoid(frame)
         frame = frame * mask
         utterance = frame.sum(1) / lengths.clamp(min=1).to(frame.dtype)
-        emo_out, (h, _) = self.emotion_lstm(packed)
+        emo_out, last = _bidirectional(self.emotion_lstm, x, lengths)
         if self.config.emotion_pooling == "mean":
-            emo_out, _ = nn.utils.rnn.pad_packed_sequence(emo_out, batch_first=True, total_length=t)
             summary = (emo_out * mask[..., None]).sum(1) / lengths.clamp(min=1)[:, None].to(emo_out.dtype)
         else:
-            summary = torch.cat([h[-2], h[-1]], dim=-1)
+            summary = last
         logits = self.emotion_head(summary)
         return frame, utterance, logits
 
@@ -195,17 +193,32 @@ class StrengthNet(nn.Module):
             for layer in self.convs:
                 x = zero_padding(x.relu_()) if isinstance(layer, nn.ReLU) else layer(x)
             x = x.permute(0, 2, 1, 3).reshape(b, t, self.encoding_dim)
-            steps = torch.arange(t)[None, :]
-            valid = steps < lengths[:, None]
-            # index that reverses each clip within its length (padding stays where it is)
-            reverse = torch.where(valid, lengths.clamp(min=1)[:, None] - 1 - steps, steps).to(mels.device)
-            forward_out = _lstm_direction(self.strength_lstm, x, "")
-            backward_out = _lstm_direction(self.strength_lstm, _gather_time(x, reverse), "_reverse")
-            out = torch.cat([forward_out, _gather_time(backward_out, reverse)], dim=-1)
+            out, _ = _bidirectional(self.strength_lstm, x, lengths)
+            valid = torch.arange(t)[None, :] < lengths[:, None]
             frame = self.strength_head(out).squeeze(-1)
             if self.config.bounded_output:
                 frame = torch.sigmoid(frame)
             return frame * valid.to(device=frame.device, dtype=frame.dtype)
+
+
+def _bidirectional(lstm: nn.LSTM, x: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+    """A one-layer bidirectional ``lstm`` over a padded (B, T, D) batch with (B,) valid lengths, as a
+    packed sequence would run it, without packing: the forward direction runs over the padded batch
+    (padding only follows a clip's frames, so its valid outputs are exact), the backward direction
+    over each clip reversed within its length. Returns the outputs (B, T, 2H), whose padded
+    positions hold garbage for the caller to mask, and the final states of both directions (B, 2H),
+    as ``h_n`` of a packed run. Differentiable; the same values as the packed run up to rounding.
+    """
+    b, t, _ = x.shape
+    lengths = lengths.clamp(min=1, max=t).to(x.device)
+    steps = torch.arange(t, device=x.device)[None, :]
+    # index that reverses each clip within its length (padding stays where it is)
+    reverse = torch.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)
+    forward_out = _lstm_direction(lstm, x, "")
+    backward_out = _gather_time(_lstm_direction(lstm, _gather_time(x, reverse), "_reverse"), reverse)
+    rows = torch.arange(b, device=x.device)
+    last = torch.cat([forward_out[rows, lengths - 1], backward_out[:, 0]], dim=-1)
+    return torch.cat([forward_out, backward_out], dim=-1), last
 
 
 def _gather_time(x: Tensor, index: Tensor) -> Tensor:
