@@ -339,3 +339,76 @@ def test_the_same_audio_twice_in_a_batch_is_computed_and_stored_once(tmp_path):
     assert store.misses == 2 and len(list((tmp_path / "cache").rglob("*.pt"))) == 2
     assert all(torch.equal(s[0], s[2]) for s in out)
     assert store.used_bytes == sum(p.stat().st_size for p in (tmp_path / "cache").rglob("*.pt"))
+
+
+def test_memory_tier_serves_what_this_process_read_and_evicts_the_least_recent(tmp_path):
+    """Entries read or written once are served from memory (no disk read, no digest); the memory bound
+    evicts the least recently used; 0 turns it off."""
+    from s3prl_emoaware.s3prl_adapters.hidden_cache import CachedUpstream, HiddenStateStore
+
+    upstream = _upstream(_checkpoint(tmp_path / "mj.ckpt"))
+    a, b = _wavs(7, 2)
+    a, b = a[:16000], b[:16000]  # the same length, so entries have the same size
+
+    def cached(root, memory_bytes):
+        store = HiddenStateStore(root, "key", 10**9, memory_bytes=memory_bytes)
+        return CachedUpstream(upstream, store, upstream.get_downsample_rates("hidden_states")), store
+
+    def wipe(root):
+        for p in root.rglob("*.pt"):
+            p.unlink()
+
+    with torch.no_grad():
+        model, store = cached(tmp_path / "on", 10**8)
+        first = model([a, b])["hidden_states"]
+        wipe(tmp_path / "on")  # only memory can serve them now
+        again = model([a, b])["hidden_states"]
+        assert (store.misses, store.hits) == (2, 2)
+        assert all(torch.equal(x, y) for x, y in zip(first, again))
+
+        model, store = cached(tmp_path / "off", 0)
+        model([a])
+        wipe(tmp_path / "off")
+        model([a])
+        assert (store.misses, store.hits) == (2, 0)
+
+        probe, probe_store = cached(tmp_path / "probe", 10**8)
+        probe([a])
+        one = probe_store._memory_used
+        assert one > 0
+        model, store = cached(tmp_path / "lru", int(1.5 * one))  # room for one entry
+        model([a])
+        model([b])  # evicts a
+        wipe(tmp_path / "lru")
+        model([b])
+        assert (store.misses, store.hits) == (2, 1)
+        model([a])
+        assert (store.misses, store.hits) == (3, 1)
+
+
+def test_memory_flag_reaches_the_runner_process_and_defaults_agree(tmp_path, monkeypatch):
+    import argparse
+    import dataclasses
+
+    from s3prl_emoaware.cli import run_downstream as rd
+    from s3prl_emoaware.s3prl_adapters.hidden_cache import HiddenCacheConfig, HiddenCacheError
+    from s3prl_emoaware.s3prl_adapters.launch import split_cache_flags
+    from s3prl_emoaware.s3prl_adapters.runner import HiddenCacheRequest
+
+    parser = argparse.ArgumentParser()
+    rd.add_arguments(parser)
+    argv = ["-m", "train", "-p", str(tmp_path / "exp")]
+    monkeypatch.delenv("S3PRL_EMOAWARE_HIDDEN_CACHE", raising=False)
+    for flags, expected in (([], HiddenCacheConfig.memory_gb), (["--hidden-cache-memory-gb", "0.25"], 0.25)):
+        args, _ = parser.parse_known_args(flags)
+        config, rest = split_cache_flags(rd.hidden_cache_argv(args, argv, rd.scan_flags(argv)) + argv)
+        assert config.memory_gb == expected and rest == argv
+    with pytest.raises(HiddenCacheError, match="--hidden-cache-memory-gb takes a number"):
+        split_cache_flags(["--hidden-cache", "d", "--hidden-cache-memory-gb", "lots"])
+    with pytest.raises(HiddenCacheError, match="must be >= 0"):
+        HiddenCacheConfig(dir="d", memory_gb=-1)
+    # the runner side's defaults are the cache's own
+    config_defaults = {f.name: f.default for f in dataclasses.fields(HiddenCacheConfig)}
+    for f in dataclasses.fields(HiddenCacheRequest):
+        if f.name in ("limit_gb", "dtype", "memory_gb"):
+            assert f.default == config_defaults[f.name], f.name

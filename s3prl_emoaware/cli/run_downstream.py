@@ -93,6 +93,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="store only these hidden_states indices; the featurizer then weighs only them "
         "(default: all, or only -l N when the runner selects one layer)",
     )
+    cache.add_argument(
+        "--hidden-cache-memory-gb",
+        type=float,
+        default=HiddenCacheRequest.memory_gb,
+        metavar="GB",
+        help="entries each runner process has read and checked once are kept in memory up to this "
+        f"size, so later steps skip the disk and the checks (default {HiddenCacheRequest.memory_gb:g}; 0: off)",
+    )
     parser.epilog = (
         "All other flags are s3prl run_downstream.py flags (-m, -u, -d, -k, -c, -o, -p, -e, -f, "
         "--device ...), forwarded verbatim."
@@ -107,6 +115,7 @@ def cache_request(args: argparse.Namespace) -> HiddenCacheRequest:
         limit_gb=args.hidden_cache_limit_gb,
         dtype=args.hidden_cache_dtype,
         layers=args.hidden_cache_layers,
+        memory_gb=args.hidden_cache_memory_gb,
     )
 
 

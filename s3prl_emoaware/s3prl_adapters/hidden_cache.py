@@ -55,6 +55,7 @@ import json
 import logging
 import math
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -104,12 +105,17 @@ class HiddenCacheConfig:
     dtype: storage dtype, ``float16`` (half the disk; ~1e-3 relative rounding) or ``float32``.
     layers: indices into ``hidden_states`` to store; the featurizer then weighs only those.
         None = every layer (or only ``-l N`` when the runner selects one).
+    memory_gb: entries this process has already read and checked (or computed) are kept in
+        memory up to this size in GB, least recently used first out, so the later steps and
+        evaluations of a run skip the disk read and the checks (loading, digest and finiteness
+        checks of an entry cost more than the downstream step that reads it); 0 turns it off.
     """
 
     dir: str
     limit_gb: float = 20.0
     dtype: str = "float16"
     layers: Optional[List[int]] = None
+    memory_gb: float = 2.0
 
     def __post_init__(self):
         if not isinstance(self.dir, str) or not self.dir.strip():
@@ -118,12 +124,18 @@ class HiddenCacheConfig:
             raise HiddenCacheError(f"hidden cache dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if not (self.limit_gb > 0 and math.isfinite(self.limit_gb)):
             raise HiddenCacheError(f"--hidden-cache-limit-gb must be > 0, got {self.limit_gb}")
+        if not (self.memory_gb >= 0 and math.isfinite(self.memory_gb)):
+            raise HiddenCacheError(f"--hidden-cache-memory-gb must be >= 0, got {self.memory_gb}")
         if self.layers is not None and (not self.layers or len(set(self.layers)) != len(self.layers)):
             raise HiddenCacheError(f"--hidden-cache-layers needs distinct layer indices, got {self.layers}")
 
     @property
     def limit_bytes(self) -> int:
         return int(self.limit_gb * 1e9)
+
+    @property
+    def memory_bytes(self) -> int:
+        return int(self.memory_gb * 1e9)
 
     def to_argv(self) -> List[str]:
         """The launcher flags that carry this config into the runner process."""
@@ -134,6 +146,8 @@ class HiddenCacheConfig:
             repr(self.limit_gb),
             "--hidden-cache-dtype",
             self.dtype,
+            "--hidden-cache-memory-gb",
+            repr(self.memory_gb),
         ]
         if self.layers is not None:
             argv += ["--hidden-cache-layers", ",".join(map(str, self.layers))]
@@ -212,10 +226,18 @@ def audio_key(wav: Tensor) -> str:
 
 
 class HiddenStateStore:
-    """Entries of one upstream key under ``root / key``; size accounting over the whole ``root``."""
+    """Entries of one upstream key under ``root / key``; size accounting over the whole ``root``.
 
-    def __init__(self, root: Path, key: str, limit_bytes: int, meta: Optional[dict] = None):
+    ``memory_bytes`` > 0 keeps the entries this store has read and checked, or written, in memory
+    (least recently used out first) and serves them from there; the entry-specific ``check`` of
+    :meth:`get` still runs on every hit.
+    """
+
+    def __init__(self, root: Path, key: str, limit_bytes: int, meta: Optional[dict] = None, memory_bytes: int = 0):
         self.root, self.dir, self.limit_bytes = Path(root), Path(root) / key, limit_bytes
+        self.memory_bytes = memory_bytes
+        self._memory: "OrderedDict[str, dict]" = OrderedDict()
+        self._memory_used = 0
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -237,6 +259,13 @@ class HiddenStateStore:
         """The entry of ``key``, or None when there is none or it fails a check (then it is deleted,
         with one log line, and the caller recomputes it). ``check(entry)`` returns what is wrong
         with an entry that loaded, or None."""
+        entry = self._memory.get(key)
+        if entry is not None:
+            if check is None or check(entry) is None:
+                self._memory.move_to_end(key)
+                self.hits += 1
+                return entry
+            self._forget(key)  # the disk copy fails the same check below and is replaced
         path = self.path(key)
         if not path.is_file():
             return None
@@ -253,7 +282,23 @@ class HiddenStateStore:
             self.discard(path)
             return None
         self.hits += 1
+        self._remember(key, entry)
         return entry
+
+    def _remember(self, key: str, entry: dict) -> None:
+        size = entry["states"].numel() * entry["states"].element_size()
+        if size > self.memory_bytes:
+            return
+        self._forget(key)
+        self._memory[key] = entry
+        self._memory_used += size
+        while self._memory_used > self.memory_bytes:
+            self._forget(next(iter(self._memory)))
+
+    def _forget(self, key: str) -> None:
+        entry = self._memory.pop(key, None)
+        if entry is not None:
+            self._memory_used -= entry["states"].numel() * entry["states"].element_size()
 
     def discard(self, path: Path) -> None:
         try:
@@ -278,6 +323,7 @@ class HiddenStateStore:
                 )
         self.used_bytes += size
         self.misses += 1
+        self._remember(key, entry)
 
 
 def states_digest(states: Tensor) -> str:
@@ -446,7 +492,7 @@ def _wrap_entry(entry, args, config: HiddenCacheConfig, stores: List[HiddenState
     key, meta = upstream_key(
         args.upstream, args.upstream_ckpt, args.upstream_model_config, config, selection, layer_selection, entry.model
     )
-    store = HiddenStateStore(Path(config.dir), key, config.limit_bytes, meta)
+    store = HiddenStateStore(Path(config.dir), key, config.limit_bytes, meta, memory_bytes=config.memory_bytes)
     stores.append(store)
     rate = entry.model.get_downsample_rates(selection)
     entry.model = CachedUpstream(entry.model, store, rate, layers, DTYPES[config.dtype], name=args.upstream)

@@ -22,7 +22,7 @@ that reaches both processes arrives twice within moments: that repeat is not a s
 Each run locks its experiment folder (``FolderLock``): a second runner into it refuses in one line.
 
 Leading ``--hidden-cache DIR [--hidden-cache-limit-gb G] [--hidden-cache-dtype D]
-[--hidden-cache-layers I,J]`` (before the runner flags or ``--batch``) wrap every frozen
+[--hidden-cache-layers I,J] [--hidden-cache-memory-gb M]`` (before the runner flags or ``--batch``) wrap every frozen
 upstream the runner builds in the hidden-state cache (:mod:`.hidden_cache`).
 
 This is the child side; the parent side (flags, shipped configs, checks, steps, folds) is
@@ -47,7 +47,13 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["main", "run_once", "run_batch", "best_checkpoint", "NoCheckpointError", "split_cache_flags"]
 
-_CACHE_FLAGS = ("--hidden-cache", "--hidden-cache-limit-gb", "--hidden-cache-dtype", "--hidden-cache-layers")
+_CACHE_FLAGS = (
+    "--hidden-cache",
+    "--hidden-cache-limit-gb",
+    "--hidden-cache-dtype",
+    "--hidden-cache-layers",
+    "--hidden-cache-memory-gb",
+)
 
 
 class NoCheckpointError(FileNotFoundError):
@@ -80,15 +86,17 @@ def split_cache_flags(argv: List[str]):
         return None, argv
     if "--hidden-cache" not in values:
         raise HiddenCacheError("--hidden-cache-* options need --hidden-cache DIR")
-    try:
-        limit = float(values.get("--hidden-cache-limit-gb", HiddenCacheConfig.limit_gb))
-    except ValueError:
-        raise HiddenCacheError(
-            f"--hidden-cache-limit-gb takes a number, got {values['--hidden-cache-limit-gb']!r}"
-        ) from None
+
+    def number(flag: str, default: float) -> float:
+        try:
+            return float(values.get(flag, default))
+        except ValueError:
+            raise HiddenCacheError(f"{flag} takes a number, got {values[flag]!r}") from None
+
     config = HiddenCacheConfig(
         dir=values["--hidden-cache"],
-        limit_gb=limit,
+        limit_gb=number("--hidden-cache-limit-gb", HiddenCacheConfig.limit_gb),
+        memory_gb=number("--hidden-cache-memory-gb", HiddenCacheConfig.memory_gb),
         dtype=values.get("--hidden-cache-dtype", HiddenCacheConfig.dtype),
         layers=parse_layers(values.get("--hidden-cache-layers")),
     )

@@ -120,6 +120,7 @@ class HiddenCacheRequest:
         dir: cache folder (default: ``$S3PRL_EMOAWARE_HIDDEN_CACHE``, else beside the experiment).
         limit_gb, dtype: size limit and storage dtype.
         layers: ``"I,J,..."``: store only these hidden_states indices.
+        memory_gb: entries kept in each runner process's memory once read (``HiddenCacheConfig.memory_gb``).
     """
 
     enabled: bool = True
@@ -127,6 +128,7 @@ class HiddenCacheRequest:
     limit_gb: float = 20.0
     dtype: str = "float16"
     layers: Optional[str] = None
+    memory_gb: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -308,7 +310,11 @@ def hidden_cache_argv(request: HiddenCacheRequest, argv: Sequence[str], flags: R
             expdir = str(Path("result/downstream") / (flags.expname or flags.downstream or "run"))
         where = default_cache_dir(expdir)
     config = HiddenCacheConfig(
-        dir=str(where), limit_gb=request.limit_gb, dtype=request.dtype, layers=parse_layers(request.layers)
+        dir=str(where),
+        limit_gb=request.limit_gb,
+        dtype=request.dtype,
+        layers=parse_layers(request.layers),
+        memory_gb=request.memory_gb,
     )
     return config.to_argv()
 
