@@ -327,6 +327,19 @@ def test_run_downstream_hidden_cache_limit(tmp_path, capsys, value):
 
 @pytest.mark.probe(
     area="config",
+    probe="run-downstream --hidden-cache-memory-gb {value}",
+    behaviour="exit 2, one line naming the option; the runner never starts",
+)
+@pytest.mark.parametrize("value", ["-1", "inf", "nan"])
+def test_run_downstream_hidden_cache_memory(tmp_path, capsys, value):
+    _assert_one_line(
+        *_cli(capsys, _run_downstream(tmp_path, "--hidden-cache-memory-gb", value)),
+        "--hidden-cache-memory-gb must be >= 0",
+    )
+
+
+@pytest.mark.probe(
+    area="config",
     probe="cluster {flag} {value} (out of range)",
     behaviour="exit 2, one line naming the setting, before any embedding is computed",
 )
