@@ -5,8 +5,9 @@ Usage: python bench/bench_intensity.py [--corpus DIR] [--model CKPT] [--repeats 
 Without --model, randomly initialised StrengthNets of two sizes are timed (the cost does not
 depend on the weights): the shipped one (upstream_configs/strengthnet.yaml, ~1.9M parameters)
 and the demo's strengthnet_small. For each, in one run: the reference path (the model's training
-forward over the same length-sorted batches: packed BiLSTMs, both branches; the pre-issue-14
-extraction), the fast path (StrengthNet.frame_strength), the largest difference between their
+forward over the same length-sorted batches: both branches, autograd-style masks; the pre-issue-14
+extraction, whose packed BiLSTMs were replaced by the unpacked pass in 46b5964, so the speed-up
+column is lower than the one measured before it), the fast path (StrengthNet.frame_strength), the largest difference between their
 curves, and the energy proxy (--source energy). The corpus is the generator's tiny
 IEMOCAP-layout corpus unless --corpus is given.
 """

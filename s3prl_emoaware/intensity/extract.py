@@ -9,9 +9,9 @@ Each curve is aligned to the named feature grid (exactly the frame count the SSL
 gives that clip) and written to an :class:`~.cache.IntensityCacheWriter`: atomically,
 resumable, bad files skipped and reported in the index's ``failed`` map.
 
-``reference=True`` computes the curves with the model's training ``forward`` instead (packed
-BiLSTMs, both branches, the original layout): the path the fast one is tested and benchmarked
-against (same curves within 1e-5).
+``reference=True`` computes the curves with the model's training ``forward`` instead (autograd
+masks, both branches, the original layout; since 46b5964 its BiLSTMs run unpacked too): the path
+the fast one is tested and benchmarked against (same curves within 1e-5).
 """
 
 from __future__ import annotations
