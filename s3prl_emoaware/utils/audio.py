@@ -28,7 +28,7 @@ import os
 import stat
 import struct
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar, Union
@@ -50,7 +50,9 @@ __all__ = [
     "resample",
     "header_samples",
     "screen_audio",
+    "AudioMemo",
     "DEFAULT_MAX_BAD_FRACTION",
+    "DEFAULT_AUDIO_MEMORY_GB",
 ]
 
 DEFAULT_MAX_BAD_FRACTION = 0.1  # a corpus with more than a tenth of its files bad is more likely the wrong folder
@@ -356,3 +358,50 @@ def read_audio(
             f"{path}: too short ({wav.size} samples = {wav.size / rate:.3f} s, need at least {min_samples})"
         )
     return np.ascontiguousarray(wav)
+
+
+DEFAULT_AUDIO_MEMORY_GB = 1.0
+
+
+class AudioMemo:
+    """:func:`read_audio` for a dataset read many times (every epoch of a downstream run): the samples
+    of each file read are kept, up to ``limit_gb`` GB (10^9 bytes of float32; least recently used out
+    first; 0 keeps nothing), and served again while the file's size and modification time are
+    unchanged. Decoding and checking a file costs more than the downstream step that uses it once
+    the upstream's hidden states are cached. Each call returns a fresh copy, so callers may modify it.
+    """
+
+    def __init__(self, limit_gb: float = DEFAULT_AUDIO_MEMORY_GB, **read_options):
+        if not (isinstance(limit_gb, (int, float)) and limit_gb >= 0 and math.isfinite(limit_gb)):
+            raise ValueError(f"audio_memory_gb must be a number >= 0, got {limit_gb!r}")
+        self.limit_bytes, self.read_options = int(limit_gb * 1e9), read_options
+        self._items: "OrderedDict[str, Tuple[Tuple[int, int], np.ndarray]]" = OrderedDict()
+        self._used = 0
+        self.hits = self.reads = 0
+
+    def __call__(self, path: Union[str, Path]) -> np.ndarray:
+        key = str(path)
+        try:
+            st = os.stat(key)
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None  # read_audio names the problem
+        held = self._items.get(key)
+        if held is not None and held[0] == stamp:
+            self._items.move_to_end(key)
+            self.hits += 1
+            return held[1].copy()
+        wav = read_audio(path, **self.read_options)
+        self.reads += 1
+        if held is not None:
+            self._forget(key)
+        if stamp is not None and wav.nbytes <= self.limit_bytes:
+            self._items[key] = (stamp, wav.copy())
+            self._used += wav.nbytes
+            while self._used > self.limit_bytes:
+                self._forget(next(iter(self._items)))
+        return wav
+
+    def _forget(self, key: str) -> None:
+        _, wav = self._items.pop(key)
+        self._used -= wav.nbytes

@@ -884,3 +884,40 @@ def test_corpus_line(planted, request, site, suffix, expected):
     done = [m for m in mine if "files skipped" not in m]
     assert len(done) == 1 and all(word in done[0] for word in expected), mine
     assert sum("files skipped" in m for m in mine) == 1, mine
+
+
+def test_audio_memo_serves_unchanged_files_and_rereads_changed_ones(tmp_path):
+    """A downstream dataset's memo of decoded audio: served from memory while the file is unchanged,
+    re-read when it changes, bounded (least recently used out), a bad file refused as read_audio does."""
+    import os
+
+    from s3prl_emoaware.utils.audio import AudioMemo
+
+    rng = np.random.default_rng(0)
+    a, b = tmp_path / "a.wav", tmp_path / "b.wav"
+    wav_a, wav_b = (rng.uniform(-0.5, 0.5, 8000).astype(np.float32) for _ in range(2))
+    sf.write(a, wav_a, 16000, subtype="FLOAT")
+    sf.write(b, wav_b, 16000, subtype="FLOAT")
+
+    memo = AudioMemo(1.0, expected_rate=16000)
+    first = memo(a)
+    first[:] = 0  # a caller modifying what it got changes nothing held
+    assert np.array_equal(memo(a), wav_a) and (memo.reads, memo.hits) == (1, 1)
+    changed = wav_a[::-1].copy()
+    sf.write(a, changed, 16000, subtype="FLOAT")
+    os.utime(a, ns=(os.stat(a).st_atime_ns, os.stat(a).st_mtime_ns + 10**9))  # a new stamp even on coarse clocks
+    assert np.array_equal(memo(a), changed) and memo.reads == 2
+
+    small = AudioMemo(1.5 * wav_a.nbytes / 1e9, expected_rate=16000)  # room for one clip
+    small(a), small(b), small(b), small(a)
+    assert (small.reads, small.hits) == (3, 1)
+    off = AudioMemo(0, expected_rate=16000)
+    off(a), off(a)
+    assert (off.reads, off.hits) == (2, 0)
+
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    with pytest.raises(AudioError, match="bad.wav"):
+        memo(bad)
+    with pytest.raises(ValueError, match="audio_memory_gb"):
+        AudioMemo(-1)

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ...corpora.layouts.common import visible
-from ...utils.audio import DEFAULT_MAX_BAD_FRACTION, read_audio, screen_audio
+from ...utils.audio import DEFAULT_AUDIO_MEMORY_GB, DEFAULT_MAX_BAD_FRACTION, AudioMemo, screen_audio
 from ...utils.errors import UserFacingError
 from .text import PhoneVocabulary
 
@@ -39,8 +39,10 @@ class PhoneDataset(Dataset):
         lexicon: Dict[str, List[str]],
         vocab: PhoneVocabulary,
         max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+        audio_memory_gb: float = DEFAULT_AUDIO_MEMORY_GB,
     ):
         root = Path(root)
+        self._read = AudioMemo(audio_memory_gb, expected_rate=16000, min_samples=_MIN_SAMPLES)
         if not root.is_dir():
             raise UserFacingError(f"{root}: LibriSpeech root does not exist (downstream_expert.corpus.path)")
         self.items: List[Tuple[Path, List[int], str, int]] = []
@@ -100,7 +102,7 @@ class PhoneDataset(Dataset):
     def __getitem__(self, i):
         audio, ids, utt, _ = self.items[i]
         return (
-            read_audio(audio, expected_rate=16000, min_samples=_MIN_SAMPLES),
+            self._read(audio),
             torch.tensor(ids, dtype=torch.long),
             utt,
         )

@@ -19,6 +19,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader
 
 from ...utils.atomic import atomic_write_json, atomic_write_text
+from ...utils.audio import DEFAULT_AUDIO_MEMORY_GB
 from ..scoring import DEV_BEST_FILE
 from .dataset import BucketSampler, PhoneDataset, collate
 from .text import PhoneVocabulary, greedy_ctc_decode, phone_error_rate, read_lexicon
@@ -48,7 +49,13 @@ class DownstreamExpert(nn.Module):
 
     def _dataset(self, split: str) -> PhoneDataset:
         if split not in self._datasets:
-            self._datasets[split] = PhoneDataset(self.corpus["path"], self.corpus[split], self.lexicon, self.vocab)
+            self._datasets[split] = PhoneDataset(
+                self.corpus["path"],
+                self.corpus[split],
+                self.lexicon,
+                self.vocab,
+                audio_memory_gb=self.corpus.get("audio_memory_gb", DEFAULT_AUDIO_MEMORY_GB),
+            )
         return self._datasets[split]
 
     def get_dataloader(self, split: str, epoch: int = 0) -> DataLoader:

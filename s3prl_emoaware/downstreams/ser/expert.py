@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ...corpora.reader import read_corpus
 from ...utils.atomic import atomic_write_json, atomic_write_text
-from ...utils.audio import DEFAULT_MAX_BAD_FRACTION, read_audio, screen_audio
+from ...utils.audio import DEFAULT_AUDIO_MEMORY_GB, DEFAULT_MAX_BAD_FRACTION, AudioMemo, screen_audio
 from ...utils.errors import UserFacingError
 from .splits import label_subset, speaker_split, unweighted_accuracy, weighted_accuracy
 
@@ -30,15 +30,15 @@ _MIN_SAMPLES = 400  # one 25 ms analysis window at 16 kHz
 
 
 class _Utterances(Dataset):
-    def __init__(self, items, classes):
-        self.items, self.index = items, {c: i for i, c in enumerate(classes)}
+    def __init__(self, items, classes, read: AudioMemo):
+        self.items, self.index, self.read = items, {c: i for i, c in enumerate(classes)}, read
 
     def __len__(self):
         return len(self.items)
 
     def __getitem__(self, i):
         u = self.items[i]
-        return read_audio(u.path, expected_rate=16000, min_samples=_MIN_SAMPLES), self.index[u.emotion], u.utt_id
+        return self.read(u.path), self.index[u.emotion], u.utt_id
 
 
 def _collate(batch):
@@ -87,11 +87,16 @@ class DownstreamExpert(nn.Module):
         )
         self.objective = nn.CrossEntropyLoss()
         self.register_buffer("best_score", torch.zeros(1))
+        # one per split, kept across the runner's per-epoch get_dataloader calls
+        self._audio = {}
 
     def get_dataloader(self, split: str, epoch: int = 0):
         train = split == "train"
+        if split not in self._audio:
+            memory = self.datarc.get("audio_memory_gb", DEFAULT_AUDIO_MEMORY_GB)
+            self._audio[split] = AudioMemo(memory, expected_rate=16000, min_samples=_MIN_SAMPLES)
         return DataLoader(
-            _Utterances(self.splits[split], self.classes),
+            _Utterances(self.splits[split], self.classes, self._audio[split]),
             batch_size=self.datarc["train_batch_size" if train else "eval_batch_size"],
             shuffle=train,
             num_workers=self.datarc.get("num_workers", 0),
