@@ -6,7 +6,9 @@ hidden-state cache), to tell a method's effect from the downstream's own seed.
 Writes one runner experiment per (upstream, seed) under --out and prints the test metric of each next to the
 demo's own run (seed 1337). Pass --labels to restrict the upstreams (default: every one the demo ran). A task
 whose learning rate the demo searched (``lr_search``) runs every candidate rate per seed, and the one with the
-best dev score is kept, as in the demo; the printed metric is the kept run's, with its folder.
+best dev score is kept, as in the demo; the printed metric is the kept run's, with its folder. ``--override
+KEY=VALUE ...`` appends runner overrides to every run (after the demo's own, so they win), e.g.
+``--override config.runner.total_steps=1000``.
 """
 
 import argparse
@@ -17,8 +19,9 @@ from s3prl_emoaware.s3prl_adapters.hidden_cache import HiddenCacheConfig
 from s3prl_emoaware.s3prl_adapters.runner import evaluate_best_step, launch_batch
 
 
-def task_steps(demo_out: Path, label: str, task: str, seeds, out: Path):
-    """The demo's training argv of ``task`` for upstream ``label``, with -p and --seed replaced per seed."""
+def task_steps(demo_out: Path, label: str, task: str, seeds, out: Path, overrides=()):
+    """The demo's training argv of ``task`` for upstream ``label``, with -p and --seed replaced per seed
+    and ``overrides`` appended to its -o string."""
     steps = []
     for step in json.loads((demo_out / "downstream" / label / "runner_steps.json").read_text()):
         argv = step.get("argv", [])
@@ -33,6 +36,8 @@ def task_steps(demo_out: Path, label: str, task: str, seeds, out: Path):
             new = list(argv)
             new[new.index("-p") + 1] = str(expdir)
             new[new.index("--seed") + 1] = str(seed)
+            if overrides:
+                new[new.index("-o") + 1] = ",,".join([new[new.index("-o") + 1], *overrides])
             steps += [{"argv": new}, evaluate_best_step(expdir, ["--device", "cpu"], expdir / "evaluated_best.json")]
     return steps
 
@@ -56,12 +61,15 @@ def main():
     ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--labels", nargs="*")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE", help="runner -o overrides to append")
     args = ap.parse_args()
     args.demo_out = args.demo_out.resolve()
     labels = args.labels or sorted(
         p.name for p in (args.demo_out / "downstream").iterdir() if (p / "runner_steps.json").is_file()
     )
-    steps = [s for label in labels for s in task_steps(args.demo_out, label, args.task, args.seeds, args.out)]
+    steps = [
+        s for label in labels for s in task_steps(args.demo_out, label, args.task, args.seeds, args.out, args.override)
+    ]
     cache = HiddenCacheConfig(dir=str(args.demo_out / "downstream" / "hidden_cache"), limit_gb=20).to_argv()
     launch_batch(steps, args.out, cache)
     for label in labels:
