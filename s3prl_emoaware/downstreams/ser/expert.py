@@ -10,7 +10,7 @@ follows dev UA; ``{split}_metrics.json`` holds UA/WA (the leaderboard reads ``te
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import torch
 from s3prl.downstream.model import UtteranceLevel
@@ -30,8 +30,10 @@ _MIN_SAMPLES = 400  # one 25 ms analysis window at 16 kHz
 
 
 class _Utterances(Dataset):
-    def __init__(self, items, classes, read: AudioMemo):
-        self.items, self.index, self.read = items, {c: i for i, c in enumerate(classes)}, read
+    def __init__(self, items, classes, read: Optional[AudioMemo] = None):
+        self.items, self.index = items, {c: i for i, c in enumerate(classes)}
+        # the expert passes one memo per split; alone, a dataset reads every item from disk
+        self.read = read or AudioMemo(0, expected_rate=16000, min_samples=_MIN_SAMPLES)
 
     def __len__(self):
         return len(self.items)
