@@ -886,6 +886,12 @@ def test_corpus_line(planted, request, site, suffix, expected):
     assert sum("files skipped" in m for m in mine) == 1, mine
 
 
+@pytest.mark.probe(
+    area="audio",
+    probe="a file read through a downstream dataset's audio memo, then rewritten in place; a bad file",
+    behaviour="the changed file is read again (size/mtime stamp), an unchanged one comes from memory as a copy; "
+    "a bad file is refused by read_audio in one line naming it",
+)
 def test_audio_memo_serves_unchanged_files_and_rereads_changed_ones(tmp_path):
     """A downstream dataset's memo of decoded audio: served from memory while the file is unchanged,
     re-read when it changes, bounded (least recently used out), a bad file refused as read_audio does."""
