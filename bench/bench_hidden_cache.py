@@ -178,8 +178,9 @@ def main() -> None:
             f"{2 * args.hidden * 360000 / 1e9:.3f} at 10 ms, {2 * 768 * 360000 / 1e9:.3f} for a 768-wide layer"
         )
         print(
-            "  memory: entries are read from disk per batch (the OS page cache keeps them warm); "
-            "the cache holds nothing beyond the current batch"
+            "  memory: each runner process keeps the entries it has read and checked, up to "
+            "--hidden-cache-memory-gb (default 2 GB, LRU): at most the states of every utterance it reads, "
+            "the disk size above for this corpus"
         )
 
 
