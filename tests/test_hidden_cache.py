@@ -374,7 +374,7 @@ def test_memory_tier_serves_what_this_process_read_and_evicts_the_least_recent(t
 
         probe, probe_store = cached(tmp_path / "probe", 10**8)
         probe([a])
-        one = probe_store._memory_used
+        one = probe_store.memory.used_bytes
         assert one > 0
         model, store = cached(tmp_path / "lru", int(1.5 * one))  # room for one entry
         model([a])

@@ -55,7 +55,6 @@ import json
 import logging
 import math
 import os
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -66,6 +65,7 @@ from torch import Tensor, nn
 from ..utils.atomic import atomic_path, atomic_write_json
 from ..utils.errors import UserFacingError
 from ..utils.hashing import bytes_blake2b, file_sha256
+from ..utils.lru import SizedLRU
 
 logger = logging.getLogger(__name__)
 
@@ -235,9 +235,7 @@ class HiddenStateStore:
 
     def __init__(self, root: Path, key: str, limit_bytes: int, meta: Optional[dict] = None, memory_bytes: int = 0):
         self.root, self.dir, self.limit_bytes = Path(root), Path(root) / key, limit_bytes
-        self.memory_bytes = memory_bytes
-        self._memory: "OrderedDict[str, dict]" = OrderedDict()
-        self._memory_used = 0
+        self.memory: SizedLRU[dict] = SizedLRU(memory_bytes)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -259,13 +257,12 @@ class HiddenStateStore:
         """The entry of ``key``, or None when there is none or it fails a check (then it is deleted,
         with one log line, and the caller recomputes it). ``check(entry)`` returns what is wrong
         with an entry that loaded, or None."""
-        entry = self._memory.get(key)
+        entry = self.memory.get(key)
         if entry is not None:
             if check is None or check(entry) is None:
-                self._memory.move_to_end(key)
                 self.hits += 1
                 return entry
-            self._forget(key)  # the disk copy fails the same check below and is replaced
+            self.memory.pop(key)  # the disk copy fails the same check below and is replaced
         path = self.path(key)
         if not path.is_file():
             return None
@@ -286,19 +283,7 @@ class HiddenStateStore:
         return entry
 
     def _remember(self, key: str, entry: dict) -> None:
-        size = entry["states"].numel() * entry["states"].element_size()
-        if size > self.memory_bytes:
-            return
-        self._forget(key)
-        self._memory[key] = entry
-        self._memory_used += size
-        while self._memory_used > self.memory_bytes:
-            self._forget(next(iter(self._memory)))
-
-    def _forget(self, key: str) -> None:
-        entry = self._memory.pop(key, None)
-        if entry is not None:
-            self._memory_used -= entry["states"].numel() * entry["states"].element_size()
+        self.memory.put(key, entry, entry["states"].numel() * entry["states"].element_size())
 
     def discard(self, path: Path) -> None:
         try:

@@ -28,7 +28,7 @@ import os
 import stat
 import struct
 import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar, Union
@@ -36,6 +36,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
 import numpy as np
 
 from .errors import UserFacingError
+from .lru import SizedLRU
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -374,9 +375,8 @@ class AudioMemo:
     def __init__(self, limit_gb: float = DEFAULT_AUDIO_MEMORY_GB, **read_options):
         if not (isinstance(limit_gb, (int, float)) and limit_gb >= 0 and math.isfinite(limit_gb)):
             raise ValueError(f"audio_memory_gb must be a number >= 0, got {limit_gb!r}")
-        self.limit_bytes, self.read_options = int(limit_gb * 1e9), read_options
-        self._items: "OrderedDict[str, Tuple[Tuple[int, int], np.ndarray]]" = OrderedDict()
-        self._used = 0
+        self.read_options = read_options
+        self._held: SizedLRU[Tuple[Tuple[int, int], np.ndarray]] = SizedLRU(int(limit_gb * 1e9))
         self.hits = self.reads = 0
 
     def __call__(self, path: Union[str, Path]) -> np.ndarray:
@@ -386,22 +386,14 @@ class AudioMemo:
             stamp = (st.st_mtime_ns, st.st_size)
         except OSError:
             stamp = None  # read_audio names the problem
-        held = self._items.get(key)
+        held = self._held.get(key)
         if held is not None and held[0] == stamp:
-            self._items.move_to_end(key)
             self.hits += 1
             return held[1].copy()
         wav = read_audio(path, **self.read_options)
         self.reads += 1
-        if held is not None:
-            self._forget(key)
-        if stamp is not None and wav.nbytes <= self.limit_bytes:
-            self._items[key] = (stamp, wav.copy())
-            self._used += wav.nbytes
-            while self._used > self.limit_bytes:
-                self._forget(next(iter(self._items)))
+        if stamp is None:
+            self._held.pop(key)
+        else:
+            self._held.put(key, (stamp, wav.copy()), wav.nbytes)
         return wav
-
-    def _forget(self, key: str) -> None:
-        _, wav = self._items.pop(key)
-        self._used -= wav.nbytes

@@ -1,0 +1,47 @@
+"""A least-recently-used map bounded by the total size of its values (bytes), for in-process memos.
+
+Used by the hidden-state cache's memory tier (:mod:`s3prl_emoaware.s3prl_adapters.hidden_cache`) and
+by the downstream datasets' decoded-audio memo (:class:`s3prl_emoaware.utils.audio.AudioMemo`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Generic, Hashable, Optional, Tuple, TypeVar
+
+__all__ = ["SizedLRU"]
+
+V = TypeVar("V")
+
+
+class SizedLRU(Generic[V]):
+    """Values with a size each, at most ``limit_bytes`` in total (0 holds nothing); a lookup makes a
+    value the most recent, and the least recent ones leave first when a new one needs room."""
+
+    def __init__(self, limit_bytes: int):
+        self.limit_bytes = int(limit_bytes)
+        self._items: "OrderedDict[Hashable, Tuple[V, int]]" = OrderedDict()
+        self.used_bytes = 0
+
+    def get(self, key: Hashable) -> Optional[V]:
+        held = self._items.get(key)
+        if held is None:
+            return None
+        self._items.move_to_end(key)
+        return held[0]
+
+    def put(self, key: Hashable, value: V, size: int) -> None:
+        """Hold ``value`` under ``key`` (replacing what was there); a value larger than the whole bound
+        is not held (and what ``key`` held is dropped)."""
+        self.pop(key)
+        if size > self.limit_bytes:
+            return
+        self._items[key] = (value, size)
+        self.used_bytes += size
+        while self.used_bytes > self.limit_bytes:
+            self.pop(next(iter(self._items)))
+
+    def pop(self, key: Hashable) -> None:
+        held = self._items.pop(key, None)
+        if held is not None:
+            self.used_bytes -= held[1]

@@ -1,0 +1,19 @@
+"""The size-bounded LRU behind the hidden-state cache's memory tier and the audio memo."""
+
+from s3prl_emoaware.utils.lru import SizedLRU
+
+
+def test_sized_lru_evicts_least_recent_and_refuses_what_cannot_fit():
+    lru = SizedLRU(10)
+    lru.put("a", 1, 4)
+    lru.put("b", 2, 4)
+    assert lru.get("a") == 1  # a is now the most recent
+    lru.put("c", 3, 4)  # 12 > 10: b, the least recent, leaves
+    assert (lru.get("b"), lru.get("a"), lru.get("c"), lru.used_bytes) == (None, 1, 3, 8)
+    lru.put("a", 4, 11)  # larger than the bound: not held, and the old a is dropped
+    assert (lru.get("a"), lru.used_bytes) == (None, 4)
+    lru.put("c", 5, 2)  # replacing counts the new size only
+    assert (lru.get("c"), lru.used_bytes) == (5, 2)
+    off = SizedLRU(0)
+    off.put("a", 1, 1)
+    assert off.get("a") is None and off.used_bytes == 0
