@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from s3prl_emoaware.s3prl_adapters.hidden_cache import HiddenCacheConfig
-from s3prl_emoaware.s3prl_adapters.runner import evaluate_best_step, launch_batch
+from s3prl_emoaware.s3prl_adapters.runner import RUN_DONE_FILE, evaluate_best_step, launch_batch
 
 
 def task_steps(demo_out: Path, label: str, task: str, seeds, out: Path, overrides=()):
@@ -38,7 +38,7 @@ def task_steps(demo_out: Path, label: str, task: str, seeds, out: Path, override
             new[new.index("--seed") + 1] = str(seed)
             if overrides:
                 new[new.index("-o") + 1] = ",,".join([new[new.index("-o") + 1], *overrides])
-            steps += [{"argv": new}, evaluate_best_step(expdir, ["--device", "cpu"], expdir / "evaluated_best.json")]
+            steps += [{"argv": new}, evaluate_best_step(expdir, ["--device", "cpu"], expdir / RUN_DONE_FILE)]
     return steps
 
 
@@ -47,7 +47,7 @@ def test_metric(run: Path, task: str) -> str:
     from s3prl_emoaware.downstreams import registry
     from s3prl_emoaware.downstreams.scoring import select_by_dev
 
-    candidates = sorted(p.parent for p in run.glob("*/evaluated_best.json"))
+    candidates = sorted(p.parent for p in run.glob(f"*/{RUN_DONE_FILE}"))
     expdir = select_by_dev(candidates) if candidates else run
     scores = registry.require(task).score(expdir)
     text = ", ".join(f"{s.metric} {100 * s.value:.2f}" for s in scores) or "no test result"
