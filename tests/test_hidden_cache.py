@@ -341,49 +341,135 @@ def test_the_same_audio_twice_in_a_batch_is_computed_and_stored_once(tmp_path):
     assert store.used_bytes == sum(p.stat().st_size for p in (tmp_path / "cache").rglob("*.pt"))
 
 
-def test_memory_tier_serves_what_this_process_read_and_evicts_the_least_recent(tmp_path):
-    """Entries read or written once are served from memory (no disk read, no digest); the memory bound
-    evicts the least recently used; 0 turns it off."""
+def _counting_loads(monkeypatch) -> list:
+    """Every ``torch.load`` of a cache entry from here on, by path."""
+    loads, load = [], torch.load
+
+    def counting(f, *args, **kwargs):
+        loads.append(str(f))
+        return load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting)
+    return loads
+
+
+def test_memory_tier_serves_what_this_process_read_and_evicts_the_least_recent(tmp_path, monkeypatch):
+    """Entries read or written once are served from memory (no disk read, no digest) while their file
+    exists; the memory bound evicts the least recently used; 0 turns it off."""
     from s3prl_emoaware.s3prl_adapters.hidden_cache import CachedUpstream, HiddenStateStore
 
     upstream = _upstream(_checkpoint(tmp_path / "mj.ckpt"))
     a, b = _wavs(7, 2)
     a, b = a[:16000], b[:16000]  # the same length, so entries have the same size
+    loads = _counting_loads(monkeypatch)
 
     def cached(root, memory_bytes):
         store = HiddenStateStore(root, "key", 10**9, memory_bytes=memory_bytes)
         return CachedUpstream(upstream, store, upstream.get_downsample_rates("hidden_states")), store
 
-    def wipe(root):
-        for p in root.rglob("*.pt"):
-            p.unlink()
-
     with torch.no_grad():
         model, store = cached(tmp_path / "on", 10**8)
         first = model([a, b])["hidden_states"]
-        wipe(tmp_path / "on")  # only memory can serve them now
         again = model([a, b])["hidden_states"]
-        assert (store.misses, store.hits) == (2, 2)
+        assert (store.misses, store.hits, loads) == (2, 2, [])
         assert all(torch.equal(x, y) for x, y in zip(first, again))
+        for p in (tmp_path / "on").rglob("*.pt"):
+            p.unlink()  # memory never outlives the file: computed again
+        model([a])
+        assert (store.misses, store.hits) == (3, 2)
 
         model, store = cached(tmp_path / "off", 0)
         model([a])
-        wipe(tmp_path / "off")
         model([a])
-        assert (store.misses, store.hits) == (2, 0)
+        assert (store.misses, store.hits, len(loads)) == (1, 1, 1)
 
         probe, probe_store = cached(tmp_path / "probe", 10**8)
         probe([a])
         one = probe_store.memory.used_bytes
         assert one > 0
+        loads.clear()
         model, store = cached(tmp_path / "lru", int(1.5 * one))  # room for one entry
         model([a])
         model([b])  # evicts a
-        wipe(tmp_path / "lru")
         model([b])
-        assert (store.misses, store.hits) == (2, 1)
+        assert (store.misses, store.hits, loads) == (2, 1, [])
+        model([a])  # from disk
+        assert (store.misses, store.hits, len(loads)) == (2, 2, 1)
+
+
+def test_memory_tier_is_shared_by_the_stores_of_one_process(tmp_path, monkeypatch):
+    """A batch builds a runner, and a store, per fold: a later store on the same folder serves what an
+    earlier one read, from memory; a store under another upstream key does not see them."""
+    from s3prl_emoaware.s3prl_adapters.hidden_cache import CachedUpstream, HiddenStateStore
+
+    upstream = _upstream(_checkpoint(tmp_path / "mj.ckpt"))
+    (a,) = _wavs(8, 1)
+    loads = _counting_loads(monkeypatch)
+
+    def cached(key):
+        store = HiddenStateStore(tmp_path / "cache", key, 10**9, memory_bytes=10**8)
+        return CachedUpstream(upstream, store, upstream.get_downsample_rates("hidden_states")), store
+
+    with torch.no_grad():
+        model, first = cached("key")
+        expected = model([a])["hidden_states"]
+        model, second = cached("key")  # the next fold's runner
+        got = model([a])["hidden_states"]
+        assert (second.misses, second.hits, loads) == (0, 1, [])
+        assert all(torch.equal(x, y) for x, y in zip(expected, got))
+        model, other = cached("other-key")  # another upstream: its own entries
         model([a])
-        assert (store.misses, store.hits) == (3, 1)
+        assert (other.misses, other.hits) == (1, 0)
+
+
+def test_decoded_audio_memo_decodes_a_file_once_until_it_changes(tmp_path, monkeypatch):
+    """s3prl's datasets read through torchaudio.load: with the memo a file is decoded once per process
+    while its size and mtime hold, each call gets its own copy, and the original load is back after."""
+    import os
+
+    import soundfile as sf
+    import torchaudio
+
+    from s3prl_emoaware.s3prl_adapters.decoded_audio import torchaudio_load_memo
+
+    decoded = []
+
+    def fake_load(uri, *args, **kwargs):
+        decoded.append(str(uri))
+        wav, rate = sf.read(str(uri), dtype="float32")
+        return torch.from_numpy(wav).unsqueeze(0), rate
+
+    monkeypatch.setattr(torchaudio, "load", fake_load)
+    path = tmp_path / "a.wav"
+    sf.write(str(path), _wavs(9, 1)[0].numpy(), 16000)
+    with torchaudio_load_memo() as memo:
+        first, rate = torchaudio.load(str(path))
+        first[0, :10] = 0.0  # the caller's copy: the memo keeps its own
+        again, _ = torchaudio.load(path)
+        assert decoded == [str(path)] and rate == 16000
+        assert torch.equal(again, fake_load(path)[0]) and not torch.equal(again, first)
+        decoded.clear()
+        sf.write(str(path), _wavs(10, 1)[0].numpy()[:8000], 16000)  # rewritten: decoded again
+        os.utime(path, ns=(1, 1))
+        changed, _ = torchaudio.load(str(path))
+        assert decoded == [str(path)] and changed.shape[-1] == 8000
+        with pytest.raises(RuntimeError, match="missing.wav"):  # a missing file goes to the decoder, which names it
+            torchaudio.load(str(tmp_path / "missing.wav"))
+        assert memo.used_bytes == changed.numel() * 4
+    assert torchaudio.load is fake_load
+
+
+def test_launcher_installs_the_audio_memo_with_the_cache_only(tmp_path, monkeypatch):
+    import torchaudio
+
+    from s3prl_emoaware.s3prl_adapters import launch
+
+    seen = []
+    monkeypatch.setattr(launch, "run_once", lambda argv, cache=None: seen.append(torchaudio.load))
+    original = torchaudio.load
+    launch.main(["-m", "train"])
+    launch.main(["--hidden-cache", str(tmp_path / "c"), "-m", "train"])
+    assert seen[0] is original and seen[1] is not original and torchaudio.load is original
 
 
 def test_memory_flag_reaches_the_runner_process_and_defaults_agree(tmp_path, monkeypatch):

@@ -17,3 +17,15 @@ def test_sized_lru_evicts_least_recent_and_refuses_what_cannot_fit():
     off = SizedLRU(0)
     off.put("a", 1, 1)
     assert off.get("a") is None and off.used_bytes == 0
+
+
+def test_sized_lru_resize_evicts_least_recent_until_the_rest_fit():
+    lru = SizedLRU(12)
+    for key in "abc":
+        lru.put(key, key, 4)
+    lru.get("a")  # order now b, c, a
+    lru.resize(8)
+    assert (lru.get("b"), lru.get("c"), lru.get("a"), lru.used_bytes) == (None, "c", "a", 8)
+    lru.resize(20)
+    lru.put("d", "d", 12)
+    assert lru.used_bytes == 20 and lru.get("c") == "c"

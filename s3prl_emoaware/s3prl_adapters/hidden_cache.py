@@ -106,9 +106,10 @@ class HiddenCacheConfig:
     layers: indices into ``hidden_states`` to store; the featurizer then weighs only those.
         None = every layer (or only ``-l N`` when the runner selects one).
     memory_gb: entries this process has already read and checked (or computed) are kept in
-        memory up to this size in GB, least recently used first out, so the later steps and
-        evaluations of a run skip the disk read and the checks (loading, digest and finiteness
-        checks of an entry cost more than the downstream step that reads it); 0 turns it off.
+        memory up to this size in GB, least recently used first out, so the later steps,
+        evaluations and runs of the process (a batch's folds) skip the disk read and the checks
+        (loading, digest and finiteness checks of an entry cost more than the downstream step
+        that reads it); 0 turns it off.
     """
 
     dir: str
@@ -225,17 +226,40 @@ def audio_key(wav: Tensor) -> str:
     return h.hexdigest()[:40]
 
 
+_PROCESS_MEMORY: Dict[str, SizedLRU] = {}
+
+
+def process_memory(root: Path, memory_bytes: int) -> SizedLRU:
+    """The memory tier of the cache folder ``root`` in this process, items keyed (upstream key, audio key).
+
+    One per folder and process, shared by every store opened on it: a batch of runner steps (the
+    5 folds of ``--all-folds``, train then test) builds a runner, and so a store, per step, and the
+    entries the first fold read serve the others. The bound is the last one asked for (the runner
+    flag's value); 0 gives a tier that holds nothing.
+    """
+    if memory_bytes <= 0:
+        return SizedLRU(0)
+    ident = str(Path(root).resolve())
+    memory = _PROCESS_MEMORY.get(ident)
+    if memory is None:
+        memory = _PROCESS_MEMORY[ident] = SizedLRU(memory_bytes)
+    else:
+        memory.resize(memory_bytes)
+    return memory
+
+
 class HiddenStateStore:
     """Entries of one upstream key under ``root / key``; size accounting over the whole ``root``.
 
-    ``memory_bytes`` > 0 keeps the entries this store has read and checked, or written, in memory
-    (least recently used out first) and serves them from there; the entry-specific ``check`` of
-    :meth:`get` still runs on every hit.
+    ``memory_bytes`` > 0 keeps the entries read and checked, or written, in memory (least recently
+    used out first; :func:`process_memory`: shared with the other stores this process opens on
+    ``root``) and serves them from there; the entry-specific ``check`` of :meth:`get` still runs on
+    every hit.
     """
 
     def __init__(self, root: Path, key: str, limit_bytes: int, meta: Optional[dict] = None, memory_bytes: int = 0):
         self.root, self.dir, self.limit_bytes = Path(root), Path(root) / key, limit_bytes
-        self.memory: SizedLRU[dict] = SizedLRU(memory_bytes)
+        self.key = key  # the upstream key: this store's part of the folder's memory tier
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -243,6 +267,7 @@ class HiddenStateStore:
                 f"{self.dir}: cannot create the hidden-state cache folder "
                 f"({err.strerror or err}); set --hidden-cache DIR"
             ) from None
+        self.memory: SizedLRU[dict] = process_memory(self.root, memory_bytes)
         # one scan at start; concurrent runs sharing the folder may overshoot by what they add meanwhile
         self.used_bytes = sum(p.stat().st_size for p in self.root.rglob(f"*{_ENTRY_SUFFIX}"))
         if meta is not None and not (self.dir / "meta.json").is_file():
@@ -257,13 +282,14 @@ class HiddenStateStore:
         """The entry of ``key``, or None when there is none or it fails a check (then it is deleted,
         with one log line, and the caller recomputes it). ``check(entry)`` returns what is wrong
         with an entry that loaded, or None."""
-        entry = self.memory.get(key)
+        path = self.path(key)
+        entry = self.memory.get((self.key, key))
         if entry is not None:
-            if check is None or check(entry) is None:
+            # never outlives its file: an entry deleted (or a folder emptied) since is computed again
+            if path.is_file() and (check is None or check(entry) is None):
                 self.hits += 1
                 return entry
-            self.memory.pop(key)  # the disk copy fails the same check below and is replaced
-        path = self.path(key)
+            self.memory.pop((self.key, key))  # the disk copy (if any) fails the same check below and is replaced
         if not path.is_file():
             return None
         try:
@@ -283,7 +309,7 @@ class HiddenStateStore:
         return entry
 
     def _remember(self, key: str, entry: dict) -> None:
-        self.memory.put(key, entry, entry["states"].numel() * entry["states"].element_size())
+        self.memory.put((self.key, key), entry, entry["states"].numel() * entry["states"].element_size())
 
     def discard(self, path: Path) -> None:
         try:

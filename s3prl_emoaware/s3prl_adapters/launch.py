@@ -23,7 +23,8 @@ Each run locks its experiment folder (``FolderLock``): a second runner into it r
 
 Leading ``--hidden-cache DIR [--hidden-cache-limit-gb G] [--hidden-cache-dtype D]
 [--hidden-cache-layers I,J] [--hidden-cache-memory-gb M]`` (before the runner flags or ``--batch``) wrap every frozen
-upstream the runner builds in the hidden-state cache (:mod:`.hidden_cache`).
+upstream the runner builds in the hidden-state cache (:mod:`.hidden_cache`), and keep the audio s3prl's
+datasets decode in memory for the whole process (:mod:`.decoded_audio`).
 
 This is the child side; the parent side (flags, shipped configs, checks, steps, folds) is
 :mod:`.runner`.
@@ -256,17 +257,22 @@ def main(argv: Optional[List[str]] = None) -> None:
     from s3prl_emoaware.utils.errors import UserFacingError
     from s3prl_emoaware.utils.signals import Interrupted
 
+    from .decoded_audio import torchaudio_load_memo
+
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO)
     _install_signal_handlers()
     try:
         cache, argv = split_cache_flags(argv)
-        if argv[:1] == ["--batch"]:
-            steps = json.loads(Path(argv[1]).read_text())
-            status_path = Path(argv[argv.index("--status") + 1]) if "--status" in argv else None
-            statuses = run_batch(steps, status_path, cache)
-            sys.exit(0 if all(s["ok"] for s in statuses) else 1)
-        run_once(argv, cache)
+        with contextlib.ExitStack() as stack:
+            if cache is not None:  # s3prl's datasets decode each file once per process (.decoded_audio)
+                stack.enter_context(torchaudio_load_memo())
+            if argv[:1] == ["--batch"]:
+                steps = json.loads(Path(argv[1]).read_text())
+                status_path = Path(argv[argv.index("--status") + 1]) if "--status" in argv else None
+                statuses = run_batch(steps, status_path, cache)
+                sys.exit(0 if all(s["ok"] for s in statuses) else 1)
+            run_once(argv, cache)
     except UserFacingError as err:  # one line, as the s3prl-emoaware command prints its errors
         print(f"s3prl-emoaware: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -41,6 +41,12 @@ class SizedLRU(Generic[V]):
         while self.used_bytes > self.limit_bytes:
             self.pop(next(iter(self._items)))
 
+    def resize(self, limit_bytes: int) -> None:
+        """Change the bound; the least recent values leave until the rest fit."""
+        self.limit_bytes = int(limit_bytes)
+        while self.used_bytes > self.limit_bytes:
+            self.pop(next(iter(self._items)))
+
     def pop(self, key: Hashable) -> None:
         held = self._items.pop(key, None)
         if held is not None:
