@@ -201,13 +201,16 @@ class Trainer:
         self.skipped: Dict[str, str] = {}
         self.rank, self.world, self.local_rank = distributed_context()
         self.out = ensure_writable_dir(out) if self.rank == 0 else Path(out)
+        if device.startswith("cuda") and self.local_rank is not None:
+            device = f"cuda:{self.local_rank}"
+            # nccl collectives given no tensor (the barrier at every save) run on the current device:
+            # without this every rank would take cuda:0
+            torch.cuda.set_device(device)
         if self.world > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if device.startswith("cuda") else "gloo"
             from datetime import timedelta
 
             torch.distributed.init_process_group(backend, timeout=timedelta(seconds=self.cfg.dist_timeout_s))
-        if device.startswith("cuda") and self.local_rank is not None:
-            device = f"cuda:{self.local_rank}"
         self.device = torch.device(device)
         torch.manual_seed(self.cfg.seed)
         self.model = task.build_model(self.items) if getattr(task, "needs_items", False) else task.build_model()
