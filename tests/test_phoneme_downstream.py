@@ -58,6 +58,30 @@ def test_mostly_missing_words_are_one_error_naming_them(tiny_librispeech):
         PhoneDataset(tiny_librispeech, ["dev-clean"], {}, vocab)
 
 
+def test_head_init_zero_starts_every_seed_from_uniform_posteriors(tiny_librispeech, tmp_path):
+    from s3prl_emoaware.downstreams.phoneme.expert import DownstreamExpert
+
+    def expert(seed, **model):
+        torch.manual_seed(seed)
+        config = {
+            "corpus": {"path": str(tiny_librispeech), "lexicon": [str(tiny_librispeech / "lexicon.txt")]},
+            "text": {"vocab_file": str(tiny_librispeech / "phones.txt")},
+            "model": {"project_dim": 8, **model},
+        }
+        return DownstreamExpert(upstream_dim=5, upstream_rate=160, downstream_expert=config, expdir=str(tmp_path))
+
+    x = torch.randn(2, 7, 8)
+    default = [expert(seed).model(x)[0] for seed in (0, 1)]
+    assert not torch.allclose(default[0], default[1])  # the default head: each seed its own function
+    zero = [expert(seed, head_init="zero") for seed in (0, 1)]
+    for e in zero:
+        logits = e.model(e.projector(torch.randn(2, 7, 5)))[0]
+        assert torch.equal(logits, torch.zeros_like(logits))
+    assert not torch.equal(zero[0].projector.weight, zero[1].projector.weight)  # only the head is fixed
+    with pytest.raises(ValueError, match="head_init: 'default' or 'zero', got 'ones'"):
+        expert(0, head_init="ones")
+
+
 @pytest.mark.slow
 def test_stock_runner_trains_and_evaluates_phoneme_recognition(tiny_librispeech, tmp_path):
     lib = tiny_librispeech

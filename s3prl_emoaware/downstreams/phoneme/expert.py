@@ -43,6 +43,14 @@ class DownstreamExpert(nn.Module):
         if select != "FrameLevel":
             raise ValueError(f"downstream_expert.model.select: only FrameLevel is supported, got {select!r}")
         self.model = FrameLevel(model_cfg.get("project_dim", 256), len(self.vocab), **model_cfg.get("FrameLevel", {}))
+        head_init = model_cfg.get("head_init", "default")
+        if head_init == "zero":
+            # the output layer starts at 0 (uniform posteriors, every seed the same function): the first steps
+            # fit it on a fixed random projection, a convex problem, before the projector moves
+            nn.init.zeros_(self.model.linear.weight)
+            nn.init.zeros_(self.model.linear.bias)
+        elif head_init != "default":
+            raise ValueError(f"downstream_expert.model.head_init: 'default' or 'zero', got {head_init!r}")
         self.objective = nn.CTCLoss(blank=0, zero_infinity=model_cfg.get("zero_infinity", True))
         self._datasets = {}
         self.register_buffer("best_score", torch.tensor(math.inf))
