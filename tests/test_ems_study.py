@@ -29,6 +29,7 @@ def test_paired_bootstrap_interval_of_a_hand_made_set():
     with pytest.raises(ValueError):
         paired_bootstrap([])
     assert wins_ties_losses([0.1, 0.0, -0.2, 0.3]) == "2/1/1"
+    assert wins_ties_losses([0.1, 0.0, -0.2, 0.3], higher_is_better=False) == "1/1/2"  # PER: lower wins
 
 
 def test_oracle_curve_marks_the_emotional_segment():
@@ -60,6 +61,29 @@ def test_every_row_is_paired_with_its_backbones_first_random_row_unless_told():
     ]
     cfg = EmsStudyConfig(backbones=bb, rows=rows)
     assert [baseline_of(cfg, r) for r in rows] == ["mj_random", None, "mj_random", "mj_random_r40", None]
+
+
+def test_summary_counts_a_lower_per_as_a_win(tmp_path, monkeypatch):
+    from s3prl_emoaware.demo import ems_study
+
+    bb = [BackboneSpec("mockingjay", "ems_mockingjay_tiny", "ems_mockingjay_local")]
+    rows = [RowSpec("mj_random", "mockingjay", "random"), RowSpec("mj_ems", "mockingjay", "ems")]
+    cfg = EmsStudyConfig(backbones=bb, rows=rows, seeds=[0, 1, 2], bootstrap=200)
+    per = {"mj_random": [0.60, 0.50, 0.70], "mj_ems": [0.55, 0.45, 0.80]}
+    acc = {"mj_random": [0.60, 0.50, 0.70], "mj_ems": [0.65, 0.50, 0.60]}
+
+    def scores(out, run):
+        label, seed = run.rsplit("_s", 1)
+        return {
+            ("phoneme_recognition/per", None): per[label][int(seed)],
+            ("fluent_commands/acc", None): acc[label][int(seed)],
+        }
+
+    monkeypatch.setattr(ems_study, "_scores", scores)
+    monkeypatch.setattr(ems_study, "_loss_levels", lambda cfg, out: {})
+    paired = ems_study.summarise(cfg, tmp_path)["paired"]["mj_ems"]
+    assert paired["phoneme_recognition/per"]["wins_ties_losses"] == "2/0/1"  # 0.55 < 0.60 wins, 0.80 loses
+    assert paired["fluent_commands/acc"]["wins_ties_losses"] == "1/1/1"
 
 
 def test_shipped_study_crosses_seeds_and_folds_with_every_strategy():

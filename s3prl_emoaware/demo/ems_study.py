@@ -35,6 +35,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..leaderboard import HIGHER_IS_BETTER
 from ..utils.stats import paired_bootstrap, wins_ties_losses
 from .downstream import UpstreamSpec, run_upstream
 from .pipeline import DownstreamSizes, superb_tasks
@@ -408,7 +409,9 @@ def summarise(cfg: EmsStudyConfig, out: Path) -> dict:
                 "mean_diff": mean,
                 "ci95": [lo, hi],
                 "n": len(diffs),
-                "wins_ties_losses": wins_ties_losses(diffs),
+                "wins_ties_losses": wins_ties_losses(
+                    diffs, higher_is_better=HIGHER_IS_BETTER.get(metric.split("/")[-1], True)
+                ),
             }
     return {
         "table": table,
@@ -467,7 +470,8 @@ def report_markdown(summary: dict, masks: Dict[str, dict]) -> str:
         "",
         f"Mean ± spread over pre-training seeds {summary['seeds']} x IEMOCAP folds (emotion) or over seeds "
         "(PR, IC). Δ: paired difference to the backbone's random-masking row (same seed, same fold), "
-        "95 % percentile-bootstrap interval; W/T/L: wins/ties/losses of those pairs.",
+        "95 % percentile-bootstrap interval; W/T/L: wins/ties/losses of those pairs (a win: higher accuracy, "
+        "lower PER).",
         "",
     ]
     levels = summary.get("pretraining", {})

@@ -21,8 +21,10 @@ def paired_bootstrap(diffs: Sequence[float], resamples: int = 10000, seed: int =
     return float(d.mean()), float(lo), float(hi)
 
 
-def wins_ties_losses(diffs: Sequence[float], tol: float = 1e-9) -> str:
-    """``"W/T/L"``: pairs where the first method is better, equal (within ``tol``), worse."""
-    wins = sum(d > tol for d in diffs)
+def wins_ties_losses(diffs: Sequence[float], tol: float = 1e-9, higher_is_better: bool = True) -> str:
+    """``"W/T/L"``: pairs where the first method is better, equal (within ``tol``), worse; ``diffs`` are
+    first minus second, so for a lower-is-better metric (PER) a negative difference is a win."""
+    sign = 1.0 if higher_is_better else -1.0
+    wins = sum(sign * d > tol for d in diffs)
     ties = sum(abs(d) <= tol for d in diffs)
     return f"{wins}/{ties}/{len(diffs) - wins - ties}"
