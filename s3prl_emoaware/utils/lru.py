@@ -38,12 +38,14 @@ class SizedLRU(Generic[V]):
             return
         self._items[key] = (value, size)
         self.used_bytes += size
-        while self.used_bytes > self.limit_bytes:
-            self.pop(next(iter(self._items)))
+        self._evict_to_fit()
 
     def resize(self, limit_bytes: int) -> None:
         """Change the bound; the least recent values leave until the rest fit."""
         self.limit_bytes = int(limit_bytes)
+        self._evict_to_fit()
+
+    def _evict_to_fit(self) -> None:
         while self.used_bytes > self.limit_bytes:
             self.pop(next(iter(self._items)))
 
