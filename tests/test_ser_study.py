@@ -16,6 +16,7 @@ from s3prl_emoaware.demo.ser_study import (
     SerStudyConfig,
     build_stages,
     check_new_speakers,
+    contrastive_steps,
     load_study_config,
     report_markdown,
     run_ser_study,
@@ -128,6 +129,37 @@ def test_config_refuses_what_cannot_run():
         SerStudyConfig(unlabeled_scales=[1, 2])
     with pytest.raises(ValueError, match="pretrain_corpus: esd"):
         SerStudyConfig(pretrain_corpus="iemocap", unlabeled_scales=[1, 4])
+
+
+def test_scale_budget_grows_contrastive_steps_with_the_corpus_only_when_asked(tmp_path, monkeypatch):
+    encoders = [
+        EncoderSpec("contrastive", "contrastive"),
+        EncoderSpec("short", "contrastive", ["training.total_steps=50"]),
+    ]
+    common = dict(unlabeled_scales=[1, 4, 16], contrastive_overrides=["training.total_steps=300"], encoders=encoders)
+    fixed, epochs = SerStudyConfig(**common), SerStudyConfig(scale_budget="epochs", **common)
+    assert [contrastive_steps(fixed, "contrastive", s) for s in (1, 4, 16)] == [300, 300, 300]
+    assert [contrastive_steps(epochs, "contrastive", s) for s in (1, 4, 16)] == [300, 1200, 4800]
+    assert [contrastive_steps(epochs, "short", s) for s in (1, 4, 16)] == [50, 200, 800]  # the row's own steps
+    with pytest.raises(ValueError, match="scale_budget"):
+        SerStudyConfig(scale_budget="tokens")
+
+    # the pre-training stage trains for exactly those steps
+    import s3prl_emoaware.pretraining.run as pretraining_run
+    from s3prl_emoaware.demo import ser_study
+
+    seen = {}
+
+    def fake_pretrain(recipe, corpus, out, *args, **kwargs):
+        seen[out.name] = (recipe.training.total_steps, corpus.name)
+        return None, [(0, 1.0)]
+
+    monkeypatch.setattr(pretraining_run, "pretrain", fake_pretrain)
+    for run in (r for r in study_runs(epochs) if r.kind == "contrastive" and r.seed == 0):
+        ser_study._pretrain(epochs, run, tmp_path)
+    assert seen["contrastive_s0"] == (300, "pretrain_esd_x1")
+    assert seen["contrastive_16x_s0"] == (4800, "pretrain_esd_x16")
+    assert seen["short_4x_s0"] == (200, "pretrain_esd_x4")
 
 
 def test_paired_difference_matches_seed_and_split_and_bootstraps_over_both(tmp_path):

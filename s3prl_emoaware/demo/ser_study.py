@@ -67,6 +67,7 @@ __all__ = [
     "summarise",
     "generated_voices",
     "check_new_speakers",
+    "contrastive_steps",
 ]
 
 SER_CORPORA = ("cremad", "esd", "ravdess")
@@ -74,6 +75,7 @@ SER_CORPORA = ("cremad", "esd", "ravdess")
 BASE_PRETRAIN_SPEAKERS = {"tiny": 4, "demo": 10}
 RELEASE_ESD_SPEAKERS = 20  # an ESD folder with more speaker ids than the release's is read whole
 SSL_INTENSITIES = ("none", "energy", "strengthnet")
+SCALE_BUDGETS = ("fixed", "epochs")
 
 
 @dataclass
@@ -120,6 +122,11 @@ class SerStudyConfig:
             demo size; 4 = 40 speakers ...). The table is at the first; the others feed the curve.
         curve_fraction: label fraction of the unlabelled-data curve (larger scales run only it).
         curve_encoders: contrastive rows pre-trained at the scales after the first (empty: all).
+        scale_budget: contrastive steps at a larger scale. ``fixed``: the recipe's steps at every
+            scale, so a 16x corpus is seen for a sixteenth of the epochs ("more diverse audio at
+            the same compute"); ``epochs``: steps grow with the corpus (``steps x scale / first
+            scale``), so every scale is seen for the same number of epochs ("more audio, trained
+            as long"). The paper says neither; see docs/method.md section 2.
         speaker_encoder / speaker_encoder_overrides: recipe of the speaker encoder.
         contrastive / contrastive_overrides: recipe of every contrastive variant.
         clusters_per_speaker, cluster_min_utterances: of ``s3prl-emoaware cluster``.
@@ -144,6 +151,7 @@ class SerStudyConfig:
     unlabeled_scales: List[int] = field(default_factory=lambda: [1])
     curve_fraction: float = 0.1
     curve_encoders: List[str] = field(default_factory=list)
+    scale_budget: str = "fixed"
     speaker_encoder: str = "ecapa_speaker_tiny"
     speaker_encoder_overrides: List[str] = field(default_factory=list)
     contrastive: str = "emo_ecapa_tiny"
@@ -183,6 +191,8 @@ class SerStudyConfig:
             or len(set(self.unlabeled_scales)) != len(self.unlabeled_scales)
         ):
             raise ValueError(f"unlabeled_scales: distinct integers >= 1, got {self.unlabeled_scales}")
+        if self.scale_budget not in SCALE_BUDGETS:
+            raise ValueError(f"scale_budget: choose among {list(SCALE_BUDGETS)}, got {self.scale_budget!r}")
         if self.unlabeled_scales != [1] and self.pretrain_corpus != "esd":
             raise ValueError(
                 "unlabeled_scales other than [1] need pretrain_corpus: esd (the layout with a speaker count)"
@@ -399,6 +409,15 @@ def _encoder(cfg: SerStudyConfig, label: str) -> EncoderSpec:
     return next(e for e in cfg.encoders if e.label == label)
 
 
+def contrastive_steps(cfg: SerStudyConfig, label: str, scale: int) -> int:
+    """Contrastive pre-training steps of encoder ``label`` at unlabelled-corpus ``scale``
+    (``scale_budget``: the recipe's at every scale, or grown with the corpus)."""
+    steps = _recipe(cfg.contrastive, [*cfg.contrastive_overrides, *_encoder(cfg, label).overrides]).training.total_steps
+    if cfg.scale_budget == "epochs":
+        return max(1, round(steps * scale / cfg.unlabeled_scales[0]))
+    return steps
+
+
 def _pretrain(cfg: SerStudyConfig, run: StudyRun, out: Path) -> dict:
     from ..pretraining.run import pretrain
 
@@ -408,6 +427,7 @@ def _pretrain(cfg: SerStudyConfig, run: StudyRun, out: Path) -> dict:
         [
             *cfg.contrastive_overrides,
             *_encoder(cfg, run.label).overrides,
+            f"training.total_steps={contrastive_steps(cfg, run.label, run.scale)}",
             f"objective.clusters={seed_dir / f'clusters_x{run.scale}' / 'assignments.json'}",
             f"objective.init_from={seed_dir / 'speaker_encoder' / 'last.ckpt'}",
             f"training.seed={run.seed}",
