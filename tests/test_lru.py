@@ -29,3 +29,25 @@ def test_sized_lru_resize_evicts_least_recent_until_the_rest_fit():
     lru.resize(20)
     lru.put("d", "d", 12)
     assert lru.used_bytes == 20 and lru.get("c") == "c"
+
+
+def test_stamped_lru_serves_a_value_only_while_its_file_is_unchanged(tmp_path):
+    import os
+
+    from s3prl_emoaware.utils.lru import StampedLRU, file_stamp
+
+    path = tmp_path / "a.wav"
+    path.write_bytes(b"1234")
+    memo = StampedLRU(100)
+    stamp = file_stamp(path)
+    memo.hold("a", stamp, "decoded", 4)
+    assert memo.fresh("a", file_stamp(path)) == "decoded"
+    path.write_bytes(b"123456")  # rewritten: another size
+    assert memo.fresh("a", file_stamp(path)) is None
+    memo.hold("a", file_stamp(path), "decoded again", 6)
+    os.utime(path, ns=(0, 0))  # same size, another modification time
+    assert memo.fresh("a", file_stamp(path)) is None
+    path.unlink()
+    assert file_stamp(path) is None and memo.fresh("a", None) is None
+    memo.hold("a", None, "unstamped", 1)  # no stamp: nothing held, the old value dropped
+    assert memo.used_bytes == 0

@@ -21,13 +21,13 @@ import os
 from typing import Iterator
 
 from ..utils.audio import DEFAULT_AUDIO_MEMORY_GB
-from ..utils.lru import SizedLRU
+from ..utils.lru import StampedLRU, file_stamp
 
 __all__ = ["torchaudio_load_memo"]
 
 
 @contextlib.contextmanager
-def torchaudio_load_memo(limit_gb: float = DEFAULT_AUDIO_MEMORY_GB) -> Iterator[SizedLRU]:
+def torchaudio_load_memo(limit_gb: float = DEFAULT_AUDIO_MEMORY_GB) -> Iterator[StampedLRU]:
     """While active, ``torchaudio.load(path, ...)`` of a file path is decoded once per (file, arguments)
     and kept, up to ``limit_gb`` GB of samples (least recently used out first); yields the memo.
 
@@ -36,24 +36,23 @@ def torchaudio_load_memo(limit_gb: float = DEFAULT_AUDIO_MEMORY_GB) -> Iterator[
     import torchaudio
 
     original = torchaudio.load
-    held: SizedLRU = SizedLRU(int(limit_gb * 1e9))
+    held: StampedLRU = StampedLRU(int(limit_gb * 1e9))
 
     def load(uri, *args, **kwargs):
-        if not isinstance(uri, (str, os.PathLike)):
+        stamp = file_stamp(uri) if isinstance(uri, (str, os.PathLike)) else None
+        if stamp is None:  # a file object, a URL, or no such file (the decoder names the problem)
             return original(uri, *args, **kwargs)
+        key = (os.path.realpath(uri), args, tuple(sorted(kwargs.items())))
         try:
-            st = os.stat(uri)
-            key = (os.path.realpath(uri), args, tuple(sorted(kwargs.items())))
             hash(key)
-        except (OSError, TypeError):  # no such file (the decoder names the problem), unhashable options
+        except TypeError:  # unhashable options
             return original(uri, *args, **kwargs)
-        stamp = (st.st_mtime_ns, st.st_size)
-        got = held.get(key)
-        if got is not None and got[0] == stamp:
-            wav, rate = got[1]
+        got = held.fresh(key, stamp)
+        if got is not None:
+            wav, rate = got
             return wav.clone(), rate
         wav, rate = original(uri, *args, **kwargs)
-        held.put(key, (stamp, (wav.clone(), rate)), wav.numel() * wav.element_size())
+        held.hold(key, stamp, (wav.clone(), rate), wav.numel() * wav.element_size())
         return wav, rate
 
     torchaudio.load = load

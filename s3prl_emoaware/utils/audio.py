@@ -36,7 +36,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
 import numpy as np
 
 from .errors import UserFacingError
-from .lru import SizedLRU
+from .lru import StampedLRU, file_stamp
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -376,24 +376,17 @@ class AudioMemo:
         if not (isinstance(limit_gb, (int, float)) and limit_gb >= 0 and math.isfinite(limit_gb)):
             raise ValueError(f"audio_memory_gb must be a number >= 0, got {limit_gb!r}")
         self.read_options = read_options
-        self._held: SizedLRU[Tuple[Tuple[int, int], np.ndarray]] = SizedLRU(int(limit_gb * 1e9))
+        self._held: StampedLRU[np.ndarray] = StampedLRU(int(limit_gb * 1e9))
         self.hits = self.reads = 0
 
     def __call__(self, path: Union[str, Path]) -> np.ndarray:
         key = str(path)
-        try:
-            st = os.stat(key)
-            stamp = (st.st_mtime_ns, st.st_size)
-        except OSError:
-            stamp = None  # read_audio names the problem
-        held = self._held.get(key)
-        if held is not None and held[0] == stamp:
+        stamp = file_stamp(key)
+        held = self._held.fresh(key, stamp)
+        if held is not None:
             self.hits += 1
-            return held[1].copy()
+            return held.copy()
         wav = read_audio(path, **self.read_options)
         self.reads += 1
-        if stamp is None:
-            self._held.pop(key)
-        else:
-            self._held.put(key, (stamp, wav.copy()), wav.nbytes)
+        self._held.hold(key, stamp, wav.copy(), wav.nbytes)
         return wav

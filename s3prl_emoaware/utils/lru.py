@@ -6,10 +6,11 @@ by the downstream datasets' decoded-audio memo (:class:`s3prl_emoaware.utils.aud
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
-from typing import Generic, Hashable, Optional, Tuple, TypeVar
+from typing import Generic, Hashable, Optional, Tuple, TypeVar, Union
 
-__all__ = ["SizedLRU"]
+__all__ = ["SizedLRU", "FileStamp", "file_stamp", "StampedLRU"]
 
 V = TypeVar("V")
 
@@ -53,3 +54,34 @@ class SizedLRU(Generic[V]):
         held = self._items.pop(key, None)
         if held is not None:
             self.used_bytes -= held[1]
+
+
+FileStamp = Tuple[int, int]  # (modification time in ns, size in bytes)
+
+
+def file_stamp(path: Union[str, "os.PathLike[str]"]) -> Optional[FileStamp]:
+    """The (mtime ns, size) of ``path``, or None when it cannot be stat'ed (the reader names the problem)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+class StampedLRU(SizedLRU[Tuple[FileStamp, V]]):
+    """A :class:`SizedLRU` of values made from files: each is held with the stamp of the file it was
+    made from and served only while the file still has that stamp, so a rewritten file is read again."""
+
+    def fresh(self, key: Hashable, stamp: Optional[FileStamp]) -> Optional[V]:
+        """The value held under ``key`` if it was made from a file with ``stamp``, else None."""
+        held = self.get(key)
+        if held is None or stamp is None or held[0] != stamp:
+            return None
+        return held[1]
+
+    def hold(self, key: Hashable, stamp: Optional[FileStamp], value: V, size: int) -> None:
+        """Hold ``value`` made from a file with ``stamp``; without a stamp, drop what ``key`` held."""
+        if stamp is None:
+            self.pop(key)
+        else:
+            self.put(key, (stamp, value), size)
