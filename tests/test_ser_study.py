@@ -222,6 +222,10 @@ def test_curve_gives_the_gain_per_scale(tmp_path):
     assert gains == pytest.approx({1: 0.02, 4: 0.06})
     text = report_markdown(summary, {"1": 0.25, "4": 1.0})
     assert "| c | esd | +2.0 [+2.0, +2.0] | +6.0 [+6.0, +6.0] |" in text and "4x (1.00 h)" in text
+    # the report says how long each scale was pre-trained (emo_ecapa_tiny: 6 steps)
+    assert "scale_budget fixed: contrastive steps c 6 at 1x / 6 at 4x" in text
+    cfg.scale_budget = "epochs"
+    assert "scale_budget epochs: contrastive steps c 6 at 1x / 24 at 4x" in report_markdown(summarise(tmp_path, cfg))
 
 
 def test_ssl_ems_rows_are_paired_with_their_backbones_random_masking_row(tmp_path):

@@ -630,6 +630,12 @@ def summarise(runs: Path, cfg: SerStudyConfig) -> dict:
         "splits": cfg.splits,
         "baselines": bases,
         "curve": _curve(cfg, paired),
+        "scale_budget": cfg.scale_budget,
+        "curve_steps": {
+            e.label: {str(scale): contrastive_steps(cfg, e.label, scale) for scale in _scales(cfg, e)}
+            for e in cfg.encoders
+            if e.init == "contrastive" and len(_scales(cfg, e)) > 1
+        },
     }
 
 
@@ -692,8 +698,13 @@ def report_markdown(summary: dict, hours: Optional[Dict[str, float]] = None) -> 
         lines.append("")
     curve = summary.get("curve", [])
     if len({p["scale"] for p in curve}) > 1:
+        steps = "; ".join(
+            f"{enc} " + " / ".join(f"{n} at {s}x" for s, n in by_scale.items())
+            for enc, by_scale in summary.get("curve_steps", {}).items()
+        )
         lines += [
-            "Unlabelled-data curve: gain over speaker-only (points, 95 % interval) by pre-training corpus size:",
+            "Unlabelled-data curve: gain over speaker-only (points, 95 % interval) by pre-training corpus size "
+            f"(scale_budget {summary.get('scale_budget', 'fixed')}: contrastive steps {steps}):",
             "",
             "| encoder | corpus | "
             + " | ".join(
@@ -781,7 +792,11 @@ def _plot_curve(summary: dict, hours: Dict[str, float], path: Path) -> None:
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("hours of emotion-unlabelled pre-training audio")
     ax.set_ylabel("UA gain over speaker-only (points)")
-    ax.set_title("unlabelled-data curve (95 % bootstrap intervals)", fontsize=9)
+    budget = {"fixed": "same steps at every size", "epochs": "steps grow with the corpus"}
+    ax.set_title(
+        f"unlabelled-data curve (95 % bootstrap intervals; {budget.get(summary.get('scale_budget'), 'fixed')})",
+        fontsize=9,
+    )
     ax.legend(fontsize=7)
     _save(fig, path)
 
