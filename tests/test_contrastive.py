@@ -174,6 +174,16 @@ def test_speaker_encoder_clusters_contrastive_pretraining_and_upstream(tiny_iemo
     states = out["hidden_states"]
     assert len(states) == 4 and all(s.shape == (2, 98, 32) for s in states)
     assert upstream.get_downsample_rates("hidden_states") == 160
+    # the pooled embedding the contrastive objective trains, repeated over each utterance's frames
+    # (`-s utterance_embedding`): mean pooling over the real frames gives the encoder's embedding
+    wavs = [torch.randn(16000), torch.randn(12000)]
+    with torch.no_grad():
+        out = upstream(wavs)
+        alone = [upstream.encoder(*upstream.frontend([w]))[0][0] for w in wavs]
+    emb = out["utterance_embedding"]
+    assert emb.shape == (2, 98, 32) and torch.equal(out["last_hidden_state"], out["hidden_states"][-1])
+    assert torch.allclose(emb[0].mean(0), alone[0], atol=1e-5) and torch.allclose(emb[1, :73].mean(0), alone[1])
+    assert emb[1, 73:].abs().max() == 0 and not torch.allclose(alone[0], alone[1])
 
 
 def _clusters_by_arousal(corpus, path):

@@ -386,3 +386,32 @@ def test_multitask_combine_sets_what_each_step_optimises(tmp_path):
     assert b0 == pytest.approx(1.5 * con, rel=1e-5)  # the speaker term scaled to the contrastive loss's size
     (w0, con, ce), (w1, con1, ce1) = losses(speaker_warmup_steps=2)
     assert w0 == pytest.approx(con + 0.25 * ce, rel=1e-5) and w1 == pytest.approx(con1 + 0.5 * ce1, rel=1e-5)
+
+
+def test_ecapa_feature_selects_what_the_runner_reads_of_ecapa_rows_only(tmp_path):
+    from s3prl_emoaware.demo import ser_study
+    from s3prl_emoaware.demo.downstream import runner_steps
+
+    mj = BackboneSpec("mj", "ems_mockingjay_tiny", "ems_mockingjay_local")
+    common = dict(
+        corpora=["cremad"],
+        splits=1,
+        seeds=[0],
+        encoders=[EncoderSpec("spk", "speaker"), EncoderSpec("con", "contrastive")],
+        ssl_backbones=[mj],
+        ssl_rows=[RowSpec("mj_random", "mj", "random")],
+    )
+    with pytest.raises(ValueError, match="ecapa_feature"):
+        SerStudyConfig(ecapa_feature="pooled", **common)
+
+    def argv_of(cfg):
+        tasks = ser_tasks(cfg, tmp_path)
+        got = {}
+        for run in study_runs(cfg):
+            argv = runner_steps(ser_study._upstream(cfg, run, tmp_path), tasks, tmp_path / "ser")[0]["argv"]
+            got[run.label] = argv[argv.index("-s") + 1] if "-s" in argv else None
+        return got
+
+    assert argv_of(SerStudyConfig(**common)) == {"spk": None, "con": None, "mj_random": None}
+    chosen = argv_of(SerStudyConfig(ecapa_feature="utterance_embedding", **common))
+    assert chosen == {"spk": "utterance_embedding", "con": "utterance_embedding", "mj_random": None}

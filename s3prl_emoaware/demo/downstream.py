@@ -29,6 +29,7 @@ class UpstreamSpec:
     label: str
     upstream: str
     ckpt: Optional[str] = None
+    feature: Optional[str] = None  # runner -s (None: hidden_states)
 
 
 @dataclass
@@ -123,6 +124,8 @@ def runner_steps(
             ]
             if up.ckpt:
                 argv += ["-k", up.ckpt]
+            if up.feature:
+                argv += ["-s", up.feature]
             if override:
                 argv += ["-o", override]
             steps += [train_step(argv), evaluate_best_step(expdir, ["--device", device], expdir / RUN_DONE_FILE)]

@@ -76,6 +76,7 @@ BASE_PRETRAIN_SPEAKERS = {"tiny": 4, "demo": 10}
 RELEASE_ESD_SPEAKERS = 20  # an ESD folder with more speaker ids than the release's is read whole
 SSL_INTENSITIES = ("none", "energy", "strengthnet")
 SCALE_BUDGETS = ("fixed", "epochs")
+ECAPA_FEATURES = ("hidden_states", "utterance_embedding")
 
 
 @dataclass
@@ -130,6 +131,10 @@ class SerStudyConfig:
         speaker_encoder / speaker_encoder_overrides: recipe of the speaker encoder.
         contrastive / contrastive_overrides: recipe of every contrastive variant.
         clusters_per_speaker, cluster_min_utterances: of ``s3prl-emoaware cluster``.
+        ecapa_feature: what the SER downstream reads of every ECAPA row (runner ``-s``):
+            ``hidden_states`` (the blocks' frame-level outputs, weighted by the featurizer) or
+            ``utterance_embedding`` (the pooled embedding the speaker and contrastive objectives
+            train, repeated over the frames).
         downstream: runner overrides (s3prl ``-o``) that size each SER run.
         encoders: the ECAPA rows.
         ssl_backbones, ssl_rows: SSL rows (the EMS study's :class:`BackboneSpec` / :class:`RowSpec`;
@@ -158,6 +163,7 @@ class SerStudyConfig:
     contrastive_overrides: List[str] = field(default_factory=list)
     clusters_per_speaker: int = 4
     cluster_min_utterances: int = 8
+    ecapa_feature: str = "hidden_states"
     device: str = "cpu"
     downstream: str = (
         "config.runner.total_steps=150,,config.runner.eval_step=50,,config.runner.save_step=50,,"
@@ -191,6 +197,8 @@ class SerStudyConfig:
             or len(set(self.unlabeled_scales)) != len(self.unlabeled_scales)
         ):
             raise ValueError(f"unlabeled_scales: distinct integers >= 1, got {self.unlabeled_scales}")
+        if self.ecapa_feature not in ECAPA_FEATURES:
+            raise ValueError(f"ecapa_feature: choose among {list(ECAPA_FEATURES)}, got {self.ecapa_feature!r}")
         if self.scale_budget not in SCALE_BUDGETS:
             raise ValueError(f"scale_budget: choose among {list(SCALE_BUDGETS)}, got {self.scale_budget!r}")
         if self.unlabeled_scales != [1] and self.pretrain_corpus != "esd":
@@ -513,7 +521,8 @@ def _upstream(cfg: SerStudyConfig, run: StudyRun, out: Path) -> UpstreamSpec:
         "random": out / "random_init" / f"s{run.seed}",
         "speaker": _seed_dir(out, run.seed) / "speaker_encoder",
     }.get(run.kind, out / "pretrain" / run.name)
-    return UpstreamSpec(run.name, "emo_ecapa_local", str(ckpt / "last.ckpt"))
+    feature = None if cfg.ecapa_feature == "hidden_states" else cfg.ecapa_feature
+    return UpstreamSpec(run.name, "emo_ecapa_local", str(ckpt / "last.ckpt"), feature)
 
 
 def _fraction_name(fraction: float) -> str:

@@ -6,6 +6,13 @@ Our encoders' contract (:mod:`s3prl_emoaware.models`) is all this needs: ``extra
 ``frame_stack`` (the downsample rate is the front-end's hop times it), ``min_frames`` (the
 shortest input, checked before any model code) and ``masks_padding`` (whether a frozen batch
 can be computed at once without padding reaching real frames; see :mod:`.frames`).
+
+ECAPA encoders also return ``"utterance_embedding"``: the pooled embedding their speaker and
+contrastive objectives train (attentive statistics pooling, then the last linear layer),
+repeated over the utterance's frames, (B, T, D). The frame-level block outputs in
+``hidden_states`` carry little of what the contrastive objective adds (docs/results.md,
+"What the SUPERB downstream reads of the contrastive ECAPA"); select the embedding with the
+runner's ``-s utterance_embedding`` (mean pooling over the frames gives it back exactly).
 """
 
 from __future__ import annotations
@@ -18,13 +25,15 @@ from torch import Tensor
 
 from ...checkpoints import load_encoder
 from ...features import FbankFrontend
+from ...models.ecapa import EcapaTdnn
 from .frames import FbankFrameCount, one_by_one
 
 __all__ = ["UpstreamExpert"]
 
 
 class UpstreamExpert(FbankFrameCount, UpstreamBase):
-    """``forward(wavs) -> {"hidden_states": [(B, T, D_i)], "last_hidden_state"}``.
+    """``forward(wavs) -> {"hidden_states": [(B, T, D_i)], "last_hidden_state"}`` (plus
+    ``"utterance_embedding"`` (B, T, D) for ECAPA encoders).
 
     Args:
         ckpt: checkpoint file (any kind of ``family``, see ``checkpoints.ENCODER_FAMILIES``).
@@ -78,9 +87,19 @@ class UpstreamExpert(FbankFrameCount, UpstreamBase):
             if not torch.isfinite(wav).all():
                 raise ValueError(f"{self.upstream_name}: waveform {i} has NaN or Inf samples")
 
+    @property
+    def has_utterance_embedding(self) -> bool:
+        return isinstance(self.encoder, EcapaTdnn)
+
     def _states(self, wavs: List[Tensor]) -> List[Tensor]:
+        """Each hidden state (B, T, D_i); for ECAPA the utterance embedding, repeated over the
+        frames, comes last (one pass computes both)."""
         feats, lengths = self.frontend(wavs)
-        return self.encoder.extract_features(feats, lengths.to(feats.device))[0]
+        lengths = lengths.to(feats.device)
+        if not self.has_utterance_embedding:
+            return self.encoder.extract_features(feats, lengths)[0]
+        embedding, states = self.encoder(feats, lengths)
+        return [*states, embedding[:, None, :].expand(-1, states[-1].shape[1], -1)]
 
     def forward(self, wavs: List[Tensor]) -> Dict[str, List[Tensor]]:
         self._check(wavs)
@@ -89,6 +108,10 @@ class UpstreamExpert(FbankFrameCount, UpstreamBase):
         else:
             states = self._states(wavs)
             out = {"hidden_states": states, "last_hidden_state": states[-1]}
+        if self.has_utterance_embedding:
+            out["utterance_embedding"] = out["hidden_states"][-1]
+            out["hidden_states"] = out["hidden_states"][:-1]
+            out["last_hidden_state"] = out["hidden_states"][-1]
         bad = [i for i in range(len(wavs)) if not all(torch.isfinite(s[i]).all() for s in out["hidden_states"])]
         if bad:
             raise ValueError(
