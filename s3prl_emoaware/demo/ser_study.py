@@ -803,7 +803,7 @@ def _plot_curve(summary: dict, hours: Dict[str, float], path: Path) -> None:
     ax.set_ylabel("UA gain over speaker-only (points)")
     budget = {"fixed": "same steps at every size", "epochs": "steps grow with the corpus"}
     ax.set_title(
-        f"unlabelled-data curve (95 % bootstrap intervals; {budget.get(summary.get('scale_budget'), 'fixed')})",
+        f"unlabelled-data curve, 95 % intervals ({budget.get(summary.get('scale_budget'), 'fixed')})",
         fontsize=9,
     )
     ax.legend(fontsize=7)
