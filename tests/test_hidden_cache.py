@@ -107,6 +107,66 @@ def test_cached_batch_gives_the_featurizer_what_the_stock_batch_gives(tmp_path, 
         assert (got - want).abs().max().item() <= tolerance * want.abs().max().item()
 
 
+@pytest.mark.parametrize("dtype,tolerance", [(torch.float32, 1e-5), (torch.float16, 2e-3)])
+def test_cached_utterance_embedding_gives_the_featurizer_what_the_stock_batch_gives(tmp_path, dtype, tolerance):
+    """-s utterance_embedding (ECAPA's pooled embedding over the frames) is stored and served like hidden states."""
+    from s3prl.upstream.interfaces import Featurizer
+
+    from s3prl_emoaware.s3prl_adapters.hidden_cache import CachedUpstream, HiddenStateStore
+
+    upstream = _upstream(_checkpoint(tmp_path / "up.ckpt", kind="ecapa"), "ecapa")
+    store = HiddenStateStore(tmp_path / "cache", "key", 10**9)
+    rate = upstream.get_downsample_rates("utterance_embedding")
+    cached = CachedUpstream(upstream, store, rate, dtype=dtype, feature="utterance_embedding")
+    featurizer = Featurizer(upstream, feature_selection="utterance_embedding", upstream_device="cpu")
+    wavs = _wavs(2)
+    with torch.no_grad():
+        out = cached(wavs)
+        assert set(out) == {"utterance_embedding"} and out["utterance_embedding"].dim() == 3
+        stock, cold = featurizer(wavs, upstream(wavs)), featurizer(wavs, out)
+        regrouped = [wavs[2], wavs[1]]
+        warm, stock_regrouped = featurizer(regrouped, cached(regrouped)), featurizer(regrouped, upstream(regrouped))
+    assert store.misses == 4 and store.hits == 2
+    for got, want in [*zip(cold, stock), *zip(warm, stock_regrouped)]:
+        assert got.shape == want.shape
+        assert (got - want).abs().max().item() <= tolerance * want.abs().max().item()
+    # what is stored is the embedding (one layer, the embedding's width), not the frame states
+    entry = torch.load(next((tmp_path / "cache").rglob("*.pt")), weights_only=True)
+    assert entry["states"].shape[0] == 1 and entry["states"].shape[2] == upstream.encoder.config.embedding_dim
+
+
+def test_feature_selection_reaches_the_cache_and_a_layer_selection_of_another_feature_bypasses_it(tmp_path):
+    from argparse import Namespace
+
+    from s3prl_emoaware.s3prl_adapters.hidden_cache import CachedUpstream, HiddenCacheConfig, _wrap_entry
+
+    ckpt = _checkpoint(tmp_path / "ecapa.ckpt", kind="ecapa")
+
+    def wrap(selection, layer):
+        class Entry:
+            model = _upstream(ckpt, "ecapa")
+
+        entry, stores = Entry(), []
+        args = Namespace(
+            upstream_trainable=False,
+            upstream="emo_ecapa_local",
+            upstream_ckpt=str(ckpt),
+            upstream_model_config=None,
+            upstream_feature_selection=selection,
+            upstream_layer_selection=layer,
+        )
+        _wrap_entry(entry, args, HiddenCacheConfig(dir=str(tmp_path / "cache")), stores)
+        return entry.model, stores
+
+    embedding, stores = wrap("utterance_embedding", None)
+    hidden, more = wrap("hidden_states", None)
+    assert isinstance(embedding, CachedUpstream) and embedding.feature == "utterance_embedding"
+    assert isinstance(hidden, CachedUpstream) and hidden.feature == "hidden_states"
+    assert stores[0].dir != more[0].dir  # two selections of one checkpoint never share entries
+    bypassed, none = wrap("utterance_embedding", 0)
+    assert not isinstance(bypassed, CachedUpstream) and not none
+
+
 def test_layer_selection_stores_and_returns_only_those_layers(tmp_path):
     upstream = _upstream(_checkpoint(tmp_path / "mj.ckpt"))
     cached, _ = _cached(upstream, tmp_path / "cache", layers=[0, 2], dtype=torch.float32)
@@ -247,8 +307,8 @@ def _accuracies(expdir: Path) -> list:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["mockingjay", "npc"])
-def test_cached_and_uncached_runs_give_the_same_dev_and_test_accuracy(tiny_iemocap, tmp_path, kind):
+@pytest.mark.parametrize("kind,selection", [("mockingjay", None), ("npc", None), ("ecapa", "utterance_embedding")])
+def test_cached_and_uncached_runs_give_the_same_dev_and_test_accuracy(tiny_iemocap, tmp_path, kind, selection):
     ckpt = _checkpoint(tmp_path / "up.ckpt", kind=kind)
     cache = tmp_path / "cache"
     results = {}
@@ -257,9 +317,8 @@ def test_cached_and_uncached_runs_give_the_same_dev_and_test_accuracy(tiny_iemoc
         ("cold", ["--hidden-cache", str(cache)]),
         ("warm", ["--hidden-cache", str(cache)]),
     ]:
-        out = _run_downstream(
-            _emotion_args(tiny_iemocap, ckpt, tmp_path / name, *extra, upstream=UPSTREAMS[kind]), tmp_path
-        )
+        args = _emotion_args(tiny_iemocap, ckpt, tmp_path / name, *extra, upstream=UPSTREAMS[kind])
+        out = _run_downstream(args + (["-s", selection] if selection else []), tmp_path)
         assert out.returncode == 0, out.stderr[-3000:]
         results[name] = _accuracies(tmp_path / name)
         if name == "uncached":

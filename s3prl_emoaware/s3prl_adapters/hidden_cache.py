@@ -45,6 +45,13 @@ convolutional models its last real frames, depend on the batch, and the cached o
 
 Returned values are always the stored (dtype-rounded) ones, on a miss too, so a run
 gives the same result whether the cache was cold or warm.
+
+**Any feature the runner selects.** ``-s KEY`` picks what the featurizer reads of the
+upstream's output dict (``hidden_states`` by default; ``utterance_embedding`` for our ECAPA
+encoders, a (B, T, D) tensor). The cache stores whatever that key holds, a list of (B, T, D)
+tensors or one such tensor (stored as one layer), and the key is part of the upstream key, so
+two selections of one checkpoint never share entries. The runner's ``-l N`` picks a layer of
+``hidden_states`` only: with another selection the cache is not used (a log line says so).
 """
 
 from __future__ import annotations
@@ -363,8 +370,9 @@ def _entry_problem(entry) -> Optional[str]:
     return None
 
 
-def _stack_states(out: dict, where: str) -> List[Tensor]:
-    states = out.get("hidden_states") if isinstance(out, dict) else None
+def _stack_states(out: dict, where: str, feature: str = "hidden_states") -> List[Tensor]:
+    """What the featurizer would read of ``out`` (``out[feature]``) as a list of (B, T, D) tensors."""
+    states = out.get(feature) if isinstance(out, dict) else None
     if isinstance(states, Tensor):
         states = [states]
     if (
@@ -373,7 +381,8 @@ def _stack_states(out: dict, where: str) -> List[Tensor]:
         or not all(isinstance(s, Tensor) and s.dim() == 3 for s in states)
     ):
         raise HiddenCacheError(
-            f"{where}: the hidden-state cache needs 'hidden_states' as (B, T, D) tensors; run with --no-hidden-cache"
+            f"{where}: the hidden-state cache needs {feature!r} as (B, T, D) tensors (or a list of them); "
+            "run with --no-hidden-cache"
         )
     return list(states)
 
@@ -387,6 +396,8 @@ class CachedUpstream(nn.Module):
         rate: the featurizer's downsample rate (``upstream.get_downsample_rates(feature_selection)``).
         layers: indices of ``hidden_states`` to store and return (None = all).
         dtype: storage dtype.
+        feature: the output key the featurizer reads (the runner's ``-s``); it is what is stored,
+            and what ``forward`` returns under the same key.
     """
 
     def __init__(
@@ -397,9 +408,11 @@ class CachedUpstream(nn.Module):
         layers: Optional[Sequence[int]] = None,
         dtype: torch.dtype = torch.float16,
         name: str = "upstream",
+        feature: str = "hidden_states",
     ):
         super().__init__()
         self.upstream, self.store, self.rate, self.name = upstream, store, int(rate), name
+        self.feature = feature
         self.layers, self.dtype = (list(layers) if layers is not None else None), dtype
         self._shape: Optional[Tuple[int, int]] = None  # (layers, dim) of the entries: all alike
         self.batch_invariant = bool(getattr(upstream, "batch_invariant", False)) and hasattr(upstream, "num_frames")
@@ -451,11 +464,11 @@ class CachedUpstream(nn.Module):
     def _compute(self, wavs: List[Tensor]) -> List[dict]:
         """Entries for ``wavs`` (the misses of a batch), each independent of what else is in it."""
         if self.batch_invariant:
-            states = self._select(_stack_states(self.upstream(wavs), self.name))
+            states = self._select(_stack_states(self.upstream(wavs), self.name, self.feature))
             return [self._entry(states, i, int(self.upstream.num_frames(len(w))), len(w)) for i, w in enumerate(wavs)]
         entries = []
         for w in wavs:
-            states = self._select(_stack_states(self.upstream([w]), self.name))
+            states = self._select(_stack_states(self.upstream([w]), self.name, self.feature))
             entries.append(self._entry(states, 0, states[0].shape[1], len(w)))
         return entries
 
@@ -482,6 +495,8 @@ class CachedUpstream(nn.Module):
         for row, e in enumerate(entries):
             padded[row, :, : e["states"].shape[1]] = e["states"].float()
         layers = list(padded.to(device).transpose(0, 1).unbind(0))
+        if self.feature != "hidden_states":  # the featurizer reads only its own key
+            return {self.feature: layers[0] if len(layers) == 1 else layers}
         return {"hidden_states": layers, "last_hidden_state": layers[-1]}
 
 
@@ -491,10 +506,12 @@ def _wrap_entry(entry, args, config: HiddenCacheConfig, stores: List[HiddenState
         logger.info("hidden-state cache not used: the upstream is fine-tuned (-f)")
         return entry
     selection = getattr(args, "upstream_feature_selection", "hidden_states")
-    if selection != "hidden_states":
-        logger.warning("hidden-state cache not used: -s %s (it caches 'hidden_states' only)", selection)
-        return entry
     layer_selection = getattr(args, "upstream_layer_selection", None)
+    if selection != "hidden_states" and (layer_selection is not None or config.layers is not None):
+        logger.warning(
+            "hidden-state cache not used: -s %s with a layer selection (layers index 'hidden_states' only)", selection
+        )
+        return entry
     layers = config.layers
     if layer_selection is not None:
         if layers is not None:
@@ -506,7 +523,9 @@ def _wrap_entry(entry, args, config: HiddenCacheConfig, stores: List[HiddenState
     store = HiddenStateStore(Path(config.dir), key, config.limit_bytes, meta, memory_bytes=config.memory_bytes)
     stores.append(store)
     rate = entry.model.get_downsample_rates(selection)
-    entry.model = CachedUpstream(entry.model, store, rate, layers, DTYPES[config.dtype], name=args.upstream)
+    entry.model = CachedUpstream(
+        entry.model, store, rate, layers, DTYPES[config.dtype], name=args.upstream, feature=selection
+    )
     logger.info(
         "hidden-state cache for %s: %s (%s, limit %g GB, %.3g GB in use)",
         args.upstream,
