@@ -557,3 +557,32 @@ def test_memory_flag_reaches_the_runner_process_and_defaults_agree(tmp_path, mon
     for f in dataclasses.fields(HiddenCacheRequest):
         if f.name in ("limit_gb", "dtype", "memory_gb"):
             assert f.default == config_defaults[f.name], f.name
+
+
+def test_stores_of_one_folder_scan_it_once_and_share_what_they_write(tmp_path, monkeypatch):
+    from s3prl_emoaware.s3prl_adapters import hidden_cache
+    from s3prl_emoaware.s3prl_adapters.hidden_cache import HiddenStateStore
+
+    scans = []
+    original = hidden_cache._FolderUsage.__init__
+
+    def counting(self, root):
+        scans.append(root)
+        original(self, root)
+
+    monkeypatch.setattr(hidden_cache._FolderUsage, "__init__", counting)
+    root = tmp_path / "cache"
+    first = HiddenStateStore(root, "key", 10**9)
+    entry = {"states": torch.zeros(1, 4, 8, dtype=torch.float16), "native": 4, "n_samples": 1000}
+    first.put("a" * 32, entry)
+    second, third = HiddenStateStore(root, "key", 10**9), HiddenStateStore(root, "key", 10**9)
+    assert len(scans) == 1
+    assert second.used_bytes == third.used_bytes == first.used_bytes > 0
+    third.put("b" * 32, entry)
+    assert second.used_bytes == third.used_bytes == sum(p.stat().st_size for p in root.rglob("*.pt"))
+    # a folder removed and made again is scanned again: nothing stale is counted
+    import shutil
+
+    shutil.rmtree(root)
+    again = HiddenStateStore(root, "key", 10**9)
+    assert again.used_bytes == 0 and len(scans) == 2

@@ -133,12 +133,18 @@ def runner_steps(
 
 
 def run_upstream(
-    up: UpstreamSpec, tasks: List[TaskSpec], out: Path, device: str = "cpu", hidden_cache: bool = True
+    up: UpstreamSpec,
+    tasks: List[TaskSpec],
+    out: Path,
+    device: str = "cpu",
+    hidden_cache: bool = True,
+    workers: int = 1,
 ) -> dict:
     """Run (or finish) every task for one upstream; raise if a step failed. ``hidden_cache``:
     read the frozen upstream's hidden states from ``out/hidden_cache`` (False: recompute them at
-    every step, as the stock runner does)."""
-    return run_upstreams([(up, tasks)], out, device, hidden_cache, up.label)
+    every step, as the stock runner does). ``workers``: runner processes at once (see
+    :func:`~s3prl_emoaware.s3prl_adapters.runner.launch_batch`)."""
+    return run_upstreams([(up, tasks)], out, device, hidden_cache, up.label, workers)
 
 
 def run_upstreams(
@@ -147,6 +153,7 @@ def run_upstreams(
     device: str = "cpu",
     hidden_cache: bool = True,
     name: str = "batch",
+    workers: int = 1,
 ) -> dict:
     """:func:`run_upstream` for several (upstream, tasks) in one child process (s3prl imported
     once for all); the batch's step and status files go to ``out/<name>``."""
@@ -157,7 +164,7 @@ def run_upstreams(
     if not steps:
         return {"runs": 0, "selected": _select_all(jobs, out)}
     cache_argv = HiddenCacheConfig(dir=str(out / "hidden_cache")).to_argv() if hidden_cache else []
-    statuses = launch_batch(steps, out / name, cache_argv)
+    statuses = launch_batch(steps, out / name, cache_argv, workers=workers)
     failed = [s for s in statuses if not s["ok"]]
     if failed or len(statuses) != len(steps):
         detail = failed[0].get("error") if failed else "the batch stopped early"

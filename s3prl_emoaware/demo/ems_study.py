@@ -106,6 +106,8 @@ class EmsStudyConfig:
         folds: IEMOCAP leave-one-session-out folds.
         tasks: SUPERB downstreams (emotion, phoneme_recognition, fluent_commands).
         sizes: runner overrides per task.
+        downstream_workers: runner processes at once for one upstream's downstream runs, each
+            with ``cores // workers`` threads (``bench/bench_runner_workers.py``).
         lr_search: task -> learning rates tried for every pre-trained upstream, the dev-best kept
             (as the demo's ``lr_search``; the test split never chooses).
         strengthnet / strengthnet_overrides: StrengthNet recipe, trained on ``strengthnet_corpus``.
@@ -122,6 +124,7 @@ class EmsStudyConfig:
     sizes: DownstreamSizes = field(default_factory=DownstreamSizes)
     lr_search: Dict[str, List[float]] = field(default_factory=dict)
     device: str = "cpu"
+    downstream_workers: int = 2
     strengthnet: str = "strengthnet_small"
     strengthnet_overrides: List[str] = field(default_factory=list)
     strengthnet_corpus: str = "esd"
@@ -135,6 +138,8 @@ class EmsStudyConfig:
         labels = [r.label for r in self.rows]
         if len(set(labels)) != len(labels):
             raise ValueError("rows: labels must be unique")
+        if self.downstream_workers < 1:
+            raise ValueError(f"downstream_workers must be >= 1, got {self.downstream_workers}")
         for row in self.rows:
             if row.backbone not in names:
                 raise ValueError(f"row {row.label!r}: unknown backbone {row.backbone!r}; known: {sorted(names)}")
@@ -582,7 +587,9 @@ def build_stages(cfg: EmsStudyConfig, out: Path) -> List[Stage]:
                 Stage(
                     f"downstream_{run}",
                     f"SUPERB runs ({', '.join(cfg.tasks)}) for {run}",
-                    lambda up=up: run_upstream(up, tasks, out / "downstream", cfg.device),
+                    lambda up=up: run_upstream(
+                        up, tasks, out / "downstream", cfg.device, workers=cfg.downstream_workers
+                    ),
                 )
             )
     stages.append(

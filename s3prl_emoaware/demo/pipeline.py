@@ -91,6 +91,8 @@ class DemoConfig:
         tasks: downstreams to run, among emotion, phoneme_recognition, fluent_commands.
         baselines: upstreams without pre-training (s3prl's ``fbank``, our ``emoaware_fbank``).
         device: runner ``--device``.
+        downstream_workers: runner processes at once for one upstream's downstream runs, each
+            with ``cores // workers`` threads (``bench/bench_runner_workers.py``).
         sizes: runner overrides per task.
         strengthnet: shipped StrengthNet recipe; strengthnet_overrides: its overrides.
         strengthnet_corpus: layout of StrengthNet's training corpus (generated with seed + 2).
@@ -106,6 +108,7 @@ class DemoConfig:
     tasks: List[str] = field(default_factory=lambda: ["emotion", "phoneme_recognition", "fluent_commands"])
     baselines: List[str] = field(default_factory=lambda: ["fbank", "emoaware_fbank"])
     device: str = "cpu"
+    downstream_workers: int = 2
     sizes: DownstreamSizes = field(default_factory=DownstreamSizes)
     strengthnet: str = "strengthnet_small"
     strengthnet_overrides: List[str] = field(default_factory=list)
@@ -116,6 +119,10 @@ class DemoConfig:
     cluster_min_utterances: int = 8
     pretrain: List[PretrainSpec] = field(default_factory=list)
     lr_search: Dict[str, List[float]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.downstream_workers < 1:
+            raise ValueError(f"downstream_workers must be >= 1, got {self.downstream_workers}")
 
 
 def load_demo_config(quick: bool, overrides: Optional[List[str]] = None) -> DemoConfig:
@@ -306,7 +313,7 @@ def build_stages(cfg: DemoConfig, out: Path) -> List[Stage]:
             Stage(
                 f"downstream_{up.label}",
                 f"SUPERB runs ({', '.join(cfg.tasks)}) for {up.label}",
-                lambda up=up: run_upstream(up, tasks, out / "downstream", cfg.device),
+                lambda up=up: run_upstream(up, tasks, out / "downstream", cfg.device, workers=cfg.downstream_workers),
             )
         )
     stages.append(

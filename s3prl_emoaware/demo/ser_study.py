@@ -136,6 +136,9 @@ class SerStudyConfig:
             ``utterance_embedding`` (the pooled embedding the speaker and contrastive objectives
             train, repeated over the frames).
         downstream: runner overrides (s3prl ``-o``) that size each SER run.
+        downstream_workers: runner processes at once for the SER runs, each with ``cores //
+            workers`` threads (a small downstream keeps one core busy, not two;
+            ``bench/bench_runner_workers.py``). Results equal a single process's.
         encoders: the ECAPA rows.
         ssl_backbones, ssl_rows: SSL rows (the EMS study's :class:`BackboneSpec` / :class:`RowSpec`;
             intensity ``none``, ``strengthnet`` or ``energy``), pre-trained on the first scale's corpus.
@@ -165,6 +168,7 @@ class SerStudyConfig:
     cluster_min_utterances: int = 8
     ecapa_feature: str = "hidden_states"
     device: str = "cpu"
+    downstream_workers: int = 2
     downstream: str = (
         "config.runner.total_steps=150,,config.runner.eval_step=50,,config.runner.save_step=50,,"
         "config.runner.log_step=50,,config.runner.gradient_accumulate_steps=1,,"
@@ -184,6 +188,8 @@ class SerStudyConfig:
             raise ValueError(f"corpora: unknown {unknown}; choose among {list(SER_CORPORA)}")
         if self.splits < 1:
             raise ValueError("splits must be >= 1")
+        if self.downstream_workers < 1:
+            raise ValueError(f"downstream_workers must be >= 1, got {self.downstream_workers}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: give one or more distinct pre-training seeds, got {self.seeds}")
         from ..corpora.synth import KINDS
@@ -898,7 +904,9 @@ def build_stages(cfg: SerStudyConfig, out: Path) -> List[Stage]:
             Stage(
                 f"ser_s{seed}",
                 f"{sum(len(t) for _, t in jobs)} SER runs of {len(jobs)} encoders (seed {seed})",
-                lambda jobs=jobs, seed=seed: run_upstreams(jobs, out / "ser", cfg.device, name=f"batch_s{seed}"),
+                lambda jobs=jobs, seed=seed: run_upstreams(
+                    jobs, out / "ser", cfg.device, name=f"batch_s{seed}", workers=cfg.downstream_workers
+                ),
             )
         )
     stages.append(

@@ -329,22 +329,32 @@ def _run_child(cmd: Sequence[str]) -> Tuple[int, Optional[int]]:
     Each signal is passed on to the child instead of stopping this process, which waits: the
     child stops cleanly (its module docstring says how) and is never left running on its own.
     """
-    child = subprocess.Popen(list(cmd), env=os.environ.copy())
+    rcs, signum = _run_children([cmd])
+    return rcs[0], signum
+
+
+def _run_children(cmds: Sequence[Sequence[str]], envs: Optional[Sequence[Dict[str, str]]] = None):
+    """:func:`_run_child` for several children running at once: (their exit statuses, the first
+    signal). A signal goes to every child still running; this process waits for all of them."""
+    children = [
+        subprocess.Popen(list(cmd), env=dict(envs[i]) if envs else os.environ.copy()) for i, cmd in enumerate(cmds)
+    ]
     received: List[int] = []
 
     def pass_on(signum, frame):
         received.append(signum)
-        if child.poll() is None:
-            child.send_signal(signum)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
 
     in_main = threading.current_thread() is threading.main_thread()  # handlers can only be set there
     previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
     try:
-        rc = child.wait()
+        rcs = [child.wait() for child in children]
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return rc, (received[0] if received else None)
+    return rcs, (received[0] if received else None)
 
 
 def _experiment_folder(flags: RunnerFlags) -> Path:
@@ -398,27 +408,91 @@ def evaluate_best_step(expdir: Path, argv: Sequence[str] = (), marker: Optional[
     return step
 
 
-def launch_batch(steps: List[dict], workdir: Path, cache_argv: Sequence[str] = ()) -> List[dict]:
-    """Run several runner steps in one child process (one s3prl import); return their statuses."""
+def split_steps(steps: List[dict], workers: int) -> List[List[int]]:
+    """Indices of ``steps`` for each of at most ``workers`` children: whole runs (a train step with
+    the evaluation steps that follow it) in contiguous, balanced chunks, so one upstream's runs
+    mostly share a child (its hidden states are computed once) and a run's evaluation follows it."""
+    runs: List[List[int]] = []
+    for i, step in enumerate(steps):
+        if "evaluate_best" in step and runs:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    workers = max(1, min(workers, len(runs)))
+    bounds = [round(k * len(runs) / workers) for k in range(workers + 1)]
+    return [[i for run in runs[bounds[k] : bounds[k + 1]] for i in run] for k in range(workers)]
+
+
+def _child_threads(workers: int) -> Optional[str]:
+    """OMP_NUM_THREADS for each of ``workers`` children: the cores shared out, unless the user set it."""
+    if workers <= 1 or os.environ.get("OMP_NUM_THREADS"):
+        return None
+    return str(max(1, (os.cpu_count() or 1) // workers))
+
+
+def launch_batch(steps: List[dict], workdir: Path, cache_argv: Sequence[str] = (), workers: int = 1) -> List[dict]:
+    """Run several runner steps in one child process (one s3prl import); return their statuses.
+
+    ``workers`` > 1 shares the steps out to that many children running at once (whole runs,
+    :func:`split_steps`), each with ``cpu_count // workers`` threads unless ``OMP_NUM_THREADS``
+    is set: the small downstreams of our studies keep a core busy each far better than two
+    threads keep two (``bench/bench_runner_workers.py``). Statuses come back in step order.
+    Children share the hidden-state cache folder (entries are written by rename, so a race
+    writes one twice, never half); its size limit is checked by each child on its own.
+    """
     from ..utils.atomic import atomic_write_json
 
     workdir.mkdir(parents=True, exist_ok=True)
-    steps_file, status_file = workdir / "runner_steps.json", workdir / "runner_status.json"
-    atomic_write_json(steps_file, steps)
-    if status_file.exists():
-        status_file.unlink()
-    cmd = [*_launcher(), *cache_argv, "--batch", str(steps_file), "--status", str(status_file)]
-    logger.info("running %d runner steps in one process: %s", len(steps), " ".join(cmd))
-    rc, signum = _run_child(cmd)
-    if signum is not None and rc != 0:
-        # the step under way is not recorded as done: the caller's re-run runs it again
-        done = len(json.loads(status_file.read_text())) if status_file.is_file() else 0
-        raise Interrupted(signum, f"runner batch step {done + 1} of {len(steps)}")
-    if not status_file.is_file():
-        raise RunDownstreamError(
-            f"the runner batch stopped before its first step finished (see output above; {steps_file})"
+    status_file = workdir / "runner_status.json"
+    groups = [g for g in split_steps(steps, workers) if g]
+    single = len(groups) == 1
+    names = [
+        ("runner_steps.json", "runner_status.json")
+        if single
+        else (f"runner_steps_w{k}.json", f"runner_status_w{k}.json")
+        for k in range(len(groups))
+    ]
+    cmds, envs = [], []
+    threads = _child_threads(len(groups))
+    for group, (steps_name, status_name) in zip(groups, names):
+        atomic_write_json(workdir / steps_name, [steps[i] for i in group])
+        if (workdir / status_name).exists():
+            (workdir / status_name).unlink()
+        cmds.append(
+            [*_launcher(), *cache_argv, "--batch", str(workdir / steps_name), "--status", str(workdir / status_name)]
         )
-    return json.loads(status_file.read_text())
+        envs.append(dict(os.environ, **({"OMP_NUM_THREADS": threads} if threads else {})))
+    if not single and status_file.exists():
+        status_file.unlink()
+    logger.info(
+        "running %d runner steps in %d process(es)%s: %s",
+        len(steps),
+        len(cmds),
+        f", {threads} thread(s) each" if threads else "",
+        " ".join(cmds[0]),
+    )
+    rcs, signum = _run_children(cmds, envs)
+
+    def read(status_name: str) -> Optional[List[dict]]:
+        path = workdir / status_name
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    parts = [read(status_name) for _, status_name in names]
+    merged: List[dict] = []
+    for group, part in zip(groups, parts):
+        for status in part or []:
+            merged.append({**status, "step": group[status["step"]]} if isinstance(status.get("step"), int) else status)
+    merged.sort(key=lambda status: status.get("step", 0))
+    if not single:
+        atomic_write_json(status_file, merged)
+    if signum is not None and any(rc != 0 for rc in rcs):
+        # the steps under way are not recorded as done: the caller's re-run runs them again
+        raise Interrupted(signum, f"runner batch step {len(merged) + 1} of {len(steps)}")
+    if all(part is None for part in parts):
+        raise RunDownstreamError(
+            f"the runner batch stopped before its first step finished (see output above; {workdir / names[0][0]})"
+        )
+    return merged
 
 
 def fold_override(downstream: str, fold: str) -> str:
