@@ -44,6 +44,39 @@ def _timed(cmd, env) -> tuple:
     return wall, usage.ru_maxrss / 1024  # Linux: KB; the largest of the tree's reaped processes
 
 
+def random_upstream_checkpoint(path: Path, upstream: str, hidden: int, layers: int) -> int:
+    """Save a randomly initialised Mockingjay or NPC (``layers`` blocks of width ``hidden``) in our
+    checkpoint format; return its number of hidden states."""
+    from s3prl_emoaware.config import to_dict
+    from s3prl_emoaware.features import FbankConfig
+    from s3prl_emoaware.models.mockingjay import MockingjayConfig, mockingjay_model
+    from s3prl_emoaware.models.npc import NPCConfig, NPCModel
+
+    torch.manual_seed(0)
+    if upstream == "mockingjay":
+        config = MockingjayConfig(
+            input_dim=240,
+            hidden_size=hidden,
+            num_layers=layers,
+            num_heads=max(1, hidden // 64),
+            intermediate_size=4 * hidden,
+        )
+        model, frontend, n_layers = mockingjay_model(config), FbankConfig(delta_order=2, cmvn=True), layers + 1
+    else:  # the shipped EMS NPC's kernel and mask at the given width and depth
+        config = NPCConfig(
+            hidden_size=hidden,
+            n_blocks=layers,
+            kernel_size=7 + 2 * layers + 2,
+            mask_size=7,
+            vq_codebook_sizes=[64] * 4,
+            vq_code_dims=[hidden // 4] * 4,
+        )
+        model, frontend, n_layers = NPCModel(config), FbankConfig(window_type="hamming", cmvn=True), 2 * layers + 1
+    state = {"model": model.state_dict(), "config": {"model": to_dict(config), "frontend": to_dict(frontend)}}
+    torch.save({"format": "s3prl_emoaware", "kind": upstream, **state, "step": 0}, path)
+    return n_layers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upstream", default="mockingjay", choices=("mockingjay", "npc"))
@@ -55,11 +88,7 @@ def main() -> None:
     parser.add_argument("--keep", help="folder to keep the corpus and runs in (default: a temporary one)")
     args = parser.parse_args()
 
-    from s3prl_emoaware.config import to_dict
     from s3prl_emoaware.corpora.synth import synthesize_corpus
-    from s3prl_emoaware.features import FbankConfig
-    from s3prl_emoaware.models.mockingjay import MockingjayConfig, mockingjay_model
-    from s3prl_emoaware.models.npc import NPCConfig, NPCModel
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.keep or tmp)
@@ -74,41 +103,8 @@ def main() -> None:
         }
         audio_s = sum(sf.info(str(corpus / p)).duration for p in listed)
         n_utts = len(listed)
-        torch.manual_seed(0)
-        if args.upstream == "mockingjay":
-            config = MockingjayConfig(
-                input_dim=240,
-                hidden_size=args.hidden,
-                num_layers=args.layers,
-                num_heads=max(1, args.hidden // 64),
-                intermediate_size=4 * args.hidden,
-            )
-            model, frontend, n_layers = mockingjay_model(config), FbankConfig(delta_order=2, cmvn=True), args.layers + 1
-        else:  # the shipped EMS NPC's kernel and mask at the given width and depth
-            config = NPCConfig(
-                hidden_size=args.hidden,
-                n_blocks=args.layers,
-                kernel_size=7 + 2 * args.layers + 2,
-                mask_size=7,
-                vq_codebook_sizes=[64] * 4,
-                vq_code_dims=[args.hidden // 4] * 4,
-            )
-            model, frontend, n_layers = (
-                NPCModel(config),
-                FbankConfig(window_type="hamming", cmvn=True),
-                2 * args.layers + 1,
-            )
         ckpt = work / f"{args.upstream}.ckpt"
-        torch.save(
-            {
-                "format": "s3prl_emoaware",
-                "kind": args.upstream,
-                "model": model.state_dict(),
-                "config": {"model": to_dict(config), "frontend": to_dict(frontend)},
-                "step": 0,
-            },
-            ckpt,
-        )
+        n_layers = random_upstream_checkpoint(ckpt, args.upstream, args.hidden, args.layers)
         half = max(1, args.steps // 2)
         override = (
             f"config.runner.total_steps={args.steps},,config.runner.eval_step={half},,"

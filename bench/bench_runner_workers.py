@@ -23,8 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # measure the checkout, not an installed copy
 
@@ -40,12 +38,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
 
-    from s3prl_emoaware.config import to_dict
+    from bench_hidden_cache import random_upstream_checkpoint
+
     from s3prl_emoaware.corpora.synth import synthesize_corpus
-    from s3prl_emoaware.features import FbankConfig
     from s3prl_emoaware.leaderboard import score_experiment
-    from s3prl_emoaware.models.mockingjay import MockingjayConfig, mockingjay_model
-    from s3prl_emoaware.models.npc import NPCConfig, NPCModel
     from s3prl_emoaware.s3prl_adapters.hidden_cache import HiddenCacheConfig
     from s3prl_emoaware.s3prl_adapters.runner import evaluate_best_step, launch_batch, train_step
 
@@ -54,24 +50,8 @@ def main() -> None:
         corpus = work / "iemocap"
         if not corpus.exists():
             synthesize_corpus("iemocap", corpus, seed=0, size=args.size)
-        torch.manual_seed(0)
-        if args.upstream == "mockingjay":  # the shipped small EMS Mockingjay's sizes
-            config = MockingjayConfig(input_dim=240, hidden_size=192, num_layers=3, num_heads=3, intermediate_size=768)
-            model, frontend = mockingjay_model(config), FbankConfig(delta_order=2, cmvn=True)
-        else:
-            config = NPCConfig(hidden_size=192, n_blocks=3, kernel_size=15, mask_size=7)
-            model, frontend = NPCModel(config), FbankConfig(window_type="hamming", cmvn=True)
         ckpt = work / f"{args.upstream}.ckpt"
-        torch.save(
-            {
-                "format": "s3prl_emoaware",
-                "kind": args.upstream,
-                "model": model.state_dict(),
-                "config": {"model": to_dict(config), "frontend": to_dict(frontend)},
-                "step": 0,
-            },
-            ckpt,
-        )
+        random_upstream_checkpoint(ckpt, args.upstream, hidden=192, layers=3)  # the shipped small EMS upstreams' size
         every = max(1, args.steps // 3)
         cache_argv = HiddenCacheConfig(dir=str(work / "hidden_cache")).to_argv()
 
