@@ -769,7 +769,7 @@ def _plot(summary: dict, path: Path) -> None:
     labels = [r for r in table if "@" not in r]
     x = np.arange(len(columns))
     width = 0.8 / max(1, len(labels))
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(columns)), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(columns)) + 2, 4))
     for i, label in enumerate(labels):
         means = [100 * table[label].get(c, {}).get("ua_mean", np.nan) for c in columns]
         stds = [100 * table[label].get(c, {}).get("ua_std", 0.0) for c in columns]
@@ -777,7 +777,7 @@ def _plot(summary: dict, path: Path) -> None:
     ax.set_xticks(x, columns, rotation=20, ha="right")
     ax.set_ylabel("UA (%)")
     ax.axhline(25, color="grey", lw=0.8, ls="--")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never over them
     ax.set_title(f"few-label SER, mean over {len(summary['seeds'])} seeds x {summary['splits']} splits")
     _save(fig, path)
 
