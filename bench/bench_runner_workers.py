@@ -1,6 +1,6 @@
 """One runner child with every core vs several children with a core each: the same batch of SER runs.
 
-Usage: python bench/bench_runner_workers.py [--runs 10] [--workers 2] [--steps 150] [--upstream mockingjay|npc]
+Usage: python bench/bench_runner_workers.py [--runs 30] [--workers 2] [--steps 150] [--upstream mockingjay|npc]
 
 Our studies run hundreds of short SUPERB runs (a small downstream, 150 steps, the frozen
 upstream's states read from the hidden-state cache) through
@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))  # measure the checkout, not an installed copy
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10, help="emotion runs (folds 1-5, then with other seeds)")
+    parser.add_argument("--runs", type=int, default=30, help="emotion runs (folds 1-5, then with other seeds)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--steps", type=int, default=150, help="training steps per run (the SER study's)")
     parser.add_argument("--upstream", default="mockingjay", choices=("mockingjay", "npc"))
@@ -43,7 +43,12 @@ def main() -> None:
     from s3prl_emoaware.corpora.synth import synthesize_corpus
     from s3prl_emoaware.leaderboard import score_experiment
     from s3prl_emoaware.s3prl_adapters.hidden_cache import HiddenCacheConfig
-    from s3prl_emoaware.s3prl_adapters.runner import evaluate_best_step, launch_batch, train_step
+    from s3prl_emoaware.s3prl_adapters.runner import (
+        evaluate_best_step,
+        launch_batch,
+        shipped_downstream_config,
+        train_step,
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.keep or tmp)
@@ -53,6 +58,7 @@ def main() -> None:
         ckpt = work / f"{args.upstream}.ckpt"
         random_upstream_checkpoint(ckpt, args.upstream, hidden=192, layers=3)  # the shipped small EMS upstreams' size
         every = max(1, args.steps // 3)
+        config = str(shipped_downstream_config("emotion"))
         cache_argv = HiddenCacheConfig(dir=str(work / "hidden_cache")).to_argv()
 
         def steps_for(tag: str, runs: int):
@@ -68,7 +74,18 @@ def main() -> None:
                     f"config.downstream_expert.datarc.meta_data='{corpus / 'meta_data'}',,"
                     f"config.downstream_expert.datarc.test_fold='fold{fold}'"
                 )
-                argv = ["-m", "train", "-u", f"ems_{args.upstream}_local", "-k", str(ckpt), "-d", "emotion"]
+                argv = [
+                    "-m",
+                    "train",
+                    "-u",
+                    f"ems_{args.upstream}_local",
+                    "-k",
+                    str(ckpt),
+                    "-d",
+                    "emotion",
+                    "-c",
+                    config,
+                ]
                 argv += ["-p", str(expdir), "--device", "cpu", "--seed", str(seed), "-o", override]
                 steps += [train_step(argv), evaluate_best_step(expdir, ["--device", "cpu"], expdir / "done.json")]
             return steps
