@@ -74,18 +74,7 @@ def main() -> None:
                     f"config.downstream_expert.datarc.meta_data='{corpus / 'meta_data'}',,"
                     f"config.downstream_expert.datarc.test_fold='fold{fold}'"
                 )
-                argv = [
-                    "-m",
-                    "train",
-                    "-u",
-                    f"ems_{args.upstream}_local",
-                    "-k",
-                    str(ckpt),
-                    "-d",
-                    "emotion",
-                    "-c",
-                    config,
-                ]
+                argv = f"-m train -d emotion -u ems_{args.upstream}_local".split() + ["-k", str(ckpt), "-c", config]
                 argv += ["-p", str(expdir), "--device", "cpu", "--seed", str(seed), "-o", override]
                 steps += [train_step(argv), evaluate_best_step(expdir, ["--device", "cpu"], expdir / "done.json")]
             return steps
