@@ -86,3 +86,8 @@ def test_users_thread_setting_is_kept_and_a_failed_run_is_reported_at_its_place(
     statuses = launch_batch(_steps(4, fail=3), tmp_path / "batch", workers=2)
     assert {s["threads"] for s in statuses} == {"3"}
     assert [s["ok"] for s in statuses] == [True] * 6 + [False, True]
+
+
+def test_an_empty_batch_starts_no_child(fake_launcher, tmp_path):
+    assert launch_batch([], tmp_path / "batch", workers=2) == []
+    assert not (tmp_path / "batch").exists()

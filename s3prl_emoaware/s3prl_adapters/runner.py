@@ -442,9 +442,11 @@ def launch_batch(steps: List[dict], workdir: Path, cache_argv: Sequence[str] = (
     """
     from ..utils.atomic import atomic_write_json
 
+    if not steps:
+        return []
     workdir.mkdir(parents=True, exist_ok=True)
     status_file = workdir / "runner_status.json"
-    groups = [g for g in split_steps(steps, workers) if g]
+    groups = split_steps(steps, workers)
     single = len(groups) == 1
     names = [
         ("runner_steps.json", "runner_status.json")
