@@ -91,3 +91,17 @@ def test_users_thread_setting_is_kept_and_a_failed_run_is_reported_at_its_place(
 def test_an_empty_batch_starts_no_child(fake_launcher, tmp_path):
     assert launch_batch([], tmp_path / "batch", workers=2) == []
     assert not (tmp_path / "batch").exists()
+
+
+def test_runs_are_shared_out_by_their_training_steps():
+    def run(steps):
+        return [
+            train_step(["-o", f"config.runner.total_steps={steps},,config.runner.eval_step=50"]),
+            {"evaluate_best": "x"},
+        ]
+
+    # the demo's shape: five 300-step folds, two 500-step PR runs, one 1000-step IC run
+    steps = [s for n in [300] * 5 + [500, 500, 1000] for s in run(n)]
+    groups = split_steps(steps, 2)
+    assert [len(g) // 2 for g in groups] == [5, 3]  # 1500 steps against 2000 (by count, 4 and 4: 1200 against 2300)
+    assert [i for g in groups for i in g] == list(range(16))

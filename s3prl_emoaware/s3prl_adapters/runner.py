@@ -408,10 +408,21 @@ def evaluate_best_step(expdir: Path, argv: Sequence[str] = (), marker: Optional[
     return step
 
 
+def _run_cost(step: dict) -> int:
+    """A run's weight when sharing a batch out: its ``config.runner.total_steps`` override, else 1."""
+    for item in step.get("argv", []):
+        for part in str(item).split(",,"):
+            key, _, value = part.partition("=")
+            if key.strip() == "config.runner.total_steps" and value.strip().isdigit():
+                return max(1, int(value))
+    return 1
+
+
 def split_steps(steps: List[dict], workers: int) -> List[List[int]]:
     """Indices of ``steps`` for each of at most ``workers`` children: whole runs (a train step with
-    the evaluation steps that follow it) in contiguous, balanced chunks, so one upstream's runs
-    mostly share a child (its hidden states are computed once) and a run's evaluation follows it."""
+    the evaluation steps that follow it) in contiguous chunks of about equal cost (the runs'
+    training steps), so one upstream's runs mostly share a child (its hidden states are computed
+    once) and a run's evaluation follows it."""
     runs: List[List[int]] = []
     for i, step in enumerate(steps):
         if "evaluate_best" in step and runs:
@@ -419,7 +430,15 @@ def split_steps(steps: List[dict], workers: int) -> List[List[int]]:
         else:
             runs.append([i])
     workers = max(1, min(workers, len(runs)))
-    bounds = [round(k * len(runs) / workers) for k in range(workers + 1)]
+    before = [0]  # before[b]: the cost of runs[:b]
+    for run in runs:
+        before.append(before[-1] + _run_cost(steps[run[0]]))
+    bounds = [0]
+    for k in range(1, workers):  # each chunk keeps at least one run
+        target = k * before[-1] / workers
+        candidates = range(bounds[-1] + 1, len(runs) - (workers - k) + 1)
+        bounds.append(min(candidates, key=lambda b: abs(before[b] - target)))
+    bounds.append(len(runs))
     return [[i for run in runs[bounds[k] : bounds[k + 1]] for i in run] for k in range(workers)]
 
 
