@@ -9,6 +9,7 @@ import pytest
 
 from s3prl_emoaware.s3prl_adapters import runner
 from s3prl_emoaware.s3prl_adapters.runner import evaluate_best_step, launch_batch, split_steps, train_step
+from s3prl_emoaware.utils import processes
 
 # A stand-in for the launcher: records when it ran, with which threads, and which steps; fails steps whose argv
 # says so, as the real batch records a failed run and goes on.
@@ -62,7 +63,7 @@ def test_split_keeps_each_run_whole_and_contiguous_and_balanced():
 def test_two_children_run_at_once_with_a_core_each_and_statuses_come_back_in_step_order(
     fake_launcher, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(processes, "available_cores", lambda: 2)
     steps = _steps(4)
     statuses = launch_batch(steps, tmp_path / "batch", workers=2)
     assert [s["step"] for s in statuses] == list(range(8))

@@ -25,10 +25,7 @@ import json
 import logging
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +33,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..downstreams.scoring import LabelAccuracy
 from ..utils.errors import UserFacingError
+from ..utils.processes import child_threads, run_children
 from ..utils.signals import Interrupted
 
 logger = logging.getLogger(__name__)
@@ -336,25 +334,7 @@ def _run_child(cmd: Sequence[str]) -> Tuple[int, Optional[int]]:
 def _run_children(cmds: Sequence[Sequence[str]], envs: Optional[Sequence[Dict[str, str]]] = None):
     """:func:`_run_child` for several children running at once: (their exit statuses, the first
     signal). A signal goes to every child still running; this process waits for all of them."""
-    children = [
-        subprocess.Popen(list(cmd), env=dict(envs[i]) if envs else os.environ.copy()) for i, cmd in enumerate(cmds)
-    ]
-    received: List[int] = []
-
-    def pass_on(signum, frame):
-        received.append(signum)
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    in_main = threading.current_thread() is threading.main_thread()  # handlers can only be set there
-    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
-    try:
-        rcs = [child.wait() for child in children]
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return rcs, (received[0] if received else None)
+    return run_children(cmds, envs)
 
 
 def _experiment_folder(flags: RunnerFlags) -> Path:
@@ -442,13 +422,6 @@ def split_steps(steps: List[dict], workers: int) -> List[List[int]]:
     return [[i for run in runs[bounds[k] : bounds[k + 1]] for i in run] for k in range(workers)]
 
 
-def _child_threads(workers: int) -> Optional[str]:
-    """OMP_NUM_THREADS for each of ``workers`` children: the cores shared out, unless the user set it."""
-    if workers <= 1 or os.environ.get("OMP_NUM_THREADS"):
-        return None
-    return str(max(1, (os.cpu_count() or 1) // workers))
-
-
 def launch_batch(steps: List[dict], workdir: Path, cache_argv: Sequence[str] = (), workers: int = 1) -> List[dict]:
     """Run several runner steps in one child process (one s3prl import); return their statuses.
 
@@ -474,7 +447,7 @@ def launch_batch(steps: List[dict], workdir: Path, cache_argv: Sequence[str] = (
         for k in range(len(groups))
     ]
     cmds, envs = [], []
-    threads = _child_threads(len(groups))
+    threads = child_threads(len(groups))
     for group, (steps_name, status_name) in zip(groups, names):
         atomic_write_json(workdir / steps_name, [steps[i] for i in group])
         if (workdir / status_name).exists():
