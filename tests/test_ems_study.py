@@ -147,6 +147,11 @@ def test_quick_study_runs_end_to_end_and_resumes(tmp_path):
     shown = json.loads((out / "stages" / "intensity.json").read_text())["summary"]["strengthnet"]["distribution"]
     assert shown["n_neutral"] > 0 and shown["n_emotional"] > 0 and "level_difference" in shown
     assert open(shown["histogram"], "rb").read(4) == b"\x89PNG"
+    # the pre-trainings ran side by side, each in a process of its own with its log
+    assert {p.stem for p in (out / "stages").glob("*.log")} == {
+        f"pretrain_{r.label}_s{s}" for r in cfg.rows for s in cfg.seeds
+    }
+    assert "| wall time (stages side by side) |" in text
     markers = {p.name: p.stat().st_mtime_ns for p in (out / "stages").glob("*.json")}
     run_ems_study(out, quick=True)  # everything done: nothing re-runs
     assert {p.name: p.stat().st_mtime_ns for p in (out / "stages").glob("*.json")} == markers

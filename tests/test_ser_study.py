@@ -342,6 +342,13 @@ def test_quick_study_runs_every_stage_and_reports(tmp_path):
     shown = json.loads((tmp_path / "study" / "stages" / "ssl_intensity_strengthnet.json").read_text())["summary"]
     assert open(shown["distribution"]["histogram"], "rb").read(4) == b"\x89PNG"
     assert "| ssl_strengthnet |" in text and "| ssl_intensity_strengthnet |" in text
+    # independent stages ran side by side, each in a process of its own with its log
+    stages = tmp_path / "study" / "stages"
+    assert all(
+        (stages / f"{name}.log").is_file()
+        for name in ("speaker_encoder_s1", "clusters_x6_s0", "pretrain_contrastive_s1")
+    )
+    assert not (stages / "ser_s0.log").exists() and "| wall time (stages side by side) |" in text
 
 
 def test_multitask_combine_sets_what_each_step_optimises(tmp_path):

@@ -7,9 +7,15 @@ from pathlib import Path
 
 
 def add_staged_job_arguments(
-    parser: argparse.ArgumentParser, default_out: str, quick_help: str, config_class: str, override_example: str
+    parser: argparse.ArgumentParser,
+    default_out: str,
+    quick_help: str,
+    config_class: str,
+    override_example: str,
+    child_stages: bool = False,
 ) -> None:
-    """Options shared by the resumable staged jobs (``demo``, ``ser-study``)."""
+    """Options shared by the resumable staged jobs (``demo``, ``ser-study``, ``ems-study``);
+    ``child_stages``: the job runs stages side by side in child processes (``--stage``)."""
     parser.add_argument("--out", type=Path, default=Path(default_out), help=f"output folder (default: {default_out})")
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--redo", nargs="*", default=[], metavar="STAGE", help="re-run these stages even if done")
@@ -21,6 +27,8 @@ def add_staged_job_arguments(
         metavar="KEY=VALUE",
         help=f"override a {config_class} field, e.g. -o {override_example}",
     )
+    if child_stages:  # what the job's own child processes run (demo/stages.py); not for users
+        parser.add_argument("--stage", default=None, help=argparse.SUPPRESS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

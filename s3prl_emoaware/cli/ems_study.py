@@ -14,11 +14,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "tiny corpora, two seeds, one fold, a few steps (smoke run)",
         "EmsStudyConfig",
         "seeds=[0,1]",
+        child_stages=True,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from ..demo.ems_study import run_ems_study
 
-    print(run_ems_study(args.out, quick=args.quick, redo=args.redo, overrides=args.override), end="")
+    print(run_ems_study(args.out, quick=args.quick, redo=args.redo, overrides=args.override, stage=args.stage), end="")
     return 0

@@ -9,7 +9,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from .demo import add_staged_job_arguments
 
     add_staged_job_arguments(
-        parser, "ser_study_output", "tiny corpora and a few steps (smoke run)", "SerStudyConfig", "splits=3"
+        parser,
+        "ser_study_output",
+        "tiny corpora and a few steps (smoke run)",
+        "SerStudyConfig",
+        "splits=3",
+        child_stages=True,
     )
     parser.add_argument(
         "--config",
@@ -24,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
     from ..demo.ser_study import run_ser_study
 
     print(
-        run_ser_study(args.out, quick=args.quick, redo=args.redo, overrides=args.override, config=args.config), end=""
+        run_ser_study(
+            args.out, quick=args.quick, redo=args.redo, overrides=args.override, config=args.config, stage=args.stage
+        ),
+        end="",
     )
     return 0

@@ -39,7 +39,7 @@ from ..leaderboard import HIGHER_IS_BETTER
 from ..utils.stats import paired_bootstrap, wins_ties_losses
 from .downstream import UpstreamSpec, run_upstream
 from .pipeline import DownstreamSizes, superb_tasks
-from .stages import Stage, run_stages, stage_times
+from .stages import Stage, child_command, run_child_stage, run_stages, stage_times
 from .steps import (
     corpus_plan,
     load_job_config,
@@ -108,6 +108,9 @@ class EmsStudyConfig:
         sizes: runner overrides per task.
         downstream_workers: runner processes at once for one upstream's downstream runs, each
             with ``cores // workers`` threads (``bench/bench_runner_workers.py``).
+        stage_workers: pre-trainings at once, each a fresh process with ``cores // workers``
+            threads (1: one at a time in this process). A pre-training's result depends on its
+            thread count (float sums in another order), not on what runs beside it.
         lr_search: task -> learning rates tried for every pre-trained upstream, the dev-best kept
             (as the demo's ``lr_search``; the test split never chooses).
         strengthnet / strengthnet_overrides: StrengthNet recipe, trained on ``strengthnet_corpus``.
@@ -125,6 +128,7 @@ class EmsStudyConfig:
     lr_search: Dict[str, List[float]] = field(default_factory=dict)
     device: str = "cpu"
     downstream_workers: int = 2
+    stage_workers: int = 2
     strengthnet: str = "strengthnet_small"
     strengthnet_overrides: List[str] = field(default_factory=list)
     strengthnet_corpus: str = "esd"
@@ -138,8 +142,9 @@ class EmsStudyConfig:
         labels = [r.label for r in self.rows]
         if len(set(labels)) != len(labels):
             raise ValueError("rows: labels must be unique")
-        if self.downstream_workers < 1:
-            raise ValueError(f"downstream_workers must be >= 1, got {self.downstream_workers}")
+        for key in ("downstream_workers", "stage_workers"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         for row in self.rows:
             if row.backbone not in names:
                 raise ValueError(f"row {row.label!r}: unknown backbone {row.backbone!r}; known: {sorted(names)}")
@@ -575,6 +580,7 @@ def build_stages(cfg: EmsStudyConfig, out: Path) -> List[Stage]:
                     f"pretrain_{_run_name(row, seed)}",
                     f"pre-train {row.backbone} ({row.masking} masking, {row.intensity} intensity, seed {seed})",
                     lambda row=row, seed=seed: _pretrain(cfg, row, seed, out),
+                    group="pretrain",
                 )
             )
     stages.append(Stage("masks", "where each row's masks go on the pre-training corpus", lambda: mask_report(cfg, out)))
@@ -599,17 +605,28 @@ def build_stages(cfg: EmsStudyConfig, out: Path) -> List[Stage]:
 
 
 def run_ems_study(
-    out: Path, quick: bool = False, redo: Sequence[str] = (), overrides: Optional[List[str]] = None
+    out: Path,
+    quick: bool = False,
+    redo: Sequence[str] = (),
+    overrides: Optional[List[str]] = None,
+    stage: Optional[str] = None,
 ) -> str:
-    """Run (or finish) the study into ``out``; return the report and stage times as Markdown."""
+    """Run (or finish) the study into ``out``; return the report and stage times as Markdown.
+    ``stage``: only that stage, for the study running in ``out`` (its child processes)."""
     from ..utils.atomic import atomic_write_text, ensure_writable_dir
     from ..utils.locks import folder_lock
 
     out = ensure_writable_dir(out).resolve()
     cfg = load_study_config(quick, overrides)
+    if stage is not None:
+        record = run_child_stage(build_stages(cfg, out), out, stage, "ems-study")
+        return f"stage {stage}: {record['seconds']:.1f} s\n"
+    child = child_command("ems-study", out, quick, overrides or [])
     # one study per folder, as for the demo: a second one would run the same stages into the same files
     with folder_lock(out, "ems-study output folder"):
-        done = run_stages(build_stages(cfg, out), out, list(redo), desc="ems-study")
+        done = run_stages(
+            build_stages(cfg, out), out, list(redo), desc="ems-study", workers=cfg.stage_workers, child_command=child
+        )
         text = (out / "report" / "ems_study.md").read_text() + "\n" + stage_times(done)
         atomic_write_text(out / "REPORT.md", text)
     return text

@@ -26,10 +26,12 @@ the contrastive rows are pre-trained on each, and their gain over speaker-only a
 refuses to go on if a pre-training speaker (voice and pitch offset of the generator) is one
 of an SER corpus's.
 
-Stages (resumable, like the demo): corpora, speaker_encoder_s<seed>, clusters_x<scale>_s<seed>,
-random_init_s<seed>, pretrain_<run>, ssl_strengthnet and ssl_intensity_<source> (only when an
-SSL row reads that intensity), ser_s<seed>, report. A runner run whose test evaluation finished
-is kept when a killed ser_s<seed> stage is re-run.
+Stages (resumable, like the demo): corpora; then, ``stage_workers`` at a time in processes of
+their own, ssl_strengthnet, speaker_encoder_s<seed> and random_init_s<seed>; then
+ssl_intensity_<source> and clusters_x<scale>_s<seed>; then every pretrain_<run> (ssl_* only when
+an SSL row reads that intensity); then ser_s<seed> (runner processes of their own,
+``downstream_workers``) and report. A runner run whose test evaluation finished is kept when a
+killed ser_s<seed> stage is re-run.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 from ..utils.stats import paired_bootstrap, wins_ties_losses
 from .downstream import TaskSpec, UpstreamSpec, run_upstreams
 from .ems_study import BackboneSpec, RowSpec, baseline_of
-from .stages import Stage, run_stages, stage_times
+from .stages import Stage, child_command, run_child_stage, run_stages, stage_times
 from .steps import (
     cluster_speakers,
     corpus_plan,
@@ -139,6 +141,11 @@ class SerStudyConfig:
         downstream_workers: runner processes at once for the SER runs, each with ``cores //
             workers`` threads (a small downstream keeps one core busy, not two;
             ``bench/bench_runner_workers.py``). Results equal a single process's.
+        stage_workers: processes at once for the stages that need none of each other's outputs
+            (speaker encoders, untrained inits and StrengthNet; clusters and intensities; every
+            pre-training), each a fresh process with ``cores // workers`` threads. 1: one stage
+            at a time in this process. A pre-training's result depends on its thread count (float
+            sums in another order), not on which stages run beside it.
         encoders: the ECAPA rows.
         ssl_backbones, ssl_rows: SSL rows (the EMS study's :class:`BackboneSpec` / :class:`RowSpec`;
             intensity ``none``, ``strengthnet`` or ``energy``), pre-trained on the first scale's corpus.
@@ -169,6 +176,7 @@ class SerStudyConfig:
     ecapa_feature: str = "hidden_states"
     device: str = "cpu"
     downstream_workers: int = 2
+    stage_workers: int = 2
     downstream: str = (
         "config.runner.total_steps=150,,config.runner.eval_step=50,,config.runner.save_step=50,,"
         "config.runner.log_step=50,,config.runner.gradient_accumulate_steps=1,,"
@@ -188,8 +196,9 @@ class SerStudyConfig:
             raise ValueError(f"corpora: unknown {unknown}; choose among {list(SER_CORPORA)}")
         if self.splits < 1:
             raise ValueError("splits must be >= 1")
-        if self.downstream_workers < 1:
-            raise ValueError(f"downstream_workers must be >= 1, got {self.downstream_workers}")
+        for key in ("downstream_workers", "stage_workers"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds: give one or more distinct pre-training seeds, got {self.seeds}")
         from ..corpora.synth import KINDS
@@ -832,6 +841,8 @@ def _report(cfg: SerStudyConfig, out: Path) -> dict:
 
 
 def build_stages(cfg: SerStudyConfig, out: Path) -> List[Stage]:
+    """The study's stages, in three groups of independent ones (``stage_workers`` run side by side):
+    what needs only the corpora, what needs those, and every pre-training."""
     runs = study_runs(cfg)
     stages = [
         Stage(
@@ -840,64 +851,75 @@ def build_stages(cfg: SerStudyConfig, out: Path) -> List[Stage]:
             lambda: _synthesise(cfg, out),
         )
     ]
-    for seed in cfg.seeds:
-        stages.append(
-            Stage(
+    used = {r.intensity for r in cfg.ssl_rows}
+    random_rows, contrastive_rows = (any(r.kind == kind for r in runs) for kind in ("random", "contrastive"))
+    # (name, description, run) of each group: what needs only the corpora (StrengthNet first, the
+    # longest), what needs those (StrengthNet's intensities, the speaker encoders' clusters), every pre-training
+    from_corpora = [
+        *(
+            [
+                (
+                    "ssl_strengthnet",
+                    f"train StrengthNet ({cfg.strengthnet}) on its own {cfg.strengthnet_corpus} corpus (SSL EMS rows)",
+                    lambda: _ssl_strengthnet(cfg, out),
+                )
+            ]
+            if "strengthnet" in used
+            else []
+        ),
+        *(
+            (
                 f"speaker_encoder_s{seed}",
                 f"train the speaker encoder ({cfg.speaker_encoder}, seed {seed})",
                 lambda seed=seed: _train_speaker_encoder(cfg, seed, out),
             )
-        )
-        if any(r.kind == "contrastive" for r in runs):
-            for scale in cfg.unlabeled_scales:
-                stages.append(
-                    Stage(
-                        f"clusters_x{scale}_s{seed}",
-                        f"intra-speaker clusters of the {scale}x pre-training corpus (seed {seed})",
-                        lambda seed=seed, scale=scale: _cluster(cfg, seed, scale, out),
-                    )
-                )
-        if any(r.kind == "random" for r in runs):
-            stages.append(
-                Stage(
-                    f"random_init_s{seed}",
-                    f"the untrained encoder (seed {seed})",
-                    lambda seed=seed: _random_init(cfg, seed, out),
-                )
+            for seed in cfg.seeds
+        ),
+        *(
+            (
+                f"random_init_s{seed}",
+                f"the untrained encoder (seed {seed})",
+                lambda seed=seed: _random_init(cfg, seed, out),
             )
-    for run in (r for r in runs if r.kind == "contrastive"):
-        stages.append(
-            Stage(
-                f"pretrain_{run.name}",
-                f"contrastive pre-training ({run.row}, seed {run.seed})",
-                lambda run=run: _pretrain(cfg, run, out),
-            )
-        )
-    used = {r.intensity for r in cfg.ssl_rows}
-    if "strengthnet" in used:
-        stages.append(
-            Stage(
-                "ssl_strengthnet",
-                f"train StrengthNet ({cfg.strengthnet}) on its own {cfg.strengthnet_corpus} corpus (SSL EMS rows)",
-                lambda: _ssl_strengthnet(cfg, out),
-            )
-        )
-    for source in (s for s in ("strengthnet", "energy") if s in used):
-        stages.append(
-            Stage(
+            for seed in cfg.seeds
+            if random_rows
+        ),
+    ]
+    from_encoders = [
+        *(
+            (
                 f"ssl_intensity_{source}",
                 f"{source} intensities of the pre-training corpus (SSL EMS rows)",
                 lambda source=source: _ssl_intensity(cfg, source, out),
             )
-        )
-    for run in (r for r in runs if r.kind == "ssl"):
-        stages.append(
-            Stage(
-                f"pretrain_{run.name}",
-                f"SSL pre-training ({run.row}, seed {run.seed})",
-                lambda run=run: _ssl_pretrain(cfg, run, out),
+            for source in ("strengthnet", "energy")
+            if source in used
+        ),
+        *(
+            (
+                f"clusters_x{scale}_s{seed}",
+                f"intra-speaker clusters of the {scale}x pre-training corpus (seed {seed})",
+                lambda seed=seed, scale=scale: _cluster(cfg, seed, scale, out),
             )
+            for seed in cfg.seeds
+            for scale in cfg.unlabeled_scales
+            if contrastive_rows
+        ),
+    ]
+    pretrainings = [
+        (
+            f"pretrain_{run.name}",
+            f"{'contrastive' if run.kind == 'contrastive' else 'SSL'} pre-training ({run.row}, seed {run.seed})",
+            lambda run=run: (_pretrain if run.kind == "contrastive" else _ssl_pretrain)(cfg, run, out),
         )
+        for run in sorted((r for r in runs if r.kind in ("contrastive", "ssl")), key=lambda r: r.kind != "contrastive")
+    ]
+    for group, entries in (
+        ("from_corpora", from_corpora),
+        ("from_encoders", from_encoders),
+        ("pretrain", pretrainings),
+    ):
+        stages += [Stage(name, description, run, group=group) for name, description, run in entries]
     for seed in cfg.seeds:  # one runner process per seed: s3prl is imported once for all its rows
         jobs = [(_upstream(cfg, run, out), ser_tasks(cfg, out, run.fractions)) for run in runs if run.seed == seed]
         stages.append(
@@ -925,16 +947,24 @@ def run_ser_study(
     redo: Sequence[str] = (),
     overrides: Optional[List[str]] = None,
     config: Optional[str] = None,
+    stage: Optional[str] = None,
 ) -> str:
-    """Run (or finish) the study into ``out``; return the report and stage times as Markdown."""
+    """Run (or finish) the study into ``out``; return the report and stage times as Markdown.
+    ``stage``: only that stage, for the study running in ``out`` (its child processes)."""
     from ..utils.atomic import atomic_write_text, ensure_writable_dir
     from ..utils.locks import folder_lock
 
     out = ensure_writable_dir(out).resolve()
     cfg = load_study_config(quick, overrides, config)
+    if stage is not None:
+        record = run_child_stage(build_stages(cfg, out), out, stage, "ser-study")
+        return f"stage {stage}: {record['seconds']:.1f} s\n"
+    child = child_command("ser-study", out, quick, overrides or [], ["--config", config] if config else [])
     # one study per folder, as for the demo: a second one would run the same stages into the same files
     with folder_lock(out, "ser-study output folder"):
-        done = run_stages(build_stages(cfg, out), out, list(redo), desc="ser-study")
+        done = run_stages(
+            build_stages(cfg, out), out, list(redo), desc="ser-study", workers=cfg.stage_workers, child_command=child
+        )
         text = (out / "report" / "ser_study.md").read_text() + "\n" + stage_times(done)
         atomic_write_text(out / "REPORT.md", text)
     return text

@@ -30,7 +30,15 @@ from .errors import UserFacingError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FolderLock", "FolderLockedError", "folder_lock", "locks_folder", "process_running", "LOCK_NAME"]
+__all__ = [
+    "FolderLock",
+    "FolderLockedError",
+    "folder_lock",
+    "locks_folder",
+    "lock_holder",
+    "process_running",
+    "LOCK_NAME",
+]
 
 LOCK_NAME = ".s3prl_emoaware.lock"
 
@@ -111,6 +119,25 @@ class FolderLock:
     def __del__(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
+
+
+def lock_holder(folder) -> Optional[int]:
+    """The pid of the process holding ``folder``'s lock now, or None (no lock, or not held)."""
+    path = Path(folder) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:  # held: read who holds it
+            holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+            return int(holder[0]) if holder and holder[0].isdigit() else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def process_running(pid: int) -> bool:
