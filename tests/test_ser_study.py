@@ -422,3 +422,30 @@ def test_ecapa_feature_selects_what_the_runner_reads_of_ecapa_rows_only(tmp_path
     assert argv_of(SerStudyConfig(**common)) == {"spk": None, "con": None, "mj_random": None}
     chosen = argv_of(SerStudyConfig(ecapa_feature="utterance_embedding", **common))
     assert chosen == {"spk": "utterance_embedding", "con": "utterance_embedding", "mj_random": None}
+
+
+def test_a_contrastive_row_can_start_from_the_untrained_encoder(tmp_path, monkeypatch):
+    encoders = (
+        "encoders=[{label: speaker_only, init: speaker}, {label: contrastive, init: contrastive}, "
+        "{label: contrastive_scratch, init: contrastive, start: random}]"
+    )
+    cfg = load_study_config(quick=False, overrides=["seeds=[0,1]", "unlabeled_scales=[1]", encoders, "ssl_rows=[]"])
+    stages = build_stages(cfg, tmp_path)
+    groups = {s.name: s.group for s in stages}
+    # no random_init row, yet its untrained encoders are made, before the pre-trainings that start from them
+    assert groups["random_init_s1"] == "from_corpora" and groups["pretrain_contrastive_scratch_s1"] == "pretrain"
+    started = {}  # the recipe each pre-training would run (the run itself is replaced)
+    monkeypatch.setattr(
+        "s3prl_emoaware.pretraining.run.pretrain",
+        lambda recipe, corpus, out, intensity, device: started.setdefault(out.name, recipe) and (None, [(0, 1.0)]),
+    )
+    for stage in stages:
+        if stage.name in ("pretrain_contrastive_s1", "pretrain_contrastive_scratch_s1"):
+            stage.run()
+    init = {name: recipe.objective_config.init_from for name, recipe in started.items()}
+    assert init["contrastive_s1"] == str(tmp_path / "encoders" / "s1" / "speaker_encoder" / "last.ckpt")
+    assert init["contrastive_scratch_s1"] == str(tmp_path / "random_init" / "s1" / "last.ckpt")
+    with pytest.raises(ValueError, match="start must be speaker or random"):
+        EncoderSpec("x", "contrastive", start="noise")
+    with pytest.raises(ValueError, match="start applies to contrastive rows only"):
+        EncoderSpec("x", "speaker", start="random")

@@ -89,15 +89,24 @@ class EncoderSpec:
         label: row name and folder.
         init: ``random`` (untrained), ``speaker`` (the speaker encoder itself) or ``contrastive``.
         overrides: recipe overrides of the contrastive pre-training (``objective.speaker_weight=0.5`` ...).
+        start: where a ``contrastive`` row's pre-training starts: ``speaker`` (the speaker encoder
+            of its seed, the paper's set-up) or ``random`` (the untrained encoder of the
+            ``random_init`` row, same seed), so that its difference to random init is what the
+            contrastive training alone adds.
     """
 
     label: str
     init: str
     overrides: List[str] = field(default_factory=list)
+    start: str = "speaker"
 
     def __post_init__(self):
         if self.init not in ("random", "speaker", "contrastive"):
             raise ValueError(f"encoder {self.label!r}: init must be random, speaker or contrastive, got {self.init!r}")
+        if self.start not in ("speaker", "random"):
+            raise ValueError(f"encoder {self.label!r}: start must be speaker or random, got {self.start!r}")
+        if self.start != "speaker" and self.init != "contrastive":
+            raise ValueError(f"encoder {self.label!r}: start applies to contrastive rows only (init: {self.init})")
 
 
 @dataclass
@@ -441,6 +450,13 @@ def contrastive_steps(cfg: SerStudyConfig, label: str, scale: int) -> int:
     return steps
 
 
+def _start_checkpoint(cfg: SerStudyConfig, run: StudyRun, out: Path) -> Path:
+    """Where contrastive run ``run`` starts: its seed's speaker encoder, or its untrained encoder."""
+    if _encoder(cfg, run.label).start == "random":
+        return out / "random_init" / f"s{run.seed}" / "last.ckpt"
+    return _seed_dir(out, run.seed) / "speaker_encoder" / "last.ckpt"
+
+
 def _pretrain(cfg: SerStudyConfig, run: StudyRun, out: Path) -> dict:
     from ..pretraining.run import pretrain
 
@@ -452,7 +468,7 @@ def _pretrain(cfg: SerStudyConfig, run: StudyRun, out: Path) -> dict:
             *_encoder(cfg, run.label).overrides,
             f"training.total_steps={contrastive_steps(cfg, run.label, run.scale)}",
             f"objective.clusters={seed_dir / f'clusters_x{run.scale}' / 'assignments.json'}",
-            f"objective.init_from={seed_dir / 'speaker_encoder' / 'last.ckpt'}",
+            f"objective.init_from={_start_checkpoint(cfg, run, out)}",
             f"training.seed={run.seed}",
         ],
     )
@@ -852,7 +868,9 @@ def build_stages(cfg: SerStudyConfig, out: Path) -> List[Stage]:
         )
     ]
     used = {r.intensity for r in cfg.ssl_rows}
-    random_rows, contrastive_rows = (any(r.kind == kind for r in runs) for kind in ("random", "contrastive"))
+    contrastive_rows = any(r.kind == "contrastive" for r in runs)
+    # the untrained encoders: a row of their own, or where a contrastive row starts
+    random_rows = any(r.kind == "random" for r in runs) or any(e.start == "random" for e in cfg.encoders)
     # (name, description, run) of each group: what needs only the corpora (StrengthNet first, the
     # longest), what needs those (StrengthNet's intensities, the speaker encoders' clusters), every pre-training
     from_corpora = [
