@@ -51,13 +51,15 @@ def test_run_plan_crosses_every_seed_with_every_split(tmp_path):
     every = {(s, k) for s in (0, 1) for k in range(3)}
     assert all(seen == every for seen in pairs.values())
     # the table's rows at both fractions; the larger corpus only at the curve's fraction
-    assert ("contrastive", "esd/labels1") in pairs and ("contrastive@4x", "esd/labels0.1") in pairs
-    assert ("contrastive@4x", "esd/labels1") not in pairs and ("speaker_only@4x", "esd/labels0.1") not in pairs
+    curve = "contrastive_from_random@4x"
+    assert ("contrastive_from_random", "esd/labels1") in pairs and (curve, "esd/labels0.1") in pairs
+    assert (curve, "esd/labels1") not in pairs and ("speaker_only@4x", "esd/labels0.1") not in pairs
     assert ("npc_ems", "ravdess/labels1") in pairs  # SSL rows judged at the same fractions
-    assert ("contrastive_multitask@4x", "esd/labels0.1") not in pairs  # the default curve: contrastive only
+    assert ("contrastive@4x", "esd/labels0.1") not in pairs  # the default curve: the row from the untrained encoder
     every = study_runs(load_study_config(quick=False, overrides=["unlabeled_scales=[1,4]", "curve_encoders=[]"]))
     assert {r.row for r in every if r.scale == 4} == {
         "contrastive@4x",
+        "contrastive_from_random@4x",
         "contrastive_multitask@4x",
         "contrastive_adversarial@4x",
     }
@@ -70,7 +72,7 @@ def test_run_plan_crosses_every_seed_with_every_split(tmp_path):
             f"clusters_x1_s{seed}",
             f"clusters_x4_s{seed}",
             f"random_init_s{seed}",
-            f"pretrain_contrastive_4x_s{seed}",
+            f"pretrain_contrastive_from_random_4x_s{seed}",
             f"pretrain_npc_ems_s{seed}",
             f"ser_s{seed}",
         } <= set(names)
@@ -429,7 +431,9 @@ def test_a_contrastive_row_can_start_from_the_untrained_encoder(tmp_path, monkey
         "encoders=[{label: speaker_only, init: speaker}, {label: contrastive, init: contrastive}, "
         "{label: contrastive_scratch, init: contrastive, start: random}]"
     )
-    cfg = load_study_config(quick=False, overrides=["seeds=[0,1]", "unlabeled_scales=[1]", encoders, "ssl_rows=[]"])
+    cfg = load_study_config(
+        quick=False, overrides=["seeds=[0,1]", "unlabeled_scales=[1]", encoders, "ssl_rows=[]", "curve_encoders=[]"]
+    )
     stages = build_stages(cfg, tmp_path)
     groups = {s.name: s.group for s in stages}
     # no random_init row, yet its untrained encoders are made, before the pre-trainings that start from them
