@@ -814,7 +814,7 @@ def _plot_curve(summary: dict, hours: Dict[str, float], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     curve = summary["curve"]
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
     for enc, corpus in sorted({(p["encoder"], p["corpus"]) for p in curve}):
         pts = sorted((p for p in curve if p["encoder"] == enc and p["corpus"] == corpus), key=lambda p: p["scale"])
         xs = [hours[str(p["scale"])] for p in pts]
@@ -837,7 +837,7 @@ def _plot_curve(summary: dict, hours: Dict[str, float], path: Path) -> None:
         f"unlabelled-data curve, 95 % intervals ({budget.get(summary.get('scale_budget'), 'fixed')})",
         fontsize=9,
     )
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curves, never over them
     _save(fig, path)
 
 
