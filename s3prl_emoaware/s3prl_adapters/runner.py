@@ -327,14 +327,8 @@ def _run_child(cmd: Sequence[str]) -> Tuple[int, Optional[int]]:
     Each signal is passed on to the child instead of stopping this process, which waits: the
     child stops cleanly (its module docstring says how) and is never left running on its own.
     """
-    rcs, signum = _run_children([cmd])
+    rcs, signum = run_children([cmd])
     return rcs[0], signum
-
-
-def _run_children(cmds: Sequence[Sequence[str]], envs: Optional[Sequence[Dict[str, str]]] = None):
-    """:func:`_run_child` for several children running at once: (their exit statuses, the first
-    signal). A signal goes to every child still running; this process waits for all of them."""
-    return run_children(cmds, envs)
 
 
 def _experiment_folder(flags: RunnerFlags) -> Path:
@@ -465,7 +459,7 @@ def launch_batch(steps: List[dict], workdir: Path, cache_argv: Sequence[str] = (
         f", {threads} thread(s) each" if threads else "",
         " ".join(cmds[0]),
     )
-    rcs, signum = _run_children(cmds, envs)
+    rcs, signum = run_children(cmds, envs)  # all at once; signals passed on
 
     def read(status_name: str) -> Optional[List[dict]]:
         path = workdir / status_name
