@@ -8,8 +8,9 @@ and the demo's strengthnet_small. For each, in one run: the reference path (the 
 forward over the same length-sorted batches: both branches, autograd-style masks; the pre-issue-14
 extraction, whose packed BiLSTMs were replaced by the unpacked pass in 46b5964, so the speed-up
 column is lower than the one measured before it), the fast path (StrengthNet.frame_strength), the largest difference between their
-curves, and the energy proxy (--source energy). The corpus is the generator's tiny
-IEMOCAP-layout corpus unless --corpus is given.
+curves, the model alone (frame_strength over the same batches of ready mels: the floor the
+pipeline's decoding, features and cache writes sit on), and the energy proxy (--source energy).
+The corpus is the generator's tiny IEMOCAP-layout corpus unless --corpus is given.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ def main() -> None:
     from s3prl_emoaware.config import load_config, shipped_config, to_dict
     from s3prl_emoaware.corpora.reader import read_corpus
     from s3prl_emoaware.corpora.synth import synthesize_corpus
+    from s3prl_emoaware.intensity.alignment import STRENGTHNET_GRID
     from s3prl_emoaware.intensity.cache import IntensityCache
-    from s3prl_emoaware.intensity.extract import extract_intensities
-    from s3prl_emoaware.intensity.strengthnet import strengthnet
-    from s3prl_emoaware.intensity.train import StrengthNetRecipe
+    from s3prl_emoaware.intensity.extract import _batches, extract_intensities
+    from s3prl_emoaware.intensity.strengthnet import MelFrontend, strengthnet
+    from s3prl_emoaware.intensity.train import StrengthNetRecipe, load_strengthnet
+    from s3prl_emoaware.utils.audio import read_audio
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -76,6 +79,27 @@ def main() -> None:
             extract_intensities(corpus, out, batch_size=args.batch_size, threads=args.threads, **kwargs)
             return time.perf_counter() - start, IntensityCache(out)
 
+        def model_alone(ckpt) -> float:
+            """Seconds of frame_strength alone over the extraction's batches, mels computed beforehand."""
+            model = load_strengthnet(str(ckpt)).to(memory_format=torch.channels_last)
+            frontend = MelFrontend(model.config.n_mels, model.config.log_mel)
+            with torch.inference_mode():
+                batches = [
+                    [frontend(torch.from_numpy(read_audio(u.path))[None])[0] for u in batch]
+                    for batch in _batches(utts, args.batch_size)
+                ]
+            lengths = [torch.tensor([m.shape[0] for m in batch]) for batch in batches]
+            padded = [torch.nn.utils.rnn.pad_sequence(batch, batch_first=True) for batch in batches]
+            before = torch.get_num_threads()
+            torch.set_num_threads(args.threads)
+            try:
+                start = time.perf_counter()
+                for mels, n in zip(padded, lengths):
+                    model.frame_strength(mels, n)
+                return time.perf_counter() - start
+            finally:
+                torch.set_num_threads(before)
+
         for name, ckpt in models.items():
             times = {"reference": [], "fast": []}
             caches = {}
@@ -88,16 +112,58 @@ def main() -> None:
                 for u in caches["reference"].items
             )
             ref, fast = (statistics.median(times[k]) for k in ("reference", "fast"))
+            alone = statistics.median(model_alone(ckpt) for _ in range(args.repeats))
             print(
                 f"  {name:<18} reference {audio / ref:6.0f}x ({ref:5.2f} s)   fast {audio / fast:6.0f}x "
-                f"({fast:5.2f} s)   speed-up {ref / fast:4.2f}x   max |curve difference| {diff:.1e}"
+                f"({fast:5.2f} s)   speed-up {ref / fast:4.2f}x   max |curve difference| {diff:.1e}   "
+                f"model alone {audio / alone:6.0f}x"
             )
         energy = statistics.median(timed(source="energy")[0] for _ in range(args.repeats))
         print(f"  {'energy proxy':<18} {audio / energy:6.0f}x ({energy:5.2f} s)")
-        print(
-            f"load average after the run: {os.getloadavg()[0]:.1f} (above {args.threads}, other work shared the cores "
-            "and the figures are low)"
+        peak = matmul_peak(args.threads)
+        print(f"fp32 matrix multiply on these cores: {peak:.0f} GFLOP/s ({args.threads} threads, 2048^3); so at most:")
+        for name, ckpt in models.items():
+            flops = (
+                strengthnet_flops(load_strengthnet(str(ckpt)).config)
+                * STRENGTHNET_GRID.sample_rate
+                / STRENGTHNET_GRID.hop
+            )
+            print(f"  {name:<18} {flops / 1e9:5.2f} GFLOP per second of audio -> {peak * 1e9 / flops:6.0f}x")
+        load = os.getloadavg()[0]
+        busy = (
+            f" (above {args.threads}: other work shared the cores and the figures are low)"
+            if load > args.threads
+            else ""
         )
+        print(f"load average after the run: {load:.1f}{busy}")
+
+
+def strengthnet_flops(config) -> float:
+    """Multiply-adds x 2 of one StrengthNet frame, inference (dense, convolutions, strength BiLSTM and head)."""
+    flops, freq, cin = 2 * config.n_mels * config.dense_dim, config.dense_dim, 1
+    for cout in config.channels:
+        strided = (freq - 1) // 3 + 1
+        flops += 2 * 9 * freq * (cin * cout + cout * cout) + 2 * 9 * strided * cout * cout
+        freq, cin = strided, cout
+    lstm = 2 * 2 * 4 * config.lstm_dim * (cin * freq + config.lstm_dim)  # both directions
+    return flops + lstm + 2 * (2 * config.lstm_dim * config.hidden_dim + config.hidden_dim)
+
+
+def matmul_peak(threads: int) -> float:
+    """GFLOP/s of a 2048 x 2048 fp32 matrix product with ``threads`` torch threads (best of 5)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+        a @ b
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - start)
+        return 2 * 2048**3 / best / 1e9
+    finally:
+        torch.set_num_threads(before)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 StrengthNet inference over length-sorted batches (lengths from the audio headers, so padding
 is small; at most ``batch_size`` clips and :data:`FRAME_BUDGET` padded frames a batch) through
 :meth:`~.strengthnet.StrengthNet.frame_strength` (no emotion branch, no autograd,
-channels-last convolutions); audio decoding and mel features (or the energy proxy of
-:mod:`.acoustic` with ``source="energy"``) in worker threads, one batch ahead of the model.
+channels-last convolutions); audio decoding in worker threads, one batch ahead of the model, and
+the mel features in the main thread just before it (the energy proxy of :mod:`.acoustic`, with
+``source="energy"`` and no model, in the worker threads).
 Each curve is aligned to the named feature grid (exactly the frame count the SSL front-end
 gives that clip) and written to an :class:`~.cache.IntensityCacheWriter`: atomically,
 resumable, bad files skipped and reported in the index's ``failed`` map.
@@ -69,11 +70,13 @@ def _batches(
 
 
 def _decode(u: Utterance, features, report: AudioReport) -> _Decoded:
-    """(utterance, samples, mel or energy curve, error): runs in a worker thread."""
+    """(utterance, samples, ``features(samples)`` or None without ``features``, error): runs in a worker thread."""
     try:
         wav = read_audio(u.path, expected_rate=16000, min_samples=400, report=report)
     except AudioError as err:
         return u, None, None, str(err)
+    if features is None:
+        return u, wav, None, None
     with torch.inference_mode():
         return u, wav, features(wav), None
 
@@ -165,8 +168,13 @@ def extract_intensities(
     bar = tqdm(total=len(todo), desc=f"intensity ({source})", unit="utt")
     pool = ThreadPoolExecutor(max(1, n_jobs))
 
+    # With a model the threads only decode: a torch op started in a worker thread opens its own OpenMP team
+    # beside the model's, and on 2 cores the model's parallel regions then wait for preempted threads (the
+    # StrengthNets ran 1.4-2x slower with the mel in the workers; bench/bench_intensity.py)
+    in_workers = features if model is None else None
+
     def submit(batch: List[Utterance]) -> List[Future]:
-        return [pool.submit(_decode, u, features, report) for u in batch]
+        return [pool.submit(_decode, u, in_workers, report) for u in batch]
 
     try:
         with _torch_threads(threads):
@@ -184,7 +192,9 @@ def extract_intensities(
                     else:
                         good.append(item)
                 if model is not None and good:
-                    curves = _strengthnet_curves(model, [mel for _, _, mel, _ in good], reference)
+                    with torch.inference_mode():
+                        mels = [features(wav) for _, wav, _, _ in good]
+                    curves = _strengthnet_curves(model, mels, reference)
                 else:
                     curves = [curve for _, _, curve, _ in good]
                 for (u, wav, _, _), curve in zip(good, curves):
