@@ -137,3 +137,30 @@ def test_an_unknown_stage_is_named_with_the_known_ones(tmp_path):
 
     with pytest.raises(UserFacingError, match="no stage 'x'; the stages are: a"):
         run_stage([Stage("a", "a", lambda: None)], tmp_path, "x")
+
+
+def test_a_staged_job_runs_under_the_folder_lock_and_writes_its_report_with_the_stage_times(tmp_path):
+    import os
+
+    from s3prl_emoaware.demo.stages import run_staged_job
+    from s3prl_emoaware.utils.locks import lock_holder
+
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def report():
+        (out / "report").mkdir()
+        (out / "report" / "fake.md").write_text("the job's table\n")
+
+    stages = [
+        Stage("prep", "prepare", lambda: {"holder": lock_holder(out)}),
+        Stage("report", "write the report", report),
+    ]
+    text = run_staged_job("fake-job", out, stages, "report/fake.md", workers=2)
+    assert text.startswith("the job's table\n\n| stage | what | seconds |")
+    assert "| prep | prepare |" in text and "| report | write the report |" in text
+    assert (out / "REPORT.md").read_text() == text
+    assert json.loads((out / "stages" / "prep.json").read_text())["summary"]["holder"] == os.getpid()
+    assert lock_holder(out) is None  # released
+    with pytest.raises(UserFacingError, match="--stage runs one stage for the fake-job that is running"):
+        run_staged_job("fake-job", out, stages, "report/fake.md", stage="prep")  # nobody holds the folder

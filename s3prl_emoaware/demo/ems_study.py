@@ -39,7 +39,7 @@ from ..leaderboard import HIGHER_IS_BETTER
 from ..utils.stats import paired_bootstrap, wins_ties_losses
 from .downstream import UpstreamSpec, run_upstream
 from .pipeline import DownstreamSizes, superb_tasks
-from .stages import Stage, child_command, run_child_stage, run_stages, stage_times
+from .stages import Stage, run_staged_job
 from .steps import (
     corpus_plan,
     load_job_config,
@@ -613,20 +613,18 @@ def run_ems_study(
 ) -> str:
     """Run (or finish) the study into ``out``; return the report and stage times as Markdown.
     ``stage``: only that stage, for the study running in ``out`` (its child processes)."""
-    from ..utils.atomic import atomic_write_text, ensure_writable_dir
-    from ..utils.locks import folder_lock
+    from ..utils.atomic import ensure_writable_dir
 
     out = ensure_writable_dir(out).resolve()
     cfg = load_study_config(quick, overrides)
-    if stage is not None:
-        record = run_child_stage(build_stages(cfg, out), out, stage, "ems-study")
-        return f"stage {stage}: {record['seconds']:.1f} s\n"
-    child = child_command("ems-study", out, quick, overrides or [])
-    # one study per folder, as for the demo: a second one would run the same stages into the same files
-    with folder_lock(out, "ems-study output folder"):
-        done = run_stages(
-            build_stages(cfg, out), out, list(redo), desc="ems-study", workers=cfg.stage_workers, child_command=child
-        )
-        text = (out / "report" / "ems_study.md").read_text() + "\n" + stage_times(done)
-        atomic_write_text(out / "REPORT.md", text)
-    return text
+    return run_staged_job(
+        "ems-study",
+        out,
+        build_stages(cfg, out),
+        "report/ems_study.md",
+        redo=redo,
+        stage=stage,
+        workers=cfg.stage_workers,
+        quick=quick,
+        overrides=overrides or [],
+    )

@@ -46,7 +46,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 from ..utils.stats import paired_bootstrap, wins_ties_losses
 from .downstream import TaskSpec, UpstreamSpec, run_upstreams
 from .ems_study import BackboneSpec, RowSpec, baseline_of
-from .stages import Stage, child_command, run_child_stage, run_stages, stage_times
+from .stages import Stage, run_staged_job
 from .steps import (
     cluster_speakers,
     corpus_plan,
@@ -969,20 +969,19 @@ def run_ser_study(
 ) -> str:
     """Run (or finish) the study into ``out``; return the report and stage times as Markdown.
     ``stage``: only that stage, for the study running in ``out`` (its child processes)."""
-    from ..utils.atomic import atomic_write_text, ensure_writable_dir
-    from ..utils.locks import folder_lock
+    from ..utils.atomic import ensure_writable_dir
 
     out = ensure_writable_dir(out).resolve()
     cfg = load_study_config(quick, overrides, config)
-    if stage is not None:
-        record = run_child_stage(build_stages(cfg, out), out, stage, "ser-study")
-        return f"stage {stage}: {record['seconds']:.1f} s\n"
-    child = child_command("ser-study", out, quick, overrides or [], ["--config", config] if config else [])
-    # one study per folder, as for the demo: a second one would run the same stages into the same files
-    with folder_lock(out, "ser-study output folder"):
-        done = run_stages(
-            build_stages(cfg, out), out, list(redo), desc="ser-study", workers=cfg.stage_workers, child_command=child
-        )
-        text = (out / "report" / "ser_study.md").read_text() + "\n" + stage_times(done)
-        atomic_write_text(out / "REPORT.md", text)
-    return text
+    return run_staged_job(
+        "ser-study",
+        out,
+        build_stages(cfg, out),
+        "report/ser_study.md",
+        redo=redo,
+        stage=stage,
+        workers=cfg.stage_workers,
+        quick=quick,
+        overrides=overrides or [],
+        extra=["--config", config] if config else [],
+    )

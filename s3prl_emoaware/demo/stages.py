@@ -30,7 +30,7 @@ from ..utils.errors import UserFacingError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Stage", "run_stages", "run_stage", "run_child_stage", "child_command", "stage_times"]
+__all__ = ["Stage", "run_stages", "run_stage", "run_child_stage", "child_command", "stage_times", "run_staged_job"]
 
 
 @dataclass
@@ -241,3 +241,36 @@ def stage_times(done: Dict[str, dict]) -> str:
     if overlapped:
         lines.append(f"| wall time (stages side by side) | | {wall:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def run_staged_job(
+    job: str,
+    out: Path,
+    stages: Sequence[Stage],
+    report: str,
+    redo: Sequence[str] = (),
+    stage: Optional[str] = None,
+    workers: int = 1,
+    quick: bool = False,
+    overrides: Sequence[str] = (),
+    extra: Sequence[str] = (),
+) -> str:
+    """``s3prl-emoaware JOB --out OUT``: run (or finish) ``stages`` into ``out`` under its lock, groups
+    ``workers`` at a time, and write ``OUT/REPORT.md`` (the job's ``report``, a path inside ``out``,
+    then the stage times); return that text. With ``stage``: only that stage, for the job running in
+    ``out`` (its child processes; see :func:`run_child_stage`). ``quick``, ``overrides`` and
+    ``extra`` are the job's options, passed on to its stage children.
+    """
+    from ..utils.atomic import atomic_write_text
+    from ..utils.locks import folder_lock
+
+    if stage is not None:
+        record = run_child_stage(stages, out, stage, job)
+        return f"stage {stage}: {record['seconds']:.1f} s\n"
+    command = child_command(job, out, quick, overrides, extra)
+    # one job per folder: a second one would run the same stages into the same files
+    with folder_lock(out, f"{job} output folder"):
+        done = run_stages(stages, out, list(redo), desc=job, workers=workers, child_command=command)
+        text = (out / report).read_text() + "\n" + stage_times(done)
+        atomic_write_text(out / "REPORT.md", text)
+    return text
