@@ -7,11 +7,12 @@ the path, so parent and child run the installed package: a module or data file m
 distribution fails there although the checkout has it.
 """
 
+import contextlib
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -25,6 +26,23 @@ def child_env(**extra: str) -> dict:
     env.setdefault("OMP_NUM_THREADS", "1")
     env.update(extra)
     return env
+
+
+@contextlib.contextmanager
+def child_torch_threads() -> Iterator[int]:
+    """This process's torch threads set to a :func:`child_env` child's (``OMP_NUM_THREADS``) for the block:
+    a reference run compared bit for bit with a child's must split its float sums the same way (with
+    ``OMP_NUM_THREADS`` unset the children ran on one thread and this process on every core, and a resumed
+    child's weights differed from the in-process reference's)."""
+    import torch
+
+    before = torch.get_num_threads()
+    threads = int(child_env()["OMP_NUM_THREADS"])
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)
 
 
 def stock_runner(*args, cwd, env: Optional[dict] = None, timeout: int = 600) -> subprocess.CompletedProcess:

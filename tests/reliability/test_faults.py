@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from subprocess_env import PYTHON, REPO_ROOT, child_env
+from subprocess_env import PYTHON, REPO_ROOT, child_env, child_torch_threads
 
 from s3prl_emoaware.cli.main import main
 from s3prl_emoaware.config import load_config, shipped_config
@@ -137,7 +137,8 @@ def _documented_rerun(log: str) -> list:
 def test_signal_saves_and_the_printed_command_resumes_exactly(tiny_iemocap, tmp_path, sig, command, config):
     steps = ["-o", "training.total_steps=12", "-o", "training.save_every=3"]
     recipe = load_config(PretrainRecipe, config[1], config[3::2] + steps[1::2])
-    pretrain(recipe, tiny_iemocap, tmp_path / "full", None)
+    with child_torch_threads():  # the reference splits its sums as the children do
+        pretrain(recipe, tiny_iemocap, tmp_path / "full", None)
     out = tmp_path / "cut"
     args = [command, "--corpus", str(tiny_iemocap), "--out", str(out), *config, *steps]
     proc = _start(args, tmp_path, "cut")
@@ -186,7 +187,8 @@ def test_kill_9_resumes_from_the_last_periodic_checkpoint(tiny_iemocap, tmp_path
     total = 40
     steps = ["-o", f"training.total_steps={total}", "-o", "training.save_every=2"]
     recipe = load_config(PretrainRecipe, config[1], [config[3], *steps[1::2]])
-    pretrain(recipe, tiny_iemocap, tmp_path / "full", None)
+    with child_torch_threads():  # the reference splits its sums as the children do
+        pretrain(recipe, tiny_iemocap, tmp_path / "full", None)
     out = tmp_path / "cut"
     args = [command, "--corpus", str(tiny_iemocap), "--out", str(out), *config, *steps]
     proc = _start(args, tmp_path, "cut")
@@ -1121,7 +1123,8 @@ def test_strengthnet_kill_9_resumes_from_the_last_epoch(tiny_iemocap, tmp_path):
 
     config = shipped_config("upstream_configs", "strengthnet_tiny")
     overrides = ["training.epochs=3", "training.patience=5"]
-    train_strengthnet(tiny_iemocap, tmp_path / "full", load_config(StrengthNetRecipe, config, overrides))
+    with child_torch_threads():  # the reference splits its sums as the children do
+        train_strengthnet(tiny_iemocap, tmp_path / "full", load_config(StrengthNetRecipe, config, overrides))
     out, script = tmp_path / "cut", tmp_path / "child.py"
     script.write_text(_STRENGTHNET_DIES)
     args = ["train-strengthnet", "--corpus", str(tiny_iemocap), "--out", str(out), "-c", str(config)]
