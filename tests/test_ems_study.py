@@ -155,3 +155,16 @@ def test_quick_study_runs_end_to_end_and_resumes(tmp_path):
     markers = {p.name: p.stat().st_mtime_ns for p in (out / "stages").glob("*.json")}
     run_ems_study(out, quick=True)  # everything done: nothing re-runs
     assert {p.name: p.stat().st_mtime_ns for p in (out / "stages").glob("*.json")} == markers
+
+
+def test_the_report_names_a_strengthnet_below_its_targets():
+    from s3prl_emoaware.demo.ems_study import strengthnet_lines
+
+    good = {"auc_emotional_vs_neutral": 0.99, "level_difference": 0.57, "localisation_spliced": 0.98}
+    text = "\n".join(strengthnet_lines(good))
+    assert "localisation_spliced 0.98 (target 0.9)" in text and "Below target" not in text
+    weak = {**good, "localisation_spliced": 0.77}  # the StrengthNet under which Mockingjay EMS lost its gain
+    text = "\n".join(strengthnet_lines(weak))
+    assert (
+        "**Below target: localisation_spliced.**" in text and "auc_emotional_vs_neutral" not in text.split("Below")[1]
+    )
