@@ -51,6 +51,7 @@ def main() -> None:
     from s3prl_emoaware.intensity.strengthnet import MelFrontend, strengthnet
     from s3prl_emoaware.intensity.train import StrengthNetRecipe, load_strengthnet
     from s3prl_emoaware.utils.audio import read_audio
+    from s3prl_emoaware.utils.processes import torch_threads
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -80,7 +81,7 @@ def main() -> None:
             return time.perf_counter() - start, IntensityCache(out)
 
         def model_alone(ckpt) -> float:
-            """Seconds of frame_strength alone over the extraction's batches, mels computed beforehand."""
+            """Median seconds of frame_strength alone over the extraction's batches, mels computed beforehand."""
             model = load_strengthnet(str(ckpt)).to(memory_format=torch.channels_last)
             frontend = MelFrontend(model.config.n_mels, model.config.log_mel)
             with torch.inference_mode():
@@ -88,17 +89,16 @@ def main() -> None:
                     [frontend(torch.from_numpy(read_audio(u.path))[None])[0] for u in batch]
                     for batch in _batches(utts, args.batch_size)
                 ]
-            lengths = [torch.tensor([m.shape[0] for m in batch]) for batch in batches]
             padded = [torch.nn.utils.rnn.pad_sequence(batch, batch_first=True) for batch in batches]
-            before = torch.get_num_threads()
-            torch.set_num_threads(args.threads)
-            try:
-                start = time.perf_counter()
-                for mels, n in zip(padded, lengths):
-                    model.frame_strength(mels, n)
-                return time.perf_counter() - start
-            finally:
-                torch.set_num_threads(before)
+            lengths = [torch.tensor([m.shape[0] for m in batch]) for batch in batches]
+            times = []
+            with torch_threads(args.threads):
+                for _ in range(args.repeats):
+                    start = time.perf_counter()
+                    for mels, n in zip(padded, lengths):
+                        model.frame_strength(mels, n)
+                    times.append(time.perf_counter() - start)
+            return statistics.median(times)
 
         for name, ckpt in models.items():
             times = {"reference": [], "fast": []}
@@ -112,7 +112,7 @@ def main() -> None:
                 for u in caches["reference"].items
             )
             ref, fast = (statistics.median(times[k]) for k in ("reference", "fast"))
-            alone = statistics.median(model_alone(ckpt) for _ in range(args.repeats))
+            alone = model_alone(ckpt)
             print(
                 f"  {name:<18} reference {audio / ref:6.0f}x ({ref:5.2f} s)   fast {audio / fast:6.0f}x "
                 f"({fast:5.2f} s)   speed-up {ref / fast:4.2f}x   max |curve difference| {diff:.1e}   "
@@ -151,19 +151,17 @@ def strengthnet_flops(config) -> float:
 
 def matmul_peak(threads: int) -> float:
     """GFLOP/s of a 2048 x 2048 fp32 matrix product with ``threads`` torch threads (best of 5)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    from s3prl_emoaware.utils.processes import torch_threads
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    best = float("inf")
+    with torch_threads(threads):
         a @ b
-        best = float("inf")
         for _ in range(5):
             start = time.perf_counter()
             a @ b
             best = min(best, time.perf_counter() - start)
-        return 2 * 2048**3 / best / 1e9
-    finally:
-        torch.set_num_threads(before)
+    return 2 * 2048**3 / best / 1e9
 
 
 if __name__ == "__main__":

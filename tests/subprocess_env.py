@@ -34,15 +34,11 @@ def child_torch_threads() -> Iterator[int]:
     a reference run compared bit for bit with a child's must split its float sums the same way (with
     ``OMP_NUM_THREADS`` unset the children ran on one thread and this process on every core, and a resumed
     child's weights differed from the in-process reference's)."""
-    import torch
+    from s3prl_emoaware.utils.processes import torch_threads
 
-    before = torch.get_num_threads()
     threads = int(child_env()["OMP_NUM_THREADS"])
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         yield threads
-    finally:
-        torch.set_num_threads(before)
 
 
 def stock_runner(*args, cwd, env: Optional[dict] = None, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -104,3 +104,17 @@ def test_threads_are_the_available_cores_shared_out(monkeypatch):
     assert child_threads(1) is None  # one child: its threads are left to torch
     monkeypatch.setenv("OMP_NUM_THREADS", "5")
     assert child_threads(2) is None  # the user's setting is kept
+
+
+def test_torch_threads_are_set_for_the_block_and_restored():
+    import torch
+
+    from s3prl_emoaware.utils.processes import torch_threads
+
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    with torch_threads(other):
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with torch_threads(None):  # None: left as it is
+        assert torch.get_num_threads() == before

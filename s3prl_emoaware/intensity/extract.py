@@ -17,7 +17,6 @@ the fast one is tested and benchmarked against (same curves within 1e-5).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -29,6 +28,7 @@ from ..corpora.reader import Utterance, read_corpus
 from ..utils.audio import DEFAULT_MAX_BAD_FRACTION, AudioError, AudioReport, audio_info, read_audio
 from ..utils.errors import UserFacingError
 from ..utils.locks import locks_folder
+from ..utils.processes import torch_threads
 from .acoustic import energy_intensity
 from .alignment import FBANK_GRID, GRIDS, STRENGTHNET_GRID, align_curve
 from .cache import IntensityCacheWriter, model_identity
@@ -90,17 +90,6 @@ def _strengthnet_curves(model, mels: List[torch.Tensor], reference: bool) -> Lis
     lengths = torch.tensor([m.shape[0] for m in mels])
     frames = model.frame_strength(torch.nn.utils.rnn.pad_sequence(mels, batch_first=True), lengths)
     return [f[:n].numpy() for f, n in zip(frames, lengths.tolist())]
-
-
-@contextlib.contextmanager
-def _torch_threads(n: Optional[int]):
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @locks_folder("out", "intensity cache")  # one writer per cache: a second extraction into it refuses
@@ -177,7 +166,7 @@ def extract_intensities(
         return [pool.submit(_decode, u, in_workers, report) for u in batch]
 
     try:
-        with _torch_threads(threads):
+        with torch_threads(threads):
             batches = _batches(todo, batch_size, report)
             ahead = submit(next(batches, []))
             while ahead:

@@ -12,15 +12,16 @@ report.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-__all__ = ["available_cores", "child_threads", "run_children"]
+__all__ = ["available_cores", "child_threads", "torch_threads", "run_children"]
 
 
 def available_cores() -> int:
@@ -37,6 +38,20 @@ def child_threads(workers: int) -> Optional[str]:
     if workers <= 1 or os.environ.get("OMP_NUM_THREADS"):
         return None
     return str(max(1, available_cores() // workers))
+
+
+@contextlib.contextmanager
+def torch_threads(n: Optional[int]) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` for the block (None: left as they are), restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def run_children(
