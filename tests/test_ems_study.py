@@ -14,7 +14,7 @@ from s3prl_emoaware.demo.ems_study import (
     oracle_curve,
     run_ems_study,
 )
-from s3prl_emoaware.utils.stats import paired_bootstrap, wins_ties_losses
+from s3prl_emoaware.utils.stats import clustered_bootstrap, paired_bootstrap, wins_ties_losses
 
 
 def test_paired_bootstrap_interval_of_a_hand_made_set():
@@ -30,6 +30,49 @@ def test_paired_bootstrap_interval_of_a_hand_made_set():
         paired_bootstrap([])
     assert wins_ties_losses([0.1, 0.0, -0.2, 0.3]) == "2/1/1"
     assert wins_ties_losses([0.1, 0.0, -0.2, 0.3], higher_is_better=False) == "1/1/2"  # PER: lower wins
+
+
+def test_clustered_bootstrap_keeps_the_seed_to_seed_spread_that_a_flat_one_loses():
+    # three seeds whose folds agree with each other and not across seeds: the seed is the unit
+    groups = {0: [0.01] * 5, 1: [-0.01] * 5, 2: [0.03] * 5}
+    flat = paired_bootstrap([d for v in groups.values() for d in v], resamples=20000)
+    mean, lo, hi = clustered_bootstrap(groups, resamples=20000)
+    assert mean == pytest.approx(0.01) and flat[0] == pytest.approx(0.01)
+    assert flat[1] > 0  # 15 "independent" pairs: the flat interval excludes 0
+    # three seeds drawn with replacement: all-(-0.01) has probability 1/27 > 2.5 %, all-0.03 too
+    assert lo == pytest.approx(-0.01) and hi == pytest.approx(0.03)
+    # one difference per group (PR, IC): the flat bootstrap over the groups
+    single = [0.02, 0.05, -0.01, 0.04, 0.03, 0.06, 0.00, 0.05, 0.02, 0.04]
+    _, lo, hi = clustered_bootstrap({i: [d] for i, d in enumerate(single)}, resamples=20000)
+    half = 1.96 * np.std(single) / np.sqrt(len(single))
+    assert lo == pytest.approx(0.03 - half, abs=0.003) and hi == pytest.approx(0.03 + half, abs=0.003)
+    # spread inside the seeds widens the interval beyond the spread of the seed means
+    # (same seed means 0.01, -0.01, 0.03, whose interval alone is [-0.01, 0.03])
+    _, lo_in, hi_in = clustered_bootstrap({0: [-0.02, 0.04], 1: [-0.04, 0.02], 2: [0.0, 0.06]}, resamples=20000)
+    assert lo_in < -0.015 and hi_in > 0.035
+    with pytest.raises(ValueError):
+        clustered_bootstrap({0: []})
+
+
+def test_pretraining_seeds_take_the_strengthnets_in_turn(tmp_path):
+    from s3prl_emoaware.demo.ems_study import _intensity_dir, build_stages, strengthnet_seed_of
+
+    bb = [BackboneSpec("mockingjay", "ems_mockingjay_tiny", "ems_mockingjay_local")]
+    rows = [RowSpec("mj_random", "mockingjay", "random"), RowSpec("mj_ems", "mockingjay", "ems", "strengthnet")]
+    cfg = EmsStudyConfig(backbones=bb, rows=rows, seeds=[5, 6, 7, 8, 9], strengthnet_seeds=[0, 1, 2])
+    assert [strengthnet_seed_of(cfg, s) for s in cfg.seeds] == [0, 1, 2, 0, 1]
+    assert _intensity_dir(cfg, rows[1], 8, tmp_path) == str(tmp_path / "intensity" / "strengthnet_s0")
+    assert _intensity_dir(cfg, rows[0], 8, tmp_path) is None
+    names = [s.name for s in build_stages(cfg, tmp_path)]
+    assert [n for n in names if n.startswith("strengthnet")] == ["strengthnet_s0", "strengthnet_s1", "strengthnet_s2"]
+    assert names.index("strengthnet_s2") < names.index("intensity") < names.index("pretrain_mj_ems_s5")
+    # null: the one StrengthNet of the recipe's seed, shared, in the layout of ser-study's SSL rows
+    shared = EmsStudyConfig(backbones=bb, rows=rows, seeds=[5, 6], strengthnet_seeds=None)
+    assert strengthnet_seed_of(shared, 6) is None
+    assert _intensity_dir(shared, rows[1], 6, tmp_path) == str(tmp_path / "intensity" / "strengthnet")
+    assert [s.name for s in build_stages(shared, tmp_path) if s.name.startswith("strengthnet")] == ["strengthnet"]
+    with pytest.raises(ValueError, match="strengthnet_seeds"):
+        EmsStudyConfig(backbones=bb, rows=rows, strengthnet_seeds=[1, 1])
 
 
 def test_oracle_curve_marks_the_emotional_segment():
@@ -84,6 +127,32 @@ def test_summary_counts_a_lower_per_as_a_win(tmp_path, monkeypatch):
     paired = ems_study.summarise(cfg, tmp_path)["paired"]["mj_ems"]
     assert paired["phoneme_recognition/per"]["wins_ties_losses"] == "2/0/1"  # 0.55 < 0.60 wins, 0.80 loses
     assert paired["fluent_commands/acc"]["wins_ties_losses"] == "1/1/1"
+    assert paired["fluent_commands/acc"]["per_seed"] == pytest.approx({"0": 0.05, "1": 0.0, "2": -0.10})
+
+
+def test_summary_resamples_seeds_with_their_folds(tmp_path, monkeypatch):
+    from s3prl_emoaware.demo import ems_study
+
+    bb = [BackboneSpec("mockingjay", "ems_mockingjay_tiny", "ems_mockingjay_local")]
+    rows = [RowSpec("mj_random", "mockingjay", "random"), RowSpec("mj_ems", "mockingjay", "ems")]
+    cfg = EmsStudyConfig(backbones=bb, rows=rows, seeds=[0, 1, 2], folds=4, bootstrap=2000)
+    gain = {0: 0.04, 1: -0.02, 2: 0.01}  # the same on every fold of a seed
+
+    def scores(out, run):
+        label, seed = run.rsplit("_s", 1)
+        extra = gain[int(seed)] if label == "mj_ems" else 0.0
+        return {("emotion/acc", f"fold{f}"): 0.5 + 0.01 * f + extra for f in range(1, 5)}
+
+    monkeypatch.setattr(ems_study, "_scores", scores)
+    monkeypatch.setattr(ems_study, "_loss_levels", lambda cfg, out: {})
+    summary = ems_study.summarise(cfg, tmp_path)
+    paired = summary["paired"]["mj_ems"]["emotion/acc"]
+    assert paired["n"] == 12 and paired["per_seed"] == pytest.approx({"0": 0.04, "1": -0.02, "2": 0.01})
+    assert paired["ci95"][0] == pytest.approx(-0.02) and paired["ci95"][1] == pytest.approx(0.04)
+    text = ems_study.report_markdown(summary, {}, {"s0": {"localisation_spliced": 0.8}, "s1": {}})
+    assert "(per seed: +4.0 -2.0 +1.0)" in text
+    assert "StrengthNet s0 (held-out" in text and "**Below target: localisation_spliced.**" in text
+    assert "Every seed here shares" not in text  # two StrengthNets: none is shared by all
 
 
 def test_shipped_study_crosses_seeds_and_folds_with_every_strategy():
@@ -144,9 +213,18 @@ def test_quick_study_runs_end_to_end_and_resumes(tmp_path):
     )
     assert (out / "report" / "ems_study.png").stat().st_size > 0 and "Δ vs random" in text
     # what feeds the masker is shown before it is trusted: StrengthNet's distribution and its histogram
-    shown = json.loads((out / "stages" / "intensity.json").read_text())["summary"]["strengthnet"]["distribution"]
+    intensities = json.loads((out / "stages" / "intensity.json").read_text())["summary"]
+    shown = intensities["strengthnet_s0"]["distribution"]
     assert shown["n_neutral"] > 0 and shown["n_emotional"] > 0 and "level_difference" in shown
     assert open(shown["histogram"], "rb").read(4) == b"\x89PNG"
+    # one StrengthNet per pre-training seed, each with its own curves
+    from s3prl_emoaware.intensity.cache import IntensityCache
+
+    assert cfg.strengthnet_seeds == [0, 1] and "strengthnet_s1" in intensities
+    first, second = (IntensityCache(out / "intensity" / f"strengthnet_s{k}") for k in (0, 1))
+    utt = next(iter(first.items))
+    assert not np.allclose(first.get(utt), second.get(utt))
+    assert "StrengthNet s1 (held-out" in text
     # the pre-trainings ran side by side, each in a process of its own with its log
     assert {p.stem for p in (out / "stages").glob("*.log")} == {
         f"pretrain_{r.label}_s{s}" for r in cfg.rows for s in cfg.seeds

@@ -12,15 +12,19 @@ the same steps and seeds, under several masking rows:
   intensity-guided masking help".
 
 StrengthNet is trained on another corpus (an ESD-layout one, other speakers: the paper used
-ESD), never on the IEMOCAP-layout folds it is judged on. Every pre-trained upstream goes
+ESD), never on the IEMOCAP-layout folds it is judged on, once per ``strengthnet_seeds``: the
+pre-training seeds take the StrengthNets in turn, so the rows' intervals cover the StrengthNet
+too (one shared StrengthNet moved the Mockingjay EMS gain from -1.0 to +4.7 between two
+StrengthNet seeds, outside either interval; docs/results.md). Every pre-trained upstream goes
 through the stock runner: IEMOCAP emotion over all folds, phoneme recognition and intent
 classification. The report gives, per row, mean and spread, and the paired difference to
-the backbone's random row (same pre-training seed, same fold) with a 95 % bootstrap interval
-over seeds x folds and wins/ties/losses; it also says what each row's masks spend and where
+the backbone's random row (same pre-training seed, same fold) with a 95 % two-stage bootstrap
+interval (seeds, then folds within a seed: :func:`..utils.stats.clustered_bootstrap`), the mean
+difference per seed, and wins/ties/losses; it also says what each row's masks spend and where
 (masked fraction, share in the top intensity quartile and inside the emotional segments,
 coverage over one and over ten epochs), simulated with the row's own masker.
 
-Stages (resumable, like the demo): corpora, strengthnet, intensity, pretrain_<row>_s<seed>,
+Stages (resumable, like the demo): corpora, strengthnet_s<k> (one per StrengthNet), intensity, pretrain_<row>_s<seed>,
 downstream_<row>_s<seed>, masks, report.
 """
 
@@ -36,7 +40,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..leaderboard import HIGHER_IS_BETTER
-from ..utils.stats import paired_bootstrap, wins_ties_losses
+from ..utils.stats import clustered_bootstrap, wins_ties_losses
 from .downstream import UpstreamSpec, run_upstream
 from .pipeline import DownstreamSizes, superb_tasks
 from .stages import Stage, run_staged_job
@@ -51,7 +55,16 @@ from .steps import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EmsStudyConfig", "RowSpec", "BackboneSpec", "build_stages", "run_ems_study", "summarise", "oracle_curve"]
+__all__ = [
+    "EmsStudyConfig",
+    "RowSpec",
+    "BackboneSpec",
+    "build_stages",
+    "run_ems_study",
+    "summarise",
+    "oracle_curve",
+    "strengthnet_seed_of",
+]
 
 INTENSITY_SOURCES = ("none", "strengthnet", "oracle", "energy")
 
@@ -114,6 +127,11 @@ class EmsStudyConfig:
         lr_search: task -> learning rates tried for every pre-trained upstream, the dev-best kept
             (as the demo's ``lr_search``; the test split never chooses).
         strengthnet / strengthnet_overrides: StrengthNet recipe, trained on ``strengthnet_corpus``.
+        strengthnet_seeds: one StrengthNet per entry (its ``training.seed``), in
+            ``strengthnet/s<k>``; the pre-training seed at position i of ``seeds`` reads the
+            intensities of StrengthNet ``strengthnet_seeds[i % len]``. ``[k]``: one shared by all;
+            ``null``: one shared, of the recipe's own seed, in ``strengthnet/`` (the layout of
+            ``ser-study``'s SSL rows and of ems-study runs before per-seed StrengthNets).
         backbones, rows: what is pre-trained.
         mask_epochs: epochs simulated for the long-run coverage of each row's masks.
         bootstrap: resamples of the paired bootstrap.
@@ -132,6 +150,7 @@ class EmsStudyConfig:
     strengthnet: str = "strengthnet_small"
     strengthnet_overrides: List[str] = field(default_factory=list)
     strengthnet_corpus: str = "esd"
+    strengthnet_seeds: Optional[List[int]] = field(default_factory=lambda: [0, 1, 2])
     backbones: List[BackboneSpec] = field(default_factory=list)
     rows: List[RowSpec] = field(default_factory=list)
     mask_epochs: int = 10
@@ -152,6 +171,9 @@ class EmsStudyConfig:
                 raise ValueError(f"row {row.label!r}: unknown baseline row {row.baseline!r}")
         if not self.seeds:
             raise ValueError("seeds: give at least one pre-training seed")
+        sn = self.strengthnet_seeds
+        if sn is not None and (not sn or len(set(sn)) != len(sn)):
+            raise ValueError("strengthnet_seeds: give at least one StrengthNet seed, each once (or null)")
         if self.mask_epochs < 1 or self.bootstrap < 100:
             raise ValueError("mask_epochs must be >= 1 and bootstrap >= 100")
 
@@ -180,13 +202,32 @@ def _synthesise(cfg: EmsStudyConfig, out: Path) -> dict:
     return synthesize_missing(corpus_plan(paths, cfg.seed, special), cfg.corpus_size)
 
 
-def _train_strengthnet(cfg: EmsStudyConfig, out: Path) -> dict:
+def _strengthnets(cfg: EmsStudyConfig) -> List[Optional[int]]:
+    """The StrengthNets of the study by training seed (None: one, of the recipe's own seed)."""
+    return list(cfg.strengthnet_seeds) if cfg.strengthnet_seeds is not None else [None]
+
+
+def strengthnet_seed_of(cfg: EmsStudyConfig, seed: int) -> Optional[int]:
+    """The StrengthNet (its training seed; None: the one shared) whose intensities pre-training seed ``seed`` reads."""
+    instances = _strengthnets(cfg)
+    return instances[cfg.seeds.index(seed) % len(instances)]
+
+
+def _strengthnet_name(k: Optional[int]) -> str:
+    return "strengthnet" if k is None else f"strengthnet_s{k}"
+
+
+def _strengthnet_dir(out: Path, k: Optional[int]) -> Path:
+    return out / "strengthnet" if k is None else out / "strengthnet" / f"s{k}"
+
+
+def _train_strengthnet(cfg: EmsStudyConfig, out: Path, k: Optional[int]) -> dict:
     # judged on the pre-training corpus too (its sidecar says where the emotion is), never trained on it
     return train_shipped_strengthnet(
         cfg.strengthnet,
-        cfg.strengthnet_overrides,
+        [*cfg.strengthnet_overrides, *([] if k is None else [f"training.seed={k}"])],
         _corpora(out)["strengthnet"],
-        out / "strengthnet",
+        _strengthnet_dir(out, k),
         eval_corpora=[_corpora(out)["pretrain"]],
     )
 
@@ -228,8 +269,14 @@ def _oracle_cache(out: Path) -> dict:
 
 def _intensities(cfg: EmsStudyConfig, out: Path) -> dict:
     used = {r.intensity for r in cfg.rows}
-    checkpoint = out / "strengthnet" / "strengthnet.ckpt"
-    summary = pretraining_intensities(_corpora(out)["pretrain"], out / "intensity", used, checkpoint)
+    corpus = _corpora(out)["pretrain"]
+    summary = pretraining_intensities(corpus, out / "intensity", used - {"strengthnet"})
+    if "strengthnet" in used:
+        for k in _strengthnets(cfg):
+            checkpoint = _strengthnet_dir(out, k) / "strengthnet.ckpt"
+            summary.update(
+                pretraining_intensities(corpus, out / "intensity", {"strengthnet"}, checkpoint, _strengthnet_name(k))
+            )
     # the oracle also serves the mask report (share of masks inside the emotional segments)
     summary["oracle"] = _oracle_cache(out)
     return summary
@@ -251,7 +298,9 @@ def _recipe(cfg: EmsStudyConfig, row: RowSpec, seed: int):
     )
 
 
-def _intensity_dir(row: RowSpec, out: Path) -> Optional[str]:
+def _intensity_dir(cfg: EmsStudyConfig, row: RowSpec, seed: int, out: Path) -> Optional[str]:
+    if row.intensity == "strengthnet":
+        return str(out / "intensity" / _strengthnet_name(strengthnet_seed_of(cfg, seed)))
     return None if row.intensity == "none" else str(out / "intensity" / row.intensity)
 
 
@@ -261,12 +310,13 @@ def _run_name(row: RowSpec, seed: int) -> str:
 
 def _pretrain(cfg: EmsStudyConfig, row: RowSpec, seed: int, out: Path, corpus: Optional[Path] = None) -> dict:
     """Pre-train ``row`` with ``seed`` on ``corpus`` (default: the study's pre-training corpus)
-    into ``out/pretrain/<row>_s<seed>``, with the intensities of ``out/intensity/<source>``."""
+    into ``out/pretrain/<row>_s<seed>``, with the intensities of ``out/intensity/<source>`` (StrengthNet's:
+    ``strengthnet_s<k>``, :func:`strengthnet_seed_of`)."""
     from ..pretraining.run import pretrain
     from ..utils.errors import UserFacingError
 
     recipe = _recipe(cfg, row, seed)
-    cache = _intensity_dir(row, out)
+    cache = _intensity_dir(cfg, row, seed, out)
     if recipe_needs_intensity(recipe) and cache is None:
         raise UserFacingError(f"ems-study row {row.label!r}: its recipe needs intensities; set its intensity source")
     _, history = pretrain(
@@ -293,7 +343,8 @@ def mask_report(cfg: EmsStudyConfig, out: Path) -> Dict[str, dict]:
     """What each row's masker does on the pre-training corpus, one independent draw per utterance
     and epoch (as pre-training draws afresh at every step): masked fraction, top-quartile share (StrengthNet's curve
     where there is one, else the row's), share inside the emotional segments (the oracle) against
-    the share of such frames, and coverage after one and after ``mask_epochs`` epochs."""
+    the share of such frames, and coverage after one and after ``mask_epochs`` epochs. The masks are
+    those of the first pre-training seed, with its StrengthNet."""
     from ..corpora.reader import read_corpus
     from ..features import FbankFrontend
     from ..intensity.cache import IntensityCache
@@ -302,10 +353,11 @@ def mask_report(cfg: EmsStudyConfig, out: Path) -> Dict[str, dict]:
 
     utterances = read_corpus(_corpora(out)["pretrain"])
     oracle = IntensityCache(out / "intensity" / "oracle")
+    folders = {"strengthnet": _strengthnet_name(strengthnet_seed_of(cfg, cfg.seeds[0])), "energy": "energy"}
     caches = {
-        src: IntensityCache(out / "intensity" / src)
-        for src in ("strengthnet", "energy")
-        if (out / "intensity" / src / "index.json").is_file()
+        src: IntensityCache(out / "intensity" / folder)
+        for src, folder in folders.items()
+        if (out / "intensity" / folder / "index.json").is_file()
     }
     energies: Dict[str, Dict[str, np.ndarray]] = {}
     report = {}
@@ -390,7 +442,8 @@ def baseline_of(cfg: EmsStudyConfig, row: RowSpec) -> Optional[str]:
 
 def summarise(cfg: EmsStudyConfig, out: Path) -> dict:
     """Per row and metric: mean, spread and n over seeds x folds; paired difference to its
-    baseline row with a bootstrap interval and wins/ties/losses (ties: equal to 1e-9)."""
+    baseline row with a two-stage bootstrap interval (seeds, then folds), its mean per seed, and
+    wins/ties/losses (ties: equal to 1e-9)."""
     scores = {(row.label, s): _scores(out, _run_name(row, s)) for row in cfg.rows for s in cfg.seeds}
     metrics = sorted({m for sc in scores.values() for (m, _) in sc})
     table, paired = {}, {}
@@ -413,12 +466,16 @@ def summarise(cfg: EmsStudyConfig, out: Path) -> dict:
             if not keys:
                 continue
             diffs = [values[k] - theirs[k] for k in keys]
-            mean, lo, hi = paired_bootstrap(diffs, cfg.bootstrap)
+            by_seed: Dict[int, List[float]] = {}
+            for (s, _), d in zip(keys, diffs):
+                by_seed.setdefault(s, []).append(d)
+            mean, lo, hi = clustered_bootstrap(by_seed, cfg.bootstrap)
             paired.setdefault(row.label, {})[metric] = {
                 "baseline": base,
                 "mean_diff": mean,
                 "ci95": [lo, hi],
                 "n": len(diffs),
+                "per_seed": {str(s): statistics.fmean(v) for s, v in sorted(by_seed.items())},
                 "wins_ties_losses": wins_ties_losses(
                     diffs, higher_is_better=HIGHER_IS_BETTER.get(metric.split("/")[-1], True)
                 ),
@@ -460,10 +517,10 @@ def _pct(metric: str) -> float:
 STRENGTHNET_TARGETS = {"auc_emotional_vs_neutral": 0.95, "level_difference": 0.3, "localisation_spliced": 0.9}
 
 
-def strengthnet_lines(metrics: dict) -> List[str]:
-    """The report's StrengthNet paragraph: its held-out figures against :data:`STRENGTHNET_TARGETS`. Every
-    seed of a study shares this one StrengthNet, so its quality is outside the rows' intervals: three
-    StrengthNets gave Mockingjay EMS +6.1, -1.0 and +4.7 at splice localisation 0.94, 0.77 and 0.98."""
+def strengthnet_lines(metrics: dict, name: str = "StrengthNet", shared: bool = True) -> List[str]:
+    """The report's lines on one StrengthNet: its held-out figures against :data:`STRENGTHNET_TARGETS`.
+    ``shared``: every pre-training seed reads this one StrengthNet, so its quality is outside the rows'
+    intervals (three shared StrengthNets gave Mockingjay EMS +6.1, -1.0 and +4.7)."""
     cells, below = [], []
     for key, target in STRENGTHNET_TARGETS.items():
         value = metrics.get(key)
@@ -472,17 +529,20 @@ def strengthnet_lines(metrics: dict) -> List[str]:
         cells.append(f"{key} {value:.2f} (target {target})")
         if value < target:
             below.append(key)
-    lines = ["StrengthNet (held-out speakers of its corpus): " + ", ".join(cells) + "."]
-    if below:
+    lines = [f"{name} (held-out speakers of its corpus): " + ", ".join(cells) + "."]
+    if below and shared:
         lines.append(
             f"**Below target: {', '.join(below)}.** Every seed here shares this StrengthNet, so the intervals of "
-            "the rows that read it do not cover its quality (docs/results.md: the Mockingjay EMS gain followed the "
-            "StrengthNet's localisation across three of them)."
+            "the rows that read it do not cover its quality (docs/results.md: the Mockingjay EMS gain moved with "
+            "the StrengthNet instance across three of them)."
         )
+    elif below:
+        lines.append(f"**Below target: {', '.join(below)}.**")
     return [*lines, ""]
 
 
-def report_markdown(summary: dict, masks: Dict[str, dict], strengthnet: Optional[dict] = None) -> str:
+def report_markdown(summary: dict, masks: Dict[str, dict], strengthnets: Optional[Dict[str, dict]] = None) -> str:
+    """The study's Markdown report; ``strengthnets``: ``{"s<k>": held-out metrics}`` of each StrengthNet."""
     table, paired = summary["table"], summary["paired"]
     metrics = sorted({m for row in table.values() for m in row})
     lines = [
@@ -497,21 +557,22 @@ def report_markdown(summary: dict, masks: Dict[str, dict], strengthnet: Optional
         diffs = []
         for m, p in sorted(paired.get(label, {}).items()):
             k = _pct(m)
+            seeds = " ".join(f"{k * v:+.1f}" for v in p.get("per_seed", {}).values())
             diffs.append(
                 f"{m.split('/')[0]} {k * p['mean_diff']:+.2f} [{k * p['ci95'][0]:+.2f}, "
-                f"{k * p['ci95'][1]:+.2f}] {p['wins_ties_losses']}"
+                f"{k * p['ci95'][1]:+.2f}] {p['wins_ties_losses']} (per seed: {seeds})"
             )
         lines.append(f"| {label} | " + " | ".join(cells) + " | " + ("<br>".join(diffs) or "(baseline)") + " |")
     lines += [
         "",
         f"Mean ± spread over pre-training seeds {summary['seeds']} x IEMOCAP folds (emotion) or over seeds "
         "(PR, IC). Δ: paired difference to the backbone's random-masking row (same seed, same fold), "
-        "95 % percentile-bootstrap interval; W/T/L: wins/ties/losses of those pairs (a win: higher accuracy, "
-        "lower PER).",
+        "95 % two-stage percentile-bootstrap interval (seeds resampled, then the folds of each drawn seed), "
+        "and its mean per seed; W/T/L: wins/ties/losses of those pairs (a win: higher accuracy, lower PER).",
         "",
     ]
-    if strengthnet:
-        lines += strengthnet_lines(strengthnet)
+    for name, metrics in (strengthnets or {}).items():
+        lines += strengthnet_lines(metrics, f"StrengthNet {name}".strip(), shared=len(strengthnets) == 1)
     levels = summary.get("pretraining", {})
     if levels:
         lines += [
@@ -572,9 +633,12 @@ def _report(cfg: EmsStudyConfig, out: Path) -> dict:
     summary = summarise(cfg, out)
     masks = json.loads((out / "report" / "masks.json").read_text()) if (out / "report" / "masks.json").is_file() else {}
     atomic_write_json(out / "report" / "ems_study.json", {**summary, "masks": masks})
-    metrics = out / "strengthnet" / "metrics.json"
-    strengthnet = json.loads(metrics.read_text()) if metrics.is_file() else None
-    atomic_write_text(out / "report" / "ems_study.md", report_markdown(summary, masks, strengthnet))
+    strengthnets = {
+        "" if k is None else f"s{k}": json.loads(path.read_text())
+        for k in _strengthnets(cfg)
+        if (path := _strengthnet_dir(out, k) / "metrics.json").is_file()
+    }
+    atomic_write_text(out / "report" / "ems_study.md", report_markdown(summary, masks, strengthnets))
     _plot(summary, out / "report" / "ems_study.png")
     return {"report": str(out / "report" / "ems_study.md")}
 
@@ -588,14 +652,16 @@ def build_stages(cfg: EmsStudyConfig, out: Path) -> List[Stage]:
         )
     ]
     if any(r.intensity == "strengthnet" for r in cfg.rows):
-        stages.append(
+        # one after another, each with every core: a StrengthNet's weights move with its thread count
+        stages += [
             Stage(
-                "strengthnet",
-                f"train StrengthNet ({cfg.strengthnet}) on the {cfg.strengthnet_corpus} "
-                "corpus (never on the reported folds)",
-                lambda: _train_strengthnet(cfg, out),
+                _strengthnet_name(k),
+                f"train StrengthNet ({cfg.strengthnet}{'' if k is None else f', seed {k}'}) on the "
+                f"{cfg.strengthnet_corpus} corpus (never on the reported folds)",
+                lambda k=k: _train_strengthnet(cfg, out, k),
             )
-        )
+            for k in _strengthnets(cfg)
+        ]
     stages.append(
         Stage(
             "intensity",

@@ -501,6 +501,7 @@ def _ssl_study(cfg: SerStudyConfig):
         device=cfg.device,
         backbones=cfg.ssl_backbones,
         rows=cfg.ssl_rows,
+        strengthnet_seeds=None,  # one StrengthNet, in ssl/strengthnet, read by every seed
     )
 
 

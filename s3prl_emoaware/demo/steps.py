@@ -117,19 +117,25 @@ def train_shipped_strengthnet(
 
 
 def pretraining_intensities(
-    corpus: Path, root: Path, sources: Collection[str], checkpoint: Optional[Path] = None
+    corpus: Path,
+    root: Path,
+    sources: Collection[str],
+    checkpoint: Optional[Path] = None,
+    strengthnet_folder: str = "strengthnet",
 ) -> Dict[str, dict]:
-    """The ``strengthnet`` (the model at ``checkpoint``) and ``energy`` intensities of ``corpus``
-    into ``root/<source>``, for those of ``sources`` (others are ignored), each with its
-    distribution and histogram (:func:`describe_intensities`). A StrengthNet cache made by
-    another checkpoint (a retrained StrengthNet) is replaced; one of this checkpoint resumes."""
+    """The ``strengthnet`` (the model at ``checkpoint``, into ``root/<strengthnet_folder>``) and
+    ``energy`` (``root/energy``) intensities of ``corpus``, for those of ``sources`` (others are
+    ignored), each with its distribution and histogram (:func:`describe_intensities`), keyed by
+    folder. A StrengthNet cache made by another checkpoint (a retrained StrengthNet) is replaced;
+    one of this checkpoint resumes."""
     from ..intensity.cache import discard_other_checkpoint_cache
     from ..intensity.extract import extract_intensities
 
     summary = {}
     if "strengthnet" in sources:
-        discard_other_checkpoint_cache(root / "strengthnet", checkpoint)
-        summary["strengthnet"] = extract_intensities(corpus, root / "strengthnet", model_path=str(checkpoint))
+        folder = root / strengthnet_folder
+        discard_other_checkpoint_cache(folder, checkpoint)
+        summary[strengthnet_folder] = extract_intensities(corpus, folder, model_path=str(checkpoint))
     if "energy" in sources:
         summary["energy"] = extract_intensities(corpus, root / "energy", source="energy")
     for source in summary:  # what feeds the masker, in figures and as a picture
