@@ -27,7 +27,7 @@ from s3prl_emoaware.demo.ser_study import (
 from s3prl_emoaware.intensity.cache import IntensityCache
 from s3prl_emoaware.utils.errors import UserFacingError
 from s3prl_emoaware.utils.hashing import file_sha256
-from s3prl_emoaware.utils.stats import paired_bootstrap
+from s3prl_emoaware.utils.stats import clustered_bootstrap
 
 
 def _write(runs, name, corpus, fraction, split, ua, wa):
@@ -187,8 +187,9 @@ def test_paired_difference_matches_seed_and_split_and_bootstraps_over_both(tmp_p
     assert d["mean_diff"] == pytest.approx(0.1) and d["ci95"] == pytest.approx([0.1, 0.1])
     assert d["n"] == 6 and d["wins_ties_losses"] == "6/0/0" and d["baseline"] == "b"
     r = {(s, k): 0.25 + 0.05 * k - 0.1 * s for s in (0, 1) for k in range(3)}
-    diffs = [base[k] + 0.1 - r[k] for k in sorted(base)]
-    mean, lo, hi = paired_bootstrap(diffs, 2000)
+    # the splits of a seed share its encoders: seeds resampled, then their splits
+    by_seed = {s: [base[(s, k)] + 0.1 - r[(s, k)] for k in range(3)] for s in (0, 1)}
+    mean, lo, hi = clustered_bootstrap(by_seed, 2000)
     d = summary["paired"]["a"]["cremad/labels0.1"]["random_init"]
     assert d["mean_diff"] == pytest.approx(mean) and d["ci95"] == pytest.approx([lo, hi]) and lo < mean < hi
     assert "speaker_only" not in summary["paired"].get("b", {}).get("cremad/labels0.1", {})

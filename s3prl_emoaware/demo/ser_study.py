@@ -17,7 +17,7 @@ Every row is pre-trained with each seed of ``seeds`` (the speaker encoder, its c
 contrastive runs and the untrained init all follow the seed), and each (seed, corpus, label
 fraction) is judged on ``splits`` speaker splits, each with its own label subset. The report
 gives mean and spread over seeds x splits and the paired difference (same seed, same split)
-to speaker-only and to random init with a 95 % bootstrap interval and wins/ties/losses.
+to speaker-only and to random init with a 95 % two-stage bootstrap interval (seeds, then splits) and wins/ties/losses.
 
 The unlabelled-data curve: the pre-training corpus is generated at each scale of
 ``unlabeled_scales`` (ESD layout, 10 x scale speakers; the larger corpora add new speakers),
@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from ..utils.stats import paired_bootstrap, wins_ties_losses
+from ..utils.stats import clustered_bootstrap, wins_ties_losses
 from .downstream import TaskSpec, UpstreamSpec, run_upstreams
 from .ems_study import BackboneSpec, RowSpec, baseline_of
 from .stages import Stage, run_staged_job
@@ -619,13 +619,17 @@ def _baselines(cfg: SerStudyConfig) -> Dict[str, str]:
 def paired_difference(
     ours: Dict[Tuple[int, int], float], theirs: Dict[Tuple[int, int], float], resamples: int
 ) -> Optional[dict]:
-    """Mean paired difference over the (seed, split) keys both have, its 95 % bootstrap interval
-    (:func:`..utils.stats.paired_bootstrap`) and wins/ties/losses; None without shared keys."""
+    """Mean paired difference over the (seed, split) keys both have, its 95 % two-stage bootstrap
+    interval (seeds, then the splits of each drawn seed: the splits of a seed share its pre-trained
+    encoders; :func:`..utils.stats.clustered_bootstrap`) and wins/ties/losses; None without shared keys."""
     keys = sorted(set(ours) & set(theirs))
     if not keys:
         return None
     diffs = [ours[k] - theirs[k] for k in keys]
-    mean, lo, hi = paired_bootstrap(diffs, resamples)
+    by_seed: Dict[int, List[float]] = {}
+    for (seed, _), d in zip(keys, diffs):
+        by_seed.setdefault(seed, []).append(d)
+    mean, lo, hi = clustered_bootstrap(by_seed, resamples)
     return {"mean_diff": mean, "ci95": [lo, hi], "n": len(diffs), "wins_ties_losses": wins_ties_losses(diffs)}
 
 
@@ -716,8 +720,8 @@ def report_markdown(summary: dict, hours: Optional[Dict[str, float]] = None) -> 
         if base is None or not rows:
             continue
         lines += [
-            f"Paired UA difference to {base} (same seed and split; points, 95 % bootstrap interval over "
-            f"{n_pairs}; wins/ties/losses):",
+            f"Paired UA difference to {base} (same seed and split; points, 95 % two-stage bootstrap interval "
+            f"over {n_pairs}: seeds resampled, then the splits of each drawn seed; wins/ties/losses):",
             "",
             "| row | " + " | ".join(columns) + " |",
             "|---|" + "---|" * len(columns),
