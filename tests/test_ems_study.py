@@ -225,6 +225,10 @@ def test_quick_study_runs_end_to_end_and_resumes(tmp_path):
     utt = next(iter(first.items))
     assert not np.allclose(first.get(utt), second.get(utt))
     assert "StrengthNet s1 (held-out" in text
+    # the masks of a StrengthNet row are shown with every StrengthNet, at the same budget
+    other = masks["npc_ems (strengthnet_s1)"]
+    assert other["masked_fraction"] == pytest.approx(masks["npc_ems"]["masked_fraction"], abs=0.01)
+    assert other["top_quartile_share"] != masks["npc_ems"]["top_quartile_share"]
     # the pre-trainings ran side by side, each in a process of its own with its log
     assert {p.stem for p in (out / "stages").glob("*.log")} == {
         f"pretrain_{r.label}_s{s}" for r in cfg.rows for s in cfg.seeds

@@ -339,76 +339,98 @@ def _pretrain(cfg: EmsStudyConfig, row: RowSpec, seed: int, out: Path, corpus: O
     }
 
 
+def _frame_energies(recipe, utterances) -> Dict[str, np.ndarray]:
+    """Mean log-mel energy per frame on ``recipe``'s front-end, for the masker's VAD."""
+    import torch
+
+    from ..features import FbankFrontend
+    from ..utils.audio import AudioError, read_audio
+
+    frontend, energies = FbankFrontend(recipe.frontend), {}
+    for u in utterances:
+        try:
+            wav = read_audio(u.path, expected_rate=recipe.frontend.sample_rate)
+        except AudioError as err:
+            logger.warning("mask report: skipped %s", err)
+            continue
+        with torch.no_grad():
+            feats = frontend.extract_one(torch.from_numpy(wav))
+        energies[u.utt_id] = feats[:, : recipe.frontend.num_mel_bins].mean(-1).numpy()
+    return energies
+
+
+def _simulate_masks(cfg: EmsStudyConfig, recipe, energies: Dict[str, np.ndarray], own, ref, oracle) -> dict:
+    """One row's masks over ``mask_epochs`` epochs, drawn with intensity ``own`` (None: none); the
+    top-quartile share is read on ``ref``'s curves."""
+    from ..masking.spans import choose_starts, mask_statistics, spans_to_mask, speech_frames
+
+    covered, masks, ref_curves, in_segment, seg_frames, total = {}, [], [], 0, 0, 0
+    ids = [utt for utt in energies if utt in oracle]
+    for epoch in range(cfg.mask_epochs):
+        for i, utt in enumerate(ids):
+            energy = energies[utt]
+            n = min(len(energy), recipe.training.max_frames)
+            rng = np.random.default_rng([cfg.seeds[0], epoch, i])
+            curve = own.get(utt)[:n] if own is not None else None
+            speech = speech_frames(energy[:n], recipe.masking.vad_threshold)
+            mask = spans_to_mask(choose_starts(recipe.masking, n, rng, curve, speech), n, recipe.masking.span)
+            covered[utt] = mask if epoch == 0 else covered[utt] | mask
+            if epoch == 0:
+                masks.append(mask)
+                ref_curves.append(ref.get(utt)[:n] if ref is not None else np.zeros(n))
+                seg = oracle.get(utt)[:n] > 0.5
+                in_segment += int((mask & seg).sum())
+                seg_frames += int(seg.sum())
+                total += n
+        if epoch == 0:
+            first_coverage = sum(int(c.sum()) for c in covered.values()) / max(1, total)
+    return {
+        **mask_statistics(masks, ref_curves),
+        "inside_emotional_segments": in_segment / max(1, sum(int(m.sum()) for m in masks)),
+        "emotional_frame_share": seg_frames / max(1, total),
+        "coverage_1_epoch": first_coverage,
+        f"coverage_{cfg.mask_epochs}_epochs": sum(int(c.sum()) for c in covered.values()) / max(1, total),
+    }
+
+
 def mask_report(cfg: EmsStudyConfig, out: Path) -> Dict[str, dict]:
     """What each row's masker does on the pre-training corpus, one independent draw per utterance
     and epoch (as pre-training draws afresh at every step): masked fraction, top-quartile share (StrengthNet's curve
     where there is one, else the row's), share inside the emotional segments (the oracle) against
-    the share of such frames, and coverage after one and after ``mask_epochs`` epochs. The masks are
-    those of the first pre-training seed, with its StrengthNet."""
+    the share of such frames, and coverage after one and after ``mask_epochs`` epochs. A row is
+    keyed by its label with the first pre-training seed's StrengthNet; a row that reads StrengthNet
+    also by ``"<label> (strengthnet_s<k>)"`` with each other StrengthNet of the study."""
     from ..corpora.reader import read_corpus
-    from ..features import FbankFrontend
     from ..intensity.cache import IntensityCache
-    from ..masking.spans import choose_starts, mask_statistics, spans_to_mask, speech_frames
-    from ..utils.audio import AudioError, read_audio
 
     utterances = read_corpus(_corpora(out)["pretrain"])
     oracle = IntensityCache(out / "intensity" / "oracle")
-    folders = {"strengthnet": _strengthnet_name(strengthnet_seed_of(cfg, cfg.seeds[0])), "energy": "energy"}
-    caches = {
-        src: IntensityCache(out / "intensity" / folder)
-        for src, folder in folders.items()
-        if (out / "intensity" / folder / "index.json").is_file()
-    }
+
+    def cache(folder: str):
+        return (
+            IntensityCache(out / "intensity" / folder)
+            if (out / "intensity" / folder / "index.json").is_file()
+            else None
+        )
+
+    first = _strengthnet_name(strengthnet_seed_of(cfg, cfg.seeds[0]))
+    others = [_strengthnet_name(k) for k in _strengthnets(cfg) if _strengthnet_name(k) != first]
     energies: Dict[str, Dict[str, np.ndarray]] = {}
     report = {}
     for row in cfg.rows:
         recipe = _recipe(cfg, row, cfg.seeds[0])
-        bb = row.backbone
-        if bb not in energies:  # frame energy on this backbone's front-end, for the VAD
-            frontend, energies[bb] = FbankFrontend(recipe.frontend), {}
-            for u in utterances:
-                try:
-                    wav = read_audio(u.path, expected_rate=recipe.frontend.sample_rate)
-                except AudioError as err:
-                    logger.warning("mask report: skipped %s", err)
-                    continue
-                import torch
-
-                with torch.no_grad():
-                    feats = frontend.extract_one(torch.from_numpy(wav))
-                energies[bb][u.utt_id] = feats[:, : recipe.frontend.num_mel_bins].mean(-1).numpy()
-        own = caches.get(row.intensity) if row.intensity not in ("none", "oracle") else None
-        if row.intensity == "oracle":
-            own = oracle
-        ref = caches.get("strengthnet", own)
-        covered, masks, ref_curves, in_segment, seg_frames, total = {}, [], [], 0, 0, 0
-        ids = [u.utt_id for u in utterances if u.utt_id in energies[bb] and u.utt_id in oracle]
-        for epoch in range(cfg.mask_epochs):
-            for i, utt in enumerate(ids):
-                energy = energies[bb][utt]
-                n = min(len(energy), recipe.training.max_frames)
-                rng = np.random.default_rng([cfg.seeds[0], epoch, i])
-                curve = own.get(utt)[:n] if own is not None else None
-                speech = speech_frames(energy[:n], recipe.masking.vad_threshold)
-                mask = spans_to_mask(choose_starts(recipe.masking, n, rng, curve, speech), n, recipe.masking.span)
-                covered[utt] = mask if epoch == 0 else covered[utt] | mask
-                if epoch == 0:
-                    masks.append(mask)
-                    ref_curves.append(ref.get(utt)[:n] if ref is not None else np.zeros(n))
-                    seg = oracle.get(utt)[:n] > 0.5
-                    in_segment += int((mask & seg).sum())
-                    seg_frames += int(seg.sum())
-                    total += n
-            if epoch == 0:
-                first_coverage = sum(int(c.sum()) for c in covered.values()) / max(1, total)
-        stats = mask_statistics(masks, ref_curves)
-        report[row.label] = {
-            **stats,
-            "inside_emotional_segments": in_segment / max(1, sum(int(m.sum()) for m in masks)),
-            "emotional_frame_share": seg_frames / max(1, total),
-            "coverage_1_epoch": first_coverage,
-            f"coverage_{cfg.mask_epochs}_epochs": sum(int(c.sum()) for c in covered.values()) / max(1, total),
-        }
+        if row.backbone not in energies:  # frame energy on this backbone's front-end, for the VAD
+            energies[row.backbone] = _frame_energies(recipe, utterances)
+        own = {"none": None, "oracle": oracle, "strengthnet": cache(first), "energy": cache("energy")}[row.intensity]
+        ref = cache(first)
+        ref = own if ref is None else ref
+        report[row.label] = _simulate_masks(cfg, recipe, energies[row.backbone], own, ref, oracle)
+        for folder in others if row.intensity == "strengthnet" else []:
+            other = cache(folder)
+            if other is not None:
+                report[f"{row.label} ({folder})"] = _simulate_masks(
+                    cfg, recipe, energies[row.backbone], other, other, oracle
+                )
     from ..utils.atomic import atomic_write_json
 
     atomic_write_json(out / "report" / "masks.json", report)
