@@ -75,6 +75,35 @@ def test_pretraining_seeds_take_the_strengthnets_in_turn(tmp_path):
         EmsStudyConfig(backbones=bb, rows=rows, strengthnet_seeds=[1, 1])
 
 
+def test_a_row_is_also_paired_with_the_rows_it_names(tmp_path, monkeypatch):
+    from s3prl_emoaware.demo import ems_study
+
+    bb = [BackboneSpec("mockingjay", "ems_mockingjay_tiny", "ems_mockingjay_local")]
+    rows = [
+        RowSpec("mj_random", "mockingjay", "random"),
+        RowSpec("mj_uniform", "mockingjay", "ems", "oracle", ["masking.sharpness=0"]),
+        RowSpec("mj_ems", "mockingjay", "ems", "oracle", also_against=["mj_uniform"]),
+    ]
+    cfg = EmsStudyConfig(backbones=bb, rows=rows, seeds=[0, 1], folds=2, bootstrap=500)
+    acc = {"mj_random": 0.50, "mj_uniform": 0.47, "mj_ems": 0.52}
+
+    def scores(out, run):
+        label, seed = run.rsplit("_s", 1)
+        return {("emotion/acc", f"fold{f}"): acc[label] + 0.01 * int(seed) for f in (1, 2)}
+
+    monkeypatch.setattr(ems_study, "_scores", scores)
+    monkeypatch.setattr(ems_study, "_loss_levels", lambda cfg, out: {})
+    summary = ems_study.summarise(cfg, tmp_path)
+    assert summary["paired"]["mj_ems"]["emotion/acc"]["mean_diff"] == pytest.approx(0.02)  # vs random, as before
+    extra = summary["further"]["mj_ems"]["mj_uniform"]["emotion/acc"]
+    assert extra["mean_diff"] == pytest.approx(0.05) and extra["n"] == 4 and extra["wins_ties_losses"] == "4/0/0"
+    assert set(summary["further"]) == {"mj_ems"}
+    text = ems_study.report_markdown(summary, {})
+    assert "| mj_ems | mj_uniform | emotion +5.00 [+5.00, +5.00] 4/0/0 (per seed: +5.0 +5.0) |" in text
+    with pytest.raises(ValueError, match="unknown baseline row 'mj_flat'"):
+        EmsStudyConfig(backbones=bb, rows=[*rows[:2], RowSpec("mj_ems", "mockingjay", "ems", also_against=["mj_flat"])])
+
+
 def test_oracle_curve_marks_the_emotional_segment():
     centres = np.arange(100) * 0.01 + 0.0125
     curve = oracle_curve(100, (0.30, 0.60), True, centres)
@@ -150,7 +179,7 @@ def test_summary_resamples_seeds_with_their_folds(tmp_path, monkeypatch):
     assert paired["n"] == 12 and paired["per_seed"] == pytest.approx({"0": 0.04, "1": -0.02, "2": 0.01})
     assert paired["ci95"][0] == pytest.approx(-0.02) and paired["ci95"][1] == pytest.approx(0.04)
     text = ems_study.report_markdown(summary, {}, {"s0": {"localisation_spliced": 0.8}, "s1": {}})
-    assert "(per seed: +4.0 -2.0 +1.0)" in text
+    assert "(per seed: +4.0 -2.0 +1.0)" in text and "Further pairs" not in text
     assert "StrengthNet s0 (held-out" in text and "**Below target: localisation_spliced.**" in text
     assert "Every seed here shares" not in text  # two StrengthNets: none is shared by all
 

@@ -90,6 +90,8 @@ class RowSpec:
         intensity: ``none``, ``strengthnet``, ``oracle`` (the generator's segments) or ``energy``.
         overrides: further recipe overrides (``objective.variant=input_mask`` ...).
         baseline: the row this one is paired with (default: the backbone's first ``random`` row).
+        also_against: further rows this one is paired with, in the report's second table (an
+            EMS row against the same masker unguided, say: what the guidance alone adds).
     """
 
     label: str
@@ -98,6 +100,7 @@ class RowSpec:
     intensity: str = "none"
     overrides: List[str] = field(default_factory=list)
     baseline: Optional[str] = None
+    also_against: List[str] = field(default_factory=list)
 
     def __post_init__(self):
         if self.intensity not in INTENSITY_SOURCES:
@@ -167,8 +170,9 @@ class EmsStudyConfig:
         for row in self.rows:
             if row.backbone not in names:
                 raise ValueError(f"row {row.label!r}: unknown backbone {row.backbone!r}; known: {sorted(names)}")
-            if row.baseline is not None and row.baseline not in labels:
-                raise ValueError(f"row {row.label!r}: unknown baseline row {row.baseline!r}")
+            for other in [row.baseline, *row.also_against]:
+                if other is not None and (other not in labels or other == row.label):
+                    raise ValueError(f"row {row.label!r}: unknown baseline row {other!r}")
         if not self.seeds:
             raise ValueError("seeds: give at least one pre-training seed")
         sn = self.strengthnet_seeds
@@ -462,49 +466,59 @@ def baseline_of(cfg: EmsStudyConfig, row: RowSpec) -> Optional[str]:
     return None if base == row.label else base
 
 
+def _pair(ours: Dict[tuple, float], theirs: Dict[tuple, float], metric: str, resamples: int) -> Optional[dict]:
+    """Paired difference over the (seed, fold) keys both have: mean, two-stage bootstrap interval,
+    mean per seed, wins/ties/losses; None without shared keys."""
+    keys = sorted(set(ours) & set(theirs), key=str)
+    if not keys:
+        return None
+    diffs = [ours[k] - theirs[k] for k in keys]
+    by_seed: Dict[int, List[float]] = {}
+    for (s, _), d in zip(keys, diffs):
+        by_seed.setdefault(s, []).append(d)
+    mean, lo, hi = clustered_bootstrap(by_seed, resamples)
+    return {
+        "mean_diff": mean,
+        "ci95": [lo, hi],
+        "n": len(diffs),
+        "per_seed": {str(s): statistics.fmean(v) for s, v in sorted(by_seed.items())},
+        "wins_ties_losses": wins_ties_losses(diffs, higher_is_better=HIGHER_IS_BETTER.get(metric.split("/")[-1], True)),
+    }
+
+
 def summarise(cfg: EmsStudyConfig, out: Path) -> dict:
     """Per row and metric: mean, spread and n over seeds x folds; paired difference to its
-    baseline row with a two-stage bootstrap interval (seeds, then folds), its mean per seed, and
+    baseline row (``paired``) and to each of its ``also_against`` rows (``further``, by that row)
+    with a two-stage bootstrap interval (seeds, then folds), its mean per seed, and
     wins/ties/losses (ties: equal to 1e-9)."""
     scores = {(row.label, s): _scores(out, _run_name(row, s)) for row in cfg.rows for s in cfg.seeds}
     metrics = sorted({m for sc in scores.values() for (m, _) in sc})
-    table, paired = {}, {}
+
+    def values(label: str, metric: str) -> Dict[tuple, float]:
+        return {(s, fold): v for s in cfg.seeds for (m, fold), v in scores[(label, s)].items() if m == metric}
+
+    table, paired, further = {}, {}, {}
     for row in cfg.rows:
         base = baseline_of(cfg, row)
         for metric in metrics:
-            values = {(s, fold): v for s in cfg.seeds for (m, fold), v in scores[(row.label, s)].items() if m == metric}
-            if not values:
+            ours = values(row.label, metric)
+            if not ours:
                 continue
-            vals = list(values.values())
+            vals = list(ours.values())
             table.setdefault(row.label, {})[metric] = {
                 "mean": statistics.fmean(vals),
                 "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0,
                 "n": len(vals),
             }
-            if base is None or base == row.label:
-                continue
-            theirs = {(s, fold): v for s in cfg.seeds for (m, fold), v in scores[(base, s)].items() if m == metric}
-            keys = sorted(set(values) & set(theirs), key=str)
-            if not keys:
-                continue
-            diffs = [values[k] - theirs[k] for k in keys]
-            by_seed: Dict[int, List[float]] = {}
-            for (s, _), d in zip(keys, diffs):
-                by_seed.setdefault(s, []).append(d)
-            mean, lo, hi = clustered_bootstrap(by_seed, cfg.bootstrap)
-            paired.setdefault(row.label, {})[metric] = {
-                "baseline": base,
-                "mean_diff": mean,
-                "ci95": [lo, hi],
-                "n": len(diffs),
-                "per_seed": {str(s): statistics.fmean(v) for s, v in sorted(by_seed.items())},
-                "wins_ties_losses": wins_ties_losses(
-                    diffs, higher_is_better=HIGHER_IS_BETTER.get(metric.split("/")[-1], True)
-                ),
-            }
+            if base is not None and (diff := _pair(ours, values(base, metric), metric, cfg.bootstrap)):
+                paired.setdefault(row.label, {})[metric] = {"baseline": base, **diff}
+            for other in row.also_against:
+                if diff := _pair(ours, values(other, metric), metric, cfg.bootstrap):
+                    further.setdefault(row.label, {}).setdefault(other, {})[metric] = diff
     return {
         "table": table,
         "paired": paired,
+        "further": further,
         "seeds": cfg.seeds,
         "folds": cfg.folds,
         "pretraining": _loss_levels(cfg, out),
@@ -563,6 +577,19 @@ def strengthnet_lines(metrics: dict, name: str = "StrengthNet", shared: bool = T
     return [*lines, ""]
 
 
+def _diff_cells(by_metric: Dict[str, dict]) -> List[str]:
+    """``task +d.dd [lo, hi] W/T/L (per seed: ...)`` for each metric of one pairing, in percent."""
+    cells = []
+    for m, p in sorted(by_metric.items()):
+        k = _pct(m)
+        seeds = " ".join(f"{k * v:+.1f}" for v in p.get("per_seed", {}).values())
+        cells.append(
+            f"{m.split('/')[0]} {k * p['mean_diff']:+.2f} [{k * p['ci95'][0]:+.2f}, "
+            f"{k * p['ci95'][1]:+.2f}] {p['wins_ties_losses']} (per seed: {seeds})"
+        )
+    return cells
+
+
 def report_markdown(summary: dict, masks: Dict[str, dict], strengthnets: Optional[Dict[str, dict]] = None) -> str:
     """The study's Markdown report; ``strengthnets``: ``{"s<k>": held-out metrics}`` of each StrengthNet."""
     table, paired = summary["table"], summary["paired"]
@@ -576,14 +603,7 @@ def report_markdown(summary: dict, masks: Dict[str, dict], strengthnets: Optiona
         for m in metrics:
             s = row.get(m)
             cells.append("-" if s is None else f"{_pct(m) * s['mean']:.2f} ± {_pct(m) * s['std']:.2f} (n={s['n']})")
-        diffs = []
-        for m, p in sorted(paired.get(label, {}).items()):
-            k = _pct(m)
-            seeds = " ".join(f"{k * v:+.1f}" for v in p.get("per_seed", {}).values())
-            diffs.append(
-                f"{m.split('/')[0]} {k * p['mean_diff']:+.2f} [{k * p['ci95'][0]:+.2f}, "
-                f"{k * p['ci95'][1]:+.2f}] {p['wins_ties_losses']} (per seed: {seeds})"
-            )
+        diffs = _diff_cells(paired.get(label, {}))
         lines.append(f"| {label} | " + " | ".join(cells) + " | " + ("<br>".join(diffs) or "(baseline)") + " |")
     lines += [
         "",
@@ -593,6 +613,13 @@ def report_markdown(summary: dict, masks: Dict[str, dict], strengthnets: Optiona
         "and its mean per seed; W/T/L: wins/ties/losses of those pairs (a win: higher accuracy, lower PER).",
         "",
     ]
+    further = summary.get("further", {})
+    if further:
+        lines += ["Further pairs (same seed, same fold; as above):", "", "| row | against | Δ (95 % CI), W/T/L |"]
+        lines.append("|---|---|---|")
+        for label, others in further.items():
+            lines += [f"| {label} | {other} | " + "<br>".join(_diff_cells(d)) + " |" for other, d in others.items()]
+        lines.append("")
     for name, metrics in (strengthnets or {}).items():
         lines += strengthnet_lines(metrics, f"StrengthNet {name}".strip(), shared=len(strengthnets) == 1)
     levels = summary.get("pretraining", {})
