@@ -52,6 +52,12 @@ def test_clustered_bootstrap_keeps_the_seed_to_seed_spread_that_a_flat_one_loses
     assert lo_in < -0.015 and hi_in > 0.035
     with pytest.raises(ValueError):
         clustered_bootstrap({0: []})
+    # pairs are the (seed, fold) keys both sides have; none shared, no pairing
+    from s3prl_emoaware.utils.stats import paired_by_seed
+
+    assert paired_by_seed({(0, 1): 0.5}, {(1, 1): 0.4}) is None
+    pair = paired_by_seed({(0, 1): 0.5, (0, 2): 0.6, (1, 1): 0.7}, {(0, 1): 0.4, (0, 2): 0.4, (2, 1): 0.1})
+    assert pair["n"] == 2 and pair["per_seed"] == pytest.approx({"0": 0.15}) and pair["wins_ties_losses"] == "2/0/0"
 
 
 def test_pretraining_seeds_take_the_strengthnets_in_turn(tmp_path):

@@ -40,7 +40,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..leaderboard import HIGHER_IS_BETTER
-from ..utils.stats import clustered_bootstrap, wins_ties_losses
+from ..utils.stats import paired_by_seed
 from .downstream import UpstreamSpec, run_upstream
 from .pipeline import DownstreamSizes, superb_tasks
 from .stages import Stage, run_staged_job
@@ -467,23 +467,8 @@ def baseline_of(cfg: EmsStudyConfig, row: RowSpec) -> Optional[str]:
 
 
 def _pair(ours: Dict[tuple, float], theirs: Dict[tuple, float], metric: str, resamples: int) -> Optional[dict]:
-    """Paired difference over the (seed, fold) keys both have: mean, two-stage bootstrap interval,
-    mean per seed, wins/ties/losses; None without shared keys."""
-    keys = sorted(set(ours) & set(theirs), key=str)
-    if not keys:
-        return None
-    diffs = [ours[k] - theirs[k] for k in keys]
-    by_seed: Dict[int, List[float]] = {}
-    for (s, _), d in zip(keys, diffs):
-        by_seed.setdefault(s, []).append(d)
-    mean, lo, hi = clustered_bootstrap(by_seed, resamples)
-    return {
-        "mean_diff": mean,
-        "ci95": [lo, hi],
-        "n": len(diffs),
-        "per_seed": {str(s): statistics.fmean(v) for s, v in sorted(by_seed.items())},
-        "wins_ties_losses": wins_ties_losses(diffs, higher_is_better=HIGHER_IS_BETTER.get(metric.split("/")[-1], True)),
-    }
+    higher = HIGHER_IS_BETTER.get(metric.split("/")[-1], True)
+    return paired_by_seed(ours, theirs, resamples, higher_is_better=higher)
 
 
 def summarise(cfg: EmsStudyConfig, out: Path) -> dict:

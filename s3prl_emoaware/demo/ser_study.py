@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from ..utils.stats import clustered_bootstrap, wins_ties_losses
+from ..utils.stats import paired_by_seed
 from .downstream import TaskSpec, UpstreamSpec, run_upstreams
 from .ems_study import BackboneSpec, RowSpec, baseline_of
 from .stages import Stage, run_staged_job
@@ -621,16 +621,9 @@ def paired_difference(
 ) -> Optional[dict]:
     """Mean paired difference over the (seed, split) keys both have, its 95 % two-stage bootstrap
     interval (seeds, then the splits of each drawn seed: the splits of a seed share its pre-trained
-    encoders; :func:`..utils.stats.clustered_bootstrap`) and wins/ties/losses; None without shared keys."""
-    keys = sorted(set(ours) & set(theirs))
-    if not keys:
-        return None
-    diffs = [ours[k] - theirs[k] for k in keys]
-    by_seed: Dict[int, List[float]] = {}
-    for (seed, _), d in zip(keys, diffs):
-        by_seed.setdefault(seed, []).append(d)
-    mean, lo, hi = clustered_bootstrap(by_seed, resamples)
-    return {"mean_diff": mean, "ci95": [lo, hi], "n": len(diffs), "wins_ties_losses": wins_ties_losses(diffs)}
+    encoders), the mean per seed and wins/ties/losses (:func:`..utils.stats.paired_by_seed`); None
+    without shared keys."""
+    return paired_by_seed(ours, theirs, resamples)
 
 
 def summarise(runs: Path, cfg: SerStudyConfig) -> dict:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence, Tuple
+from typing import Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["paired_bootstrap", "clustered_bootstrap", "wins_ties_losses"]
+__all__ = ["paired_bootstrap", "clustered_bootstrap", "paired_by_seed", "wins_ties_losses"]
 
 
 def paired_bootstrap(diffs: Sequence[float], resamples: int = 10000, seed: int = 0) -> Tuple[float, float, float]:
@@ -60,3 +60,30 @@ def wins_ties_losses(diffs: Sequence[float], tol: float = 1e-9, higher_is_better
     wins = sum(sign * d > tol for d in diffs)
     ties = sum(abs(d) <= tol for d in diffs)
     return f"{wins}/{ties}/{len(diffs) - wins - ties}"
+
+
+def paired_by_seed(
+    ours: Mapping[Tuple[Hashable, Hashable], float],
+    theirs: Mapping[Tuple[Hashable, Hashable], float],
+    resamples: int = 10000,
+    higher_is_better: bool = True,
+) -> Optional[dict]:
+    """Two methods' results keyed ``(seed, fold)`` (or ``(seed, split)``), paired over the keys both
+    have: ``mean_diff`` (ours minus theirs), its two-stage ``ci95`` (:func:`clustered_bootstrap`, the
+    seed the unit), ``n``, the mean difference ``per_seed`` and ``wins_ties_losses``; None without
+    shared keys."""
+    keys = sorted(set(ours) & set(theirs), key=str)
+    if not keys:
+        return None
+    diffs = [ours[k] - theirs[k] for k in keys]
+    by_seed: Dict[Hashable, List[float]] = {}
+    for (seed, _), d in zip(keys, diffs):
+        by_seed.setdefault(seed, []).append(d)
+    mean, lo, hi = clustered_bootstrap(by_seed, resamples)
+    return {
+        "mean_diff": mean,
+        "ci95": [lo, hi],
+        "n": len(diffs),
+        "per_seed": {str(seed): float(np.mean(v)) for seed, v in sorted(by_seed.items(), key=lambda kv: str(kv[0]))},
+        "wins_ties_losses": wins_ties_losses(diffs, higher_is_better=higher_is_better),
+    }
