@@ -649,10 +649,14 @@ def _plot(summary: dict, path: Path) -> None:
         means = [k * paired[label][m]["mean_diff"] for label in labels]
         lo = [k * (paired[label][m]["mean_diff"] - paired[label][m]["ci95"][0]) for label in labels]
         hi = [k * (paired[label][m]["ci95"][1] - paired[label][m]["mean_diff"]) for label in labels]
-        ax.errorbar(means, range(len(labels)), xerr=[lo, hi], fmt="o", capsize=3)
+        # each seed's own difference beside the interval: the seed-to-seed spread is the study's noise
+        for i, label in enumerate(labels):
+            seeds = [k * v for v in paired[label][m].get("per_seed", {}).values()]
+            ax.scatter(seeds, [i + 0.15] * len(seeds), s=9, color="grey", alpha=0.7, zorder=1)
+        ax.errorbar(means, range(len(labels)), xerr=[lo, hi], fmt="o", capsize=3, zorder=2)
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_yticks(range(len(labels)), labels, fontsize=7)
-        ax.set_title(f"{m}: Δ vs random (95 % CI)", fontsize=8)
+        ax.set_title(f"{m}\nΔ vs random (95 % CI; grey: per seed)", fontsize=8)
     fig.tight_layout()
     from ..utils.atomic import atomic_path
 
