@@ -12,6 +12,7 @@ from s3prl_emoaware.masking.spans import (
     corrupt,
     ems_starts,
     ems_topk_starts,
+    ems_weighted_starts,
     mask_statistics,
     num_spans,
     random_budget,
@@ -172,6 +173,31 @@ def test_sharpness_limits_are_random_and_topk_spans():
         ]
     )
     assert 7 < hits < 13  # uniform: the segment (23 % of the frames) gets about its share of ~42 frames
+
+
+def test_ems_weighted_is_the_random_rule_at_sharpness_0_and_concentrates_with_it():
+    length, span = 300, 7
+    curve = np.zeros(length)
+    curve[100:170] = 1.0  # 23 % of the frames
+    flat = MaskingConfig(strategy="ems_weighted", sharpness=0.0)
+    rand = MaskingConfig(strategy="random")
+    p = num_spans(length, flat)
+    weighted = [ems_weighted_starts(curve, length, flat, np.random.default_rng(s)) for s in range(400)]
+    assert all(len(a) == p == len(set(a)) for a in weighted)  # Mockingjay's p distinct starts
+    # sharpness 0: random masking's distribution (masked frames, share on the segment)
+    masked = np.mean([spans_to_mask(a, length, span).sum() for a in weighted])
+    assert masked == pytest.approx(random_budget(length, rand), rel=0.03)
+    on_seg = np.mean([spans_to_mask(a, length, span)[100:170].sum() for a in weighted]) / masked
+    assert 0.19 < on_seg < 0.28
+    # guided: starts on the segment, spans overlapping there, so fewer frames masked
+    sharp = MaskingConfig(strategy="ems_weighted", sharpness=8.0)
+    guided = [
+        spans_to_mask(choose_starts(sharp, length, np.random.default_rng(s), curve), length, span) for s in range(200)
+    ]
+    assert np.mean([m[100:170].sum() / m.sum() for m in guided]) > 0.8
+    assert np.mean([m.sum() for m in guided]) < masked
+    again = ems_weighted_starts(curve, length, sharp, np.random.default_rng(5))
+    assert np.array_equal(again, ems_weighted_starts(curve, length, sharp, np.random.default_rng(5)))
 
 
 def test_ems_spans_do_not_overlap_and_avoid_pauses():

@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ems", action="store_true", help="shade the spans EMS masking would choose (one draw)")
     parser.add_argument(
         "--strategy",
-        choices=["ems", "ems_topk", "threshold", "random"],
+        choices=["ems", "ems_topk", "ems_weighted", "threshold", "random"],
         default="ems",
         help="masking rule to shade with --ems (default: the budget-matched EMS)",
     )
