@@ -410,27 +410,25 @@ def mask_report(cfg: EmsStudyConfig, out: Path) -> Dict[str, dict]:
     utterances = read_corpus(_corpora(out)["pretrain"])
     oracle = IntensityCache(out / "intensity" / "oracle")
 
-    def cache(folder: str):
-        return (
-            IntensityCache(out / "intensity" / folder)
-            if (out / "intensity" / folder / "index.json").is_file()
-            else None
-        )
-
     first = _strengthnet_name(strengthnet_seed_of(cfg, cfg.seeds[0]))
     others = [_strengthnet_name(k) for k in _strengthnets(cfg) if _strengthnet_name(k) != first]
+    caches = {  # each read once: every row below draws from them
+        folder: IntensityCache(out / "intensity" / folder)
+        for folder in (first, *others, "energy")
+        if (out / "intensity" / folder / "index.json").is_file()
+    }
     energies: Dict[str, Dict[str, np.ndarray]] = {}
     report = {}
     for row in cfg.rows:
         recipe = _recipe(cfg, row, cfg.seeds[0])
         if row.backbone not in energies:  # frame energy on this backbone's front-end, for the VAD
             energies[row.backbone] = _frame_energies(recipe, utterances)
-        own = {"none": None, "oracle": oracle, "strengthnet": cache(first), "energy": cache("energy")}[row.intensity]
-        ref = cache(first)
-        ref = own if ref is None else ref
+        sources = {"none": None, "oracle": oracle, "strengthnet": caches.get(first), "energy": caches.get("energy")}
+        own = sources[row.intensity]
+        ref = caches.get(first, own)
         report[row.label] = _simulate_masks(cfg, recipe, energies[row.backbone], own, ref, oracle)
         for folder in others if row.intensity == "strengthnet" else []:
-            other = cache(folder)
+            other = caches.get(folder)
             if other is not None:
                 report[f"{row.label} ({folder})"] = _simulate_masks(
                     cfg, recipe, energies[row.backbone], other, other, oracle

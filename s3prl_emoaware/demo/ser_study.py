@@ -616,16 +616,6 @@ def _baselines(cfg: SerStudyConfig) -> Dict[str, str]:
     return out
 
 
-def paired_difference(
-    ours: Dict[Tuple[int, int], float], theirs: Dict[Tuple[int, int], float], resamples: int
-) -> Optional[dict]:
-    """Mean paired difference over the (seed, split) keys both have, its 95 % two-stage bootstrap
-    interval (seeds, then the splits of each drawn seed: the splits of a seed share its pre-trained
-    encoders), the mean per seed and wins/ties/losses (:func:`..utils.stats.paired_by_seed`); None
-    without shared keys."""
-    return paired_by_seed(ours, theirs, resamples)
-
-
 def summarise(runs: Path, cfg: SerStudyConfig) -> dict:
     """Per (row, corpus, fraction): mean/spread of UA and WA over seeds x splits, and the paired
     UA difference to speaker-only and to random init (same seed, same split)."""
@@ -651,14 +641,14 @@ def summarise(runs: Path, cfg: SerStudyConfig) -> dict:
             for key, base in bases.items():
                 if base == row or base not in ua or column not in ua[base]:
                     continue
-                diff = paired_difference(ua[row][column], ua[base][column], cfg.bootstrap)
+                diff = paired_by_seed(ua[row][column], ua[base][column], cfg.bootstrap)
                 if diff is not None:
                     paired.setdefault(row, {}).setdefault(column, {})[key] = {"baseline": base, **diff}
             # An SSL EMS row is also paired with its backbone's random-masking row (the EMS study's rule), so
             # "does EMS help few-label SER" gets an interval, not only "does SSL beat the speaker encoder".
             base = ssl_bases.get(row)
             if base in ua and column in ua[base]:
-                diff = paired_difference(ua[row][column], ua[base][column], cfg.bootstrap)
+                diff = paired_by_seed(ua[row][column], ua[base][column], cfg.bootstrap)
                 if diff is not None:
                     paired.setdefault(row, {}).setdefault(column, {})[SSL_MASKING_KEY] = {"baseline": base, **diff}
     return {

@@ -197,6 +197,18 @@ def _window_mean(x: np.ndarray, span: int, n_valid: int) -> np.ndarray:
     return (c[span : span + n_valid] - c[:n_valid]) / span
 
 
+def _gumbel_keys(
+    intensity: Sequence[float], length: int, cfg: MaskingConfig, rng: np.random.Generator, n_valid: int
+) -> np.ndarray:
+    """One key per valid start: ``sharpness * s`` (``s`` the span's mean scaled intensity) plus Gumbel
+    noise. Sorting them is a Gumbel-top-k draw: without replacement, with probability proportional to
+    ``exp(sharpness * s)``, one pass for all spans."""
+    score = _window_mean(
+        _scaled(np.asarray(intensity, dtype=np.float64)[:length], cfg.intensity_scale), cfg.span, n_valid
+    )
+    return cfg.sharpness * score + rng.gumbel(size=n_valid)
+
+
 def ems_starts(
     intensity: Sequence[float],
     length: int,
@@ -213,10 +225,7 @@ def ems_starts(
     n = min(n, max(1, n_valid // span))
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    score = _window_mean(_scaled(np.asarray(intensity, dtype=np.float64)[:length], cfg.intensity_scale), span, n_valid)
-    # Gumbel-top-k: sorting log-weights plus Gumbel noise draws without replacement with
-    # probability proportional to the weights, one pass for all spans
-    keys = cfg.sharpness * score + rng.gumbel(size=n_valid)
+    keys = _gumbel_keys(intensity, length, cfg, rng, n_valid)
     if cfg.speech_only and speech is not None:
         on_speech = _window_mean(np.asarray(speech, dtype=np.float64)[:length], span, n_valid) >= 0.5
         keys = np.where(on_speech, keys, keys - 1e9)  # pauses only once the speech is used up
@@ -247,11 +256,8 @@ def ems_weighted_starts(
     n_valid, p = _n_valid_starts(length, cfg.span), num_spans(length, cfg)
     if n_valid == 0 or p == 0:
         return np.zeros(0, dtype=np.int64)
-    score = _window_mean(
-        _scaled(np.asarray(intensity, dtype=np.float64)[:length], cfg.intensity_scale), cfg.span, n_valid
-    )
-    # Gumbel-top-k, as in ems_starts, without the disjointness: the p largest keys are the draw
-    keys = cfg.sharpness * score + rng.gumbel(size=n_valid)
+    # the p largest keys are the draw (ems_starts' Gumbel-top-k without its disjointness)
+    keys = _gumbel_keys(intensity, length, cfg, rng, n_valid)
     return np.sort(np.argsort(-keys, kind="stable")[: min(p, n_valid)]).astype(np.int64)
 
 
