@@ -201,3 +201,24 @@ def test_unwritable_output_parent_is_named(tmp_path):
     )
     assert out.returncode == 2
     assert str(blocker) in out.stderr and out.stderr.strip().count("\n") == 0
+
+
+def test_iemocap_utts_per_speaker_grows_every_fold_and_a_kept_corpus_must_match(tmp_path):
+    from s3prl_emoaware.demo.steps import synthesize_missing
+    from s3prl_emoaware.utils.errors import UserFacingError
+
+    path = tmp_path / "iemocap"
+    plan = {"iemocap": ("iemocap", path, 0)}
+    synthesize_missing(plan, "tiny", {"iemocap": {"utts_per_speaker": 9}})
+    for k in range(1, 6):  # 2 speakers x 9 per session, every one labelled and in its session's test split
+        test = json.loads((path / f"meta_data/Session{k}/test_meta_data.json").read_text())["meta_data"]
+        assert len(test) == 18 and {m["speaker"] for m in test} == {f"Ses0{k}F", f"Ses0{k}M"}
+    assert json.loads((path / "SYNTHETIC_CORPUS.json").read_text())["quirks"] == {"utts_per_speaker": 9}
+    assert synthesize_missing(plan, "tiny", {"iemocap": {"utts_per_speaker": 9}}) == {"iemocap": "kept"}
+    # the same folder asked for with the preset's count (or another seed) is refused, not silently reused
+    with pytest.raises(UserFacingError, match=r"iemocap: kept corpus was generated with other settings.*options"):
+        synthesize_missing(plan, "tiny")
+    with pytest.raises(UserFacingError, match=r"seed: 0 there, 1 asked"):
+        synthesize_missing({"iemocap": ("iemocap", path, 1)}, "tiny", {"iemocap": {"utts_per_speaker": 9}})
+    with pytest.raises(ValueError, match="utts_per_speaker must be in 1..899"):
+        synthesize_corpus("iemocap", tmp_path / "bad", size="tiny", utts_per_speaker=900)

@@ -126,6 +126,20 @@ def test_config_refuses_unknown_backbones_and_duplicate_rows():
         EmsStudyConfig(backbones=bb, rows=[RowSpec("a", "mockingjay", "random"), RowSpec("a", "mockingjay", "ems")])
     with pytest.raises(ValueError, match="intensity"):
         RowSpec("a", "mockingjay", "ems", intensity="psychic")
+    with pytest.raises(ValueError, match="emotion_utts_per_speaker"):
+        EmsStudyConfig(backbones=bb, emotion_utts_per_speaker=0)
+
+
+def test_a_larger_labelled_set_reaches_only_the_labelled_corpus(tmp_path, monkeypatch):
+    from s3prl_emoaware.demo import ems_study
+
+    asked = {}
+    monkeypatch.setattr(ems_study, "synthesize_missing", lambda plan, size, options=None: asked.update(options or {}))
+    ems_study._synthesise(load_study_config(True, ["emotion_utts_per_speaker=12"]), tmp_path)
+    assert asked == {"iemocap": {"utts_per_speaker": 12}}  # the pre-training and StrengthNet corpora keep the preset
+    asked.clear()
+    ems_study._synthesise(load_study_config(True), tmp_path)
+    assert asked == {}
 
 
 def test_every_row_is_paired_with_its_backbones_first_random_row_unless_told():

@@ -118,6 +118,9 @@ class EmsStudyConfig:
             pre-training corpus seed + 1, StrengthNet's ESD-layout corpus seed + 2). Knobs are
             chosen with another seed (``-o seed=100``), never on the reported folds.
         corpus_size: ``demo`` or ``tiny``.
+        emotion_utts_per_speaker: utterances per speaker of the labelled IEMOCAP layout (null:
+            the ``corpus_size`` preset's, 24 for ``demo``: 48 test utterances per fold). The
+            pre-training corpus keeps the preset's size; only what emotion is judged on grows.
         seeds: pre-training seeds (``training.seed``); each crosses every fold.
         folds: IEMOCAP leave-one-session-out folds.
         tasks: SUPERB downstreams (emotion, phoneme_recognition, fluent_commands).
@@ -142,6 +145,7 @@ class EmsStudyConfig:
 
     seed: int = 0
     corpus_size: str = "demo"
+    emotion_utts_per_speaker: Optional[int] = None
     seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
     folds: int = 5
     tasks: List[str] = field(default_factory=lambda: ["emotion", "phoneme_recognition", "fluent_commands"])
@@ -178,6 +182,10 @@ class EmsStudyConfig:
         sn = self.strengthnet_seeds
         if sn is not None and (not sn or len(set(sn)) != len(sn)):
             raise ValueError("strengthnet_seeds: give at least one StrengthNet seed, each once (or null)")
+        if self.emotion_utts_per_speaker is not None and not 1 <= self.emotion_utts_per_speaker <= 899:
+            raise ValueError(
+                f"emotion_utts_per_speaker must be in 1..899 (or null), got {self.emotion_utts_per_speaker}"
+            )
         if self.mask_epochs < 1 or self.bootstrap < 100:
             raise ValueError("mask_epochs must be >= 1 and bootstrap >= 100")
 
@@ -203,7 +211,9 @@ def _synthesise(cfg: EmsStudyConfig, out: Path) -> dict:
     needed = {"librispeech": "phoneme_recognition", "fsc": "fluent_commands"}
     paths = {name: path for name, path in _corpora(out).items() if name not in needed or needed[name] in cfg.tasks}
     special = {"pretrain": ("iemocap", cfg.seed + 1), "strengthnet": (cfg.strengthnet_corpus, cfg.seed + 2)}
-    return synthesize_missing(corpus_plan(paths, cfg.seed, special), cfg.corpus_size)
+    per_speaker = cfg.emotion_utts_per_speaker
+    options = {} if per_speaker is None else {"iemocap": {"utts_per_speaker": per_speaker}}
+    return synthesize_missing(corpus_plan(paths, cfg.seed, special), cfg.corpus_size, options)
 
 
 def _strengthnets(cfg: EmsStudyConfig) -> List[Optional[int]]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Collection, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
 
+from ..utils.errors import UserFacingError
+
 T = TypeVar("T")
 
 __all__ = [
@@ -42,18 +44,45 @@ def corpus_plan(
     return plan
 
 
-def synthesize_missing(plan: Dict[str, Tuple[str, Path, int]], size: str) -> dict:
-    """Generate each ``name: (kind, path, seed)`` corpus whose folder does not exist yet."""
+def synthesize_missing(
+    plan: Dict[str, Tuple[str, Path, int]], size: str, options: Optional[Dict[str, dict]] = None
+) -> dict:
+    """Generate each ``name: (kind, path, seed)`` corpus whose folder does not exist yet, with the
+    layout options ``options[name]`` (e.g. ``{"iemocap": {"utts_per_speaker": 96}}``)."""
     from ..corpora.synth import synthesize_corpus
 
     summary = {}
     for name, (kind, path, seed) in plan.items():
+        layout_options = (options or {}).get(name, {})
         if path.is_dir():
+            _check_kept_corpus(path, kind, seed, size, layout_options)
             summary[name] = "kept"
             continue
-        synthesize_corpus(kind, path, seed=seed, size=size)
+        synthesize_corpus(kind, path, seed=seed, size=size, **layout_options)
         summary[name] = str(path)
     return summary
+
+
+def _check_kept_corpus(path: Path, kind: str, seed: int, size: str, layout_options: dict) -> None:
+    """A generated corpus kept from an earlier run must be the one this run asks for: a study
+    re-run with another seed or size in the same folder would otherwise read the old audio."""
+    import json
+
+    marker = path / "SYNTHETIC_CORPUS.json"
+    if not marker.is_file():
+        return  # a user's own copy in the study's folder: theirs to vouch for
+    try:
+        made = json.loads(marker.read_text())
+    except (OSError, ValueError) as err:
+        raise UserFacingError(f"{marker}: unreadable generator marker ({err})") from None
+    wanted = {"kind": kind, "seed": seed, "size": size, "options": layout_options}
+    found = {k: made.get(k) for k in ("kind", "seed", "size")}
+    found["options"] = made.get("quirks", {})
+    if found != wanted:
+        diff = ", ".join(f"{k}: {found.get(k)!r} there, {v!r} asked" for k, v in wanted.items() if found.get(k) != v)
+        raise UserFacingError(
+            f"{path}: kept corpus was generated with other settings ({diff}); remove the folder or use another --out"
+        )
 
 
 def train_speaker_encoder(recipe_name: str, overrides: List[str], corpus: Path, out: Path, device: str = "cpu") -> dict:
