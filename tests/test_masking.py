@@ -200,6 +200,31 @@ def test_ems_weighted_is_the_random_rule_at_sharpness_0_and_concentrates_with_it
     assert np.array_equal(again, ems_weighted_starts(curve, length, sharp, np.random.default_rng(5)))
 
 
+@pytest.mark.parametrize("kind", ["peak", "plateau"])
+def test_ems_weighted_fill_budget_makes_up_what_the_overlaps_cost(kind):
+    rand = MaskingConfig(strategy="random")
+    rng = np.random.default_rng(3)
+    curves = list(_curves(kind, n=200))
+    r_masks = [spans_to_mask(random_starts(n, rand, rng), n, 7) for n, _ in curves]
+    r = mask_statistics(r_masks, [c for _, c in curves])
+    for sharpness in (0.0, 4.0, 8.0):
+        plain = MaskingConfig(strategy="ems_weighted", sharpness=sharpness)
+        filled = MaskingConfig(strategy="ems_weighted", sharpness=sharpness, fill_budget=True)
+        p_masks, f_masks = [], []
+        for i, (n, c) in enumerate(curves):
+            a = ems_weighted_starts(c, n, plain, np.random.default_rng(i))
+            b = ems_weighted_starts(c, n, filled, np.random.default_rng(i))
+            assert set(a) <= set(b)  # the same draw, spans added after Mockingjay's p
+            p_masks.append(spans_to_mask(a, n, 7))
+            f_masks.append(spans_to_mask(b, n, 7))
+        f = mask_statistics(f_masks, [c for _, c in curves])
+        assert abs(f["masked_fraction"] - r["masked_fraction"]) < 0.01, (sharpness, f, r)
+        if sharpness == 8.0:
+            assert f["top_quartile_share"] > r["top_quartile_share"] + 0.3  # still where the intensity is
+            if kind == "peak":  # without the fill, the concentrated spans overlap and mask less
+                assert mask_statistics(p_masks)["masked_fraction"] < r["masked_fraction"] - 0.02
+
+
 def test_ems_spans_do_not_overlap_and_avoid_pauses():
     length = 400
     energy = np.full(length, -5.0)

@@ -92,6 +92,11 @@ class MaskingConfig:
         emotion points against random masking with the VAD, +4.8 and +5.6 without it.
     vad_threshold: a frame is speech when its energy is above the utterance's 5th
         percentile by this share of the 5th-95th percentile range.
+    fill_budget: ``ems_weighted``: when the p weighted spans overlap so much that they cover
+        fewer frames than random masking's expected count, add further spans of the same draw
+        until they do (on a narrow peak at sharpness 4 the p spans cover 11 % of the frames
+        instead of 15 %; on the study's StrengthNet and oracle curves 13.9 % and 13.8 % instead
+        of 14.2 %). Off: the masker the study measured.
     """
 
     strategy: str = "ems"
@@ -104,6 +109,7 @@ class MaskingConfig:
     intensity_scale: str = "raw"
     speech_only: bool = False
     vad_threshold: float = 0.25
+    fill_budget: bool = False
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -258,7 +264,25 @@ def ems_weighted_starts(
         return np.zeros(0, dtype=np.int64)
     # the p largest keys are the draw (ems_starts' Gumbel-top-k without its disjointness)
     keys = _gumbel_keys(intensity, length, cfg, rng, n_valid)
-    return np.sort(np.argsort(-keys, kind="stable")[: min(p, n_valid)]).astype(np.int64)
+    order = np.argsort(-keys, kind="stable")
+    p = min(p, n_valid)
+    if not cfg.fill_budget:
+        return np.sort(order[:p]).astype(np.int64)
+    # make up what the overlaps cost: further starts in draw order until the union holds random
+    # masking's expected count (the same draw, so sharpness 0 stays close to the random rule)
+    budget = random_budget(length, cfg)
+    occupied = spans_to_mask(order[:p], length, cfg.span)
+    count, used = int(occupied.sum()), p
+    while count < budget and used < n_valid:
+        a = int(order[used])
+        new = int((~occupied[a : a + cfg.span]).sum())
+        # a span that would overshoot is taken with probability (missing / new): unbiased on average
+        if count + new > budget and rng.random() >= (budget - count) / new:
+            break
+        count += new
+        occupied[a : a + cfg.span] = True
+        used += 1
+    return np.sort(order[:used]).astype(np.int64)
 
 
 def ems_topk_starts(
