@@ -262,3 +262,16 @@ def test_mask_coverage_accumulates_over_steps():
     assert cov.value == pytest.approx(0.6)
     with pytest.raises(ValueError, match="sharpness"):
         MaskingConfig(sharpness=-1)
+
+
+def test_the_command_lines_offer_every_masking_strategy():
+    import argparse
+
+    from s3prl_emoaware.cli import plot_intensity, pretrain
+    from s3prl_emoaware.masking.spans import STRATEGIES
+
+    for module in (pretrain, plot_intensity):
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
+        (action,) = [a for a in parser._actions if "--masking" in a.option_strings or "--strategy" in a.option_strings]
+        assert sorted(action.choices) == sorted(STRATEGIES), module.__name__

@@ -1,4 +1,4 @@
-"""``s3prl-emoaware pretrain -c CONFIG --corpus DIR [--intensity CACHE] --out EXPDIR [--masking random|ems|threshold]``.
+"""``s3prl-emoaware pretrain -c CONFIG --corpus DIR [--intensity CACHE] --out EXPDIR [--masking STRATEGY]``.
 
 Under ``torchrun --nproc_per_node N -m s3prl_emoaware.cli pretrain ...`` it trains with
 DistributedDataParallel (gloo on CPU, nccl on GPU).
@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+# masking.spans.STRATEGIES, written out so that building the parser does not import torch (a test keeps them equal)
+MASKING_STRATEGIES = ("random", "ems", "ems_topk", "ems_weighted", "threshold")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", type=Path, required=True, help="pre-training recipe YAML")
@@ -17,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="experiment folder (checkpoints, TensorBoard)")
     parser.add_argument(
         "--masking",
-        choices=["random", "ems", "threshold"],
+        choices=MASKING_STRATEGIES,
         help="override masking.strategy (random = the original Mockingjay baseline)",
     )
     parser.add_argument("--clusters", type=Path, help="contrastive ECAPA: assignments.json of `s3prl-emoaware cluster`")
