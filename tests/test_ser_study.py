@@ -288,9 +288,11 @@ def test_pretraining_speakers_must_be_new(tmp_path):
 
 def test_strengthnet_is_not_trained_on_speakers_of_the_ser_corpora(tmp_path):
     out = tmp_path / "study"
-    _fake(out / "corpora" / "cremad", "cremad", 0, [f"AudioWAV/{1001 + a}_IEO_NEU_XX.wav" for a in range(6)])
-    # an ESD-layout StrengthNet corpus generated with the SER corpora's seed has their first speakers
-    _fake(out / "corpora" / "strengthnet_esd", "esd", 0, [f"{s:04d}/Neutral/{s:04d}_000001.wav" for s in range(11, 15)])
+    # the StrengthNet corpus is generated with seed + 2; SER corpora generated with that same seed (here: faked so)
+    # share their first speakers with it
+    _fake(out / "corpora" / "cremad", "cremad", 2, [f"AudioWAV/{1001 + a}_IEO_NEU_XX.wav" for a in range(6)])
+    esd_files = [f"{s:04d}/Neutral/{s:04d}_000001.wav" for s in range(11, 15)]
+    _fake(out / "corpora" / "strengthnet_esd", "esd", 2, esd_files)
     cfg = SerStudyConfig(
         corpora=["cremad"],
         ssl_backbones=[BackboneSpec("mockingjay", "ems_mockingjay_tiny", "ems_mockingjay_local")],
@@ -300,6 +302,10 @@ def test_strengthnet_is_not_trained_on_speakers_of_the_ser_corpora(tmp_path):
     with pytest.raises(UserFacingError, match="StrengthNet training speaker.*also speak in the SER corpus"):
         stage.run()
     assert not (out / "ssl" / "strengthnet").exists()  # refused before training
+    # a kept StrengthNet corpus of another seed than the study asks for is refused before anything reads it
+    _fake(out / "corpora" / "strengthnet_esd", "esd", 0, esd_files)
+    with pytest.raises(UserFacingError, match="strengthnet_esd: kept corpus .*seed: 0 there, 2 asked"):
+        stage.run()
 
 
 def test_esd_reads_a_folder_with_more_than_the_release_speakers_whole(tmp_path):
