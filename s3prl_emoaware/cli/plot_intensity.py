@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .pretrain import MASKING_STRATEGIES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("wav", type=Path)
@@ -14,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ems", action="store_true", help="shade the spans EMS masking would choose (one draw)")
     parser.add_argument(
         "--strategy",
-        choices=["ems", "ems_topk", "ems_weighted", "threshold", "random"],
+        choices=MASKING_STRATEGIES,
         default="ems",
         help="masking rule to shade with --ems (default: the budget-matched EMS)",
     )

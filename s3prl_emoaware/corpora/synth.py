@@ -51,6 +51,8 @@ from .espeak import SAMPLE_RATE, Prosody, synthesize
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "MARKER",
+    "read_marker",
     "EMOTIONS",
     "SIZES",
     "KINDS",
@@ -207,6 +209,20 @@ def emotional_speakers(n: int, rng: np.random.Generator):
 _APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(4066)  # resource-fork header
 
 
+MARKER = "SYNTHETIC_CORPUS.json"  # what a generated corpus says of itself: kind, seed, size, quirks
+
+
+def read_marker(corpus) -> Optional[dict]:
+    """The generator's marker of ``corpus``; None for a corpus without one (a real copy)."""
+    path = Path(corpus) / MARKER
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserFacingError(f"{path}: unreadable generator marker ({err})") from None
+
+
 def _rewrite_rate(out: Path, rate: int) -> None:
     """Every audio file resampled to ``rate`` Hz (48 kHz RAVDESS, 44.1 kHz or 8 kHz copies)."""
     import soundfile as sf
@@ -291,7 +307,7 @@ def synthesize_corpus(
         if quirks:
             marker["quirks"] = quirks
         # the marker first: readers (IEMOCAP's count check) see a generated corpus while it is built
-        (tmp / "SYNTHETIC_CORPUS.json").write_text(json.dumps(marker, indent=1) + "\n")
+        (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
         _writers()[kind](tmp, np.random.default_rng(seed), SIZES[size], **layout_options)
         if sample_rate != SAMPLE_RATE:
             _rewrite_rate(tmp, sample_rate)

@@ -182,9 +182,12 @@ class EmsStudyConfig:
         sn = self.strengthnet_seeds
         if sn is not None and (not sn or len(set(sn)) != len(sn)):
             raise ValueError("strengthnet_seeds: give at least one StrengthNet seed, each once (or null)")
-        if self.emotion_utts_per_speaker is not None and not 1 <= self.emotion_utts_per_speaker <= 899:
+        from ..corpora.layouts.iemocap import MAX_UTTS_PER_SPEAKER
+
+        if self.emotion_utts_per_speaker is not None and not 1 <= self.emotion_utts_per_speaker <= MAX_UTTS_PER_SPEAKER:
             raise ValueError(
-                f"emotion_utts_per_speaker must be in 1..899 (or null), got {self.emotion_utts_per_speaker}"
+                f"emotion_utts_per_speaker must be in 1..{MAX_UTTS_PER_SPEAKER} (or null), "
+                f"got {self.emotion_utts_per_speaker}"
             )
         if self.mask_epochs < 1 or self.bootstrap < 100:
             raise ValueError("mask_epochs must be >= 1 and bootstrap >= 100")

@@ -336,17 +336,14 @@ def generated_voices(corpus: Path) -> Set[Tuple[str, float]]:
     import numpy as np
 
     from ..corpora.reader import read_corpus
-    from ..corpora.synth import emotional_speakers
+    from ..corpora.synth import MARKER, emotional_speakers, read_marker
     from ..utils.errors import UserFacingError
 
-    marker = Path(corpus) / "SYNTHETIC_CORPUS.json"
-    if not marker.is_file():
-        raise UserFacingError(
-            f"{corpus}: not a generated corpus (no SYNTHETIC_CORPUS.json); the study generates its own"
-        )
-    info = json.loads(marker.read_text())
+    info = read_marker(corpus)
+    if info is None:
+        raise UserFacingError(f"{corpus}: not a generated corpus (no {MARKER}); the study generates its own")
     if info["kind"] not in ("cremad", "esd", "ravdess"):
-        raise UserFacingError(f"{marker}: kind {info['kind']!r} has no emotional speakers to compare")
+        raise UserFacingError(f"{Path(corpus) / MARKER}: kind {info['kind']!r} has no emotional speakers to compare")
     n = len({u.speaker for u in read_corpus(corpus)})
     return {(voice, round(offset, 9)) for voice, offset in emotional_speakers(n, np.random.default_rng(info["seed"]))}
 

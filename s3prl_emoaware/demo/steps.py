@@ -66,15 +66,11 @@ def synthesize_missing(
 def _check_kept_corpus(path: Path, kind: str, seed: int, size: str, layout_options: dict) -> None:
     """A generated corpus kept from an earlier run must be the one this run asks for: a study
     re-run with another seed or size in the same folder would otherwise read the old audio."""
-    import json
+    from ..corpora.synth import read_marker
 
-    marker = path / "SYNTHETIC_CORPUS.json"
-    if not marker.is_file():
+    made = read_marker(path)
+    if made is None:
         return  # a user's own copy in the study's folder: theirs to vouch for
-    try:
-        made = json.loads(marker.read_text())
-    except (OSError, ValueError) as err:
-        raise UserFacingError(f"{marker}: unreadable generator marker ({err})") from None
     wanted = {"kind": kind, "seed": seed, "size": size, "options": layout_options}
     found = {k: made.get(k) for k in ("kind", "seed", "size")}
     found["options"] = made.get("quirks", {})

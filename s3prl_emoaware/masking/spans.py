@@ -27,7 +27,8 @@ Per utterance of valid length L, span length C and ratio r (docs/method.md secti
   ``random`` only the guidance differs (the ``ems`` masker's disjoint spans cost -2.5 emotion
   points against Mockingjay's rule over 8 seeds, docs/results.md); the price is the budget: the
   more the weights concentrate the starts, the more the spans overlap and the fewer frames are
-  masked (the study's mask report shows the fraction). Not evaluated yet;
+  masked (the study's mask report shows the fraction; ``fill_budget`` makes it up). Measured:
+  no better than ``ems`` (docs/results.md, "ems_weighted");
 - **threshold** (a variant the authors' code had, disabled): valid starts whose intensity
   exceeds ``threshold``, in random order, the first p; random rule if none qualifies;
 - corruption is decided once per utterance (Mockingjay): with probability 0.8 the masked

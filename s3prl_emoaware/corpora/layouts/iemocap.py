@@ -138,14 +138,18 @@ def prepare_iemocap_meta(root: Path, out_meta: Path) -> Dict[str, int]:
     return {s: len(x) for s, x in sorted(per_session.items())}
 
 
+# utterance ids run F000-F899 per speaker; F900 is the disagreement utterance that write() adds
+MAX_UTTS_PER_SPEAKER = 899
+
+
 def write(out: Path, rng: np.random.Generator, size: SizePreset, utts_per_speaker: Optional[int] = None) -> None:
     """IEMOCAP: five sessions, a female and a male speaker each, label files and s3prl's meta_data.
 
     ``utts_per_speaker`` overrides the size preset's count (a larger labelled set, so that one
     fold's test session is not 48 utterances; the ems-study's ``emotion_utts_per_speaker``)."""
     per_speaker = size.iemocap_utts_per_speaker if utts_per_speaker is None else utts_per_speaker
-    if not 1 <= per_speaker <= 899:  # ids are F000-F899 (F900 is the disagreement utterance below)
-        raise ValueError(f"utts_per_speaker must be in 1..899, got {per_speaker}")
+    if not 1 <= per_speaker <= MAX_UTTS_PER_SPEAKER:
+        raise ValueError(f"utts_per_speaker must be in 1..{MAX_UTTS_PER_SPEAKER}, got {per_speaker}")
     emotions = ["neu", "hap", "ang", "sad"]
     segments: Dict[str, Optional[List[float]]] = {}
     for session in range(1, 6):
