@@ -20,12 +20,20 @@ FAKE_LAUNCHER = textwrap.dedent(
     steps = json.load(open(argv[argv.index("--batch") + 1]))
     status_path = argv[argv.index("--status") + 1]
     start = time.time()
-    time.sleep(0.5)
+    met = None
+    rendezvous = os.environ.get("FAKE_RENDEZVOUS")
+    if rendezvous:  # each child says it started, then waits for the others: proves they ran at once, however slow
+        folder, expected = rendezvous.split(":")
+        open(os.path.join(folder, str(os.getpid())), "w").close()
+        deadline = time.time() + 60
+        while len(os.listdir(folder)) < int(expected) and time.time() < deadline:
+            time.sleep(0.05)
+        met = len(os.listdir(folder))
     statuses = []
     for i, step in enumerate(steps):
         ok = "fail" not in step["argv"]
         statuses.append({"step": i, "ok": ok, "argv": step["argv"], "what": step.get("evaluate_best", "train"),
-                         "threads": os.environ.get("OMP_NUM_THREADS"), "start": start, "end": time.time()})
+                         "threads": os.environ.get("OMP_NUM_THREADS"), "start": start, "met": met})
         json.dump(statuses, open(status_path, "w"))
     sys.exit(0 if all(s["ok"] for s in statuses) else 1)
     """
@@ -64,13 +72,15 @@ def test_two_children_run_at_once_with_a_core_each_and_statuses_come_back_in_ste
     fake_launcher, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(processes, "available_cores", lambda: 2)
+    (tmp_path / "rendezvous").mkdir()
+    monkeypatch.setenv("FAKE_RENDEZVOUS", f"{tmp_path / 'rendezvous'}:2")
     steps = _steps(4)
     statuses = launch_batch(steps, tmp_path / "batch", workers=2)
     assert [s["step"] for s in statuses] == list(range(8))
     assert [s["argv"] for s in statuses] == [s["argv"] for s in steps]
     assert {s["threads"] for s in statuses} == {"1"}
-    starts, ends = {s["start"] for s in statuses}, {s["end"] for s in statuses}
-    assert len(starts) == 2 and max(starts) < min(ends)  # both children were running together
+    assert len({s["start"] for s in statuses}) == 2  # two children, each reporting its own steps
+    assert {s["met"] for s in statuses} == {2}  # each saw the other start while it was still running
     merged = json.loads((tmp_path / "batch" / "runner_status.json").read_text())
     assert merged == statuses
 
