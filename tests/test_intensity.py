@@ -237,6 +237,35 @@ def test_splice_trims_the_junction_and_labels_the_emotional_part():
     assert first.emotional == (0, 55) and first.mel.shape[0] == 55 + 45
 
 
+def test_vad_scope_edges_zeroes_only_the_silence_around_the_clip():
+    from s3prl_emoaware.corpora.reader import Utterance
+    from s3prl_emoaware.intensity.alignment import STRENGTHNET_GRID
+    from s3prl_emoaware.intensity.train import StrengthNetTrainingConfig, _make_item
+
+    sr, hop = STRENGTHNET_GRID.sample_rate, STRENGTHNET_GRID.hop
+    rng = np.random.default_rng(0)
+    tone = lambda seconds: 0.3 * np.sin(np.arange(int(seconds * sr)) * 0.05)  # noqa: E731
+    quiet = lambda seconds: 1e-6 * rng.standard_normal(int(seconds * sr))  # noqa: E731
+    # 0.5 s silence, 0.6 s speech, 0.4 s pause, 0.6 s speech, 0.5 s silence
+    wav = np.concatenate([quiet(0.5), tone(0.6), quiet(0.4), tone(0.6), quiet(0.5)]).astype(np.float32)
+    n = STRENGTHNET_GRID.num_frames(len(wav))
+    utt = Utterance("u", Path("unused.wav"), "spk", "ang")
+    frame = lambda seconds: int(seconds * sr / hop)  # noqa: E731
+    lead, pause, trail = slice(0, frame(0.45)), slice(frame(1.15), frame(1.45)), slice(frame(2.15) + 2, n)
+    speech = slice(frame(0.55), frame(1.05))
+    targets = {}
+    for scope in ("all", "edges"):
+        cfg = StrengthNetTrainingConfig(vad_db=35, vad_scope=scope)
+        targets[scope] = _make_item(utt, wav, torch.zeros(n, 4), 0.7, 2, cfg, None).frame_target
+    for t in targets.values():
+        assert torch.all(t[lead] == 0) and torch.all(t[trail] == 0)
+        assert torch.allclose(t[speech], torch.tensor(0.7))
+    assert torch.all(targets["all"][pause] == 0)
+    assert torch.allclose(targets["edges"][pause], torch.tensor(0.7))  # the pause between words keeps its target
+    with pytest.raises(ValueError, match="vad_scope"):
+        StrengthNetTrainingConfig(vad_scope="middle")
+
+
 def test_calibrated_recipe_reports_levels_and_spliced_localisation(tiny_iemocap, tmp_path):
     recipe = load_config(
         StrengthNetRecipe,

@@ -9,7 +9,8 @@ training speakers only. Per utterance: the ranker's strength for emotional utter
 - ``frame_targets``: ``repeat`` (the paper: the utterance target on every frame) or
   ``windowed`` (the ranker on windows around each frame);
 - ``vad_db``: frames more than that many dB below the clip's loudest frame are not speech
-  and get target 0 (``null``: off, the paper);
+  and get target 0 (``null``: off, the paper); ``vad_scope: edges`` gives target 0 only to the
+  leading and trailing non-speech (the silence around the clip), not to the pauses between words;
 - ``splice_per_emotional``: concatenation augmentation. Each epoch, that many examples per
   emotional training utterance are made by splicing it with a neutral utterance of the same
   speaker (random order, the silence at the junction trimmed to a random gap of
@@ -73,6 +74,7 @@ __all__ = [
 
 FRAME_TARGETS = ("repeat", "windowed")
 UTTERANCE_TARGETS = ("ranker", "frame_mean")
+VAD_SCOPES = ("all", "edges")
 
 
 @dataclass
@@ -89,6 +91,9 @@ class StrengthNetTrainingConfig:
         its weakest utterances off the neutral level).
     vad_db: frame target 0 where the frame is more than this many dB under the clip's loudest
         frame (energy voice-activity test); null: no VAD (the paper).
+    vad_scope: which non-speech frames ``vad_db`` sets to 0: ``all`` (every pause) or ``edges``
+        (only the silence before the first and after the last speech frame; the pauses between
+        words keep the utterance's target, as an emotional segment's own pauses do).
     splice_per_emotional: concatenation-augmented examples per emotional training utterance and
         epoch (0: none).
     splice_gap_seconds: range of the silence kept at the junction of a spliced example.
@@ -109,6 +114,7 @@ class StrengthNetTrainingConfig:
     calibration: str = "percentile"
     emotional_floor: float = 0.0
     vad_db: Optional[float] = None
+    vad_scope: str = "all"
     splice_per_emotional: float = 0.0
     splice_gap_seconds: List[float] = field(default_factory=lambda: [0.05, 0.3])
     utterance_target: str = "ranker"
@@ -128,6 +134,7 @@ class StrengthNetTrainingConfig:
             ("frame_targets", self.frame_targets, FRAME_TARGETS),
             ("calibration", self.calibration, CALIBRATIONS),
             ("utterance_target", self.utterance_target, UTTERANCE_TARGETS),
+            ("vad_scope", self.vad_scope, VAD_SCOPES),
         ):
             if value not in choices:
                 raise ValueError(f"training.{name} must be one of {', '.join(choices)}, got {value!r}")
@@ -264,10 +271,20 @@ def _make_item(
         frame_target = _floored(cfg, strength)
     else:
         frame_target = torch.full((n,), float(target))
-    frame_target = frame_target * speech
+    frame_target = frame_target * (speech if cfg.vad_scope == "all" else between_edges(speech))
     if cfg.utterance_target == "frame_mean":
         target = float(frame_target.mean())
     return _Item(u, mel, speech, frame_target.float(), float(target), label)
+
+
+def between_edges(speech: torch.Tensor) -> torch.Tensor:
+    """(T,) bool: True from the first to the last speech frame (the pauses between them included),
+    False on the leading and trailing non-speech; all False when no frame is speech."""
+    idx = torch.nonzero(speech).flatten()
+    out = torch.zeros_like(speech, dtype=torch.bool)
+    if idx.numel():
+        out[int(idx[0]) : int(idx[-1]) + 1] = True
+    return out
 
 
 def splice(first: _Item, second: _Item, gap_frames: int) -> _Item:
