@@ -299,3 +299,15 @@ def test_the_report_names_a_strengthnet_below_its_targets():
     assert (
         "**Below target: localisation_spliced.**" in text and "auc_emotional_vs_neutral" not in text.split("Below")[1]
     )
+
+
+def test_default_study_runs_pr_and_ic_at_the_demos_steps():
+    """PR and IC judge a masker's cost only off IC chance and CTC's all-deletion plateau: the default
+    study takes the demo's steps for both (DownstreamSizes' 150 IC steps left Mockingjay at chance)."""
+    from s3prl_emoaware.demo.pipeline import DownstreamSizes, load_demo_config
+
+    study, demo = load_study_config(quick=False).sizes, load_demo_config(quick=False).sizes
+    assert study.phoneme_recognition == demo.phoneme_recognition
+    assert study.fluent_commands == demo.fluent_commands
+    assert "total_steps=1000" in study.fluent_commands
+    assert study.emotion == DownstreamSizes().emotion  # the emotion rows stay comparable with earlier runs
