@@ -58,6 +58,12 @@ def test_clustered_bootstrap_keeps_the_seed_to_seed_spread_that_a_flat_one_loses
     assert paired_by_seed({(0, 1): 0.5}, {(1, 1): 0.4}) is None
     pair = paired_by_seed({(0, 1): 0.5, (0, 2): 0.6, (1, 1): 0.7}, {(0, 1): 0.4, (0, 2): 0.4, (2, 1): 0.1})
     assert pair["n"] == 2 and pair["per_seed"] == pytest.approx({"0": 0.15}) and pair["wins_ties_losses"] == "2/0/0"
+    # per-seed means in seed order: 16 seeds read 0, 1, 2, ..., 15 (not 0, 1, 10, 11, ... as text sorts them)
+    ours = {(seed, fold): float(seed) for seed in range(16) for fold in (1, 2)}
+    theirs = {key: 0.0 for key in ours}
+    pair = paired_by_seed(ours, theirs, resamples=100)
+    assert list(pair["per_seed"]) == [str(seed) for seed in range(16)]
+    assert list(pair["per_seed"].values()) == [float(seed) for seed in range(16)]
 
 
 def test_pretraining_seeds_take_the_strengthnets_in_turn(tmp_path):

@@ -62,6 +62,15 @@ def wins_ties_losses(diffs: Sequence[float], tol: float = 1e-9, higher_is_better
     return f"{wins}/{ties}/{len(diffs) - wins - ties}"
 
 
+def _natural(value) -> tuple:
+    """Sort key: integers (or integer strings) by value, before anything else by its text, so that
+    seed 10 follows seed 9 instead of seed 1."""
+    try:
+        return (0, int(value), "")
+    except (TypeError, ValueError):
+        return (1, 0, str(value))
+
+
 def paired_by_seed(
     ours: Mapping[Tuple[Hashable, Hashable], float],
     theirs: Mapping[Tuple[Hashable, Hashable], float],
@@ -72,7 +81,7 @@ def paired_by_seed(
     have: ``mean_diff`` (ours minus theirs), its two-stage ``ci95`` (:func:`clustered_bootstrap`, the
     seed the unit), ``n``, the mean difference ``per_seed`` and ``wins_ties_losses``; None without
     shared keys."""
-    keys = sorted(set(ours) & set(theirs), key=str)
+    keys = sorted(set(ours) & set(theirs), key=lambda k: tuple(_natural(v) for v in k))
     if not keys:
         return None
     diffs = [ours[k] - theirs[k] for k in keys]
@@ -84,6 +93,6 @@ def paired_by_seed(
         "mean_diff": mean,
         "ci95": [lo, hi],
         "n": len(diffs),
-        "per_seed": {str(seed): float(np.mean(v)) for seed, v in sorted(by_seed.items(), key=lambda kv: str(kv[0]))},
+        "per_seed": {str(seed): float(np.mean(v)) for seed, v in by_seed.items()},  # in the keys' order
         "wins_ties_losses": wins_ties_losses(diffs, higher_is_better=higher_is_better),
     }
