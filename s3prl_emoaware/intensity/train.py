@@ -277,13 +277,19 @@ def _make_item(
     return _Item(u, mel, speech, frame_target.float(), float(target), label)
 
 
+def speech_bounds(speech: torch.Tensor) -> Optional[Tuple[int, int]]:
+    """Frames [start, end) from the first to the last speech frame of a (T,) bool; None without speech."""
+    idx = torch.nonzero(speech).flatten()
+    return (int(idx[0]), int(idx[-1]) + 1) if idx.numel() else None
+
+
 def between_edges(speech: torch.Tensor) -> torch.Tensor:
     """(T,) bool: True from the first to the last speech frame (the pauses between them included),
     False on the leading and trailing non-speech; all False when no frame is speech."""
-    idx = torch.nonzero(speech).flatten()
     out = torch.zeros_like(speech, dtype=torch.bool)
-    if idx.numel():
-        out[int(idx[0]) : int(idx[-1]) + 1] = True
+    bounds = speech_bounds(speech)
+    if bounds is not None:
+        out[bounds[0] : bounds[1]] = True
     return out
 
 
@@ -292,12 +298,8 @@ def splice(first: _Item, second: _Item, gap_frames: int) -> _Item:
     that at most ``gap_frames`` of them remain (as many from each side as it has, up to half); the
     label is the emotional part's, the utterance target the mean of the frame targets."""
 
-    def speech_bounds(item):
-        idx = torch.nonzero(item.speech).flatten()
-        return (int(idx[0]), int(idx[-1]) + 1) if idx.numel() else (0, item.mel.shape[0])
-
-    _, end1 = speech_bounds(first)
-    start2, _ = speech_bounds(second)
+    _, end1 = speech_bounds(first.speech) or (0, first.mel.shape[0])
+    start2, _ = speech_bounds(second.speech) or (0, second.mel.shape[0])
     tail1 = first.mel.shape[0] - end1
     keep1 = min(tail1, gap_frames - gap_frames // 2)
     keep2 = min(start2, gap_frames - keep1)
