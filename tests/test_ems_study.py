@@ -317,3 +317,31 @@ def test_default_study_runs_pr_and_ic_at_the_demos_steps():
     assert study.fluent_commands == demo.fluent_commands
     assert "total_steps=1000" in study.fluent_commands
     assert study.emotion == DownstreamSizes().emotion  # the emotion rows stay comparable with earlier runs
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_a_finished_downstream_stage_drops_its_hidden_states_when_asked(tmp_path, monkeypatch, drop):
+    from test_hidden_cache import _checkpoint, _filled_store
+
+    from s3prl_emoaware.demo import ems_study
+
+    cfg = load_study_config(True, [f"drop_hidden_states={str(drop).lower()}"])
+    cache = tmp_path / "downstream" / "hidden_cache"
+    for run in ("mockingjay_random_s0", "mockingjay_random_s1"):
+        (tmp_path / "pretrain" / run).mkdir(parents=True)
+        _checkpoint(tmp_path / "pretrain" / run / "last.ckpt", seed=int(run[-1]))
+    other = _filled_store(cache, tmp_path / "pretrain" / "mockingjay_random_s1" / "last.ckpt")
+
+    def runs_and_caches(up, tasks, out, device, workers):  # what the runner leaves: this upstream's entries
+        _filled_store(out / "hidden_cache", up.ckpt)
+        return {"runs": 1}
+
+    monkeypatch.setattr(ems_study, "run_upstream", runs_and_caches)
+    stage = {s.name: s for s in ems_study.build_stages(cfg, tmp_path)}["downstream_mockingjay_random_s0"]
+    summary = stage.run()
+    left = {p.parent.name for p in cache.glob("*/meta.json")}
+    if drop:
+        assert summary["hidden_states_dropped"]["folders"] == 1 and summary["hidden_states_dropped"]["bytes"] > 0
+        assert left == {other.dir.name}  # the upstream still to run keeps its states
+    else:
+        assert "hidden_states_dropped" not in summary and len(left) == 2

@@ -586,3 +586,43 @@ def test_stores_of_one_folder_scan_it_once_and_share_what_they_write(tmp_path, m
     shutil.rmtree(root)
     again = HiddenStateStore(root, "key", 10**9)
     assert again.used_bytes == 0 and len(scans) == 2
+
+
+def _filled_store(root: Path, ckpt: Path, feature: str = "hidden_states", n: int = 2):
+    """A cache folder for ``ckpt`` as the runner makes it (key and meta.json), holding ``n`` entries."""
+    from s3prl_emoaware.s3prl_adapters.hidden_cache import (
+        CachedUpstream,
+        HiddenCacheConfig,
+        HiddenStateStore,
+        upstream_key,
+    )
+
+    key, covers = upstream_key("ems_mockingjay_local", str(ckpt), None, HiddenCacheConfig(dir=str(root)), feature)
+    store = HiddenStateStore(root, key, 10**9, meta=covers)
+    upstream = _upstream(ckpt)
+    with torch.no_grad():
+        CachedUpstream(upstream, store, upstream.get_downsample_rates("hidden_states"))(_wavs(7, n))
+    return store
+
+
+def test_dropping_a_checkpoints_entries_frees_its_folders_and_keeps_the_others(tmp_path):
+    from s3prl_emoaware.s3prl_adapters.hidden_cache import drop_checkpoint_entries
+
+    root = tmp_path / "cache"
+    done, running = _checkpoint(tmp_path / "done.ckpt", seed=0), _checkpoint(tmp_path / "running.ckpt", seed=1)
+    # two selections of the finished checkpoint (two upstream keys), one of the other
+    gone = [_filled_store(root, done), _filled_store(root, done, feature="other_selection")]
+    kept = _filled_store(root, running)
+    size_of = lambda store: sum(p.stat().st_size for p in store.dir.rglob("*.pt"))  # noqa: E731
+    expected = sum(size_of(s) for s in gone)
+    assert expected > 0 and size_of(kept) > 0
+
+    freed = drop_checkpoint_entries(root, done)
+    assert freed == {"folders": 2, "bytes": expected}
+    assert not any(s.dir.exists() for s in gone) and len(list(kept.dir.rglob("*.pt"))) == 2
+    # what stays is still served
+    again = _filled_store(root, running)
+    assert (again.hits, again.misses) == (2, 0)
+    # nothing left to drop, and a missing folder is no error
+    assert drop_checkpoint_entries(root, done) == {"folders": 0, "bytes": 0}
+    assert drop_checkpoint_entries(tmp_path / "absent", done) == {"folders": 0, "bytes": 0}

@@ -141,6 +141,12 @@ class EmsStudyConfig:
         backbones, rows: what is pre-trained.
         mask_epochs: epochs simulated for the long-run coverage of each row's masks.
         bootstrap: resamples of the paired bootstrap.
+        drop_hidden_states: once an upstream's downstream stage has finished, delete its entries
+            from the hidden-state cache (``downstream/hidden_cache``), so the disk holds the
+            states of the upstreams still running, not of every upstream so far (about 150 MB
+            per upstream on the demo-size corpora; 83 upstreams filled the cache's 20 GB limit).
+            Off by default: a later study on the same checkpoints (other tasks or steps) reads
+            them back instead of recomputing.
     """
 
     seed: int = 0
@@ -162,6 +168,7 @@ class EmsStudyConfig:
     rows: List[RowSpec] = field(default_factory=list)
     mask_epochs: int = 10
     bootstrap: int = 10000
+    drop_hidden_states: bool = False
 
     def __post_init__(self):
         names = {b.name for b in self.backbones}
@@ -692,6 +699,15 @@ def _report(cfg: EmsStudyConfig, out: Path) -> dict:
     return {"report": str(out / "report" / "ems_study.md")}
 
 
+def _downstream(cfg: EmsStudyConfig, up: UpstreamSpec, tasks, out: Path) -> dict:
+    summary = run_upstream(up, tasks, out / "downstream", cfg.device, workers=cfg.downstream_workers)
+    if cfg.drop_hidden_states:
+        from ..s3prl_adapters.hidden_cache import drop_checkpoint_entries
+
+        summary["hidden_states_dropped"] = drop_checkpoint_entries(out / "downstream" / "hidden_cache", Path(up.ckpt))
+    return summary
+
+
 def build_stages(cfg: EmsStudyConfig, out: Path) -> List[Stage]:
     stages = [
         Stage(
@@ -738,9 +754,7 @@ def build_stages(cfg: EmsStudyConfig, out: Path) -> List[Stage]:
                 Stage(
                     f"downstream_{run}",
                     f"SUPERB runs ({', '.join(cfg.tasks)}) for {run}",
-                    lambda up=up: run_upstream(
-                        up, tasks, out / "downstream", cfg.device, workers=cfg.downstream_workers
-                    ),
+                    lambda up=up: _downstream(cfg, up, tasks, out),
                 )
             )
     stages.append(

@@ -62,6 +62,7 @@ import json
 import logging
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -85,6 +86,7 @@ __all__ = [
     "upstream_key",
     "audio_key",
     "hidden_cache_installed",
+    "drop_checkpoint_entries",
     "ENV_DIR",
     "DTYPES",
 ]
@@ -602,6 +604,31 @@ def hidden_cache_installed(config: Optional[HiddenCacheConfig]) -> Iterator[List
                 store.repaired,
                 store.used_bytes / 1e9,
             )
+
+
+def drop_checkpoint_entries(root: Path, checkpoint: Path) -> Dict[str, int]:
+    """Delete every upstream folder under the cache folder ``root`` whose ``meta.json`` covers the
+    checkpoint file ``checkpoint`` (by the SHA-256 of its bytes, as the upstream key does; any
+    feature or layer selection, any dtype). For a study that is done with an upstream: it bounds
+    the disk of a long study to the upstreams still to run. Entries are checked one by one when
+    read, so a deletion cut short leaves misses, never a wrong hit. Returns ``{"folders", "bytes"}``
+    freed."""
+    root, freed = Path(root), {"folders": 0, "bytes": 0}
+    if not root.is_dir():
+        return freed
+    wanted = f"sha256:{file_sha256(Path(checkpoint))}"
+    for meta in sorted(root.glob("*/meta.json")):
+        try:
+            covers = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            continue  # another upstream's folder being written, or foreign: not ours to judge
+        if covers.get("checkpoint") != wanted:
+            continue
+        folder = meta.parent
+        freed["bytes"] += sum(p.stat().st_size for p in folder.rglob(f"*{_ENTRY_SUFFIX}"))
+        shutil.rmtree(folder, ignore_errors=True)
+        freed["folders"] += 1
+    return freed
 
 
 def default_cache_dir(expdir: str) -> Path:
