@@ -258,6 +258,10 @@ def test_quick_study_runs_end_to_end_and_resumes(tmp_path):
     # the default EMS spends random masking's budget; the authors' rule spends far less and never moves
     assert abs(masks["mockingjay_ems_oracle"]["masked_fraction"] - masks["mockingjay_random"]["masked_fraction"]) < 0.01
     assert masks["mockingjay_ems_topk"]["masked_fraction"] < 0.7 * masks["mockingjay_random"]["masked_fraction"]
+    # by kind of frame: the oracle masks emotional speech more often than other speech; random masking does not
+    oracle_rates, random_rates = masks["mockingjay_ems_oracle"], masks["mockingjay_random"]
+    assert oracle_rates["rate_emotional_speech"] > 2 * oracle_rates["rate_other_speech"]
+    assert random_rates["rate_emotional_speech"] < 1.5 * random_rates["rate_other_speech"]
     assert masks["mockingjay_ems_topk"]["coverage_3_epochs"] == pytest.approx(
         masks["mockingjay_ems_topk"]["coverage_1_epoch"]
     )
@@ -287,7 +291,7 @@ def test_quick_study_runs_end_to_end_and_resumes(tmp_path):
     # the pre-trainings ran side by side, each in a process of its own with its log
     assert {p.stem for p in (out / "stages").glob("*.log")} == {
         f"pretrain_{r.label}_s{s}" for r in cfg.rows for s in cfg.seeds
-    }
+    } | {f"strengthnet_s{k}" for k in cfg.strengthnet_seeds}
     assert "| wall time (stages side by side) |" in text
     markers = {p.name: p.stat().st_mtime_ns for p in (out / "stages").glob("*.json")}
     run_ems_study(out, quick=True)  # everything done: nothing re-runs
@@ -345,3 +349,21 @@ def test_a_finished_downstream_stage_drops_its_hidden_states_when_asked(tmp_path
         assert left == {other.dir.name}  # the upstream still to run keeps its states
     else:
         assert "hidden_states_dropped" not in summary and len(left) == 2
+
+
+def test_strengthnets_train_beside_the_pretrainings_that_read_no_intensity(tmp_path):
+    from s3prl_emoaware.demo.ems_study import build_stages
+    from s3prl_emoaware.demo.stages import _blocks
+
+    cfg = load_study_config(quick=False)
+    stages = build_stages(cfg, tmp_path)
+    names = [s.name for s in stages]
+    first = next(b for b in _blocks(stages) if len(b) > 1)  # the first stages that run side by side
+    unguided = {f"pretrain_{r.label}_s{s}" for r in cfg.rows if r.masking == "random" for s in cfg.seeds}
+    assert [s.name for s in first] == [f"strengthnet_s{k}" for k in cfg.strengthnet_seeds] + [
+        n for n in names if n in unguided
+    ]
+    # every pre-training that reads an intensity comes after the stage that writes them
+    guided = [n for n in names if n.startswith("pretrain_") and n not in unguided]
+    assert len(guided) == len(cfg.rows) * len(cfg.seeds) - len(unguided) > 0
+    assert min(names.index(n) for n in guided) > names.index("intensity") > max(names.index(n) for n in unguided)
