@@ -131,6 +131,26 @@ def test_config_refuses_what_cannot_run():
         SerStudyConfig(unlabeled_scales=[1, 2])
     with pytest.raises(ValueError, match="pretrain_corpus: esd"):
         SerStudyConfig(pretrain_corpus="iemocap", unlabeled_scales=[1, 4])
+    with pytest.raises(ValueError, match="whole number of speakers"):  # 2.5 of the 10 speakers
+        SerStudyConfig(unlabeled_scales=[1, 0.25])
+    with pytest.raises(ValueError, match="integers from 1 up"):
+        SerStudyConfig(unlabeled_scales=[1, 2.5])
+    with pytest.raises(ValueError, match="distinct"):
+        SerStudyConfig(unlabeled_scales=[1, 1.0])
+    # 1.0 is the 1x corpus (its folder and row names), fractions that give whole speakers are kept
+    assert SerStudyConfig(unlabeled_scales=[1.0, 0.2, 0.5, 4.0]).unlabeled_scales == [1, 0.2, 0.5, 4]
+
+
+def test_a_scale_below_one_keeps_the_first_voices_of_the_1x_corpus_as_english_esd_speakers(tmp_path):
+    from s3prl_emoaware.corpora.synth import synthesize_corpus
+    from s3prl_emoaware.demo.ser_study import generated_voices
+
+    full = synthesize_corpus("esd", tmp_path / "x1", seed=1, size="tiny")
+    half = synthesize_corpus("esd", tmp_path / "x0.5", seed=1, size="tiny", speakers=2)
+    assert sorted({u.speaker for u in read_corpus(half)}) == ["0011", "0012"]  # read, not taken for Mandarin
+    assert len({u.speaker for u in read_corpus(full)}) == 4
+    voices = generated_voices(half)
+    assert len(voices) == 2 and voices < generated_voices(full)
 
 
 def test_scale_budget_grows_contrastive_steps_with_the_corpus_only_when_asked(tmp_path, monkeypatch):

@@ -20,7 +20,8 @@ gives mean and spread over seeds x splits and the paired difference (same seed, 
 to speaker-only and to random init with a 95 % two-stage bootstrap interval (seeds, then splits) and wins/ties/losses.
 
 The unlabelled-data curve: the pre-training corpus is generated at each scale of
-``unlabeled_scales`` (ESD layout, 10 x scale speakers; the larger corpora add new speakers),
+``unlabeled_scales`` (ESD layout, 10 x scale speakers; the larger corpora add new speakers, a
+scale below 1 keeps the first of the 1x corpus's voices),
 the contrastive rows are pre-trained on each, and their gain over speaker-only at
 ``curve_fraction`` labels is drawn against the hours of unlabelled audio. The corpora stage
 refuses to go on if a pre-training speaker (voice and pitch offset of the generator) is one
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,7 +133,9 @@ class SerStudyConfig:
             read only by the clustering analysis (and StrengthNet's figures on it). Scales above 1
             need ``esd``.
         unlabeled_scales: sizes of the pre-training corpus (1 = 10 speakers x 32 utterances at
-            demo size; 4 = 40 speakers ...). The table is at the first; the others feed the curve.
+            demo size; 4 = 40 speakers ...; 0.2 = 2 speakers, the 1x corpus's first two voices
+            with other sentences). The table is at the first; the others feed the curve. Above
+            1 a scale is an integer; below, it must give a whole number of speakers.
         curve_fraction: label fraction of the unlabelled-data curve (larger scales run only it).
         curve_encoders: contrastive rows pre-trained at the scales after the first (empty: all).
         scale_budget: contrastive steps at a larger scale. ``fixed``: the recipe's steps at every
@@ -172,7 +176,7 @@ class SerStudyConfig:
     splits: int = 10
     speaker_corpus: str = "voxceleb"
     pretrain_corpus: str = "esd"
-    unlabeled_scales: List[int] = field(default_factory=lambda: [1])
+    unlabeled_scales: List[float] = field(default_factory=lambda: [1])
     curve_fraction: float = 0.1
     curve_encoders: List[str] = field(default_factory=list)
     scale_budget: str = "fixed"
@@ -215,12 +219,16 @@ class SerStudyConfig:
         for key in ("speaker_corpus", "pretrain_corpus"):
             if getattr(self, key) not in KINDS:
                 raise ValueError(f"{key}: unknown corpus kind {getattr(self, key)!r}; choose among {list(KINDS)}")
+        # 1.0 and 1 name the same corpus folder (pretrain_esd_x1)
+        self.unlabeled_scales = [int(s) if float(s).is_integer() else float(s) for s in self.unlabeled_scales]
         if (
             not self.unlabeled_scales
-            or any(s < 1 for s in self.unlabeled_scales)
+            or any(not s > 0 or (s > 1 and not isinstance(s, int)) for s in self.unlabeled_scales)
             or len(set(self.unlabeled_scales)) != len(self.unlabeled_scales)
         ):
-            raise ValueError(f"unlabeled_scales: distinct integers >= 1, got {self.unlabeled_scales}")
+            raise ValueError(
+                f"unlabeled_scales: distinct sizes, integers from 1 up, or fractions below 1, got {self.unlabeled_scales}"
+            )
         if self.ecapa_feature not in ECAPA_FEATURES:
             raise ValueError(f"ecapa_feature: choose among {list(ECAPA_FEATURES)}, got {self.ecapa_feature!r}")
         if self.scale_budget not in SCALE_BUDGETS:
@@ -230,6 +238,12 @@ class SerStudyConfig:
                 "unlabeled_scales other than [1] need pretrain_corpus: esd (the layout with a speaker count)"
             )
         base = BASE_PRETRAIN_SPEAKERS.get(self.corpus_size, 10)
+        uneven = [s for s in self.unlabeled_scales if s < 1 and not math.isclose(s * base, round(s * base))]
+        if uneven:
+            raise ValueError(
+                f"unlabeled_scales {uneven}: a scale below 1 must give a whole number of speakers "
+                f"({base} at scale 1, corpus_size {self.corpus_size})"
+            )
         small = [s for s in self.unlabeled_scales if s > 1 and s * base <= RELEASE_ESD_SPEAKERS]
         if small:
             raise ValueError(
@@ -286,7 +300,7 @@ class StudyRun:
     label: str
     kind: str
     seed: int
-    scale: Optional[int]
+    scale: Optional[float]
     fractions: Tuple[float, ...]
 
     @property
@@ -312,13 +326,13 @@ def study_runs(cfg: SerStudyConfig) -> List[StudyRun]:
     return runs
 
 
-def _scales(cfg: SerStudyConfig, spec: EncoderSpec) -> List[int]:
+def _scales(cfg: SerStudyConfig, spec: EncoderSpec) -> List[float]:
     """The unlabelled-corpus scales a contrastive row is pre-trained at."""
     on_curve = not cfg.curve_encoders or spec.label in cfg.curve_encoders
     return list(cfg.unlabeled_scales) if on_curve else cfg.unlabeled_scales[:1]
 
 
-def _pretrain_corpus_path(out: Path, cfg: SerStudyConfig, scale: int) -> Path:
+def _pretrain_corpus_path(out: Path, cfg: SerStudyConfig, scale: float) -> Path:
     return out / "corpora" / f"pretrain_{cfg.pretrain_corpus}_x{scale}"
 
 
@@ -375,20 +389,24 @@ def _synthesise(cfg: SerStudyConfig, out: Path) -> dict:
         if path.is_dir():
             summary[path.name] = "kept"
             continue
-        options = {} if scale == 1 else {"speakers": BASE_PRETRAIN_SPEAKERS[cfg.corpus_size] * scale}
+        options = {} if scale == 1 else {"speakers": _speakers_at(cfg, scale)}
         synthesize_corpus(cfg.pretrain_corpus, path, seed=cfg.seed + 1, size=cfg.corpus_size, **options)
         summary[path.name] = str(path)
     if cfg.pretrain_corpus == "esd":  # every scale is read whole (new speakers, not a subset)
         from ..corpora.reader import read_corpus
 
         for scale, path in zip(cfg.unlabeled_scales, pretrain):
-            n, expected = len({u.speaker for u in read_corpus(path)}), BASE_PRETRAIN_SPEAKERS[cfg.corpus_size] * scale
+            n, expected = len({u.speaker for u in read_corpus(path)}), _speakers_at(cfg, scale)
             if n != expected:
                 raise RuntimeError(f"{path}: {n} speakers read, {expected} expected for scale {scale}")
     if cfg.pretrain_corpus in ("cremad", "esd", "ravdess"):
         check_new_speakers(pretrain, [_corpora(out, cfg)[c] for c in cfg.corpora])
     summary["pretrain_hours"] = {str(s): _hours(_pretrain_corpus_path(out, cfg, s)) for s in cfg.unlabeled_scales}
     return summary
+
+
+def _speakers_at(cfg: SerStudyConfig, scale: float) -> int:
+    return round(BASE_PRETRAIN_SPEAKERS[cfg.corpus_size] * scale)
 
 
 def _hours(corpus: Path) -> float:
@@ -424,7 +442,7 @@ def _train_speaker_encoder(cfg: SerStudyConfig, seed: int, out: Path) -> dict:
     )
 
 
-def _cluster(cfg: SerStudyConfig, seed: int, scale: int, out: Path) -> dict:
+def _cluster(cfg: SerStudyConfig, seed: int, scale: float, out: Path) -> dict:
     return cluster_speakers(
         _pretrain_corpus_path(out, cfg, scale),
         _seed_dir(out, seed),
@@ -438,7 +456,7 @@ def _encoder(cfg: SerStudyConfig, label: str) -> EncoderSpec:
     return next(e for e in cfg.encoders if e.label == label)
 
 
-def contrastive_steps(cfg: SerStudyConfig, label: str, scale: int) -> int:
+def contrastive_steps(cfg: SerStudyConfig, label: str, scale: float) -> int:
     """Contrastive pre-training steps of encoder ``label`` at unlabelled-corpus ``scale``
     (``scale_budget``: the recipe's at every scale, or grown with the corpus)."""
     steps = _recipe(cfg.contrastive, [*cfg.contrastive_overrides, *_encoder(cfg, label).overrides]).training.total_steps

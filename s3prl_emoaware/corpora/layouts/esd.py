@@ -82,12 +82,14 @@ def write(
 ) -> None:
     """ESD: <spk>/<Emotion>/<spk>_<nnnnnn>.wav and <spk>/<spk>.txt.
 
-    By default English speakers from 0011 (4 tiny, 10 demo); ``speakers=20`` writes 0001-0020 as
-    the release (0001-0010 are its Mandarin speakers). ``split``: the release's
+    By default English speakers from 0011 (4 tiny, 10 demo); up to 10 ``speakers`` are English
+    ids from 0011 too (the ``auto`` reader takes the folder for the release and reads its English
+    ids); more, e.g. ``speakers=20``, are written from 0001 as the release (0001-0010 are its
+    Mandarin speakers). ``split``: the release's
     <spk>/<Emotion>/{train,evaluation,test}/ sub-folders (utterances dealt round-robin).
     """
     n_spk = speakers or (4 if size.iemocap_utts_per_speaker <= 5 else 10)
-    first = 1 if speakers else 11
+    first = 1 if speakers and speakers > len(ENGLISH) else 11
     per_emotion = 3 if size.iemocap_utts_per_speaker <= 5 else 8
     for s, (voice, offset) in enumerate(emotional_speakers(n_spk, rng)):
         spk = f"{first + s:04d}"
