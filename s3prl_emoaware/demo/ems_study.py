@@ -743,7 +743,8 @@ def build_stages(cfg: EmsStudyConfig, out: Path) -> List[Stage]:
     unguided = [run for run in runs if not recipe_needs_intensity(_recipe(cfg, *run))]
     # The StrengthNets and the pre-trainings that read no intensity need none of each other's outputs: one
     # group, StrengthNets first (the longest), a process and a core each. Before, the StrengthNets ran one
-    # after another on both cores (about 375 s each, 19 of the default study's 66 minutes).
+    # after another on both cores (about 375 s each, 18.8 of the default study's 57.5 minutes; the block now
+    # takes 18.7 with the six unguided pre-trainings in it, and the whole about 54).
     if any(r.intensity == "strengthnet" for r in cfg.rows):
         stages += [
             Stage(
