@@ -260,8 +260,8 @@ def test_quick_study_runs_end_to_end_and_resumes(tmp_path):
     assert masks["mockingjay_ems_topk"]["masked_fraction"] < 0.7 * masks["mockingjay_random"]["masked_fraction"]
     # by kind of frame: the oracle masks emotional speech more often than other speech; random masking does not
     oracle_rates, random_rates = masks["mockingjay_ems_oracle"], masks["mockingjay_random"]
-    assert oracle_rates["rate_emotional_speech"] > 2 * oracle_rates["rate_other_speech"]
-    assert random_rates["rate_emotional_speech"] < 1.5 * random_rates["rate_other_speech"]
+    assert oracle_rates["rate_emotional_speech"] > 1.5 * oracle_rates["rate_other_speech"]
+    assert abs(random_rates["rate_emotional_speech"] / random_rates["rate_other_speech"] - 1) < 0.2
     assert masks["mockingjay_ems_topk"]["coverage_3_epochs"] == pytest.approx(
         masks["mockingjay_ems_topk"]["coverage_1_epoch"]
     )
