@@ -388,9 +388,10 @@ def _simulate_masks(cfg: EmsStudyConfig, recipe, energies: Dict[str, np.ndarray]
     top-quartile share is read on ``ref``'s curves."""
     from ..masking.spans import choose_starts, mask_statistics, spans_to_mask, speech_frames
 
-    covered, masks, ref_curves, in_segment, seg_frames, total = {}, [], [], 0, 0, 0
-    # masked and all frames of: emotional speech, the emotional segment's pauses, other speech, other silence
-    kinds_masked, kinds_all = np.zeros(4), np.zeros(4)
+    covered, masks, ref_curves = {}, [], []
+    # first epoch: masked and all frames of emotional speech, the emotional segment's pauses, other speech, other
+    # silence (the segment's share, the share inside it and the coverage are sums of these)
+    kinds_masked, kinds_all = np.zeros(4, dtype=np.int64), np.zeros(4, dtype=np.int64)
     ids = [utt for utt in energies if utt in oracle]
     for epoch in range(cfg.mask_epochs):
         for i, utt in enumerate(ids):
@@ -405,23 +406,21 @@ def _simulate_masks(cfg: EmsStudyConfig, recipe, energies: Dict[str, np.ndarray]
                 masks.append(mask)
                 ref_curves.append(ref.get(utt)[:n] if ref is not None else np.zeros(n))
                 seg = oracle.get(utt)[:n] > 0.5
-                in_segment += int((mask & seg).sum())
                 for k, kind in enumerate((seg & speech, seg & ~speech, ~seg & speech, ~seg & ~speech)):
                     kinds_masked[k] += int((mask & kind).sum())
                     kinds_all[k] += int(kind.sum())
-                seg_frames += int(seg.sum())
-                total += n
         if epoch == 0:
+            total = int(kinds_all.sum())
             first_coverage = sum(int(c.sum()) for c in covered.values()) / max(1, total)
     return {
         **mask_statistics(masks, ref_curves),
-        "inside_emotional_segments": in_segment / max(1, sum(int(m.sum()) for m in masks)),
-        "emotional_frame_share": seg_frames / max(1, total),
+        "inside_emotional_segments": int(kinds_masked[:2].sum()) / max(1, int(kinds_masked.sum())),
+        "emotional_frame_share": int(kinds_all[:2].sum()) / max(1, total),
         # the share of each kind of frame that is masked (random masking: about the masked fraction on each):
         # guided masks should raise the first two without raising "other speech"; moving masks out of the
         # pauses raises the speech's share instead (docs/results.md, "Where the masks go, by kind of frame")
         **{
-            f"rate_{kind}": float(m / max(1, a))
+            f"rate_{kind}": int(m) / max(1, int(a))
             for kind, m, a in zip(
                 ("emotional_speech", "emotional_pauses", "other_speech", "other_silence"), kinds_masked, kinds_all
             )
