@@ -367,3 +367,31 @@ def test_strengthnets_train_beside_the_pretrainings_that_read_no_intensity(tmp_p
     guided = [n for n in names if n.startswith("pretrain_") and n not in unguided]
     assert len(guided) == len(cfg.rows) * len(cfg.seeds) - len(unguided) > 0
     assert min(names.index(n) for n in guided) > names.index("intensity") > max(names.index(n) for n in unguided)
+
+
+def test_mask_report_draws_a_batch_budget_by_batches_of_the_pretraining_size():
+    import copy
+
+    from s3prl_emoaware.demo.ems_study import _recipe, _simulate_masks
+
+    cfg = load_study_config(quick=True)
+    row = next(r for r in cfg.rows if r.masking == "ems" and r.intensity == "oracle")
+    recipe = copy.deepcopy(_recipe(cfg, row, cfg.seeds[0]))
+    recipe.training.batch_size = 4
+
+    class Curves(dict):
+        pass
+
+    rng = np.random.default_rng(0)
+    energies, curves = {}, Curves()
+    for i in range(16):  # speech everywhere (loud frames with a quiet lead-in); odd utterances emotional at 100-300
+        n = 300 + 10 * i
+        energies[f"u{i}"] = np.r_[np.full(10, -10.0), rng.normal(0, 0.1, n - 10)]
+        curves[f"u{i}"] = np.zeros(n) if i % 2 == 0 else np.r_[np.zeros(100), np.ones(200), np.zeros(n - 300)]
+    per_utt = _simulate_masks(cfg, recipe, energies, curves, curves, curves)
+    recipe.masking.budget_scope = "batch"
+    per_batch = _simulate_masks(cfg, recipe, energies, curves, curves, curves)
+    assert per_batch["masked_fraction"] == pytest.approx(per_utt["masked_fraction"], abs=0.01)
+    # the neutral utterances' budget goes to the emotional ones: other speech almost never masked
+    assert per_utt["rate_other_speech"] > 0.05 and per_batch["rate_other_speech"] < 0.5 * per_utt["rate_other_speech"]
+    assert per_batch["rate_emotional_speech"] > per_utt["rate_emotional_speech"] + 0.03

@@ -275,3 +275,57 @@ def test_the_command_lines_offer_every_masking_strategy():
         module.add_arguments(parser)
         (action,) = [a for a in parser._actions if "--masking" in a.option_strings or "--strategy" in a.option_strings]
         assert sorted(action.choices) == sorted(STRATEGIES), module.__name__
+
+
+def _batch_of_curves():
+    """A neutral utterance (flat 0.05), an emotional one (0.8), a mixed one (0 then 1), another neutral."""
+    lengths = [300, 250, 400, 200]
+    curves = [np.full(300, 0.05), np.full(250, 0.8), np.r_[np.zeros(200), np.ones(200)], np.full(200, 0.05)]
+    return lengths, curves
+
+
+def test_batch_budget_scope_moves_masks_between_utterances_at_random_maskings_budget():
+    lengths, curves = _batch_of_curves()
+    per_utt = {scope: np.zeros(4) for scope in ("utterance", "batch", "random")}
+    for step in range(200):
+        for scope in per_utt:
+            cfg = (
+                MaskingConfig(strategy="random")
+                if scope == "random"
+                else MaskingConfig(budget_scope=scope, max_share=0.3)
+            )
+            mask, starts = batch_masks(lengths, 400, cfg, np.random.default_rng(step), curves)
+            for i, n in enumerate(lengths):
+                assert not mask[i, n:].any()
+                assert len(np.unique(starts[i])) == len(starts[i])
+                if scope == "batch":  # disjoint spans, at most max_share of the utterance (or its own budget)
+                    assert mask[i, :n].sum() == len(starts[i]) * cfg.span
+                    assert mask[i, :n].sum() <= max(0.3 * n, random_budget(n, cfg) + cfg.span)
+            per_utt[scope] += [mask[i, :n].float().mean().item() / 200 for i, n in enumerate(lengths)]
+    total = {s: float(np.dot(v, lengths) / sum(lengths)) for s, v in per_utt.items()}
+    assert abs(total["batch"] - total["random"]) < 0.01 and abs(total["utterance"] - total["random"]) < 0.01
+    # per utterance: each keeps its own budget; shared by the batch: the neutral utterances give theirs away
+    assert np.all(np.abs(per_utt["utterance"] - per_utt["random"]) < 0.01)
+    assert per_utt["batch"][0] < 0.02 and per_utt["batch"][3] < 0.02
+    assert per_utt["batch"][1] > per_utt["random"][1] + 0.05 and per_utt["batch"][2] > per_utt["random"][2] + 0.05
+
+
+def test_batch_budget_scope_is_the_random_share_at_sharpness_0_and_repeats_with_the_step_seed():
+    lengths, curves = _batch_of_curves()
+    flat = MaskingConfig(budget_scope="batch", sharpness=0.0)
+    share = np.zeros(4)
+    for step in range(300):
+        mask, _ = batch_masks(lengths, 400, flat, np.random.default_rng(step), curves)
+        share += [mask[i, :n].float().mean().item() / 300 for i, n in enumerate(lengths)]
+    assert np.all(np.abs(share - 0.14) < 0.02)  # every utterance about random masking's share
+    cfg = MaskingConfig(budget_scope="batch")
+    a, _ = batch_masks(lengths, 400, cfg, np.random.default_rng(7), curves)
+    b, _ = batch_masks(lengths, 400, cfg, np.random.default_rng(7), curves)
+    c, _ = batch_masks(lengths, 400, cfg, np.random.default_rng(8), curves)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    with pytest.raises(ValueError, match="budget_scope"):
+        MaskingConfig(budget_scope="corpus")
+    with pytest.raises(ValueError, match="max_share"):
+        MaskingConfig(budget_scope="batch", max_share=0.0)
+    with pytest.raises(ValueError, match="frames for an utterance"):
+        batch_masks([300], 300, cfg, np.random.default_rng(0), [np.zeros(100)])

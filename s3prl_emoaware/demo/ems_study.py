@@ -386,21 +386,42 @@ def _frame_energies(recipe, utterances) -> Dict[str, np.ndarray]:
 def _simulate_masks(cfg: EmsStudyConfig, recipe, energies: Dict[str, np.ndarray], own, ref, oracle) -> dict:
     """One row's masks over ``mask_epochs`` epochs, drawn with intensity ``own`` (None: none); the
     top-quartile share is read on ``ref``'s curves."""
-    from ..masking.spans import choose_starts, mask_statistics, spans_to_mask, speech_frames
+    from ..masking.spans import batch_masks, choose_starts, mask_statistics, spans_to_mask, speech_frames
 
     covered, masks, ref_curves = {}, [], []
+    cfg_m = recipe.masking
+    batched = cfg_m.strategy == "ems" and cfg_m.budget_scope == "batch"
     # first epoch: masked and all frames of emotional speech, the emotional segment's pauses, other speech, other
     # silence (the segment's share, the share inside it and the coverage are sums of these)
     kinds_masked, kinds_all = np.zeros(4, dtype=np.int64), np.zeros(4, dtype=np.int64)
     ids = [utt for utt in energies if utt in oracle]
+    lengths = {utt: min(len(energies[utt]), recipe.training.max_frames) for utt in ids}
+    speeches = {utt: speech_frames(energies[utt][: lengths[utt]], cfg_m.vad_threshold) for utt in ids}
     for epoch in range(cfg.mask_epochs):
+        drawn = {}
+        if batched:  # the budget is shared by a batch: draw shuffled batches of the pre-training size
+            order = np.random.default_rng([cfg.seeds[0], epoch]).permutation(len(ids))
+            size = max(1, recipe.training.batch_size)
+            for b in range(0, len(order), size):
+                group = [ids[j] for j in order[b : b + size]]
+                ns = [lengths[u] for u in group]
+                rows, _ = batch_masks(
+                    ns,
+                    max(ns),
+                    cfg_m,
+                    np.random.default_rng([cfg.seeds[0], epoch, b]),
+                    [own.get(u)[: lengths[u]] for u in group],
+                    [speeches[u] for u in group],
+                )
+                drawn.update({u: rows[k, : lengths[u]].numpy() for k, u in enumerate(group)})
         for i, utt in enumerate(ids):
-            energy = energies[utt]
-            n = min(len(energy), recipe.training.max_frames)
-            rng = np.random.default_rng([cfg.seeds[0], epoch, i])
-            curve = own.get(utt)[:n] if own is not None else None
-            speech = speech_frames(energy[:n], recipe.masking.vad_threshold)
-            mask = spans_to_mask(choose_starts(recipe.masking, n, rng, curve, speech), n, recipe.masking.span)
+            n, speech = lengths[utt], speeches[utt]
+            if batched:
+                mask = drawn[utt]
+            else:
+                rng = np.random.default_rng([cfg.seeds[0], epoch, i])
+                curve = own.get(utt)[:n] if own is not None else None
+                mask = spans_to_mask(choose_starts(cfg_m, n, rng, curve, speech), n, cfg_m.span)
             covered[utt] = mask if epoch == 0 else covered[utt] | mask
             if epoch == 0:
                 masks.append(mask)

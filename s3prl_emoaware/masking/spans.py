@@ -55,6 +55,7 @@ __all__ = [
     "ems_starts",
     "ems_topk_starts",
     "ems_weighted_starts",
+    "ems_batch_starts",
     "threshold_starts",
     "speech_frames",
     "spans_to_mask",
@@ -68,6 +69,7 @@ __all__ = [
 
 STRATEGIES = ("random", "ems", "ems_topk", "ems_weighted", "threshold")
 INTENSITY_SCALES = ("raw", "minmax", "rank")
+BUDGET_SCOPES = ("utterance", "batch")
 
 
 @dataclass
@@ -97,6 +99,13 @@ class MaskingConfig:
         emotion points against random masking with the VAD, +4.8 and +5.6 without it.
     vad_threshold: a frame is speech when its energy is above the utterance's 5th
         percentile by this share of the 5th-95th percentile range.
+    budget_scope: ``ems``: where the budget is matched to random masking's. ``utterance`` (each
+        utterance masks random masking's expected count for its length; the intensity only moves
+        the spans inside it) or ``batch`` (our option: the batch masks the sum of those counts, and
+        the spans of all its utterances are drawn together, so a neutral utterance gives its share to
+        the emotional ones; a per-utterance StrengthNet level, which separates emotional from
+        neutral utterances far better than it localises frames inside one, then steers the masks).
+    max_share: ``budget_scope: batch``: at most this share of an utterance's frames is masked.
     fill_budget: ``ems_weighted``: when the p weighted spans overlap so much that they cover
         fewer frames than random masking's expected count, add further spans of the same draw
         until they do (on a narrow peak at sharpness 4 the p spans cover 11 % of the frames
@@ -114,6 +123,8 @@ class MaskingConfig:
     intensity_scale: str = "raw"
     speech_only: bool = False
     vad_threshold: float = 0.25
+    budget_scope: str = "utterance"
+    max_share: float = 0.5
     fill_budget: bool = False
 
     def __post_init__(self):
@@ -131,6 +142,10 @@ class MaskingConfig:
             raise ValueError(f"sharpness must be a finite number >= 0, got {self.sharpness}")
         if self.intensity_scale not in INTENSITY_SCALES:
             raise ValueError(f"intensity_scale must be one of {INTENSITY_SCALES}, got {self.intensity_scale!r}")
+        if self.budget_scope not in BUDGET_SCOPES:
+            raise ValueError(f"budget_scope must be one of {BUDGET_SCOPES}, got {self.budget_scope!r}")
+        if not 0 < self.max_share <= 1:
+            raise ValueError(f"max_share must be in (0, 1], got {self.max_share}")
         if not 0 <= self.vad_threshold < 1:
             raise ValueError(f"vad_threshold must be in [0, 1), got {self.vad_threshold}")
 
@@ -259,6 +274,56 @@ def ems_starts(
     return np.sort(np.array(chosen, dtype=np.int64))
 
 
+def ems_batch_starts(
+    intensities: Sequence[Sequence[float]],
+    lengths: Sequence[int],
+    cfg: MaskingConfig,
+    rng: np.random.Generator,
+    speech: Optional[Sequence[Optional[Sequence[bool]]]] = None,
+) -> List[np.ndarray]:
+    """Budget-matched stochastic EMS over a batch (``budget_scope: batch``): the batch masks the sum
+    of random masking's expected counts, in non-overlapping spans drawn together from every
+    utterance (one Gumbel-top-k over all valid starts, weights ``exp(sharpness * s)``), at most
+    ``max_share`` of an utterance's frames each (never fewer than its own budget); sorted starts
+    per utterance."""
+    span = cfg.span
+    n_valid = [_n_valid_starts(int(n), span) if num_spans(int(n), cfg) else 0 for n in lengths]
+    budgets = [random_budget(int(n), cfg) / span if v else 0.0 for n, v in zip(lengths, n_valid)]
+    total = sum(budgets)
+    n_total = int(total) + int(rng.random() < total - int(total))  # stochastic rounding: unbiased budget
+    caps = [
+        min(max(math.ceil(b), int(cfg.max_share * int(n) / span)), max(1, v // span)) if v else 0
+        for n, b, v in zip(lengths, budgets, n_valid)
+    ]
+    keys, owner, start = [], [], []
+    for i, (n, v) in enumerate(zip(lengths, n_valid)):
+        if v == 0:
+            continue
+        k = _gumbel_keys(intensities[i], int(n), cfg, rng, v)
+        if cfg.speech_only and speech is not None and speech[i] is not None:
+            on_speech = _window_mean(np.asarray(speech[i], dtype=np.float64)[: int(n)], span, v) >= 0.5
+            k = np.where(on_speech, k, k - 1e9)
+        keys.append(k)
+        owner.append(np.full(v, i))
+        start.append(np.arange(v))
+    chosen: List[List[int]] = [[] for _ in lengths]
+    if not keys or n_total == 0:
+        return [np.zeros(0, dtype=np.int64) for _ in lengths]
+    keys, owner, start = np.concatenate(keys), np.concatenate(owner), np.concatenate(start)
+    occupied = [np.zeros(int(n), dtype=bool) for n in lengths]
+    order = np.argsort(-keys, kind="stable")
+    taken = 0
+    for j in order:
+        i, a = int(owner[j]), int(start[j])
+        if len(chosen[i]) < caps[i] and not occupied[i][a : a + span].any():
+            chosen[i].append(a)
+            occupied[i][a : a + span] = True
+            taken += 1
+            if taken == n_total:
+                break
+    return [np.sort(np.array(c, dtype=np.int64)) for c in chosen]
+
+
 def ems_weighted_starts(
     intensity: Sequence[float], length: int, cfg: MaskingConfig, rng: np.random.Generator
 ) -> np.ndarray:
@@ -356,6 +421,16 @@ def batch_masks(
 ) -> Tuple[Tensor, List[np.ndarray]]:
     """(B, max_len) boolean mask of the frames to predict, and each utterance's span starts."""
     mask = np.zeros((len(lengths), max_len), dtype=bool)
+    if cfg.strategy == "ems" and cfg.budget_scope == "batch":
+        if intensities is None:
+            raise ValueError("masking strategy 'ems' needs intensity curves")
+        for i, length in enumerate(lengths):
+            if len(intensities[i]) < int(length):
+                raise ValueError(f"intensity curve has {len(intensities[i])} frames for an utterance of {length}")
+        all_starts = ems_batch_starts(intensities, lengths, cfg, rng, speech)
+        for i, (length, starts) in enumerate(zip(lengths, all_starts)):
+            mask[i, :length] = spans_to_mask(starts, int(length), cfg.span)
+        return torch.from_numpy(mask), all_starts
     all_starts = []
     for i, length in enumerate(lengths):
         starts = choose_starts(
