@@ -237,6 +237,31 @@ def test_splice_trims_the_junction_and_labels_the_emotional_part():
     assert first.emotional == (0, 55) and first.mel.shape[0] == 55 + 45
 
 
+def test_splice_trim_db_trims_the_junction_without_a_vad_on_the_targets():
+    from s3prl_emoaware.corpora.reader import Utterance
+    from s3prl_emoaware.intensity.alignment import STRENGTHNET_GRID
+    from s3prl_emoaware.intensity.train import StrengthNetTrainingConfig, _make_item, splice
+
+    sr = STRENGTHNET_GRID.sample_rate
+    rng = np.random.default_rng(0)
+    tone = lambda seconds: 0.3 * np.sin(np.arange(int(seconds * sr)) * 0.05)  # noqa: E731
+    quiet = lambda seconds: 1e-6 * rng.standard_normal(int(seconds * sr))  # noqa: E731
+    wav = np.concatenate([quiet(0.5), tone(1.0), quiet(0.5)]).astype(np.float32)  # 0.5 s of silence each side
+    n = STRENGTHNET_GRID.num_frames(len(wav))
+    lengths = {}
+    for trim in (None, 35):
+        cfg = StrengthNetTrainingConfig(splice_trim_db=trim)
+        neutral = _make_item(Utterance("n", Path("x.wav"), "spk", "neu"), wav, torch.zeros(n, 4), 0.0, 0, cfg, None)
+        angry = _make_item(Utterance("a", Path("x.wav"), "spk", "ang"), wav, torch.zeros(n, 4), 0.7, 2, cfg, None)
+        assert torch.all(angry.frame_target == 0.7)  # the trim test sets no target (no vad_db)
+        lengths[trim] = splice(neutral, angry, gap_frames=10).mel.shape[0]
+    assert lengths[None] == 2 * n  # no speech test: the clips meet with their own silences, gap or not
+    silence = int(0.5 * sr / STRENGTHNET_GRID.hop)
+    assert abs(lengths[35] - (2 * n - 2 * silence + 10)) <= 4  # about 1 s of junction silence trimmed to 10 frames
+    with pytest.raises(ValueError, match="splice_trim_db"):
+        StrengthNetTrainingConfig(splice_trim_db=0)
+
+
 def test_vad_scope_edges_zeroes_only_the_silence_around_the_clip():
     from s3prl_emoaware.corpora.reader import Utterance
     from s3prl_emoaware.intensity.alignment import STRENGTHNET_GRID

@@ -96,7 +96,12 @@ class StrengthNetTrainingConfig:
         words keep the utterance's target, as an emotional segment's own pauses do).
     splice_per_emotional: concatenation-augmented examples per emotional training utterance and
         epoch (0: none).
-    splice_gap_seconds: range of the silence kept at the junction of a spliced example.
+    splice_gap_seconds: range of the silence kept at the junction of a spliced example. The junction's
+        non-speech is found by ``vad_db``'s test, else by ``splice_trim_db``'s; with neither (the
+        default) nothing is trimmed and the clips meet with their own silences (about 0.3 s of
+        padding on each side of the junction on the generated corpora), whatever this range says.
+    splice_trim_db: the speech test (dB under the clip's loudest frame) that finds the junction's
+        non-speech to trim when ``vad_db`` is null; it sets no frame target. Null: no trimming.
     utterance_target: ``ranker`` (the paper) or ``frame_mean`` (the mean of the frame targets).
     frame_loss_weight, utterance_loss_weight, emotion_loss_weight: loss weights.
     epochs: maximum epochs.
@@ -117,6 +122,7 @@ class StrengthNetTrainingConfig:
     vad_scope: str = "all"
     splice_per_emotional: float = 0.0
     splice_gap_seconds: List[float] = field(default_factory=lambda: [0.05, 0.3])
+    splice_trim_db: Optional[float] = None
     utterance_target: str = "ranker"
     frame_loss_weight: float = 1.0
     utterance_loss_weight: float = 1.0
@@ -152,6 +158,8 @@ class StrengthNetTrainingConfig:
         check_fraction(self, "val_speaker_fraction", low_open=True, high_open=True)
         if self.vad_db is not None:
             check_positive(self, "vad_db")
+        if self.splice_trim_db is not None:
+            check_positive(self, "splice_trim_db")
 
 
 @dataclass
@@ -173,6 +181,7 @@ class _Item:
     target: float = 0.0
     label: int = 0
     emotional: Optional[Tuple[int, int]] = None  # frames [start, end) of the emotional part of a splice
+    voiced: Optional[torch.Tensor] = None  # (T,) bool: the speech test that trims a splice's junction (else speech)
 
 
 def split_speakers(speakers: Sequence[str], fraction: float, seed: int) -> Tuple[List[str], List[str]]:
@@ -274,7 +283,10 @@ def _make_item(
     frame_target = frame_target * (speech if cfg.vad_scope == "all" else between_edges(speech))
     if cfg.utterance_target == "frame_mean":
         target = float(frame_target.mean())
-    return _Item(u, mel, speech, frame_target.float(), float(target), label)
+    voiced = None
+    if cfg.vad_db is None and cfg.splice_trim_db is not None:
+        voiced = torch.from_numpy(speech_frames(wav, STRENGTHNET_GRID, n, cfg.splice_trim_db))
+    return _Item(u, mel, speech, frame_target.float(), float(target), label, voiced=voiced)
 
 
 def speech_bounds(speech: torch.Tensor) -> Optional[Tuple[int, int]]:
@@ -298,8 +310,10 @@ def splice(first: _Item, second: _Item, gap_frames: int) -> _Item:
     that at most ``gap_frames`` of them remain (as many from each side as it has, up to half); the
     label is the emotional part's, the utterance target the mean of the frame targets."""
 
-    _, end1 = speech_bounds(first.speech) or (0, first.mel.shape[0])
-    start2, _ = speech_bounds(second.speech) or (0, second.mel.shape[0])
+    voiced1 = first.speech if first.voiced is None else first.voiced
+    voiced2 = second.speech if second.voiced is None else second.voiced
+    _, end1 = speech_bounds(voiced1) or (0, first.mel.shape[0])
+    start2, _ = speech_bounds(voiced2) or (0, second.mel.shape[0])
     tail1 = first.mel.shape[0] - end1
     keep1 = min(tail1, gap_frames - gap_frames // 2)
     keep2 = min(start2, gap_frames - keep1)
@@ -308,12 +322,13 @@ def splice(first: _Item, second: _Item, gap_frames: int) -> _Item:
     mel = torch.cat([first.mel[a], second.mel[b]])
     frame_target = torch.cat([first.frame_target[a], second.frame_target[b]])
     speech = torch.cat([first.speech[a], second.speech[b]])
+    voiced = None if first.voiced is None or second.voiced is None else torch.cat([first.voiced[a], second.voiced[b]])
     n1 = end1 + keep1
     emotional_first = first.frame_target.max() > 0
     span = (0, n1) if emotional_first else (n1, mel.shape[0])
     source = first if emotional_first else second
     utt = Utterance(f"{first.utt.utt_id}+{second.utt.utt_id}", source.utt.path, source.utt.speaker, source.utt.emotion)
-    return _Item(utt, mel, speech, frame_target, float(frame_target.mean()), source.label, span)
+    return _Item(utt, mel, speech, frame_target, float(frame_target.mean()), source.label, span, voiced)
 
 
 def _splices(items: Sequence[_Item], per_emotional: float, gap: Tuple[float, float], rng: random.Random) -> List[_Item]:
