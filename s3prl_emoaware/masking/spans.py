@@ -13,9 +13,12 @@ Per utterance of valid length L, span length C and ratio r (docs/method.md secti
   strategies spend the same budget; it is spent in non-overlapping spans whose starts are drawn
   without replacement with probability proportional to ``exp(sharpness * s)``, ``s`` the span's
   mean (scaled) intensity. ``sharpness = 0`` is random masking at the same budget; a large
-  sharpness tends to the top-k rule. Spans must lie mostly on speech (a frame-energy
-  voice-activity test, :func:`speech_frames`), so a mask never lands in a pause where there is
-  nothing to reconstruct. Fresh draws at every step; the generator is derived from the step;
+  sharpness tends to the top-k rule. With ``speech_only`` spans lie mostly on speech (a frame-energy
+  voice-activity test, :func:`speech_frames`); off by default, because masking the pauses of the
+  emotional stretches is where the gain is (docs/results.md, "The emotional segment's pauses,
+  controlled"). Fresh draws at every step; the generator is derived from the step;
+  with ``budget_scope: batch`` the budget is the batch's sum and the spans of all its utterances are
+  drawn together (:func:`ems_batch_starts`);
 - **ems_topk** (the authors' official code): the 2p frames of highest intensity, in descending
   order, are candidates; the first p that are valid starts are used; if fewer than p qualify,
   the utterance falls back to the random rule. On a smooth curve the 2p highest frames are
