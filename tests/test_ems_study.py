@@ -379,11 +379,8 @@ def test_mask_report_draws_a_batch_budget_by_batches_of_the_pretraining_size():
     recipe = copy.deepcopy(_recipe(cfg, row, cfg.seeds[0]))
     recipe.training.batch_size = 4
 
-    class Curves(dict):
-        pass
-
     rng = np.random.default_rng(0)
-    energies, curves = {}, Curves()
+    energies, curves = {}, {}
     for i in range(16):  # speech everywhere (loud frames with a quiet lead-in); odd utterances emotional at 100-300
         n = 300 + 10 * i
         energies[f"u{i}"] = np.r_[np.full(10, -10.0), rng.normal(0, 0.1, n - 10)]

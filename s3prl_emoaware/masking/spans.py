@@ -238,6 +238,18 @@ def _gumbel_keys(
     return cfg.sharpness * score + rng.gumbel(size=n_valid)
 
 
+def _off_pauses(keys: np.ndarray, speech: Sequence[bool], length: int, span: int, n_valid: int) -> np.ndarray:
+    """``speech_only``: keys of spans that are mostly non-speech pushed below every other, so pauses
+    are drawn only once the speech is used up."""
+    on_speech = _window_mean(np.asarray(speech, dtype=np.float64)[:length], span, n_valid) >= 0.5
+    return np.where(on_speech, keys, keys - 1e9)
+
+
+def _check_curve(intensity: Sequence[float], length: int) -> None:
+    if len(intensity) < length:
+        raise ValueError(f"intensity curve has {len(intensity)} frames for an utterance of {length}")
+
+
 def ems_starts(
     intensity: Sequence[float],
     length: int,
@@ -256,8 +268,7 @@ def ems_starts(
         return np.zeros(0, dtype=np.int64)
     keys = _gumbel_keys(intensity, length, cfg, rng, n_valid)
     if cfg.speech_only and speech is not None:
-        on_speech = _window_mean(np.asarray(speech, dtype=np.float64)[:length], span, n_valid) >= 0.5
-        keys = np.where(on_speech, keys, keys - 1e9)  # pauses only once the speech is used up
+        keys = _off_pauses(keys, speech, length, span, n_valid)
     occupied = np.zeros(length, dtype=bool)
     chosen: List[int] = []
     order = np.argsort(-keys, kind="stable")
@@ -304,8 +315,7 @@ def ems_batch_starts(
             continue
         k = _gumbel_keys(intensities[i], int(n), cfg, rng, v)
         if cfg.speech_only and speech is not None and speech[i] is not None:
-            on_speech = _window_mean(np.asarray(speech[i], dtype=np.float64)[: int(n)], span, v) >= 0.5
-            k = np.where(on_speech, k, k - 1e9)
+            k = _off_pauses(k, speech[i], int(n), span, v)
         keys.append(k)
         owner.append(np.full(v, i))
         start.append(np.arange(v))
@@ -397,8 +407,7 @@ def choose_starts(
         return random_starts(length, cfg, rng)
     if intensity is None:
         raise ValueError(f"masking strategy {cfg.strategy!r} needs an intensity curve")
-    if len(intensity) < length:
-        raise ValueError(f"intensity curve has {len(intensity)} frames for an utterance of {length}")
+    _check_curve(intensity, length)
     if cfg.strategy == "ems":
         return ems_starts(intensity, length, cfg, rng, speech)
     if cfg.strategy == "ems_weighted":
@@ -427,9 +436,8 @@ def batch_masks(
     if cfg.strategy == "ems" and cfg.budget_scope == "batch":
         if intensities is None:
             raise ValueError("masking strategy 'ems' needs intensity curves")
-        for i, length in enumerate(lengths):
-            if len(intensities[i]) < int(length):
-                raise ValueError(f"intensity curve has {len(intensities[i])} frames for an utterance of {length}")
+        for curve, length in zip(intensities, lengths):
+            _check_curve(curve, int(length))
         all_starts = ems_batch_starts(intensities, lengths, cfg, rng, speech)
         for i, (length, starts) in enumerate(zip(lengths, all_starts)):
             mask[i, :length] = spans_to_mask(starts, int(length), cfg.span)
