@@ -153,6 +153,43 @@ def test_a_scale_below_one_keeps_the_first_voices_of_the_1x_corpus_as_english_es
     assert len(voices) == 2 and voices < generated_voices(full)
 
 
+def test_the_utterance_axis_grows_the_1x_speakers_deeper_under_names_of_its_own(tmp_path):
+    from s3prl_emoaware.corpora.synth import synthesize_corpus
+    from s3prl_emoaware.demo.ser_study import _pretrain_corpus_path, _scale_options, generated_voices
+
+    with pytest.raises(ValueError, match="scale_axis"):
+        SerStudyConfig(scale_axis="sessions")
+    with pytest.raises(ValueError, match="whole number of utterances per speaker and emotion"):  # 0.3 x 8
+        SerStudyConfig(scale_axis="utterances", unlabeled_scales=[1, 0.3])
+    # 2 x 10 speakers would be taken for the release; 10 speakers x 16 utterances per emotion are not
+    cfg = SerStudyConfig(
+        scale_axis="utterances", unlabeled_scales=[1, 2, 0.5], encoders=[EncoderSpec("c", "contrastive")]
+    )
+    assert _scale_options(cfg, 2) == {"utterances_per_emotion": 16} and _scale_options(cfg, 0.5) == {
+        "utterances_per_emotion": 4
+    }
+    assert [r.row for r in study_runs(cfg)] == ["c", "c@2x_utts", "c@0.5x_utts"] * 3
+    paths = [_pretrain_corpus_path(tmp_path, cfg, s).name for s in (1, 2)]
+    assert paths == ["pretrain_esd_x1", "pretrain_esd_x2_utts"]  # the 1x corpus is the same on both axes
+    speakers = SerStudyConfig(unlabeled_scales=[1, 4], encoders=[EncoderSpec("c", "contrastive")])
+    assert _scale_options(speakers, 4) == {"speakers": 40} and _pretrain_corpus_path(tmp_path, speakers, 4).name == (
+        "pretrain_esd_x4"
+    )
+
+    # tiny: 4 speakers x 3 utterances per emotion at 1x; twice as deep = the same voices, twice the utterances
+    tiny = SerStudyConfig(corpus_size="tiny", scale_axis="utterances", unlabeled_scales=[1, 2])
+    one = synthesize_corpus("esd", tmp_path / "x1", seed=1, size="tiny")
+    two = synthesize_corpus("esd", tmp_path / "x2", seed=1, size="tiny", **_scale_options(tiny, 2))
+
+    def per_speaker(corpus):
+        utts = read_corpus(corpus)
+        return {s: sum(u.speaker == s for u in utts) for s in {u.speaker for u in utts}}
+
+    assert sorted(per_speaker(one)) == ["0011", "0012", "0013", "0014"]
+    assert per_speaker(two) == {s: 2 * n for s, n in per_speaker(one).items()}
+    assert generated_voices(two) == generated_voices(one)
+
+
 def test_scale_budget_grows_contrastive_steps_with_the_corpus_only_when_asked(tmp_path, monkeypatch):
     encoders = [
         EncoderSpec("contrastive", "contrastive"),

@@ -20,8 +20,9 @@ gives mean and spread over seeds x splits and the paired difference (same seed, 
 to speaker-only and to random init with a 95 % two-stage bootstrap interval (seeds, then splits) and wins/ties/losses.
 
 The unlabelled-data curve: the pre-training corpus is generated at each scale of
-``unlabeled_scales`` (ESD layout, 10 x scale speakers; the larger corpora add new speakers, a
-scale below 1 keeps the first of the 1x corpus's voices),
+``unlabeled_scales`` (ESD layout; along ``scale_axis: speakers`` 10 x scale speakers, the larger
+corpora adding new speakers and a scale below 1 keeping the first of the 1x corpus's voices; along
+``utterances`` the 1x corpus's 10 speakers with scale x 8 utterances per emotion each),
 the contrastive rows are pre-trained on each, and their gain over speaker-only at
 ``curve_fraction`` labels is drawn against the hours of unlabelled audio. The corpora stage
 refuses to go on if a pre-training speaker (voice and pitch offset of the generator) is one
@@ -80,6 +81,7 @@ BASE_PRETRAIN_SPEAKERS = {"tiny": 4, "demo": 10}
 RELEASE_ESD_SPEAKERS = 20  # an ESD folder with more speaker ids than the release's is read whole
 SSL_INTENSITIES = ("none", "energy", "strengthnet")
 SCALE_BUDGETS = ("fixed", "epochs")
+SCALE_AXES = ("speakers", "utterances")
 ECAPA_FEATURES = ("hidden_states", "utterance_embedding")
 
 
@@ -132,10 +134,17 @@ class SerStudyConfig:
         pretrain_corpus: layout of the emotion-unlabelled pre-training corpus; its labels are
             read only by the clustering analysis (and StrengthNet's figures on it). Scales above 1
             need ``esd``.
-        unlabeled_scales: sizes of the pre-training corpus (1 = 10 speakers x 32 utterances at
-            demo size; 4 = 40 speakers ...; 0.2 = 2 speakers, the 1x corpus's first two voices
-            with other sentences). The table is at the first; the others feed the curve. Above
-            1 a scale is an integer; below, it must give a whole number of speakers.
+        unlabeled_scales: sizes of the pre-training corpus (1 = 10 speakers x 40 utterances, 8
+            per emotion, at demo size; along ``scale_axis: speakers`` 4 = 40 speakers ..., 0.2 =
+            2 speakers, the 1x corpus's first two voices with other sentences). The table is at
+            the first; the others feed the curve. Above 1 a scale is an integer; below, it must
+            give a whole number of speakers (of utterances per emotion along ``utterances``).
+        scale_axis: what a larger corpus adds. ``speakers``: new speakers, each with the 1x
+            corpus's utterances per speaker; ``utterances``: the 1x corpus's speakers (same voices
+            and pitch offsets) with scale x as many utterances each (the release has 350 per
+            speaker and emotion). The intra-speaker clusters are drawn per speaker, so the two
+            axes feed them differently: more speakers give more clusters of the same size, more
+            utterances give each speaker's clusters more members.
         curve_fraction: label fraction of the unlabelled-data curve (larger scales run only it).
         curve_encoders: contrastive rows pre-trained at the scales after the first (empty: all).
         scale_budget: contrastive steps at a larger scale. ``fixed``: the recipe's steps at every
@@ -180,6 +189,7 @@ class SerStudyConfig:
     curve_fraction: float = 0.1
     curve_encoders: List[str] = field(default_factory=list)
     scale_budget: str = "fixed"
+    scale_axis: str = "speakers"
     speaker_encoder: str = "ecapa_speaker_tiny"
     speaker_encoder_overrides: List[str] = field(default_factory=list)
     contrastive: str = "emo_ecapa_tiny"
@@ -233,18 +243,24 @@ class SerStudyConfig:
             raise ValueError(f"ecapa_feature: choose among {list(ECAPA_FEATURES)}, got {self.ecapa_feature!r}")
         if self.scale_budget not in SCALE_BUDGETS:
             raise ValueError(f"scale_budget: choose among {list(SCALE_BUDGETS)}, got {self.scale_budget!r}")
+        if self.scale_axis not in SCALE_AXES:
+            raise ValueError(f"scale_axis: choose among {list(SCALE_AXES)}, got {self.scale_axis!r}")
         if self.unlabeled_scales != [1] and self.pretrain_corpus != "esd":
             raise ValueError(
                 "unlabeled_scales other than [1] need pretrain_corpus: esd (the layout with a speaker count)"
             )
-        base = BASE_PRETRAIN_SPEAKERS.get(self.corpus_size, 10)
+        base, unit = _scale_unit(self)
         uneven = [s for s in self.unlabeled_scales if s < 1 and not math.isclose(s * base, round(s * base))]
         if uneven:
             raise ValueError(
-                f"unlabeled_scales {uneven}: a scale below 1 must give a whole number of speakers "
+                f"unlabeled_scales {uneven}: a scale below 1 must give a whole number of {unit} "
                 f"({base} at scale 1, corpus_size {self.corpus_size})"
             )
-        small = [s for s in self.unlabeled_scales if s > 1 and s * base <= RELEASE_ESD_SPEAKERS]
+        small = [
+            s
+            for s in self.unlabeled_scales
+            if self.scale_axis == "speakers" and s > 1 and s * base <= RELEASE_ESD_SPEAKERS
+        ]
         if small:
             raise ValueError(
                 f"unlabeled_scales {small}: at corpus_size {self.corpus_size} a scale above 1 must give more "
@@ -319,7 +335,7 @@ def study_runs(cfg: SerStudyConfig) -> List[StudyRun]:
                 runs.append(StudyRun(spec.label, spec.label, spec.init, seed, None, table))
                 continue
             for scale in _scales(cfg, spec):
-                row = spec.label if scale == first else f"{spec.label}@{scale}x"
+                row = spec.label if scale == first else f"{spec.label}@{scale}x{_axis_suffix(cfg, scale)}"
                 runs.append(StudyRun(row, spec.label, "contrastive", seed, scale, table if scale == first else curve))
     for ssl in cfg.ssl_rows:
         runs += [StudyRun(ssl.label, ssl.label, "ssl", seed, first, table) for seed in cfg.seeds]
@@ -332,8 +348,29 @@ def _scales(cfg: SerStudyConfig, spec: EncoderSpec) -> List[float]:
     return list(cfg.unlabeled_scales) if on_curve else cfg.unlabeled_scales[:1]
 
 
+def _scale_unit(cfg: SerStudyConfig) -> Tuple[int, str]:
+    """What scale 1 holds along ``cfg.scale_axis``, and its unit: (10, "speakers") at demo size."""
+    if cfg.scale_axis == "utterances":
+        from ..corpora.layouts.esd import default_per_emotion
+        from ..corpora.synth import SIZES
+
+        return default_per_emotion(SIZES[cfg.corpus_size]), "utterances per speaker and emotion"
+    return BASE_PRETRAIN_SPEAKERS.get(cfg.corpus_size, 10), "speakers"
+
+
+def _axis_suffix(cfg: SerStudyConfig, scale: float) -> str:
+    """``_utts`` on the names of a corpus, its clusters and its rows grown along the utterance axis,
+    so that a study folder re-run along the other axis never reads them as its own (the 1x
+    corpus is the same on both axes and keeps its names)."""
+    return "_utts" if cfg.scale_axis == "utterances" and scale != 1 else ""
+
+
+def _scale_name(cfg: SerStudyConfig, scale: float) -> str:
+    return f"x{scale}{_axis_suffix(cfg, scale)}"
+
+
 def _pretrain_corpus_path(out: Path, cfg: SerStudyConfig, scale: float) -> Path:
-    return out / "corpora" / f"pretrain_{cfg.pretrain_corpus}_x{scale}"
+    return out / "corpora" / f"pretrain_{cfg.pretrain_corpus}_{_scale_name(cfg, scale)}"
 
 
 def _corpora(out: Path, cfg: SerStudyConfig) -> Dict[str, Path]:
@@ -389,7 +426,7 @@ def _synthesise(cfg: SerStudyConfig, out: Path) -> dict:
         if path.is_dir():
             summary[path.name] = "kept"
             continue
-        options = {} if scale == 1 else {"speakers": _speakers_at(cfg, scale)}
+        options = {} if scale == 1 else _scale_options(cfg, scale)
         synthesize_corpus(cfg.pretrain_corpus, path, seed=cfg.seed + 1, size=cfg.corpus_size, **options)
         summary[path.name] = str(path)
     if cfg.pretrain_corpus == "esd":  # every scale is read whole (new speakers, not a subset)
@@ -406,7 +443,16 @@ def _synthesise(cfg: SerStudyConfig, out: Path) -> dict:
 
 
 def _speakers_at(cfg: SerStudyConfig, scale: float) -> int:
+    if cfg.scale_axis == "utterances":
+        return BASE_PRETRAIN_SPEAKERS[cfg.corpus_size]
     return round(BASE_PRETRAIN_SPEAKERS[cfg.corpus_size] * scale)
+
+
+def _scale_options(cfg: SerStudyConfig, scale: float) -> dict:
+    """The ESD writer's options for the pre-training corpus at ``scale``."""
+    if cfg.scale_axis == "utterances":
+        return {"utterances_per_emotion": round(_scale_unit(cfg)[0] * scale)}
+    return {"speakers": _speakers_at(cfg, scale)}
 
 
 def _hours(corpus: Path) -> float:
@@ -448,7 +494,7 @@ def _cluster(cfg: SerStudyConfig, seed: int, scale: float, out: Path) -> dict:
         _seed_dir(out, seed),
         cfg.clusters_per_speaker,
         cfg.cluster_min_utterances,
-        folder=f"clusters_x{scale}",
+        folder=f"clusters_{_scale_name(cfg, scale)}",
     )
 
 
@@ -482,7 +528,7 @@ def _pretrain(cfg: SerStudyConfig, run: StudyRun, out: Path) -> dict:
             *cfg.contrastive_overrides,
             *_encoder(cfg, run.label).overrides,
             f"training.total_steps={contrastive_steps(cfg, run.label, run.scale)}",
-            f"objective.clusters={seed_dir / f'clusters_x{run.scale}' / 'assignments.json'}",
+            f"objective.clusters={seed_dir / f'clusters_{_scale_name(cfg, run.scale)}' / 'assignments.json'}",
             f"objective.init_from={_start_checkpoint(cfg, run, out)}",
             f"training.seed={run.seed}",
         ],
@@ -674,6 +720,7 @@ def summarise(runs: Path, cfg: SerStudyConfig) -> dict:
         "baselines": bases,
         "curve": _curve(cfg, paired),
         "scale_budget": cfg.scale_budget,
+        "scale_axis": cfg.scale_axis,
         "curve_steps": {
             e.label: {str(scale): contrastive_steps(cfg, e.label, scale) for scale in _scales(cfg, e)}
             for e in cfg.encoders
@@ -688,7 +735,7 @@ def _curve(cfg: SerStudyConfig, paired: dict) -> List[dict]:
     first = cfg.unlabeled_scales[0]
     for spec in (e for e in cfg.encoders if e.init == "contrastive" and len(_scales(cfg, e)) > 1):
         for scale in _scales(cfg, spec):
-            row = spec.label if scale == first else f"{spec.label}@{scale}x"
+            row = spec.label if scale == first else f"{spec.label}@{scale}x{_axis_suffix(cfg, scale)}"
             for corpus in cfg.corpora:
                 diff = paired.get(row, {}).get(f"{corpus}/{_fraction_name(cfg.curve_fraction)}", {}).get("speaker_only")
                 if diff is not None:
@@ -747,7 +794,8 @@ def report_markdown(summary: dict, hours: Optional[Dict[str, float]] = None) -> 
         )
         lines += [
             "Unlabelled-data curve: gain over speaker-only (points, 95 % interval) by pre-training corpus size "
-            f"(scale_budget {summary.get('scale_budget', 'fixed')}: contrastive steps {steps}):",
+            f"(grown in {summary.get('scale_axis', 'speakers')}; "
+            f"scale_budget {summary.get('scale_budget', 'fixed')}: contrastive steps {steps}):",
             "",
             "| encoder | corpus | "
             + " | ".join(
@@ -836,8 +884,10 @@ def _plot_curve(summary: dict, hours: Dict[str, float], path: Path) -> None:
     ax.set_xlabel("hours of emotion-unlabelled pre-training audio")
     ax.set_ylabel("UA gain over speaker-only (points)")
     budget = {"fixed": "same steps at every size", "epochs": "steps grow with the corpus"}
+    grown = {"speakers": "more speakers", "utterances": "more utterances per speaker"}
     ax.set_title(
-        f"unlabelled-data curve, 95 % intervals ({budget.get(summary.get('scale_budget'), 'fixed')})",
+        f"unlabelled-data curve, 95 % intervals ({grown.get(summary.get('scale_axis'), 'more speakers')}; "
+        f"{budget.get(summary.get('scale_budget'), 'fixed')})",
         fontsize=9,
     )
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curves, never over them
@@ -918,7 +968,7 @@ def build_stages(cfg: SerStudyConfig, out: Path) -> List[Stage]:
         ),
         *(
             (
-                f"clusters_x{scale}_s{seed}",
+                f"clusters_{_scale_name(cfg, scale)}_s{seed}",
                 f"intra-speaker clusters of the {scale}x pre-training corpus (seed {seed})",
                 lambda seed=seed, scale=scale: _cluster(cfg, seed, scale, out),
             )

@@ -21,7 +21,7 @@ from .common import Utterance, visible
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NAME", "write", "LABELS", "ENGLISH", "MANDARIN", "detect", "read", "speaker_ids"]
+__all__ = ["NAME", "write", "LABELS", "ENGLISH", "MANDARIN", "detect", "read", "speaker_ids", "default_per_emotion"]
 
 NAME = "esd"
 LABELS = {"Neutral": "neu", "Happy": "hap", "Angry": "ang", "Sad": "sad", "Surprise": "sur"}
@@ -77,8 +77,18 @@ def read(root: Path, speakers: Union[str, Sequence[str]] = "auto") -> List[Utter
 _ESD_EMO = {"neu": "Neutral", "hap": "Happy", "ang": "Angry", "sad": "Sad"}
 
 
+def default_per_emotion(size: SizePreset) -> int:
+    """Utterances per speaker and emotion the writer makes at ``size`` unless told (3 tiny, 8 demo)."""
+    return 3 if size.iemocap_utts_per_speaker <= 5 else 8
+
+
 def write(
-    out: Path, rng: np.random.Generator, size: SizePreset, speakers: Optional[int] = None, split: bool = False
+    out: Path,
+    rng: np.random.Generator,
+    size: SizePreset,
+    speakers: Optional[int] = None,
+    split: bool = False,
+    utterances_per_emotion: Optional[int] = None,
 ) -> None:
     """ESD: <spk>/<Emotion>/<spk>_<nnnnnn>.wav and <spk>/<spk>.txt.
 
@@ -87,10 +97,15 @@ def write(
     ids); more, e.g. ``speakers=20``, are written from 0001 as the release (0001-0010 are its
     Mandarin speakers). ``split``: the release's
     <spk>/<Emotion>/{train,evaluation,test}/ sub-folders (utterances dealt round-robin).
+    ``utterances_per_emotion``: per speaker and emotion (default :func:`default_per_emotion`; the
+    release has 350); the speakers (voices, pitch offsets) do not depend on it, since they are
+    drawn first.
     """
     n_spk = speakers or (4 if size.iemocap_utts_per_speaker <= 5 else 10)
     first = 1 if speakers and speakers > len(ENGLISH) else 11
-    per_emotion = 3 if size.iemocap_utts_per_speaker <= 5 else 8
+    per_emotion = default_per_emotion(size) if utterances_per_emotion is None else utterances_per_emotion
+    if per_emotion < 1:
+        raise UserFacingError(f"ESD: utterances_per_emotion must be >= 1, got {per_emotion}")
     for s, (voice, offset) in enumerate(emotional_speakers(n_spk, rng)):
         spk = f"{first + s:04d}"
         lines, n = [], 0
