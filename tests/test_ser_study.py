@@ -286,6 +286,14 @@ def test_curve_gives_the_gain_per_scale(tmp_path):
     assert "scale_budget fixed: contrastive steps c 6 at 1x / 6 at 4x" in text
     cfg.scale_budget = "epochs"
     assert "scale_budget epochs: contrastive steps c 6 at 1x / 24 at 4x" in report_markdown(summarise(tmp_path, cfg))
+    assert "(grown in speakers;" in text
+    # along the utterance axis the curve reads the rows named for it, and says so
+    cfg.scale_axis = "utterances"
+    for split in range(2):
+        _write(tmp_path, "c_4x_utts_s0", "esd", 0.1, split, 0.5, 0.5)
+    summary = summarise(tmp_path, cfg)
+    assert {p["scale"]: p["mean_diff"] for p in summary["curve"]} == pytest.approx({1: 0.02, 4: 0.10})
+    assert "(grown in utterances;" in report_markdown(summary)
 
 
 def test_ssl_ems_rows_are_paired_with_their_backbones_random_masking_row(tmp_path):

@@ -134,7 +134,7 @@ class SerStudyConfig:
         pretrain_corpus: layout of the emotion-unlabelled pre-training corpus; its labels are
             read only by the clustering analysis (and StrengthNet's figures on it). Scales above 1
             need ``esd``.
-        unlabeled_scales: sizes of the pre-training corpus (1 = 10 speakers x 40 utterances, 8
+        unlabeled_scales: sizes of the pre-training corpus (1 = 10 speakers x 32 utterances, 8
             per emotion, at demo size; along ``scale_axis: speakers`` 4 = 40 speakers ..., 0.2 =
             2 speakers, the 1x corpus's first two voices with other sentences). The table is at
             the first; the others feed the curve. Above 1 a scale is an integer; below, it must
