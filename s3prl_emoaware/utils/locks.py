@@ -7,6 +7,11 @@ naming the folder and the holder's pid). The kernel drops an ``flock`` when its 
 logs whose lock it was and removes that process's temporary files (``.*.tmp`` of the atomic
 writers, in the folder and one level below), which nothing reads.
 
+A folder copied with hard links (``cp -al``, a cheap way to branch a study) shares its lock file
+with the original, and ``flock`` locks the file, not the path: the copy would be locked whenever
+the original is. The writer that takes such a lock gives its folder a lock file of its own; a
+refusal while the shared file is held elsewhere says so.
+
 A run that made the folder and wrote nothing in it (refused after taking the lock) removes it
 again. Under ``torchrun`` only rank 0 writes the output folder, so ``rank_zero_only`` locks there only.
 """
@@ -67,7 +72,6 @@ class FolderLock:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except OSError as err:
                 holder = os.pread(fd, 200, 0).decode(errors="replace").split()
                 if err.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
@@ -76,11 +80,26 @@ class FolderLock:
                 if holder and _dead(holder) and time.monotonic() < deadline:
                     time.sleep(0.2)
                     continue
+                links = os.fstat(fd).st_nlink
                 os.close(fd)
+                shared = (
+                    f"; its lock file is a hard link shared with {links - 1} other path(s) (a copy made with "
+                    f"`cp -al`?), so the holder may be writing the other copy: if nothing writes this folder, "
+                    f"delete {self.path}"
+                    if links > 1
+                    else ""
+                )
                 raise FolderLockedError(
                     f"{self.folder}: {self.what} is in use by {_who(holder)} (lock {LOCK_NAME}); "
-                    "wait for it to finish or write to another folder"
+                    f"wait for it to finish or write to another folder{shared}"
                 ) from None
+            if _same_file(fd, self.path):
+                break
+            # the file was replaced after we opened it (a writer gave its copy a lock of its own): retry on the new one
+            os.close(fd)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if os.fstat(fd).st_nlink > 1:
+            fd = self._own_lock_file(fd)
         previous = os.pread(fd, 200, 0).decode(errors="replace").split()
         if previous and previous[0] != str(os.getpid()):
             left = self._remove_temporaries()
@@ -94,6 +113,25 @@ class FolderLock:
         os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
         self._fd = fd
         return self
+
+    def _own_lock_file(self, shared_fd: int) -> int:
+        """Replace a lock file shared through hard links (held by us on ``shared_fd``) with one of this
+        folder's own, held, and return its descriptor; the other paths keep the old file, unlocked."""
+        links = os.fstat(shared_fd).st_nlink - 1
+        tmp = self.folder / f".{LOCK_NAME}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a fresh file nobody else has opened
+        os.pwrite(fd, os.pread(shared_fd, 200, 0), 0)  # the holder record, for the take-over log below
+        os.replace(tmp, self.path)
+        fcntl.flock(shared_fd, fcntl.LOCK_UN)
+        os.close(shared_fd)
+        logger.info(
+            "%s: its lock file was a hard link shared with %d other path(s) (a copy made with `cp -al`?); "
+            "it now has one of its own",
+            self.folder,
+            links,
+        )
+        return fd
 
     def _remove_temporaries(self) -> int:
         n = 0
@@ -138,6 +176,16 @@ def lock_holder(folder) -> Optional[int]:
         return None
     finally:
         os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open on ``fd``."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (opened.st_dev, opened.st_ino) == (now.st_dev, now.st_ino)
 
 
 def process_running(pid: int) -> bool:

@@ -839,6 +839,40 @@ def test_second_extraction_into_a_busy_cache_refuses(tiny_iemocap, held_folder):
 
 @pytest.mark.probe(
     area="faults",
+    probe="an output folder copied with hard links (`cp -al`) while the original is being written",
+    behaviour="the copy is refused in one line that names the shared lock file and how to free it; once "
+    "the original is free, the copy's writer gives it a lock file of its own, so the two copies run side by side",
+)
+def test_a_hard_linked_copy_of_a_folder_gets_a_lock_of_its_own(tmp_path, held_folder):
+    original, pid = held_folder
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    os.link(original / LOCK_NAME, copy / LOCK_NAME)
+    with pytest.raises(FolderLockedError) as refused:
+        FolderLock(copy).acquire()
+    message = str(refused.value)
+    assert f"in use by pid {pid}" in message and "hard link shared with 1 other path" in message
+    assert message.endswith(f"delete {copy / LOCK_NAME}") and "\n" not in message
+
+    # a copy of a folder whose writer has finished: the copy's writer unshares the file and holds its own
+    idle = tmp_path / "idle"
+    with folder_lock(idle):
+        (idle / "result.json").write_text("{}")
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    os.link(idle / LOCK_NAME, twin / LOCK_NAME)
+    with folder_lock(twin):
+        assert os.stat(twin / LOCK_NAME).st_ino != os.stat(idle / LOCK_NAME).st_ino
+        assert os.stat(idle / LOCK_NAME).st_nlink == 1 and os.stat(twin / LOCK_NAME).st_nlink == 1
+        with folder_lock(idle):  # the original is free while the copy is held
+            pass
+        with pytest.raises(FolderLockedError, match=f"in use by pid {os.getpid()}"):
+            FolderLock(twin).acquire()  # and the copy's own lock holds
+    assert sorted(p.name for p in twin.iterdir()) == [LOCK_NAME]  # no temporary left
+
+
+@pytest.mark.probe(
+    area="faults",
     probe="a lock file left by a process that died (kill -9), with its temporary files",
     behaviour="taken over with one log line naming the dead pid; its .tmp files are removed; a "
     "lock held by this process refuses a second holder",
