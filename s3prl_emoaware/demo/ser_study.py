@@ -886,7 +886,8 @@ def _plot_curve(summary: dict, hours: Dict[str, float], path: Path) -> None:
     budget = {"fixed": "same steps at every size", "epochs": "steps grow with the corpus"}
     grown = {"speakers": "more speakers", "utterances": "more utterances per speaker"}
     ax.set_title(
-        f"unlabelled-data curve, 95 % intervals ({grown.get(summary.get('scale_axis'), 'more speakers')}; "
+        # two lines: one would run past the figure's left edge (the legend takes the right)
+        f"unlabelled-data curve, 95 % intervals\n({grown.get(summary.get('scale_axis'), 'more speakers')}; "
         f"{budget.get(summary.get('scale_budget'), 'fixed')})",
         fontsize=9,
     )
