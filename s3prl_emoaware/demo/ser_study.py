@@ -335,7 +335,7 @@ def study_runs(cfg: SerStudyConfig) -> List[StudyRun]:
                 runs.append(StudyRun(spec.label, spec.label, spec.init, seed, None, table))
                 continue
             for scale in _scales(cfg, spec):
-                row = spec.label if scale == first else f"{spec.label}@{scale}x{_axis_suffix(cfg, scale)}"
+                row = _row_name(cfg, spec.label, scale)
                 runs.append(StudyRun(row, spec.label, "contrastive", seed, scale, table if scale == first else curve))
     for ssl in cfg.ssl_rows:
         runs += [StudyRun(ssl.label, ssl.label, "ssl", seed, first, table) for seed in cfg.seeds]
@@ -367,6 +367,11 @@ def _axis_suffix(cfg: SerStudyConfig, scale: float) -> str:
 
 def _scale_name(cfg: SerStudyConfig, scale: float) -> str:
     return f"x{scale}{_axis_suffix(cfg, scale)}"
+
+
+def _row_name(cfg: SerStudyConfig, label: str, scale: float) -> str:
+    """Row of contrastive encoder ``label`` pre-trained at ``scale``: the label itself at the first scale."""
+    return label if scale == cfg.unlabeled_scales[0] else f"{label}@{scale}x{_axis_suffix(cfg, scale)}"
 
 
 def _pretrain_corpus_path(out: Path, cfg: SerStudyConfig, scale: float) -> Path:
@@ -732,10 +737,9 @@ def summarise(runs: Path, cfg: SerStudyConfig) -> dict:
 def _curve(cfg: SerStudyConfig, paired: dict) -> List[dict]:
     """Gain over speaker-only at ``curve_fraction`` per contrastive encoder, corpus and scale."""
     points = []
-    first = cfg.unlabeled_scales[0]
     for spec in (e for e in cfg.encoders if e.init == "contrastive" and len(_scales(cfg, e)) > 1):
         for scale in _scales(cfg, spec):
-            row = spec.label if scale == first else f"{spec.label}@{scale}x{_axis_suffix(cfg, scale)}"
+            row = _row_name(cfg, spec.label, scale)
             for corpus in cfg.corpora:
                 diff = paired.get(row, {}).get(f"{corpus}/{_fraction_name(cfg.curve_fraction)}", {}).get("speaker_only")
                 if diff is not None:
