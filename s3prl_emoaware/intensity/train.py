@@ -15,7 +15,8 @@ training speakers only. Per utterance: the ranker's strength for emotional utter
   emotional training utterance are made by splicing it with a neutral utterance of the same
   speaker (random order; the silence at the junction trimmed to a random gap of
   ``splice_gap_seconds`` where ``vad_db`` or ``splice_trim_db`` finds it, else kept whole); the
-  frame target is 0 on the neutral part and the emotional utterance's targets on the other, so localisation is learnt from utterance labels only.
+  frame target is 0 on the neutral part and the emotional utterance's targets on the other, so
+  localisation is learnt from utterance labels only.
 
 Loss = ``utterance_loss_weight`` MAE(utterance) + ``frame_loss_weight`` MAE(frame, valid
 frames) + ``emotion_loss_weight`` CE(emotion). The utterance target is the ranker's score

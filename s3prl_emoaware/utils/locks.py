@@ -67,7 +67,7 @@ class FolderLock:
         notices, within seconds): waited for up to ``orphan_wait_s``."""
         self._created = not self.folder.exists()
         ensure_writable_dir(self.folder)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._open()
         deadline = time.monotonic() + orphan_wait_s
         while True:
             try:
@@ -97,7 +97,7 @@ class FolderLock:
                 break
             # the file was replaced after we opened it (a writer gave its copy a lock of its own): retry on the new one
             os.close(fd)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open()
         if os.fstat(fd).st_nlink > 1:
             fd = self._own_lock_file(fd)
         previous = os.pread(fd, 200, 0).decode(errors="replace").split()
@@ -113,6 +113,9 @@ class FolderLock:
         os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
         self._fd = fd
         return self
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
 
     def _own_lock_file(self, shared_fd: int) -> int:
         """Replace a lock file shared through hard links (held by us on ``shared_fd``) with one of this
