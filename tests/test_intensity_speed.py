@@ -134,3 +134,92 @@ def test_unpacked_bilstm_equals_packed_run_with_gradients():
     assert ref_last.std() > 0.01
     for a, b in zip(ours, theirs):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_conv_relu_is_right_where_onednn_is_not(dtype):
+    """Each convolution + ReLU of the fast path against float64, on every shape a StrengthNet stage can give,
+    including a stride-3 convolution with a one-column output (strengthnet_small's last one, 3 -> 1 bins), for
+    which oneDNN in torch 2.11 returns 1e19 or inf in bf16 (and fused in fp32 with one input channel)."""
+    from s3prl_emoaware.models.strengthnet import _conv_relu
+
+    torch.manual_seed(0)
+    for channels in (1, 8, 32):
+        for width in (1, 2, 3, 4, 10):
+            for stride in ((1, 1), (1, 3)):
+                conv = torch.nn.Conv2d(channels, channels, 3, stride=stride, padding=1)
+                conv.to(memory_format=torch.channels_last)
+                x = torch.randn(3, channels, 50, width).relu().to(dtype).contiguous(memory_format=torch.channels_last)
+                with torch.inference_mode():
+                    got = _conv_relu(conv, x)
+                    conv64 = torch.nn.functional.conv2d
+                    want = conv64(x.double(), conv.weight.double(), conv.bias.double(), stride, 1).relu()
+                assert got.dtype == dtype and got.shape == want.shape
+                tolerance = 1e-4 if dtype == torch.float32 else 0.05 * float(want.abs().max()) + 1e-2
+                error = float((got.double() - want).abs().max())
+                assert error <= tolerance, (channels, width, stride, error)
+
+
+def test_bf16_frame_strength_is_close_to_fp32_and_finite():
+    """strengthnet_small's shape (its last convolution is the one oneDNN gets wrong in bf16), padded batch."""
+    torch.manual_seed(0)
+    model = StrengthNet(StrengthNetConfig(dense_dim=81, channels=[8, 16, 32, 32], lstm_dim=16, hidden_dim=16)).eval()
+    model.input_mean.fill_(-5.0), model.input_std.fill_(3.0)
+    model.to(memory_format=torch.channels_last)
+    mels = torch.randn(5, 90, 80) * 3 - 5
+    lengths = torch.tensor([90, 88, 70, 45, 12])
+    fp32 = model.frame_strength(mels, lengths)
+    bf16 = model.frame_strength(mels, lengths, precision="bf16")
+    assert bf16.dtype == torch.float32 and torch.isfinite(bf16).all()
+    assert float(fp32.std()) > 0.01  # not a constant output
+    assert float((bf16 - fp32).abs().max()) < 0.02
+    assert torch.all(bf16[4, 12:] == 0)
+    with pytest.raises(ValueError, match="precision"):
+        model.frame_strength(mels, lengths, precision="fp16")
+
+
+def test_bf16_curves_are_recorded_as_such_and_never_mixed_with_fp32(tiny_iemocap, random_strengthnet, tmp_path):
+    from s3prl_emoaware.utils.errors import UserFacingError
+
+    utts = read_corpus(tiny_iemocap)[:6]
+    extract_intensities(
+        tiny_iemocap, tmp_path / "bf16", model_path=random_strengthnet, utterances=utts, precision="bf16"
+    )
+    extract_intensities(tiny_iemocap, tmp_path / "fp32", model_path=random_strengthnet, utterances=utts)
+    bf16, fp32 = IntensityCache(tmp_path / "bf16"), IntensityCache(tmp_path / "fp32")
+    index = json.loads((tmp_path / "bf16" / "index.json").read_text())
+    assert index["model"]["precision"] == "bf16"
+    assert "precision" not in json.loads((tmp_path / "fp32" / "index.json").read_text())["model"]
+    for u in utts:
+        np.testing.assert_allclose(bf16.get(u.utt_id), fp32.get(u.utt_id), atol=0.02)
+    with pytest.raises(UserFacingError, match="refusing to add"):
+        extract_intensities(tiny_iemocap, tmp_path / "fp32", model_path=random_strengthnet, precision="bf16")
+    with pytest.raises(UserFacingError, match="precision"):
+        extract_intensities(tiny_iemocap, tmp_path / "energy", source="energy", precision="bf16")
+
+
+def test_a_failing_cache_write_stops_the_extraction_and_keeps_what_was_written(
+    tiny_iemocap, random_strengthnet, tmp_path, monkeypatch
+):
+    """The writes run in a thread of their own: its error must still stop the run, and the curves written
+    before it stay in the index."""
+    calls = []
+    add = IntensityCacheWriter.add
+
+    def failing_add(self, utt_id, *args):
+        calls.append(utt_id)
+        if len(calls) == 7:
+            raise OSError(f"cannot write {utt_id}")
+        add(self, utt_id, *args)
+
+    monkeypatch.setattr(IntensityCacheWriter, "add", failing_add)
+    with pytest.raises(OSError, match="cannot write"):
+        extract_intensities(tiny_iemocap, tmp_path / "cache", model_path=random_strengthnet, batch_size=3)
+    cache = IntensityCache(tmp_path / "cache")
+    assert len(cache.items) >= 6 and calls[6] not in cache.items  # the batch being computed may land too
+    assert all(np.isfinite(cache.get(utt_id)).all() for utt_id in cache.items)
+    monkeypatch.setattr(IntensityCacheWriter, "add", add)
+    counts = extract_intensities(tiny_iemocap, tmp_path / "cache", model_path=random_strengthnet, batch_size=3)
+    assert counts["new"] == len(read_corpus(tiny_iemocap)) - len(cache.items) and counts["total"] == counts[
+        "new"
+    ] + len(cache.items)

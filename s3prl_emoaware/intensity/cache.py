@@ -46,6 +46,7 @@ that much work.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -56,7 +57,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from ..utils.atomic import atomic_path, atomic_write_json
+from ..utils.atomic import atomic_write_bytes, atomic_write_json
 from ..utils.errors import UserFacingError
 from ..utils.hashing import bytes_blake2b, file_sha256
 from .alignment import FrameGrid
@@ -393,9 +394,9 @@ class IntensityCacheWriter:
         """Record ``values`` for ``utt_id``, computed from ``wav`` (decoded from the file ``audio``)."""
         values = np.asarray(values, dtype=np.float32)
         rel = f"arrays/{utt_id}.npy"
-        with atomic_path(self.root / rel) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, values)
+        buffer = io.BytesIO()
+        np.save(buffer, values)
+        atomic_write_bytes(self.root / rel, buffer.getvalue())
         self.items[utt_id] = {
             "file": rel,
             "num_frames": int(values.shape[0]),

@@ -3,12 +3,14 @@
 StrengthNet inference over length-sorted batches (lengths from the audio headers, so padding
 is small; at most ``batch_size`` clips and :data:`FRAME_BUDGET` padded frames a batch) through
 :meth:`~.strengthnet.StrengthNet.frame_strength` (no emotion branch, no autograd,
-channels-last convolutions); audio decoding in worker threads, one batch ahead of the model, and
-the mel features in the main thread just before it (the energy proxy of :mod:`.acoustic`, with
+channels-last convolutions fused with their ReLU; ``precision="bf16"`` for bfloat16 on CPUs that
+have it); audio decoding in worker threads, one batch ahead of the model, and the mel features
+in the main thread just before it (the energy proxy of :mod:`.acoustic`, with
 ``source="energy"`` and no model, in the worker threads).
 Each curve is aligned to the named feature grid (exactly the frame count the SSL front-end
-gives that clip) and written to an :class:`~.cache.IntensityCacheWriter`: atomically,
-resumable, bad files skipped and reported in the index's ``failed`` map.
+gives that clip) and written to an :class:`~.cache.IntensityCacheWriter` by a thread of its own
+while the model computes the next batch: atomically, resumable, bad files skipped and reported
+in the index's ``failed`` map.
 
 ``reference=True`` computes the curves with the model's training ``forward`` instead (autograd
 masks, both branches, the original layout; since 46b5964 its BiLSTMs run unpacked too): the path
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 
 from ..corpora.reader import Utterance, read_corpus
+from ..models.strengthnet import PRECISIONS
 from ..utils.audio import DEFAULT_MAX_BAD_FRACTION, AudioError, AudioReport, audio_info, read_audio
 from ..utils.errors import UserFacingError
 from ..utils.locks import locks_folder
@@ -55,10 +58,15 @@ def _num_samples(u: Utterance, report: Optional[AudioReport] = None) -> int:
 
 
 def _batches(
-    todo: Sequence[Utterance], batch_size: int, report: Optional[AudioReport] = None
+    todo: Sequence[Utterance],
+    batch_size: int,
+    report: Optional[AudioReport] = None,
+    pool: Optional[ThreadPoolExecutor] = None,
 ) -> Iterator[List[Utterance]]:
-    """Length-sorted batches of at most ``batch_size`` clips and :data:`FRAME_BUDGET` padded frames."""
-    lengths = {u.utt_id: STRENGTHNET_GRID.num_frames(_num_samples(u, report)) for u in todo}
+    """Length-sorted batches of at most ``batch_size`` clips and :data:`FRAME_BUDGET` padded frames (the
+    headers read by ``pool``'s threads where given: 0.4 ms a file, before the first batch can start)."""
+    samples = (pool.map if pool is not None else map)(lambda u: _num_samples(u, report), todo)
+    lengths = {u.utt_id: STRENGTHNET_GRID.num_frames(n) for u, n in zip(todo, samples)}
     batch: List[Utterance] = []
     for u in sorted(todo, key=lambda u: lengths[u.utt_id]):
         if batch and (len(batch) >= batch_size or (len(batch) + 1) * lengths[u.utt_id] > FRAME_BUDGET):
@@ -81,14 +89,14 @@ def _decode(u: Utterance, features, report: AudioReport) -> _Decoded:
         return u, wav, features(wav), None
 
 
-def _strengthnet_curves(model, mels: List[torch.Tensor], reference: bool) -> List[np.ndarray]:
+def _strengthnet_curves(model, mels: List[torch.Tensor], reference: bool, precision: str) -> List[np.ndarray]:
     """Frame strengths (StrengthNet grid) of one batch of (T, n_mels) spectrograms."""
     if reference:
         from .train import predict_frames
 
         return predict_frames(model, mels)
     lengths = torch.tensor([m.shape[0] for m in mels])
-    frames = model.frame_strength(torch.nn.utils.rnn.pad_sequence(mels, batch_first=True), lengths)
+    frames = model.frame_strength(torch.nn.utils.rnn.pad_sequence(mels, batch_first=True), lengths, precision)
     return [f[:n].numpy() for f, n in zip(frames, lengths.tolist())]
 
 
@@ -106,6 +114,7 @@ def extract_intensities(
     threads: Optional[int] = None,
     reference: bool = False,
     max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION,
+    precision: str = "fp32",
 ) -> Dict:
     """Fill the cache at ``out``; return counts.
 
@@ -116,7 +125,9 @@ def extract_intensities(
     ``n_jobs``: decoding/feature threads; ``threads``: torch's intra-op threads for the model
     (default: torch's setting, the cores available unless ``OMP_NUM_THREADS`` says otherwise);
     ``reference``: the training-forward path (see the module docstring); ``stop_after`` (tests)
-    raises after that many new items.
+    raises after that many new items; ``precision`` (``fp32`` | ``bf16``): what StrengthNet computes
+    in (:meth:`~.strengthnet.StrengthNet.frame_strength`); bf16 curves are recorded as such in the
+    cache's model identity, so they never mix with fp32 ones.
     """
     from tqdm import tqdm
 
@@ -126,6 +137,12 @@ def extract_intensities(
         raise UserFacingError(f"unknown grid {grid!r}; choose {', '.join(GRIDS)}")
     if batch_size < 1:
         raise UserFacingError(f"batch size must be at least 1, got {batch_size}")
+    if precision not in PRECISIONS:
+        raise UserFacingError(f"unknown precision {precision!r}; choose {', '.join(PRECISIONS)}")
+    if precision != "fp32" and (source != "strengthnet" or reference):
+        raise UserFacingError(
+            f"precision {precision} is for StrengthNet's fast path (not with --source energy or reference)"
+        )
     target = GRIDS[grid]
     model = None
     if source == "strengthnet":
@@ -145,6 +162,9 @@ def extract_intensities(
     else:
         features, native = energy_intensity, FBANK_GRID  # the proxy is computed on the fbank frames
     identity = model_identity(source, model_path, model.config) if model is not None else model_identity(source)
+    if precision != "fp32":  # fp32 identities stay as they were, so existing caches keep resuming
+        identity["precision"] = precision
+        _warn_if_emulated(precision)
     writer = IntensityCacheWriter(out, source, target, grid, model=identity)
     todo = [
         u
@@ -165,37 +185,68 @@ def extract_intensities(
     def submit(batch: List[Utterance]) -> List[Future]:
         return [pool.submit(_decode, u, in_workers, report) for u in batch]
 
+    # The cache writes (alignment, hashes, file, fsync, rename: about 2 ms a clip, more than the small model
+    # spends on it) run in a thread of their own while the model computes the next batch; one thread, in order,
+    # so the writer's index is never touched by two threads at once.
+    writes = ThreadPoolExecutor(1)
+    written: List[Future] = []
+
+    def record(failures: List[Tuple[str, str]], curves: List[Tuple[Utterance, np.ndarray, np.ndarray]]) -> None:
+        for utt_id, reason in failures:
+            writer.fail(utt_id, reason)
+        for u, wav, curve in curves:
+            aligned = align_curve(curve, native, target, target.num_frames(len(wav)))
+            writer.add(u.utt_id, np.clip(aligned, 0.0, 1.0), str(u.path), wav)
+
     try:
         with torch_threads(threads):
-            batches = _batches(todo, batch_size, report)
+            batches = _batches(todo, batch_size, report, pool)
             ahead = submit(next(batches, []))
             while ahead:
                 decoded = [f.result() for f in ahead]
                 ahead = submit(next(batches, []))  # decode the next batch while the model runs
-                good: List[_Decoded] = []
-                for item in decoded:
-                    if item[3] is not None:
-                        writer.fail(item[0].utt_id, item[3])
-                        report.skip(item[0].utt_id, item[3])
-                        skipped += 1
-                    else:
-                        good.append(item)
+                good = [item for item in decoded if item[3] is None]
+                failures = [(item[0].utt_id, item[3]) for item in decoded if item[3] is not None]
+                for utt_id, reason in failures:
+                    report.skip(utt_id, reason)
+                skipped += len(failures)
                 if model is not None and good:
                     with torch.inference_mode():
                         mels = [features(wav) for _, wav, _, _ in good]
-                    curves = _strengthnet_curves(model, mels, reference)
+                    curves = _strengthnet_curves(model, mels, reference, precision)
                 else:
                     curves = [curve for _, _, curve, _ in good]
-                for (u, wav, _, _), curve in zip(good, curves):
-                    aligned = align_curve(curve, native, target, target.num_frames(len(wav)))
-                    writer.add(u.utt_id, np.clip(aligned, 0.0, 1.0), str(u.path), wav)
-                    new += 1
-                    if stop_after is not None and new >= stop_after:
-                        raise KeyboardInterrupt(f"stopped after {new} items (stop_after)")
+                items = [(u, wav, curve) for (u, wav, _, _), curve in zip(good, curves)]
+                if stop_after is not None:
+                    items = items[: stop_after - new]
+                written.append(writes.submit(record, failures, items))
+                new += len(items)
+                while len(written) > 1:  # one batch written while the next computes; a write error raises here
+                    written.pop(0).result()
+                if stop_after is not None and new >= stop_after:
+                    raise KeyboardInterrupt(f"stopped after {new} items (stop_after)")
                 bar.update(len(decoded))
+            for f in written:
+                f.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        writes.shutdown(wait=True)  # what was computed is written, also when the run stops on an error
         writer.flush()
         bar.close()
     report.finish()
     return {"new": new, "skipped": skipped, "total": len(writer.items), "failed": len(writer.failed)}
+
+
+def _warn_if_emulated(precision: str) -> None:
+    """bf16 pays off only where the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX)."""
+    cpu = torch.backends.cpu.get_cpu_capability()
+    native = (
+        getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+        or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    )
+    if not native:
+        logger.warning(
+            "precision %s: this CPU (%s) has no bf16 matrix instructions; it is emulated and slower than fp32",
+            precision,
+            cpu,
+        )

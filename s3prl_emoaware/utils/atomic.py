@@ -19,10 +19,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Tuple, Union
 
 __all__ = [
     "atomic_path",
+    "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
     "atomic_torch_save",
@@ -87,21 +88,20 @@ def is_disk_full(err: BaseException, folder: PathLike) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_path(target: PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; on success fsync it and rename it onto ``target``.
-
-    On any error (the body's, a full disk's, a signal's) the temporary file is removed and
-    ``target`` keeps its previous content; a full disk is raised as :class:`DiskFullError`.
-    """
-    target = Path(target)
+def _replacing(target: Path) -> Iterator[Tuple[int, Path]]:
+    """A new temporary file beside ``target``, open: yields its descriptor and path for the body to fill
+    (and fsync); when the body returns, the file is closed and renamed onto ``target``. On any error (the
+    body's, a full disk's, a signal's) it is removed and ``target`` keeps its previous content; a full disk
+    is raised as :class:`DiskFullError`."""
     tmp_path: Optional[Path] = None
+    fd: Optional[int] = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
         tmp_path = Path(tmp)
-        yield tmp_path
-        _fsync(tmp_path)
+        yield fd, tmp_path
+        os.close(fd)
+        fd = None
         os.replace(tmp_path, target)
         tmp_path = None
     except Exception as err:
@@ -111,8 +111,33 @@ def atomic_path(target: PathLike) -> Iterator[Path]:
             ) from None
         raise
     finally:
+        if fd is not None:
+            os.close(fd)
         if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(target: PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success fsync it and rename it onto ``target``.
+
+    On any error (the body's, a full disk's, a signal's) the temporary file is removed and
+    ``target`` keeps its previous content; a full disk is raised as :class:`DiskFullError`.
+    """
+    with _replacing(Path(target)) as (_, tmp_path):
+        yield tmp_path
+        _fsync(tmp_path)  # by path: the body may have written a new file under it
+
+
+def atomic_write_bytes(target: PathLike, data: bytes) -> None:
+    """:func:`atomic_path` for bytes in memory, with one file open instead of three (the temporary file's
+    creation, the writer's open, fsync's): creating and opening a file took 0.4 ms on the overlay
+    filesystem of these machines, which a cache of one small file per clip pays per clip."""
+    with _replacing(Path(target)) as (fd, _):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
 
 
 def atomic_write_text(target: PathLike, text: str) -> None:
