@@ -223,3 +223,35 @@ def test_a_failing_cache_write_stops_the_extraction_and_keeps_what_was_written(
     assert counts["new"] == len(read_corpus(tiny_iemocap)) - len(cache.items) and counts["total"] == counts[
         "new"
     ] + len(cache.items)
+
+
+def test_batches_are_padded_to_a_multiple_of_16_frames_without_changing_a_curve(monkeypatch):
+    from s3prl_emoaware.intensity import extract
+
+    torch.manual_seed(0)
+    model = StrengthNet(StrengthNetConfig(**_SMALL)).eval()
+    model.input_mean.fill_(-5.0), model.input_std.fill_(3.0)
+    mels = [torch.randn(n, 80) * 3 - 5 for n in (37, 50, 21)]
+    shapes = []
+    frame_strength = model.frame_strength
+    monkeypatch.setattr(model, "frame_strength", lambda m, n, p: shapes.append(m.shape) or frame_strength(m, n, p))
+    curves = extract._strengthnet_curves(model, mels, reference=False, precision="fp32")
+    assert shapes == [(3, 64, 80)]
+    for mel, curve in zip(mels, curves):
+        alone = frame_strength(mel[None], torch.tensor([mel.shape[0]]))[0].numpy()
+        assert curve.shape == (mel.shape[0],)
+        np.testing.assert_allclose(curve, alone, atol=1e-5)
+
+
+def test_mels_of_a_batch_are_the_mels_of_each_clip():
+    from s3prl_emoaware.features.mel import MelFrontend
+
+    torch.manual_seed(0)
+    frontend = MelFrontend(80, log=True)
+    wavs = [torch.randn(n) for n in (16000, 45677, 400, 257 * 3 + 5, 48000)]
+    batch = frontend.each(wavs)
+    assert frontend.each([]) == []
+    for wav, mel in zip(wavs, batch):
+        alone = frontend(wav[None])[0]
+        assert mel.shape == alone.shape == (1 + len(wav) // 256, 80)
+        torch.testing.assert_close(mel, alone, rtol=0, atol=1e-5)

@@ -5,7 +5,7 @@ is small; at most ``batch_size`` clips and :data:`FRAME_BUDGET` padded frames a 
 :meth:`~.strengthnet.StrengthNet.frame_strength` (no emotion branch, no autograd,
 channels-last convolutions fused with their ReLU; ``precision="bf16"`` for bfloat16 on CPUs that
 have it); audio decoding in worker threads, one batch ahead of the model, and the mel features
-in the main thread just before it (the energy proxy of :mod:`.acoustic`, with
+of the whole batch in the main thread just before it (the energy proxy of :mod:`.acoustic`, with
 ``source="energy"`` and no model, in the worker threads).
 Each curve is aligned to the named feature grid (exactly the frame count the SSL front-end
 gives that clip) and written to an :class:`~.cache.IntensityCacheWriter` by a thread of its own
@@ -42,6 +42,11 @@ __all__ = ["extract_intensities", "SOURCES", "FRAME_BUDGET"]
 
 SOURCES = ("strengthnet", "energy")
 FRAME_BUDGET = 8192  # padded StrengthNet frames a batch (131 s of audio: ~140 MB per 16-channel map)
+# A batch's frames are padded up to a multiple of this: oneDNN compiles its kernels for each new input
+# shape (22 ms a batch of 16 clips in bf16, a quarter of its compute; 8 ms in fp32) and keeps them for shapes
+# seen before, which a corpus of clips of every length rarely gives; 16 frames (0.26 s) make lengths
+# recur for 4 % more frames. A clip's curve does not depend on its batch's padding.
+PAD_MULTIPLE = 16
 
 _Decoded = Tuple[Utterance, Optional[np.ndarray], Optional[object], Optional[str]]
 
@@ -96,7 +101,9 @@ def _strengthnet_curves(model, mels: List[torch.Tensor], reference: bool, precis
 
         return predict_frames(model, mels)
     lengths = torch.tensor([m.shape[0] for m in mels])
-    frames = model.frame_strength(torch.nn.utils.rnn.pad_sequence(mels, batch_first=True), lengths, precision)
+    padded = torch.nn.utils.rnn.pad_sequence(mels, batch_first=True)
+    extra = -padded.shape[1] % PAD_MULTIPLE
+    frames = model.frame_strength(torch.nn.functional.pad(padded, (0, 0, 0, extra)), lengths, precision)
     return [f[:n].numpy() for f, n in zip(frames, lengths.tolist())]
 
 
@@ -157,10 +164,9 @@ def extract_intensities(
         model = load_strengthnet(model_path)
         if not reference:  # oneDNN's channels-last convolutions: 1.5x faster on CPU, same values
             model.to(memory_format=torch.channels_last)
-        frontend = MelFrontend(model.config.n_mels, model.config.log_mel)
-        features, native = (lambda wav: frontend(torch.from_numpy(wav)[None])[0]), STRENGTHNET_GRID
+        frontend, native = MelFrontend(model.config.n_mels, model.config.log_mel), STRENGTHNET_GRID
     else:
-        features, native = energy_intensity, FBANK_GRID  # the proxy is computed on the fbank frames
+        native = FBANK_GRID  # the energy proxy is computed on the fbank frames
     identity = model_identity(source, model_path, model.config) if model is not None else model_identity(source)
     if precision != "fp32":  # fp32 identities stay as they were, so existing caches keep resuming
         identity["precision"] = precision
@@ -177,10 +183,11 @@ def extract_intensities(
     bar = tqdm(total=len(todo), desc=f"intensity ({source})", unit="utt")
     pool = ThreadPoolExecutor(max(1, n_jobs))
 
-    # With a model the threads only decode: a torch op started in a worker thread opens its own OpenMP team
-    # beside the model's, and on 2 cores the model's parallel regions then wait for preempted threads (the
-    # StrengthNets ran 1.4-2x slower with the mel in the workers; bench/bench_intensity.py)
-    in_workers = features if model is None else None
+    # With a model the threads only decode, and the mels of a batch are computed at once just before the model
+    # runs: a torch op started in a worker thread opens its own OpenMP team beside the model's, and on 2 cores
+    # the model's parallel regions then wait for preempted threads (the StrengthNets ran 1.4-2x slower with the
+    # mel in the workers; bench/bench_intensity.py)
+    in_workers = energy_intensity if model is None else None
 
     def submit(batch: List[Utterance]) -> List[Future]:
         return [pool.submit(_decode, u, in_workers, report) for u in batch]
@@ -212,7 +219,7 @@ def extract_intensities(
                 skipped += len(failures)
                 if model is not None and good:
                     with torch.inference_mode():
-                        mels = [features(wav) for _, wav, _, _ in good]
+                        mels = frontend.each([torch.from_numpy(wav) for _, wav, _, _ in good])
                     curves = _strengthnet_curves(model, mels, reference, precision)
                 else:
                     curves = [curve for _, _, curve, _ in good]
