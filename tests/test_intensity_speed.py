@@ -255,3 +255,18 @@ def test_mels_of_a_batch_are_the_mels_of_each_clip():
         alone = frontend(wav[None])[0]
         assert mel.shape == alone.shape == (1 + len(wav) // 256, 80)
         torch.testing.assert_close(mel, alone, rtol=0, atol=1e-5)
+
+
+def test_frame_strength_without_the_fused_op_gives_the_same_curves(monkeypatch):
+    """The path for builds without oneDNN and for CUDA (plain convolution, then an in-place ReLU)."""
+    from s3prl_emoaware.models import strengthnet as module
+
+    torch.manual_seed(0)
+    model = StrengthNet(StrengthNetConfig(dense_dim=81, channels=[8, 16, 32, 32], lstm_dim=16, hidden_dim=16)).eval()
+    model.input_mean.fill_(-5.0), model.input_std.fill_(3.0)
+    mels, lengths = torch.randn(3, 40, 80) * 3 - 5, torch.tensor([40, 33, 9])
+    fused = {p: model.frame_strength(mels, lengths, p) for p in ("fp32", "bf16")}
+    monkeypatch.setattr(module, "_POINTWISE", None)
+    for precision, curves in fused.items():
+        plain = model.frame_strength(mels, lengths, precision)
+        torch.testing.assert_close(plain, curves, rtol=0, atol=1e-5 if precision == "fp32" else 2e-2)
