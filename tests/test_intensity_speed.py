@@ -270,3 +270,25 @@ def test_frame_strength_without_the_fused_op_gives_the_same_curves(monkeypatch):
     for precision, curves in fused.items():
         plain = model.frame_strength(mels, lengths, precision)
         torch.testing.assert_close(plain, curves, rtol=0, atol=1e-5 if precision == "fp32" else 2e-2)
+
+
+def test_bf16_on_a_cpu_without_onednn_bf16_uses_torch_kernels(monkeypatch, caplog):
+    """oneDNN refuses bf16 on CPUs without AVX512 (the fused op raises there): torch's own kernels run it."""
+    from s3prl_emoaware.intensity.extract import _warn_if_emulated
+    from s3prl_emoaware.models import strengthnet as module
+
+    torch.manual_seed(0)
+    model = StrengthNet(StrengthNetConfig(**_SMALL)).eval()
+    model.input_mean.fill_(-5.0), model.input_std.fill_(3.0)
+    mels, lengths = torch.randn(2, 30, 80) * 3 - 5, torch.tensor([30, 17])
+    expected = model.frame_strength(mels, lengths, "bf16")
+
+    def refuse(*args):
+        raise RuntimeError("bf16 path needs the cpu support avx512bw, avx512vl and avx512dq")
+
+    monkeypatch.setattr(module, "onednn_bf16_supported", lambda: False)
+    monkeypatch.setattr(module, "_POINTWISE", refuse)
+    got = model.frame_strength(mels, lengths, "bf16")
+    torch.testing.assert_close(got, expected, rtol=0, atol=2e-2)
+    _warn_if_emulated("bf16")
+    assert "emulated and slower than fp32" in caplog.text

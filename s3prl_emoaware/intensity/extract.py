@@ -246,8 +246,9 @@ def extract_intensities(
 
 def _warn_if_emulated(precision: str) -> None:
     """bf16 pays off only where the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX)."""
-    cpu = torch.backends.cpu.get_cpu_capability()
-    native = (
+    from ..models.strengthnet import onednn_bf16_supported
+
+    native = onednn_bf16_supported() and (
         getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
         or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     )
@@ -255,5 +256,5 @@ def _warn_if_emulated(precision: str) -> None:
         logger.warning(
             "precision %s: this CPU (%s) has no bf16 matrix instructions; it is emulated and slower than fp32",
             precision,
-            cpu,
+            torch.backends.cpu.get_cpu_capability(),
         )

@@ -231,7 +231,9 @@ def _conv_relu(conv: nn.Conv2d, x: Tensor) -> Tensor:
                 out = nn.functional.conv2d(x.float(), conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation)
         return out.relu_().to(x.dtype)
     weight, bias = conv.weight.to(x.dtype), conv.bias.to(x.dtype)  # a no-op in fp32
-    if x.device.type == "cpu" and torch.backends.mkldnn.is_available() and _POINTWISE is not None:
+    if x.device.type == "cpu" and _POINTWISE is not None and torch.backends.mkldnn.is_available():
+        if x.dtype == torch.bfloat16 and not onednn_bf16_supported():  # the op refuses bf16 there
+            return nn.functional.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups).relu_()
         args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
         return _POINTWISE(x, weight, bias, *args, "relu", [], "")
     return nn.functional.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups).relu_()
@@ -243,6 +245,13 @@ def _output_width(conv: nn.Conv2d, x: Tensor) -> int:
 
 
 _POINTWISE = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None)
+
+
+def onednn_bf16_supported() -> bool:
+    """Whether oneDNN runs bf16 on this CPU (AVX512 BW/VL/DQ at least; fast with AVX512-BF16 or AMX). Without
+    it, torch computes bf16 convolutions with its own slow kernels (correct, slower than fp32)."""
+    check = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    return bool(check is not None and check())
 
 
 def _bidirectional(lstm: nn.LSTM, x: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
