@@ -231,9 +231,8 @@ def _conv_relu(conv: nn.Conv2d, x: Tensor) -> Tensor:
                 out = nn.functional.conv2d(x.float(), conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation)
         return out.relu_().to(x.dtype)
     weight, bias = conv.weight.to(x.dtype), conv.bias.to(x.dtype)  # a no-op in fp32
-    if x.device.type == "cpu" and _POINTWISE is not None and torch.backends.mkldnn.is_available():
-        if x.dtype == torch.bfloat16 and not onednn_bf16_supported():  # the op refuses bf16 there
-            return nn.functional.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups).relu_()
+    fused = x.device.type == "cpu" and _POINTWISE is not None and torch.backends.mkldnn.is_available()
+    if fused and (x.dtype != torch.bfloat16 or onednn_bf16_supported()):  # the op refuses bf16 without AVX512
         args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
         return _POINTWISE(x, weight, bias, *args, "relu", [], "")
     return nn.functional.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups).relu_()
